@@ -1,0 +1,145 @@
+internal import Synchronization
+
+/// One RPC's stream on the client, with the reason it ended early (deadline, cancellation, a local
+/// failure) so that every later error reports that reason rather than the transport's view of it.
+final class ClientCall: Sendable {
+    private enum State {
+        case active
+        case finished
+        case ended(RPCError)
+    }
+
+    let stream: any ClientTransportStream
+    private let state = Mutex(State.active)
+
+    init(stream: any ClientTransportStream) {
+        self.stream = stream
+    }
+
+    /// Ends the RPC early with `error` and cancels the stream on both ends; no-op once it has ended.
+    func cancel(with error: RPCError) {
+        let cancelled = state.withLock { state -> Bool in
+            guard case .active = state else { return false }
+            state = .ended(error)
+            return true
+        }
+        if cancelled { stream.cancel() }
+    }
+
+    /// Cancels the stream if the status hasn't arrived: the caller has left the RPC's scope.
+    func cancelIfActive() {
+        cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+    }
+
+    /// The status arrived.
+    func markFinished() {
+        state.withLock { state in
+            if case .active = state { state = .finished }
+        }
+    }
+
+    /// The error the RPC ended with locally, if any.
+    var localError: RPCError? {
+        state.withLock { if case .ended(let error) = $0 { error } else { nil } }
+    }
+
+    /// What to report for a transport error: the local reason if the RPC ended early, else the error.
+    func map(_ error: any Error) -> RPCError {
+        if let local = localError { return local }
+        if let rpcError = error as? RPCError { return rpcError }
+        if error is CancellationError { return RPCError(code: .cancelled, message: "The RPC was cancelled.") }
+        return RPCError(code: .unknown, message: "The transport failed.", cause: error)
+    }
+
+    func next() async throws(RPCError) -> RPCResponsePart? {
+        do {
+            let part = try await stream.next()
+            // A status that races with a local deadline or cancellation loses: gRPC reports the local reason.
+            if let local = localError { throw local }
+            return part
+        } catch {
+            throw map(error)
+        }
+    }
+}
+
+/// Marks a request write that failed because the stream can no longer carry messages; the RPC's
+/// outcome then comes from the response.
+struct RequestStreamClosed: Error {
+    var underlying: any Error
+}
+
+/// Serializes request messages and writes them to the stream.
+struct RequestWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Serializer.Message: Sendable {
+    let call: ClientCall
+    let serializer: Serializer
+    let limit: Int?
+
+    func write(_ element: Serializer.Message) async throws {
+        if let local = call.localError { throw local }
+        let buffer = try serializer.serializeForRPC(element)
+        if let limit, buffer.count > limit {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "Request message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+            )
+        }
+        do {
+            try await call.stream.write(.message(buffer))
+        } catch {
+            throw RequestStreamClosed(underlying: error)
+        }
+    }
+}
+
+/// The response body: messages, then trailing metadata or the error of a non-OK status.
+struct ResponseBody<Deserializer: MessageDeserializer>: AsyncSequence, Sendable
+where Deserializer.Message: Sendable {
+    typealias Element = StreamingClientResponse<Deserializer.Message>.BodyPart
+    typealias Failure = any Error
+
+    let call: ClientCall
+    let deserializer: Deserializer
+    let limit: Int?
+
+    func makeAsyncIterator() -> Iterator { Iterator(base: self) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let base: ResponseBody
+        var done = false
+
+        mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+            try await next()
+        }
+
+        mutating func next() async throws -> Element? {
+            guard !done else { return nil }
+            do {
+                switch try await base.call.next() {
+                case .message(let buffer):
+                    if let limit = base.limit, buffer.count > limit {
+                        throw RPCError(
+                            code: .resourceExhausted,
+                            message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+                        )
+                    }
+                    return .message(try base.deserializer.deserializeForRPC(buffer))
+                case .status(let status, let trailers):
+                    done = true
+                    base.call.markFinished()
+                    if let error = RPCError(status: status, metadata: trailers) { throw error }
+                    return .trailingMetadata(trailers)
+                case .metadata:
+                    throw RPCError(code: .internal, message: "Received response metadata twice.")
+                case nil:
+                    throw RPCError(code: .internal, message: "The response ended without a status.")
+                }
+            } catch let error as RPCError {
+                done = true
+                // Local failures (limit, codec, protocol) cancel the RPC; a received status doesn't.
+                base.call.cancel(with: error)
+                throw base.call.localError ?? error
+            }
+        }
+    }
+}

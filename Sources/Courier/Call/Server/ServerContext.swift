@@ -1,0 +1,40 @@
+/// What a handler and a server interceptor know about the RPC they serve.
+///
+/// The handler's task is cancelled when the client cancels, the connection is lost, or the deadline
+/// passes; check `Task.isCancelled` or use cancellation handlers in long-running work.
+public struct ServerContext: Sendable {
+    /// The method being served.
+    public var descriptor: MethodDescriptor
+    /// A description of the client, such as `ipv4:127.0.0.1:52144`.
+    public var peer: String
+    /// When the RPC's deadline passes, on ``clock``; `nil` if the client set no timeout.
+    ///
+    /// Client calls made while serving the RPC inherit this deadline automatically.
+    public var deadline: ContinuousClock.Instant?
+    /// The clock the deadline is measured on.
+    public var clock: any RPCClock
+
+    /// Creates a context.
+    ///
+    /// - Parameters:
+    ///   - descriptor: The method.
+    ///   - peer: The client's description.
+    ///   - deadline: The deadline.
+    ///   - clock: The deadline's clock.
+    public init(
+        descriptor: MethodDescriptor,
+        peer: String,
+        deadline: ContinuousClock.Instant? = nil,
+        clock: any RPCClock = .system
+    ) {
+        self.descriptor = descriptor
+        self.peer = peer
+        self.deadline = deadline
+        self.clock = clock
+    }
+
+    /// The time left until the deadline (negative once it has passed), or `nil` without a deadline.
+    public var timeRemaining: Duration? {
+        deadline.map { clock.now.duration(to: $0) }
+    }
+}

@@ -1,0 +1,48 @@
+/// Options for one client call.
+///
+/// ```swift
+/// var options = CallOptions.defaults
+/// options.timeout = .seconds(30)
+/// ```
+public struct CallOptions: Sendable, Hashable {
+    /// How long the call may take; `nil` means no limit of its own.
+    ///
+    /// The timeout becomes a deadline when the call starts. A call made while serving another RPC also
+    /// inherits that RPC's deadline; the earlier of the two applies. When the deadline passes the call
+    /// fails with `DEADLINE_EXCEEDED` and is cancelled on both ends.
+    public var timeout: Duration?
+
+    /// The largest serialized request message the client will send, in bytes; `nil` means no limit.
+    /// A larger message fails the call with `RESOURCE_EXHAUSTED` before it is sent.
+    public var maxRequestMessageBytes: Int?
+
+    /// The largest response message the client will accept, in bytes; `nil` means no limit.
+    /// A larger message fails the call with `RESOURCE_EXHAUSTED`. Defaults to 4 MiB, as in gRPC.
+    public var maxResponseMessageBytes: Int?
+
+    /// Whether the call waits for the transport to become ready instead of failing fast with
+    /// `UNAVAILABLE` when connecting has failed (gRPC's wait-for-ready). It still ends at its deadline.
+    public var waitForReady: Bool
+
+    /// Creates options.
+    ///
+    /// - Parameters:
+    ///   - timeout: See ``timeout``.
+    ///   - maxRequestMessageBytes: See ``maxRequestMessageBytes``.
+    ///   - maxResponseMessageBytes: See ``maxResponseMessageBytes``.
+    ///   - waitForReady: See ``waitForReady``.
+    public init(
+        timeout: Duration? = nil,
+        maxRequestMessageBytes: Int? = nil,
+        maxResponseMessageBytes: Int? = 4 * 1024 * 1024,
+        waitForReady: Bool = false
+    ) {
+        self.timeout = timeout
+        self.maxRequestMessageBytes = maxRequestMessageBytes
+        self.maxResponseMessageBytes = maxResponseMessageBytes
+        self.waitForReady = waitForReady
+    }
+
+    /// No timeout, no request limit, a 4 MiB response limit, fail fast.
+    public static var defaults: CallOptions { CallOptions() }
+}

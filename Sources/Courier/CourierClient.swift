@@ -1,0 +1,317 @@
+internal import Synchronization
+
+/// A gRPC client: makes RPCs of the four kinds over a ``ClientTransport``.
+///
+/// A client lives in a structured scope. ``withCourierClient(transport:interceptors:isolation:_:)``
+/// runs one for the duration of a closure; or call ``run()`` from a task group (or a service group)
+/// and ``beginGracefulShutdown()`` when done.
+///
+/// ```swift
+/// try await withCourierClient(transport: transport) { client in
+///     let reply = try await client.unary(
+///         request: ClientRequest(message: "hi"),
+///         descriptor: sayHello, serializer: codec, deserializer: codec
+///     )
+/// }
+/// ```
+///
+/// Generated clients wrap these methods with one typed method per RPC. Every call honours its
+/// ``CallOptions/timeout`` and the deadline inherited from the RPC being served; cancelling the calling
+/// task cancels the RPC on both ends and the call throws `CANCELLED`.
+public final class CourierClient: Sendable {
+    private enum State {
+        case notStarted
+        case running
+        case stopping
+        case stopped
+    }
+
+    private let transport: any ClientTransport
+    private let interceptors: [any ClientInterceptor]
+    private let state = Mutex(State.notStarted)
+
+    /// Creates a client.
+    ///
+    /// - Parameters:
+    ///   - transport: How RPCs reach the server.
+    ///   - interceptors: Applied to every call, first to last.
+    public init(transport: some ClientTransport, interceptors: [any ClientInterceptor] = []) {
+        self.transport = transport
+        self.interceptors = interceptors
+    }
+
+    /// Runs the transport's connection management until ``beginGracefulShutdown()`` has been called
+    /// and every RPC has finished. Cancelling the calling task closes every connection.
+    ///
+    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the client has already run; the transport's error
+    ///   if it fails as a whole.
+    public func run() async throws {
+        let old = state.withLock { state -> State in
+            let old = state
+            if case .notStarted = old { state = .running }
+            return old
+        }
+        switch old {
+        case .notStarted:
+            break
+        case .running:
+            throw RPCError(code: .failedPrecondition, message: "The client is already running.")
+        case .stopping, .stopped:
+            throw RPCError(code: .failedPrecondition, message: "The client has been shut down.")
+        }
+        defer { state.withLock { $0 = .stopped } }
+        try await transport.connect()
+    }
+
+    /// Stops new RPCs (they fail with `UNAVAILABLE`); RPCs in flight finish, then ``run()`` returns.
+    public func beginGracefulShutdown() {
+        state.withLock { state in
+            switch state {
+            case .notStarted, .stopped: state = .stopped
+            case .running, .stopping: state = .stopping
+            }
+        }
+        transport.beginGracefulShutdown()
+    }
+
+    private func checkAcceptingRPCs() throws(RPCError) {
+        let accepting = state.withLock { state in
+            switch state {
+            case .notStarted, .running: true
+            case .stopping, .stopped: false
+            }
+        }
+        guard accepting else {
+            throw RPCError(code: .unavailable, message: "The client has been shut down.")
+        }
+    }
+
+    /// Makes a unary call: one request message, one response message.
+    ///
+    /// - Parameters:
+    ///   - request: The request.
+    ///   - descriptor: The method.
+    ///   - serializer: Serializes the request.
+    ///   - deserializer: Deserializes the response.
+    ///   - options: Timeout and limits.
+    ///   - handler: Receives the response, successful or not, and returns the call's result.
+    /// - Returns: What `handler` returns.
+    /// - Throws: What `handler` throws, or an ``RPCError`` if the call could not be started.
+    public func unary<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: ClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions = .defaults,
+        onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        try checkAcceptingRPCs()
+        return try await ClientRPCExecutor.execute(
+            request: StreamingClientRequest(request),
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options,
+            producerMode: .beforeResponse,
+            transport: transport,
+            interceptors: interceptors
+        ) { response in
+            try await handler(ClientResponse(collecting: response))
+        }
+    }
+
+    /// Makes a unary call and returns the response message.
+    ///
+    /// - Parameters:
+    ///   - request: The request.
+    ///   - descriptor: The method.
+    ///   - serializer: Serializes the request.
+    ///   - deserializer: Deserializes the response.
+    ///   - options: Timeout and limits.
+    /// - Returns: The response message.
+    /// - Throws: ``RPCError`` if the call failed.
+    public func unary<Request: Sendable, Response: Sendable>(
+        request: ClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions = .defaults
+    ) async throws -> Response {
+        try await unary(
+            request: request,
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options
+        ) { try $0.message }
+    }
+
+    /// Makes a client-streaming call: the request's producer writes messages, one response comes back.
+    ///
+    /// - Parameters:
+    ///   - request: The request and its producer.
+    ///   - descriptor: The method.
+    ///   - serializer: Serializes the requests.
+    ///   - deserializer: Deserializes the response.
+    ///   - options: Timeout and limits.
+    ///   - handler: Receives the response, successful or not, and returns the call's result.
+    /// - Returns: What `handler` returns.
+    /// - Throws: What `handler` throws, or an ``RPCError`` if the call could not be made.
+    public func clientStreaming<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: StreamingClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions = .defaults,
+        onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        try checkAcceptingRPCs()
+        return try await ClientRPCExecutor.execute(
+            request: request,
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options,
+            producerMode: .beforeResponse,
+            transport: transport,
+            interceptors: interceptors
+        ) { response in
+            try await handler(ClientResponse(collecting: response))
+        }
+    }
+
+    /// Makes a server-streaming call: one request message, a stream of responses.
+    ///
+    /// - Parameters:
+    ///   - request: The request.
+    ///   - descriptor: The method.
+    ///   - serializer: Serializes the request.
+    ///   - deserializer: Deserializes the responses.
+    ///   - options: Timeout and limits.
+    ///   - handler: Consumes the response stream; the RPC is cancelled if it returns before the end.
+    /// - Returns: What `handler` returns.
+    /// - Throws: What `handler` throws, or an ``RPCError`` if the call could not be made.
+    public func serverStreaming<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: ClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions = .defaults,
+        onResponse handler: @Sendable (StreamingClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        try checkAcceptingRPCs()
+        return try await ClientRPCExecutor.execute(
+            request: StreamingClientRequest(request),
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options,
+            producerMode: .beforeResponse,
+            transport: transport,
+            interceptors: interceptors,
+            handler: handler
+        )
+    }
+
+    /// Makes a bidirectional-streaming call: the request's producer and `handler` run concurrently, so
+    /// either side may send before the other finishes.
+    ///
+    /// - Parameters:
+    ///   - request: The request and its producer.
+    ///   - descriptor: The method.
+    ///   - serializer: Serializes the requests.
+    ///   - deserializer: Deserializes the responses.
+    ///   - options: Timeout and limits.
+    ///   - handler: Consumes the response stream; the RPC is cancelled if it returns before the end.
+    /// - Returns: What `handler` returns.
+    /// - Throws: What `handler` throws, or an ``RPCError`` if the call could not be made.
+    public func bidirectionalStreaming<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: StreamingClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions = .defaults,
+        onResponse handler: @Sendable (StreamingClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        try checkAcceptingRPCs()
+        return try await ClientRPCExecutor.execute(
+            request: request,
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options,
+            producerMode: .concurrent,
+            transport: transport,
+            interceptors: interceptors,
+            handler: handler
+        )
+    }
+}
+
+/// Runs a client for the duration of `body`, then shuts it down gracefully.
+///
+/// The client's ``CourierClient/run()`` runs in a child task. When `body` returns, new RPCs are refused
+/// and this function returns once the transport has closed. If `body` throws, the client is aborted.
+///
+/// - Parameters:
+///   - transport: How RPCs reach the server.
+///   - interceptors: Applied to every call, first to last.
+///   - isolation: The caller's actor, inferred.
+///   - body: Makes RPCs with the client.
+/// - Returns: What `body` returns.
+public func withCourierClient<Result: Sendable>(
+    transport: some ClientTransport,
+    interceptors: [any ClientInterceptor] = [],
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (CourierClient) async throws -> Result
+) async throws -> Result {
+    let client = CourierClient(transport: transport, interceptors: interceptors)
+    return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+        group.addTask { try await client.run() }
+        do {
+            let result = try await body(client)
+            client.beginGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+    }
+}
+
+extension ClientResponse {
+    /// Collects a streaming response that must carry exactly one message.
+    init(collecting response: StreamingClientResponse<Message>) async {
+        switch response.accepted {
+        case .failure(let error):
+            self.init(accepted: .failure(error))
+        case .success(let contents):
+            do {
+                var message: Message?
+                var trailers: Metadata = [:]
+                for try await part in contents.bodyParts {
+                    switch part {
+                    case .message(let received):
+                        guard message == nil else {
+                            throw RPCError(code: .internal, message: "Expected one response message, received more.")
+                        }
+                        message = received
+                    case .trailingMetadata(let received):
+                        trailers = received
+                    }
+                }
+                guard let message else {
+                    throw RPCError(code: .internal, message: "Expected one response message, received none.")
+                }
+                self.init(
+                    accepted: .success(Contents(metadata: contents.metadata, message: message, trailingMetadata: trailers))
+                )
+            } catch let error as RPCError {
+                self.init(accepted: .failure(error))
+            } catch {
+                self.init(accepted: .failure(RPCError(code: .unknown, message: "Reading the response failed.", cause: error)))
+            }
+        }
+    }
+}

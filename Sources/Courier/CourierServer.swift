@@ -1,0 +1,215 @@
+public import Logging
+internal import Synchronization
+
+/// A gRPC server: routes the streams a ``ServerTransport`` accepts to the services' handlers.
+///
+/// ```swift
+/// let server = CourierServer(transport: transport, services: [Greeter()])
+/// try await server.run()  // until beginGracefulShutdown(), or cancelled
+/// ```
+///
+/// Unknown methods are answered with `UNIMPLEMENTED`. A handler that throws an ``RPCError`` sends its
+/// status; any other error is sent as `UNKNOWN` without its text. Each RPC runs in a task of its own,
+/// made by the transport, and that task is cancelled when the client cancels, the connection is lost
+/// or the deadline passes.
+public final class CourierServer: Sendable {
+    /// Limits applied to every RPC, on top of the transport's own.
+    public struct Configuration: Sendable {
+        /// The largest request message accepted, in bytes; larger ones fail the RPC with
+        /// `RESOURCE_EXHAUSTED`. Default 4 MiB, as in gRPC. `nil` means no limit.
+        public var maxRequestMessageBytes: Int?
+        /// The largest response message sent, in bytes; `nil` (the default) means no limit.
+        public var maxResponseMessageBytes: Int?
+
+        /// Creates a configuration.
+        ///
+        /// - Parameters:
+        ///   - maxRequestMessageBytes: See ``maxRequestMessageBytes``.
+        ///   - maxResponseMessageBytes: See ``maxResponseMessageBytes``.
+        public init(maxRequestMessageBytes: Int? = 4 * 1024 * 1024, maxResponseMessageBytes: Int? = nil) {
+            self.maxRequestMessageBytes = maxRequestMessageBytes
+            self.maxResponseMessageBytes = maxResponseMessageBytes
+        }
+
+        /// A 4 MiB request limit and no response limit.
+        public static var defaults: Configuration { Configuration() }
+    }
+
+    private enum State {
+        case notStarted
+        case running
+        case stopping
+        case stopped
+    }
+
+    private let transport: any ServerTransport
+    private let router: RPCRouter
+    private let environment: ServerRPCEnvironment
+    private let state = Mutex(State.notStarted)
+
+    /// Creates a server.
+    ///
+    /// - Parameters:
+    ///   - transport: Where RPCs come from.
+    ///   - services: The services to serve; a later service's method replaces an earlier one's.
+    ///   - interceptors: Applied to every RPC, first to last.
+    ///   - configuration: Limits.
+    ///   - logger: Where the server logs (at debug level and below); nothing is logged by default.
+    public convenience init(
+        transport: some ServerTransport,
+        services: [any RegistrableRPCService],
+        interceptors: [any ServerInterceptor] = [],
+        configuration: Configuration = .defaults,
+        logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        var router = RPCRouter()
+        for service in services { service.registerMethods(with: &router) }
+        self.init(
+            transport: transport,
+            router: router,
+            interceptors: interceptors,
+            configuration: configuration,
+            logger: logger
+        )
+    }
+
+    /// Creates a server from a router built by hand.
+    ///
+    /// - Parameters:
+    ///   - transport: Where RPCs come from.
+    ///   - router: The handlers.
+    ///   - interceptors: Applied to every RPC, first to last.
+    ///   - configuration: Limits.
+    ///   - logger: Where the server logs.
+    public init(
+        transport: some ServerTransport,
+        router: RPCRouter,
+        interceptors: [any ServerInterceptor] = [],
+        configuration: Configuration = .defaults,
+        logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.transport = transport
+        self.router = router
+        self.environment = ServerRPCEnvironment(
+            interceptors: interceptors,
+            maxRequestMessageBytes: configuration.maxRequestMessageBytes,
+            maxResponseMessageBytes: configuration.maxResponseMessageBytes,
+            logger: logger
+        )
+    }
+
+    /// Serves RPCs until ``beginGracefulShutdown()`` has been called and every running RPC has finished.
+    ///
+    /// Cancelling the calling task aborts: listening stops and every running RPC is cancelled.
+    ///
+    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the server has already run; the transport's error
+    ///   if listening fails.
+    public func run() async throws {
+        let start = state.withLock { state -> State in
+            let old = state
+            if case .notStarted = old { state = .running }
+            return old
+        }
+        switch start {
+        case .notStarted:
+            break
+        case .stopping, .stopped:
+            // Shut down before it started: nothing to serve.
+            state.withLock { $0 = .stopped }
+            return
+        case .running:
+            throw RPCError(code: .failedPrecondition, message: "The server is already running.")
+        }
+        defer { state.withLock { $0 = .stopped } }
+
+        let router = self.router
+        let environment = self.environment
+        let clock = transport.clock
+        try await transport.listen { stream in
+            await Self.serve(stream: stream, router: router, environment: environment, clock: clock)
+        }
+    }
+
+    /// Stops accepting RPCs; running ones finish, then ``run()`` returns.
+    public func beginGracefulShutdown() {
+        let wasRunning = state.withLock { state -> Bool in
+            switch state {
+            case .notStarted:
+                state = .stopped
+                return false
+            case .running:
+                state = .stopping
+                return true
+            case .stopping, .stopped:
+                return false
+            }
+        }
+        if wasRunning { transport.beginGracefulShutdown() }
+    }
+
+    private static func serve(
+        stream: any ServerTransportStream,
+        router: RPCRouter,
+        environment: ServerRPCEnvironment,
+        clock: any RPCClock
+    ) async {
+        let path = stream.path
+        guard let handler = router.handlers[path], let descriptor = MethodDescriptor(path: path) else {
+            let message = "Method '\(path.prefix(256))' is not implemented."
+            try? await stream.write(.status(Status(code: .unimplemented, message: message), [:]))
+            return
+        }
+        let context = ServerContext(
+            descriptor: descriptor,
+            peer: stream.peer,
+            deadline: stream.timeout.map { clock.now.advanced(by: $0) },
+            clock: clock
+        )
+        await handler(stream, context, environment)
+    }
+}
+
+/// Runs a server for the duration of `body`, then shuts it down gracefully.
+///
+/// The server runs in a child task. When `body` returns, the server stops accepting RPCs and this
+/// function returns once running RPCs have finished. If `body` throws, the server is aborted (running
+/// RPCs are cancelled) and the error is rethrown.
+///
+/// - Parameters:
+///   - transport: Where RPCs come from.
+///   - services: The services to serve.
+///   - interceptors: Applied to every RPC, first to last.
+///   - configuration: Limits.
+///   - logger: Where the server logs.
+///   - isolation: The caller's actor, inferred.
+///   - body: Runs while the server serves.
+/// - Returns: What `body` returns.
+public func withCourierServer<Result: Sendable>(
+    transport: some ServerTransport,
+    services: [any RegistrableRPCService],
+    interceptors: [any ServerInterceptor] = [],
+    configuration: CourierServer.Configuration = .defaults,
+    logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() }),
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (CourierServer) async throws -> Result
+) async throws -> Result {
+    let server = CourierServer(
+        transport: transport,
+        services: services,
+        interceptors: interceptors,
+        configuration: configuration,
+        logger: logger
+    )
+    return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+        group.addTask { try await server.run() }
+        do {
+            let result = try await body(server)
+            server.beginGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+    }
+}

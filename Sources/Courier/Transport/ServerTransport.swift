@@ -1,0 +1,59 @@
+/// Accepts RPCs for a server and moves their parts.
+///
+/// A server transport listens, accepts streams, and hands each to Courier in a task of its own: that
+/// task runs interceptors and the handler, so a transport can give it a task-executor preference for
+/// the event loop that owns the stream. Courier's core does routing, deadlines, interceptors and
+/// status semantics above it.
+public protocol ServerTransport: Sendable {
+    /// The clock Courier enforces this transport's deadlines with.
+    var clock: any RPCClock { get }
+
+    /// Listens for streams and calls `streamHandler` once for each, in a child task, until
+    /// ``beginGracefulShutdown()`` is called and every stream has finished. Cancelling the calling task
+    /// stops listening and cancels every stream.
+    ///
+    /// - Parameter streamHandler: Serves one stream; it returns once the stream is finished.
+    /// - Throws: If listening fails (for example, the address is in use).
+    func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws
+
+    /// Stops accepting new streams; open ones finish, then ``listen(_:)`` returns.
+    func beginGracefulShutdown()
+}
+
+/// One RPC's stream on the server side.
+///
+/// The request head (path, metadata, timeout, peer) is known when the stream is handed over.
+public protocol ServerTransportStream: AnyObject, Sendable {
+    /// The request path, such as `/hello.HelloService/SayHello`.
+    var path: String { get }
+    /// The request metadata.
+    var metadata: Metadata { get }
+    /// The time the client gave the RPC (HTTP/2: `grpc-timeout`), measured from when it arrived.
+    var timeout: Duration? { get }
+    /// A description of the client, such as `ipv4:127.0.0.1:52144` or `in-memory`.
+    var peer: String { get }
+    /// Signals that the client cancelled the RPC or the connection was lost; Courier then cancels the
+    /// handler's task.
+    var cancellation: RPCCancellationHandle { get }
+
+    /// Receives the next request message.
+    ///
+    /// - Returns: The message, or `nil` once the client has half-closed.
+    /// - Throws: ``RPCError``: `CANCELLED` when the client cancelled or the connection was lost,
+    ///   `RESOURCE_EXHAUSTED` for a message over the transport's limit, `INTERNAL` for a malformed one.
+    func nextMessage() async throws -> MessageBuffer?
+
+    /// Sends a part: optional metadata, messages, then one status, which ends the stream. Suspends while
+    /// the client's flow-control window or the transport's buffer is full.
+    ///
+    /// - Throws: Once the stream is gone (cancelled, connection lost, already finished).
+    func write(_ part: RPCResponsePart) async throws
+
+    /// Ends the stream now with `status`, discarding messages not yet sent, as when its deadline
+    /// passes. Pending and later operations throw. Does nothing if the stream has already ended.
+    ///
+    /// - Parameters:
+    ///   - status: The status to send.
+    ///   - trailers: Trailing metadata to send with it.
+    func terminate(status: Status, trailers: Metadata)
+}

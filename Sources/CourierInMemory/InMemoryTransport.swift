@@ -1,0 +1,344 @@
+public import Courier
+internal import Synchronization
+
+/// A connected client and server transport in one process, with the semantics of the network.
+///
+/// Libraries that embed Courier and Courier's own tests use it to run a real server and client without
+/// sockets. Both directions of every stream are bounded (see ``Configuration``), so a slow reader
+/// holds back a fast writer exactly as HTTP/2 flow control does; cancellation, deadlines,
+/// Trailers-Only errors and graceful shutdown behave as they do over HTTP/2.
+///
+/// ```swift
+/// let transport = InMemoryTransport()
+/// try await withCourierServer(transport: transport.server, services: [Greeter()]) { _ in
+///     try await withCourierClient(transport: transport.client) { client in
+///         // make calls
+///     }
+/// }
+/// ```
+public struct InMemoryTransport: Sendable {
+    /// Buffering limits of each stream direction.
+    public struct Configuration: Sendable {
+        /// Messages buffered per direction before the writer suspends. Default 16.
+        public var maxBufferedMessages: Int
+        /// Message bytes buffered per direction before the writer suspends. Default 64 KiB, HTTP/2's
+        /// initial flow-control window.
+        public var maxBufferedBytes: Int
+
+        /// Creates a configuration.
+        ///
+        /// - Parameters:
+        ///   - maxBufferedMessages: See ``maxBufferedMessages``.
+        ///   - maxBufferedBytes: See ``maxBufferedBytes``.
+        public init(maxBufferedMessages: Int = 16, maxBufferedBytes: Int = 65_535) {
+            self.maxBufferedMessages = maxBufferedMessages
+            self.maxBufferedBytes = maxBufferedBytes
+        }
+
+        /// 16 messages and 64 KiB per direction.
+        public static var defaults: Configuration { Configuration() }
+    }
+
+    /// The client side; give it to a ``CourierClient``.
+    public let client: InMemoryClientTransport
+    /// The server side; give it to a ``CourierServer``.
+    public let server: InMemoryServerTransport
+
+    /// Creates a connected pair.
+    ///
+    /// - Parameters:
+    ///   - clock: The clock both sides enforce deadlines with; tests pass a ``ManualRPCClock``.
+    ///   - configuration: Buffering limits.
+    public init(clock: any RPCClock = .system, configuration: Configuration = .defaults) {
+        let connection = InMemoryConnection(configuration: configuration)
+        self.client = InMemoryClientTransport(connection: connection, clock: clock)
+        self.server = InMemoryServerTransport(connection: connection, clock: clock)
+    }
+}
+
+/// The state both sides of an ``InMemoryTransport`` share.
+final class InMemoryConnection: Sendable {
+    let configuration: InMemoryTransport.Configuration
+    let acceptQueue: StreamChannel<InMemoryServerStream>
+
+    private struct ClientState {
+        var shuttingDown = false
+        var openStreams = 0
+        var drained: UnsafeContinuation<Void, Never>?
+    }
+    private let clientState = Mutex(ClientState())
+    private let listening = Mutex(false)
+
+    init(configuration: InMemoryTransport.Configuration) {
+        self.configuration = configuration
+        self.acceptQueue = StreamChannel(
+            maxElements: .max,
+            maxBytes: .max,
+            closedError: RPCError(code: .unavailable, message: "The server is not accepting RPCs.")
+        )
+    }
+
+    func claimListening() -> Bool {
+        listening.withLock { listening in
+            defer { listening = true }
+            return !listening
+        }
+    }
+
+    func openClientStream() throws(RPCError) {
+        try clientState.withLock { state throws(RPCError) in
+            guard !state.shuttingDown else {
+                throw RPCError(code: .unavailable, message: "The client transport is shutting down.")
+            }
+            state.openStreams += 1
+        }
+    }
+
+    func closeClientStream() {
+        let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.openStreams -= 1
+            guard state.shuttingDown, state.openStreams == 0 else { return nil }
+            defer { state.drained = nil }
+            return state.drained
+        }
+        drained?.resume()
+    }
+
+    func beginClientShutdown() {
+        let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.shuttingDown = true
+            guard state.openStreams == 0 else { return nil }
+            defer { state.drained = nil }
+            return state.drained
+        }
+        drained?.resume()
+    }
+
+    /// Suspends until the client has begun shutting down and has no open streams, or the task is
+    /// cancelled.
+    func waitForClientShutdown() async {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let ready = clientState.withLock { state -> Bool in
+                    if (state.shuttingDown && state.openStreams == 0) || Task.isCancelled { return true }
+                    state.drained = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
+                defer { state.drained = nil }
+                return state.drained
+            }
+            drained?.resume()
+        }
+    }
+}
+
+/// The client side of an ``InMemoryTransport``.
+public struct InMemoryClientTransport: ClientTransport {
+    let connection: InMemoryConnection
+    /// The clock deadlines are enforced with.
+    public let clock: any RPCClock
+
+    init(connection: InMemoryConnection, clock: any RPCClock) {
+        self.connection = connection
+        self.clock = clock
+    }
+
+    /// Suspends until ``beginGracefulShutdown()`` has been called and every stream has closed.
+    public func connect() async throws {
+        await connection.waitForClientShutdown()
+    }
+
+    /// Refuses new streams with `UNAVAILABLE`; ``connect()`` returns once open streams have closed.
+    public func beginGracefulShutdown() {
+        connection.beginClientShutdown()
+    }
+
+    public func withStream<Result: Sendable>(
+        descriptor: MethodDescriptor,
+        options: CallOptions,
+        _ body: (any ClientTransportStream) async throws -> Result
+    ) async throws -> Result {
+        try connection.openClientStream()
+        defer { connection.closeClientStream() }
+        let stream = InMemoryClientStream(descriptor: descriptor, timeout: options.timeout, connection: connection)
+        defer { stream.cancel() }
+        return try await body(stream)
+    }
+}
+
+/// The server side of an ``InMemoryTransport``.
+public struct InMemoryServerTransport: ServerTransport {
+    let connection: InMemoryConnection
+    /// The clock deadlines are enforced with.
+    public let clock: any RPCClock
+
+    init(connection: InMemoryConnection, clock: any RPCClock) {
+        self.connection = connection
+        self.clock = clock
+    }
+
+    /// Serves streams, each in a child task, until shut down and drained, or cancelled.
+    ///
+    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if this transport is already listening.
+    public func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws {
+        guard connection.claimListening() else {
+            throw RPCError(code: .failedPrecondition, message: "The in-memory server transport is already listening.")
+        }
+        let queue = connection.acceptQueue
+        await withDiscardingTaskGroup { group in
+            while let stream = try? await queue.next() {
+                group.addTask { await streamHandler(stream) }
+            }
+            // Cancelled (abort): stop accepting; the group cancels every handler.
+            queue.fail(RPCError(code: .unavailable, message: "The server is not accepting RPCs."))
+        }
+    }
+
+    /// Stops accepting streams; new ones fail with `UNAVAILABLE`, accepted ones are served.
+    public func beginGracefulShutdown() {
+        connection.acceptQueue.finish()
+    }
+}
+
+/// One stream, client side.
+final class InMemoryClientStream: ClientTransportStream {
+    private struct State {
+        var server: InMemoryServerStream?
+        var done = false
+    }
+
+    private let descriptor: MethodDescriptor
+    private let timeout: Duration?
+    private let connection: InMemoryConnection
+    private let requests: StreamChannel<MessageBuffer>
+    private let responses: StreamChannel<RPCResponsePart>
+    private let state = Mutex(State())
+
+    init(descriptor: MethodDescriptor, timeout: Duration?, connection: InMemoryConnection) {
+        self.descriptor = descriptor
+        self.timeout = timeout
+        self.connection = connection
+        let configuration = connection.configuration
+        self.requests = StreamChannel(
+            maxElements: configuration.maxBufferedMessages,
+            maxBytes: configuration.maxBufferedBytes,
+            size: { $0.count }
+        )
+        self.responses = StreamChannel(
+            maxElements: configuration.maxBufferedMessages,
+            maxBytes: configuration.maxBufferedBytes,
+            size: { part in if case .message(let buffer) = part { buffer.count } else { 0 } }
+        )
+    }
+
+    func write(_ part: RPCRequestPart) async throws {
+        switch part {
+        case .metadata(let metadata):
+            let server = InMemoryServerStream(
+                path: descriptor.path,
+                metadata: metadata,
+                timeout: timeout,
+                requests: requests,
+                responses: responses
+            )
+            let accepted = state.withLock { state -> Bool in
+                guard state.server == nil, !state.done else { return false }
+                state.server = server
+                return true
+            }
+            guard accepted else {
+                throw RPCError(code: .internal, message: "Request metadata sent twice or after the stream ended.")
+            }
+            do {
+                try await connection.acceptQueue.send(server)
+            } catch {
+                let error = RPCError(code: .unavailable, message: "The server is not accepting RPCs.")
+                responses.fail(error)
+                throw error
+            }
+        case .message(let buffer):
+            try await mapCancellation { try await requests.send(buffer) }
+        }
+    }
+
+    func finish() async throws {
+        requests.finish()
+    }
+
+    func next() async throws -> RPCResponsePart? {
+        let part = try await mapCancellation { try await responses.next() }
+        if case .status = part {
+            state.withLock { $0.done = true }
+        }
+        return part
+    }
+
+    func cancel() {
+        let server = state.withLock { state -> InMemoryServerStream?? in
+            guard !state.done else { return .none }
+            state.done = true
+            return .some(state.server)
+        }
+        guard case .some(let server) = server else { return }
+        let error = RPCError(code: .cancelled, message: "The RPC was cancelled.")
+        requests.fail(error)
+        responses.fail(error)
+        server?.cancellation.cancel()
+    }
+}
+
+/// One stream, server side.
+final class InMemoryServerStream: ServerTransportStream {
+    let path: String
+    let metadata: Metadata
+    let timeout: Duration?
+    let peer = "in-memory"
+    let cancellation = RPCCancellationHandle()
+    private let requests: StreamChannel<MessageBuffer>
+    private let responses: StreamChannel<RPCResponsePart>
+
+    init(
+        path: String,
+        metadata: Metadata,
+        timeout: Duration?,
+        requests: StreamChannel<MessageBuffer>,
+        responses: StreamChannel<RPCResponsePart>
+    ) {
+        self.path = path
+        self.metadata = metadata
+        self.timeout = timeout
+        self.requests = requests
+        self.responses = responses
+    }
+
+    func nextMessage() async throws -> MessageBuffer? {
+        try await mapCancellation { try await requests.next() }
+    }
+
+    func write(_ part: RPCResponsePart) async throws {
+        try await mapCancellation { try await responses.send(part) }
+        if case .status = part {
+            responses.finish()
+            // The RPC is over: the client's further writes fail and are ignored, as after trailers.
+            requests.fail(RPCError(code: .cancelled, message: "The server has finished the RPC."))
+        }
+    }
+
+    func terminate(status: Status, trailers: Metadata) {
+        responses.terminate(with: .status(status, trailers))
+        requests.fail(RPCError(code: .cancelled, message: "The server has finished the RPC."))
+    }
+}
+
+/// Reports a task cancelled while waiting on a channel as `CANCELLED`, as every transport does.
+private func mapCancellation<R>(_ body: () async throws -> R) async throws -> R {
+    do {
+        return try await body()
+    } catch is CancellationError {
+        throw RPCError(code: .cancelled, message: "The RPC was cancelled.")
+    }
+}

@@ -1,0 +1,76 @@
+public import Courier
+internal import Synchronization
+
+/// An ``RPCClock`` that moves only when told to, for deadline tests that never sleep.
+///
+/// ```swift
+/// let clock = ManualRPCClock()
+/// let transport = InMemoryTransport(clock: clock)
+/// // start a call with a 1 s timeout, wait for a signal that it is in progress, then:
+/// clock.advance(by: .seconds(2))  // its deadline timers fire now, on this thread
+/// ```
+public final class ManualRPCClock: RPCClock {
+    private struct Timer {
+        var id: UInt64
+        var deadline: ContinuousClock.Instant
+        var action: @Sendable () -> Void
+    }
+
+    private struct State {
+        var now: ContinuousClock.Instant
+        var timers: [Timer] = []
+        var nextID: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+
+    /// Creates a clock that reads `start` until advanced.
+    ///
+    /// - Parameter start: The starting instant.
+    public init(start: ContinuousClock.Instant = .now) {
+        self.state = Mutex(State(now: start))
+    }
+
+    public var now: ContinuousClock.Instant { state.withLock { $0.now } }
+
+    /// The number of timers scheduled and not yet fired or cancelled.
+    public var pendingTimers: Int { state.withLock { $0.timers.count } }
+
+    public func scheduleTimer(
+        at deadline: ContinuousClock.Instant,
+        _ action: @escaping @Sendable () -> Void
+    ) -> any RPCTimer {
+        let id = state.withLock { state -> UInt64 in
+            state.nextID += 1
+            state.timers.append(Timer(id: state.nextID, deadline: deadline, action: action))
+            return state.nextID
+        }
+        return ManualTimer(clock: self, id: id)
+    }
+
+    /// Moves time forward and runs, in deadline order and on the calling thread, every timer that is
+    /// then due.
+    ///
+    /// - Parameter duration: How far to move; must not be negative.
+    public func advance(by duration: Duration) {
+        precondition(duration >= .zero, "A clock can't go back in time.")
+        let due = state.withLock { state -> [Timer] in
+            state.now = state.now.advanced(by: duration)
+            let now = state.now
+            let due = state.timers.filter { $0.deadline <= now }.sorted { $0.deadline < $1.deadline }
+            state.timers.removeAll { $0.deadline <= now }
+            return due
+        }
+        for timer in due { timer.action() }
+    }
+
+    fileprivate func cancel(id: UInt64) {
+        state.withLock { $0.timers.removeAll { $0.id == id } }
+    }
+
+    private struct ManualTimer: RPCTimer {
+        let clock: ManualRPCClock
+        let id: UInt64
+        func cancel() { clock.cancel(id: id) }
+    }
+}
