@@ -43,8 +43,8 @@ public final class CourierClient: Sendable {
     /// Runs the transport's connection management until ``beginGracefulShutdown()`` has been called
     /// and every RPC has finished. Cancelling the calling task closes every connection.
     ///
-    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the client has already run; the transport's error
-    ///   if it fails as a whole.
+    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the client is already running; the transport's
+    ///   error if it fails as a whole. Returns at once if the client was shut down before it ran.
     public func run() async throws {
         let old = state.withLock { state -> State in
             let old = state
@@ -57,7 +57,8 @@ public final class CourierClient: Sendable {
         case .running:
             throw RPCError(code: .failedPrecondition, message: "The client is already running.")
         case .stopping, .stopped:
-            throw RPCError(code: .failedPrecondition, message: "The client has been shut down.")
+            // Shut down before it ran: nothing to do.
+            return
         }
         defer { state.withLock { $0 = .stopped } }
         try await transport.connect()

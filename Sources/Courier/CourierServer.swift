@@ -132,19 +132,14 @@ public final class CourierServer: Sendable {
 
     /// Stops accepting RPCs; running ones finish, then ``run()`` returns.
     public func beginGracefulShutdown() {
-        let wasRunning = state.withLock { state -> Bool in
+        state.withLock { state in
             switch state {
-            case .notStarted:
-                state = .stopped
-                return false
-            case .running:
-                state = .stopping
-                return true
-            case .stopping, .stopped:
-                return false
+            case .notStarted: state = .stopped
+            case .running: state = .stopping
+            case .stopping, .stopped: break
             }
         }
-        if wasRunning { transport.beginGracefulShutdown() }
+        transport.beginGracefulShutdown()
     }
 
     private static func serve(

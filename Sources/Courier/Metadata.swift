@@ -179,10 +179,13 @@ extension Metadata: ExpressibleByDictionaryLiteral {
 }
 
 extension Metadata: CustomStringConvertible {
-    /// Keys with values; binary values are shown as their byte count, so secrets in them aren't printed.
+    /// Keys with values. Binary values are shown as their byte count and `authorization` values as
+    /// `<redacted>`, so secrets in them are never printed or logged.
     public var description: String {
         let pairs = elements.map { element -> String in
             switch element.value {
+            case .string where element.key == "authorization" || element.key == "proxy-authorization":
+                return "\(element.key): <redacted>"
             case .string(let s): return "\(element.key): \(s)"
             case .binary(let b): return "\(element.key): <\(b.count) bytes>"
             }

@@ -1,0 +1,101 @@
+import Courier
+import CourierInMemory
+import Testing
+
+@Suite("Graceful shutdown")
+struct ShutdownTests {
+    let codec = UTF8Codec()
+
+    @Test("The server drains in-flight RPCs and refuses new ones")
+    func serverDrains() async throws {
+        let started = Counter()
+        let allStarted = Signal()
+        let release = Signal()
+        let service = ClosureService { router in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+                if started.increment() == 5 { allStarted.fire() }
+                await release.wait()
+                return ServerResponse(message: request.message)
+            }
+        }
+        let transport = InMemoryTransport()
+        let server = CourierServer(transport: transport.server, services: [service])
+        let client = CourierClient(transport: transport.client)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let calls = Task {
+                try await withThrowingTaskGroup(of: String.self, returning: [String].self) { calls in
+                    for i in 0..<5 {
+                        calls.addTask {
+                            try await client.unary(
+                                request: ClientRequest(message: "m\(i)"),
+                                descriptor: Echo.get,
+                                serializer: codec,
+                                deserializer: codec
+                            )
+                        }
+                    }
+                    return try await calls.reduce(into: []) { $0.append($1) }
+                }
+            }
+            await allStarted.wait()
+            server.beginGracefulShutdown()
+
+            // New RPCs are refused while the old ones are still running.
+            await expectRPCError(.unavailable) {
+                _ = try await client.unary(
+                    request: ClientRequest(message: "late"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+            }
+            release.fire()
+            let replies = try await calls.value
+            #expect(Set(replies) == Set((0..<5).map { "m\($0)" }))
+            try await group.waitForAll()  // run() returned after draining
+        }
+    }
+
+    @Test("A client that has begun shutting down refuses new RPCs")
+    func clientRefusesAfterShutdown() async throws {
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [EchoService()]) { _ in
+            let client = CourierClient(transport: transport.client)
+            async let running: Void = client.run()
+            let reply = try await client.unary(
+                request: ClientRequest(message: "before"),
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec
+            )
+            #expect(reply == "before")
+            client.beginGracefulShutdown()
+            try await running
+            await expectRPCError(.unavailable) {
+                _ = try await client.unary(
+                    request: ClientRequest(message: "after"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+            }
+        }
+    }
+
+    @Test("run() can't be called twice")
+    func runTwice() async throws {
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [EchoService()]) { server in
+            // An answered RPC proves the server is running.
+            let reply = try await CourierClient(transport: transport.client).unary(
+                request: ClientRequest(message: "m"),
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec
+            )
+            #expect(reply == "m")
+            await expectRPCError(.failedPrecondition) { try await server.run() }
+        }
+    }
+}
