@@ -86,6 +86,7 @@ struct EchoService: RegistrableRPCService {
 }
 
 /// Runs a server with `services` on an in-memory transport and a client connected to it.
+@discardableResult
 func withTestRPC<Result: Sendable>(
     services: [any RegistrableRPCService] = [EchoService()],
     clientInterceptors: [any ClientInterceptor] = [],

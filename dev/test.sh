@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests need (when missing) and runs every test.
+#
+#   ./dev/test.sh
+#
+# Debug build with warnings as errors, then `swift test`. `.ci/run` calls this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests need; installed only when missing (needs root, as on CI).
+APT_PACKAGES=(pkg-config)
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== Installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
+
+echo "== Building (debug, warnings are errors)"
+swift build --build-tests -Xswiftc -warnings-as-errors
+
+echo "== Testing"
+swift test --skip-build
