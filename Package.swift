@@ -9,10 +9,15 @@ import PackageDescription
 let products: [Product] = [
     .library(name: "Courier", targets: ["Courier"]),
     .library(name: "CourierInMemory", targets: ["CourierInMemory"]),
+    .library(name: "CourierProtobuf", targets: ["CourierProtobuf"]),
+    .library(name: "CourierHealth", targets: ["CourierHealth"]),
+    .library(name: "CourierCodeGen", targets: ["CourierCodeGen"]),
+    .executable(name: "protoc-gen-courier", targets: ["protoc-gen-courier"]),
 ]
 
 let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
 ]
 
 let defaultSwiftSettings: [SwiftSetting] = [
@@ -47,7 +52,72 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
 
+    // The protobuf codec, rich error details (google.rpc.Status).
+    .target(
+        name: "CourierProtobuf",
+        dependencies: ["Courier", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierProtobufTests",
+        dependencies: [
+            "Courier", "CourierInMemory", "CourierProtobuf", "CourierHealth", "GreeterService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
+
+    // The code generator: a library, and the protoc plugin over it.
+    .target(
+        name: "CourierCodeGen",
+        dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "protoc-gen-courier",
+        dependencies: ["CourierCodeGen", .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierCodeGenTests",
+        dependencies: [
+            "CourierCodeGen", "protoc-gen-courier",
+            .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf"),
+        ],
+        exclude: ["Protos", "Descriptors", "Golden"],
+        swiftSettings: defaultSwiftSettings
+    ),
+
+    // grpc.health.v1.Health, ready to add to any server.
+    .target(
+        name: "CourierHealth",
+        dependencies: ["Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+
     // Examples.
+    .target(
+        name: "GreeterService",
+        dependencies: ["Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        path: "Examples/Greeter/Sources/GreeterService",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "greeter",
+        dependencies: ["Courier", "CourierInMemory", "GreeterService"],
+        path: "Examples/Greeter/Sources/greeter",
+        swiftSettings: defaultSwiftSettings
+    ),
+    // The official gRPC test protos (grpc.testing), for interop and benchmarks.
+    .target(
+        name: "GRPCTestingProtos",
+        dependencies: ["Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        path: "Examples/Interop/Sources/GRPCTestingProtos",
+        swiftSettings: defaultSwiftSettings
+    ),
     .executableTarget(
         name: "in-memory-greeter",
         dependencies: ["Courier", "CourierInMemory"],

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Regenerates every piece of committed generated code, and the descriptor sets the tests read.
+#
+#   ./dev/generate.sh
+#
+# Needs protoc and Debian's grpc-proto (installed when missing). Builds protoc-gen-swift (release, about a
+# minute) and protoc-gen-courier into .build-generate/. CI never runs this: it checks instead that the
+# committed services code matches what protoc-gen-courier makes from the committed descriptor sets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+missing=()
+for package in protobuf-compiler grpc-proto libprotobuf-dev; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+scratch=.build-generate
+echo "== Building protoc-gen-swift and protoc-gen-courier"
+swift build -c release --scratch-path "$scratch" --product protoc-gen-swift >/dev/null
+swift build -c release --scratch-path "$scratch" --product protoc-gen-courier >/dev/null
+bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+
+GRPC_PROTOS=/usr/share/grpc-proto
+WKT=/usr/include
+descriptors=Tests/CourierCodeGenTests/Descriptors
+mkdir -p "$descriptors"
+
+# generate OUT_DIR VISIBILITY INCLUDE FILE...: messages and services, plus a descriptor set per file.
+generate() {
+    local out=$1 visibility=$2 include=$3
+    shift 3
+    mkdir -p "$out"
+    protoc -I "$include" -I "$WKT" \
+        --plugin=protoc-gen-swift="$bin/protoc-gen-swift" --swift_out="$out" \
+        --swift_opt=Visibility="$visibility" --swift_opt=FileNaming=DropPath --swift_opt=UseAccessLevelOnImports=true \
+        "$@"
+    local file has_service
+    for file in "$@"; do
+        has_service=$(grep -c '^service ' "$include/$file" || true)
+        [ "$has_service" = 0 ] && continue
+        protoc -I "$include" -I "$WKT" \
+            --plugin=protoc-gen-courier="$bin/protoc-gen-courier" --courier_out="$out" \
+            --courier_opt=Visibility="$visibility" --courier_opt=FileNaming=DropPath \
+            "$file"
+        protoc -I "$include" -I "$WKT" --include_imports --include_source_info \
+            --descriptor_set_out="$descriptors/$(basename "$file" .proto).pb" "$file"
+    done
+}
+
+echo "== Generating"
+generate Sources/CourierProtobuf/Generated Public dev/protos google/rpc/status.proto
+generate Sources/CourierHealth/Generated Public "$GRPC_PROTOS" grpc/health/v1/health.proto
+generate Examples/Greeter/Sources/GreeterService/Generated Public Examples/Greeter hello.proto
+generate Examples/Interop/Sources/GRPCTestingProtos/Generated Public "$GRPC_PROTOS" \
+    grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto \
+    grpc/testing/benchmark_service.proto
+
+# The generator's own golden-file inputs.
+for file in codegen_test.proto; do
+    protoc -I Tests/CourierCodeGenTests/Protos -I "$WKT" --include_imports --include_source_info \
+        --descriptor_set_out="$descriptors/$(basename "$file" .proto).pb" "$file"
+done
+
+echo "== Done. Golden files: run 'COURIER_UPDATE_GOLDEN=1 swift test --filter CourierCodeGenTests' after a change"
+echo "   to the generator, then review the diff."
