@@ -90,6 +90,14 @@ let targets: [Target] = [
         exclude: ["Protos", "Descriptors", "Golden"],
         swiftSettings: defaultSwiftSettings
     ),
+    // Compiles the generator's golden output (every naming edge case) and calls it.
+    .testTarget(
+        name: "CodeGenGoldenCompileTests",
+        dependencies: [
+            "Courier", "CourierInMemory", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
 
     // grpc.health.v1.Health, ready to add to any server.
     .target(
@@ -107,7 +115,9 @@ let targets: [Target] = [
     ),
     .executableTarget(
         name: "greeter",
-        dependencies: ["Courier", "CourierInMemory", "GreeterService"],
+        dependencies: [
+            "Courier", "CourierInMemory", "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
         path: "Examples/Greeter/Sources/greeter",
         swiftSettings: defaultSwiftSettings
     ),

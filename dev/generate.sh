@@ -59,11 +59,27 @@ generate Examples/Interop/Sources/GRPCTestingProtos/Generated Public "$GRPC_PROT
     grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto \
     grpc/testing/benchmark_service.proto
 
-# The generator's own golden-file inputs.
-for file in codegen_test.proto; do
-    protoc -I Tests/CourierCodeGenTests/Protos -I "$WKT" --include_imports --include_source_info \
-        --descriptor_set_out="$descriptors/$(basename "$file" .proto).pb" "$file"
-done
+# The generator's own golden-file inputs, and the messages its golden output compiles against.
+protoc -I Tests/CourierCodeGenTests/Protos -I "$WKT" --include_imports --include_source_info \
+    --descriptor_set_out="$descriptors/codegen_test.pb" codegen_test.proto
+protoc -I Tests/CourierCodeGenTests/Protos -I "$WKT" \
+    --plugin=protoc-gen-swift="$bin/protoc-gen-swift" --swift_out=Tests/CodeGenGoldenCompileTests \
+    --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true \
+    codegen_test.proto codegen_other.proto
 
-echo "== Done. Golden files: run 'COURIER_UPDATE_GOLDEN=1 swift test --filter CourierCodeGenTests' after a change"
-echo "   to the generator, then review the diff."
+echo "== Refreshing the generator's golden files"
+golden() {
+    local options=$1 target=$2 tmp
+    tmp=$(mktemp -d)
+    protoc -I Tests/CourierCodeGenTests/Protos -I "$WKT" \
+        --plugin=protoc-gen-courier="$bin/protoc-gen-courier" --courier_out="$tmp" --courier_opt="$options" \
+        codegen_test.proto
+    mv "$tmp"/*.courier.swift "$target"
+    rm -rf "$tmp"
+}
+golden Visibility=Public Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift
+golden Visibility=Internal,Client=false,UseAccessLevelOnImports=false \
+    Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift
+golden Visibility=Package,Server=false,FileNaming=PathToUnderscores \
+    Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift
+echo "== Done: review 'git diff'."

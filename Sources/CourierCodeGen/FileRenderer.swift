@@ -44,7 +44,19 @@ struct FileRenderer {
         }
         // Courier and the modules of message types appear in declarations; the codec only in bodies.
         var modules = ["Courier"]
-        for module in mappings.neededModules(forFile: file) ?? [] where !modules.contains(module) {
+        var needed = mappings.neededModules(forFile: file) ?? []
+        // Types from other modules that the methods name (well-known types live in SwiftProtobuf).
+        let ownModule = mappings.moduleName(forFile: file)
+        for service in file.services {
+            for method in service.methods {
+                for type in [method.inputType, method.outputType].compactMap({ $0 }) {
+                    if let module = mappings.moduleName(forFile: type.file), module != ownModule {
+                        needed.append(module)
+                    }
+                }
+            }
+        }
+        for module in needed where !modules.contains(module) {
             modules.append(module)
         }
         for module in modules { out.line("\(importKeyword) \(module)") }

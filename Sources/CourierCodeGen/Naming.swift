@@ -9,12 +9,12 @@ enum Naming {
     ]
 
     /// Function names that would clash with keywords or with what the generated types declare.
+    /// Contextual keywords such as `get` or `set` stay usable: they are valid function names.
     static let reservedFunctionNames: Set<String> = swiftKeywordsUsedInDeclarations
         .union(swiftKeywordsUsedInStatements)
         .union(swiftKeywordsUsedInExpressionsAndTypes)
-        .union(swiftKeywordsReservedInParticularContexts)
         .union(swiftSpecialVariables)
-        .union(["registerMethods", "init", "deinit", "subscript", "self", "Self", "Type", "Protocol"])
+        .union(["registerMethods", "client", "init", "deinit", "subscript", "self", "Self", "Type", "Protocol"])
 
     /// A valid UpperCamel type name for a proto name.
     static func sanitizeTypeName(_ name: String) -> String {

@@ -1,0 +1,52 @@
+import Courier
+import CourierHealth
+import CourierInMemory
+import SwiftProtobuf
+import Testing
+
+@Suite("grpc.health.v1.Health")
+struct HealthServiceTests {
+    @Test("Check: the server is SERVING; unknown services are NOT_FOUND; draining is NOT_SERVING")
+    func check() async throws {
+        let health = HealthService()
+        health.setStatus(.serving, forService: "hello.HelloService")
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [health]) { _ in
+            let client = Grpc_Health_V1_Health.Client(wrapping: CourierClient(transport: transport.client))
+            #expect(try await client.check(.init()).status == .serving)
+            #expect(try await client.check(.with { $0.service = "hello.HelloService" }).status == .serving)
+            do {
+                _ = try await client.check(.with { $0.service = "nope" })
+                Issue.record("expected NOT_FOUND")
+            } catch let error as RPCError {
+                #expect(error.code == .notFound)
+            }
+            health.markAllNotServing()
+            #expect(try await client.check(.init()).status == .notServing)
+            health.setStatus(.serving, forService: "hello.HelloService")
+            #expect(try await client.check(.with { $0.service = "hello.HelloService" }).status == .notServing)
+        }
+    }
+
+    @Test("Watch: the current status, then each change, until cancelled")
+    func watch() async throws {
+        let health = HealthService()
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [health]) { _ in
+            let client = Grpc_Health_V1_Health.Client(wrapping: CourierClient(transport: transport.client))
+            let seen = try await client.watch(.with { $0.service = "svc" }) { response in
+                var seen: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
+                for try await update in response.messages {
+                    seen.append(update.status)
+                    switch seen.count {
+                    case 1: health.setStatus(.serving, forService: "svc")
+                    case 2: health.markAllNotServing()
+                    default: return seen  // leaving cancels the watch
+                    }
+                }
+                return seen
+            }
+            #expect(seen == [.serviceUnknown, .serving, .notServing])
+        }
+    }
+}
