@@ -82,4 +82,6 @@ golden Visibility=Internal,Client=false,UseAccessLevelOnImports=false \
     Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift
 golden Visibility=Package,Server=false,FileNaming=PathToUnderscores \
     Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift
+golden "Visibility=Public,ProtoPathModuleMappings=$root/Tests/CourierCodeGenTests/Protos/module_mappings.asciipb" \
+    Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift
 echo "== Done: review 'git diff'."

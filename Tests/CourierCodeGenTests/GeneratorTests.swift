@@ -86,6 +86,12 @@ struct GeneratorTests {
              parameter: "Visibility=Package,Server=false,FileNaming=PathToUnderscores",
              outputName: "codegen_test.courier.swift",
              committed: "Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift"),
+        // Types from another module: imported publicly, because the declarations name them.
+        Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
+             parameter: "Visibility=Public,ProtoPathModuleMappings="
+                + repositoryRoot.appendingPathComponent("Tests/CourierCodeGenTests/Protos/module_mappings.asciipb").path,
+             outputName: "codegen_test.courier.swift",
+             committed: "Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift"),
     ]
 
     @Test("The committed services code is what the generator makes now", arguments: committedCode)
