@@ -52,6 +52,18 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
 
+    // The HTTP/2 transport. (The gRPC mapping first; the io_uring loop and nghttp2 session follow.)
+    .target(
+        name: "CourierHTTP2",
+        dependencies: ["Courier"],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierHTTP2Tests",
+        dependencies: ["Courier", "CourierHTTP2"],
+        swiftSettings: defaultSwiftSettings
+    ),
+
     // The protobuf codec, rich error details (google.rpc.Status).
     .target(
         name: "CourierProtobuf",

@@ -58,6 +58,9 @@ public struct MessageBuffer: Sendable, Hashable {
         self.start = offset
     }
 
+    /// The whole storage, headroom included (for transports that hand it to the kernel as it is).
+    package var storageArray: [UInt8] { storage }
+
     /// The bytes reserved in front of the message.
     @inlinable
     public var headroom: Int { start }

@@ -1,0 +1,179 @@
+internal import Courier
+
+/// Splits the bytes of a request or response body into gRPC messages: a 1-byte compressed flag, a 4-byte
+/// big-endian length, then the message. DATA frame boundaries have nothing to do with message boundaries.
+///
+/// Limits are decided from the length prefix, before anything is allocated, and a prefix that lies
+/// (says 2 GiB, sends 10 bytes) never makes the deframer allocate more than it has received.
+struct GRPCMessageDeframer {
+    /// A deframed message.
+    struct Message: Equatable {
+        /// Whether the compressed flag was set.
+        var compressed: Bool
+        /// The message's bytes (still compressed when `compressed` is set).
+        var bytes: MessageBuffer
+    }
+
+    /// Why the body is invalid; each maps to the status gRPC prescribes.
+    enum Failure: Error, Equatable {
+        /// The length prefix exceeds the limit: `RESOURCE_EXHAUSTED`.
+        case messageTooLarge(length: Int, limit: Int)
+        /// The flag byte is neither 0 nor 1: `INTERNAL`.
+        case invalidFlag(UInt8)
+        /// The compressed flag is set but the stream has no `grpc-encoding`: `INTERNAL`.
+        case compressedWithoutEncoding
+        /// The body ended inside a message: `INTERNAL`.
+        case truncated(received: Int, expected: Int)
+
+        var rpcError: RPCError {
+            switch self {
+            case .messageTooLarge(let length, let limit):
+                RPCError(
+                    code: .resourceExhausted,
+                    message: "Received a message of \(length) bytes, over the limit of \(limit) bytes."
+                )
+            case .invalidFlag(let flag):
+                RPCError(code: .internal, message: "Invalid message flag \(flag).")
+            case .compressedWithoutEncoding:
+                RPCError(code: .internal, message: "Compressed message received without grpc-encoding.")
+            case .truncated(let received, let expected):
+                RPCError(
+                    code: .internal,
+                    message: "The stream ended inside a message (\(received) of \(expected) bytes received)."
+                )
+            }
+        }
+    }
+
+    /// The largest message accepted; `nil` for no limit.
+    var maxMessageBytes: Int?
+    /// Whether the stream declared a `grpc-encoding` other than identity.
+    var compressionAllowed: Bool
+
+    private var header: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
+    private var headerCount = 0
+    private var body: [UInt8] = []
+    private var expected = 0
+    private var compressed = false
+
+    /// Initial capacity reserved for a message body: the rest grows as bytes arrive.
+    private static let maxUpfrontReservation = 64 * 1024
+
+    init(maxMessageBytes: Int?, compressionAllowed: Bool = false) {
+        self.maxMessageBytes = maxMessageBytes
+        self.compressionAllowed = compressionAllowed
+    }
+
+    /// Whether a message has been started but not completed.
+    var isInsideMessage: Bool { headerCount > 0 }
+
+    /// Consumes bytes, calling `emit` for each complete message.
+    ///
+    /// - Throws: ``Failure`` for an invalid body; `emit`'s errors.
+    mutating func process(_ bytes: UnsafeRawBufferPointer, emit: (Message) throws -> Void) throws {
+        var index = 0
+        while index < bytes.count {
+            if headerCount < 5 {
+                let byte = bytes[index]
+                index += 1
+                switch headerCount {
+                case 0: header.0 = byte
+                case 1: header.1 = byte
+                case 2: header.2 = byte
+                case 3: header.3 = byte
+                default: header.4 = byte
+                }
+                headerCount += 1
+                if headerCount == 5 { try beginMessage(emit: emit) }
+                continue
+            }
+            let take = min(expected - body.count, bytes.count - index)
+            body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
+            index += take
+            if body.count == expected { try completeMessage(emit: emit) }
+        }
+    }
+
+    /// Convenience for arrays.
+    mutating func process(_ bytes: [UInt8], emit: (Message) throws -> Void) throws {
+        try bytes.withUnsafeBytes { try process($0, emit: emit) }
+    }
+
+    /// Checks that the body did not end inside a message.
+    func finish() throws {
+        if headerCount > 0 {
+            throw Failure.truncated(received: headerCount < 5 ? headerCount : 5 + body.count, expected: 5 + expected)
+        }
+    }
+
+    private mutating func beginMessage(emit: (Message) throws -> Void) throws {
+        switch header.0 {
+        case 0: compressed = false
+        case 1:
+            guard compressionAllowed else { throw Failure.compressedWithoutEncoding }
+            compressed = true
+        default: throw Failure.invalidFlag(header.0)
+        }
+        let length = Int(header.1) << 24 | Int(header.2) << 16 | Int(header.3) << 8 | Int(header.4)
+        if let limit = maxMessageBytes, length > limit {
+            throw Failure.messageTooLarge(length: length, limit: limit)
+        }
+        expected = length
+        body = []
+        body.reserveCapacity(min(length, Self.maxUpfrontReservation))
+        if length == 0 { try completeMessage(emit: emit) }
+    }
+
+    private mutating func completeMessage(emit: (Message) throws -> Void) throws {
+        let message = Message(compressed: compressed, bytes: MessageBuffer(storage: body, messageOffset: 0))
+        body = []
+        headerCount = 0
+        expected = 0
+        try emit(message)
+    }
+}
+
+/// Frames outgoing messages: writes the 5-byte prefix into the message's headroom when it has room,
+/// so a serialized message is sent without a copy.
+enum GRPCMessageFramer {
+    /// The framed bytes of `message`: prefix and body, contiguous.
+    ///
+    /// - Parameters:
+    ///   - message: The serialized (and possibly compressed) message.
+    ///   - compressed: Whether to set the compressed flag.
+    /// - Returns: Storage and the range of the frame within it.
+    static func frame(_ message: MessageBuffer, compressed: Bool) -> (storage: [UInt8], range: Range<Int>) {
+        var message = message
+        let length = message.count
+        precondition(length <= Int(UInt32.max), "A gRPC message can't exceed 4 GiB.")
+        if message.headroom >= 5 {
+            let range = message.withUnsafeMutableStorage { storage, offset -> Range<Int> in
+                let start = offset - 5
+                writePrefix(into: storage, at: start, length: length, compressed: compressed)
+                return start..<(offset + length)
+            }
+            return (message.storageArray, range)
+        }
+        var storage = [UInt8](repeating: 0, count: 5 + length)
+        storage.withUnsafeMutableBytes { raw in
+            writePrefix(into: raw, at: 0, length: length, compressed: compressed)
+            message.withUnsafeBytes { body in
+                UnsafeMutableRawBufferPointer(rebasing: raw[5...]).copyMemory(from: body)
+            }
+        }
+        return (storage, 0..<(5 + length))
+    }
+
+    private static func writePrefix(
+        into storage: UnsafeMutableRawBufferPointer,
+        at start: Int,
+        length: Int,
+        compressed: Bool
+    ) {
+        storage[start] = compressed ? 1 : 0
+        storage[start + 1] = UInt8(truncatingIfNeeded: length >> 24)
+        storage[start + 2] = UInt8(truncatingIfNeeded: length >> 16)
+        storage[start + 3] = UInt8(truncatingIfNeeded: length >> 8)
+        storage[start + 4] = UInt8(truncatingIfNeeded: length)
+    }
+}
