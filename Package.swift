@@ -52,10 +52,12 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
 
-    // The HTTP/2 transport. (The gRPC mapping first; the io_uring loop and nghttp2 session follow.)
+    // The HTTP/2 transport, and the C libraries it alone touches.
+    .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+    .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
     .target(
         name: "CourierHTTP2",
-        dependencies: ["Courier"],
+        dependencies: ["Courier", "CURing", "CNGHTTP2"],
         swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
