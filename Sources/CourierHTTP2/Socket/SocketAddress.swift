@@ -1,0 +1,169 @@
+internal import CURing
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// An IPv4, IPv6 or Unix-domain socket address.
+public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    /// An IPv4 address and port.
+    case ipv4(host: String, port: Int)
+    /// An IPv6 address and port.
+    case ipv6(host: String, port: Int)
+    /// A Unix-domain socket path.
+    case unix(path: String)
+
+    /// The address in gRPC's peer notation: `ipv4:127.0.0.1:50051`, `ipv6:[::1]:50051`, `unix:/path`.
+    public var description: String {
+        switch self {
+        case .ipv4(let host, let port): "ipv4:\(host):\(port)"
+        case .ipv6(let host, let port): "ipv6:[\(host)]:\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
+    }
+
+    /// The port, for IP addresses.
+    public var port: Int? {
+        switch self {
+        case .ipv4(_, let port), .ipv6(_, let port): port
+        case .unix: nil
+        }
+    }
+
+    var family: Int32 {
+        switch self {
+        case .ipv4: AF_INET
+        case .ipv6: AF_INET6
+        case .unix: AF_UNIX
+        }
+    }
+
+    /// Calls `body` with the address as a `sockaddr`.
+    func withSockAddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) throws -> R {
+        switch self {
+        case .ipv4(let host, let port):
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+                throw IOError(errno: EINVAL, call: "inet_pton(\(host))")
+            }
+            return try withUnsafePointer(to: &address) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        case .ipv6(let host, let port):
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else {
+                throw IOError(errno: EINVAL, call: "inet_pton(\(host))")
+            }
+            return try withUnsafePointer(to: &address) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        case .unix(let path):
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard bytes.count < capacity else { throw IOError(errno: ENAMETOOLONG, call: "unix socket path") }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: bytes)
+                raw[bytes.count] = 0
+            }
+            return try withUnsafePointer(to: &address) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        }
+    }
+
+    private static func string(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Reads an address from a `sockaddr_storage`.
+    init?(storage: sockaddr_storage) {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
+            var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            var sinAddr = address.sin_addr
+            inet_ntop(AF_INET, &sinAddr, &buffer, socklen_t(buffer.count))
+            self = .ipv4(host: Self.string(buffer), port: Int(UInt16(bigEndian: address.sin_port)))
+        case AF_INET6:
+            let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            var sinAddr = address.sin6_addr
+            inet_ntop(AF_INET6, &sinAddr, &buffer, socklen_t(buffer.count))
+            self = .ipv6(host: Self.string(buffer), port: Int(UInt16(bigEndian: address.sin6_port)))
+        case AF_UNIX:
+            let path = withUnsafeBytes(of: &storage) { raw -> String in
+                let offset = MemoryLayout<sa_family_t>.size
+                let bytes = raw[offset...].prefix { $0 != 0 }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            self = .unix(path: path)
+        default:
+            return nil
+        }
+    }
+}
+
+/// Blocking-free socket helpers (the loop does the I/O; these only set sockets up).
+enum Sockets {
+    /// Creates a listening socket.
+    ///
+    /// - Returns: The socket and the address it is bound to (with the real port when `port` was 0).
+    static func listen(on address: SocketAddress, backlog: Int32 = 1024) throws -> (fd: Int32, bound: SocketAddress) {
+        let fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
+        guard fd >= 0 else { throw IOError(errno: errno, call: "socket") }
+        do {
+            if case .unix(let path) = address {
+                unlink(path)
+            } else {
+                try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+                if case .ipv6 = address { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+            }
+            try address.withSockAddr { pointer, length in
+                guard bind(fd, pointer, length) == 0 else { throw IOError(errno: errno, call: "bind(\(address))") }
+            }
+            guard Glibc.listen(fd, backlog) == 0 else { throw IOError(errno: errno, call: "listen") }
+            return (fd, try localAddress(of: fd) ?? address)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws {
+        var value = value
+        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw IOError(errno: errno, call: "setsockopt")
+        }
+    }
+
+    static func localAddress(of fd: Int32) throws -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { throw IOError(errno: errno, call: "getsockname") }
+        return SocketAddress(storage: storage)
+    }
+
+    static func peerAddress(of fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        return rc == 0 ? SocketAddress(storage: storage) : nil
+    }
+}
