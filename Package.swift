@@ -63,6 +63,7 @@ let targets: [Target] = [
     .testTarget(
         name: "CourierHTTP2Tests",
         dependencies: ["Courier", "CourierHTTP2"],
+        exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
 

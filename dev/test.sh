@@ -19,6 +19,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# grpcio (the gRPC C-core) is the interop peer the transport tests run against.
+if ! python3 -c "import grpc" >/dev/null 2>&1; then
+    echo "== Installing grpcio"
+    python3 -m pip install -q grpcio grpcio-tools
+fi
+
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
 
 echo "== Building (debug, warnings are errors)"

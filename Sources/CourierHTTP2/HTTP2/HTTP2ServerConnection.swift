@@ -1,0 +1,413 @@
+internal import CNGHTTP2
+internal import CURing
+internal import Courier
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// One accepted HTTP/2 connection on the server: the socket, the nghttp2 session and the stream table,
+/// confined to one event loop and driven synchronously from I/O completions.
+final class HTTP2ServerConnection: @unchecked Sendable {
+    // @unchecked Sendable: every mutable property is touched on `loop` only (asserted in debug builds).
+    let loop: EventLoop
+    let fd: Int32
+    let peer: String
+    private let owner: HTTP2ServerTransport.Listener
+    private var session: OpaquePointer?
+    private var streams: [Int32: HTTP2ServerStream] = [:]
+
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private var receiveHandler: ReceiveHandler!
+    private var sendHandler: SendHandler!
+    private var receiving = false
+
+    /// Bytes nghttp2 produced and not yet handed to the kernel, and the bytes in flight.
+    private var pendingOutput: [UInt8] = []
+    private var inFlight: [UInt8] = []
+    private var inFlightOffset = 0
+    private var sending = false
+    private var flushScheduled = false
+    private var closing = false
+    private(set) var closed = false
+    private var finalized = false
+    private var goingAway = false
+
+    let configuration: HTTP2ServerTransport.Configuration
+
+    init(
+        fd: Int32,
+        loop: EventLoop,
+        owner: HTTP2ServerTransport.Listener,
+        configuration: HTTP2ServerTransport.Configuration
+    ) {
+        self.fd = fd
+        self.loop = loop
+        self.owner = owner
+        self.configuration = configuration
+        self.peer = Sockets.peerAddress(of: fd)?.description ?? "unknown"
+        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.receiveHandler = ReceiveHandler(connection: self)
+        self.sendHandler = SendHandler(connection: self)
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+        if let session { nghttp2_session_del(session) }
+    }
+
+    /// Sets up the session, sends SETTINGS and starts reading. On the loop.
+    func start() {
+        loop.preconditionInEventLoop()
+        _ = Sockets.setNoDelay(fd)
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceive)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
+
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        guard nghttp2_session_server_new2(&session, callbacks, userData, option) == 0 else {
+            close(reason: "nghttp2_session_server_new2 failed")
+            return
+        }
+        var settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
+                value: UInt32(configuration.maxConcurrentStreams)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(configuration.streamWindowBytes)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(configuration.maxHeaderListBytes)
+            ),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
+        )
+        armReceive()
+        scheduleFlush()
+    }
+
+    // MARK: Reading
+
+    private func armReceive() {
+        guard !receiving, !closing else { return }
+        receiving = true
+        let sqe = loop.makeSQE()
+        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
+        loop.setHandler(receiveHandler, on: sqe)
+    }
+
+    fileprivate func received(_ result: Int32) {
+        receiving = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0, let session else {
+            close(reason: result == 0 ? "peer closed" : "recv failed")
+            return
+        }
+        let consumed = nghttp2_session_mem_recv(session, receiveBuffer.baseAddress, Int(result))
+        if consumed < 0 {
+            // A protocol error: nghttp2 has queued GOAWAY; send it, then close.
+            closing = true
+            scheduleFlush()
+            return
+        }
+        armReceive()
+        scheduleFlush()
+    }
+
+    // MARK: Writing
+
+    /// Flushes once in this loop turn (the loop enters the kernel after flushing).
+    func scheduleFlush() {
+        guard !flushScheduled, !closed else { return }
+        flushScheduled = true
+        loop.enqueue(.closure { [self] in self.flush() })
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard let session, !closed else { return }
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &data)
+            if count <= 0 { break }
+            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+        }
+        startSendIfIdle()
+        if closing && !sending && pendingOutput.isEmpty {
+            close(reason: "closing")
+        } else if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
+            && !sending && pendingOutput.isEmpty
+        {
+            close(reason: "session finished")
+        }
+    }
+
+    private func startSendIfIdle() {
+        guard !sending, !pendingOutput.isEmpty else { return }
+        swap(&inFlight, &pendingOutput)
+        pendingOutput.removeAll(keepingCapacity: true)
+        inFlightOffset = 0
+        submitSend()
+    }
+
+    private func submitSend() {
+        sending = true
+        let sqe = loop.makeSQE()
+        inFlight.withUnsafeBytes { raw in
+            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
+        }
+        loop.setHandler(sendHandler, on: sqe)
+    }
+
+    fileprivate func sent(_ result: Int32) {
+        sending = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0 else {
+            close(reason: "send failed")
+            return
+        }
+        inFlightOffset += Int(result)
+        if inFlightOffset < inFlight.count {
+            submitSend()
+            return
+        }
+        inFlight.removeAll(keepingCapacity: true)
+        startSendIfIdle()
+        if closing && !sending && pendingOutput.isEmpty { close(reason: "closing") }
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts a graceful close: GOAWAY now; the connection closes when its streams have finished.
+    func beginGracefulShutdown() {
+        guard let session, !goingAway, !closed else { return }
+        goingAway = true
+        nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+            UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0
+        )
+        if streams.isEmpty { closing = true }
+        scheduleFlush()
+    }
+
+    /// Closes the socket now; every open stream is cancelled.
+    func close(reason: String) {
+        guard !closed else { return }
+        closed = true
+        closing = true
+        for stream in streams.values { stream.connectionClosed() }
+        streams.removeAll()
+        // close(2) doesn't cancel an operation in flight on the ring: shutdown wakes it, and the socket is
+        // closed (and this object released) only after its completion has arrived.
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        finalizeIfIdle()
+    }
+
+    private func finalizeIfIdle() {
+        guard closed, !receiving, !sending, !finalized else { return }
+        finalized = true
+        Glibc.close(fd)
+        owner.connectionClosed(self)
+    }
+
+    // MARK: Streams, from the nghttp2 callbacks
+
+    fileprivate func beginHeaders(streamID: Int32) {
+        streams[streamID] = HTTP2ServerStream(id: streamID, connection: self)
+    }
+
+    fileprivate func header(streamID: Int32, name: String, value: String) -> Bool {
+        streams[streamID]?.addHeader(name: name, value: value) ?? true
+    }
+
+    fileprivate func headersComplete(streamID: Int32, endStream: Bool) {
+        guard let stream = streams[streamID] else { return }
+        switch stream.validateRequest() {
+        case .success:
+            if endStream { stream.receivedEndOfStream() }
+            owner.serve(stream)
+        case .failure(let rejection):
+            respondImmediately(stream, rejection)
+            if endStream { stream.receivedEndOfStream() }
+        }
+    }
+
+    fileprivate func dataChunk(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID] else {
+            // Nothing reads it: give the window back at once.
+            if let session { nghttp2_session_consume_connection(session, bytes.count) }
+            return
+        }
+        stream.receivedData(bytes)
+    }
+
+    fileprivate func endOfStream(streamID: Int32) {
+        streams[streamID]?.receivedEndOfStream()
+    }
+
+    fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.closedByPeer(errorCode: errorCode)
+        if goingAway && streams.isEmpty {
+            closing = true
+            scheduleFlush()
+        }
+    }
+
+    /// An immediate answer without a handler (bad content-type: HTTP 415; unsupported method).
+    private func respondImmediately(_ stream: HTTP2ServerStream, _ rejection: HTTP2ServerStream.Rejection) {
+        guard let session else { return }
+        var headers = HeaderList()
+        switch rejection {
+        case .httpStatus(let status, let message):
+            headers.add(":status", "\(status)")
+            headers.add("content-type", "text/plain")
+            _ = message
+        case .grpcStatus(let status):
+            headers.add(":status", "200")
+            headers.add("content-type", "application/grpc")
+            headers.add("grpc-status", "\(status.code.rawValue)")
+            if !status.message.isEmpty { headers.add("grpc-message", GRPCStatusMessage.encode(status.message)) }
+        }
+        headers.withNV { nv, count in
+            _ = nghttp2_submit_response(session, stream.id, nv, count, nil)
+        }
+        stream.markResponded()
+        scheduleFlush()
+    }
+
+    // MARK: Used by streams
+
+    var nghttp2Session: OpaquePointer? { session }
+
+    func stream(id: Int32) -> HTTP2ServerStream? { streams[id] }
+
+    func consume(streamID: Int32, bytes: Int) {
+        guard let session, bytes > 0, !closed else { return }
+        nghttp2_session_consume(session, streamID, bytes)
+        scheduleFlush()
+    }
+}
+
+extension Sockets {
+    static func setNoDelay(_ fd: Int32) -> Bool {
+        (try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)) != nil
+    }
+}
+
+/// Receive completions of one connection.
+private final class ReceiveHandler: IOCompletionHandler {
+    unowned let connection: HTTP2ServerConnection
+    init(connection: HTTP2ServerConnection) { self.connection = connection }
+    override func complete(result: Int32, flags: UInt32) { connection.received(result) }
+}
+
+/// Send completions of one connection.
+private final class SendHandler: IOCompletionHandler {
+    unowned let connection: HTTP2ServerConnection
+    init(connection: HTTP2ServerConnection) { self.connection = connection }
+    override func complete(result: Int32, flags: UInt32) { connection.sent(result) }
+}
+
+// MARK: nghttp2 callbacks: free functions, the connection travels as user_data.
+
+@inline(__always)
+private func connection(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerConnection {
+    Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private func onBeginHeaders(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+        frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
+    else { return 0 }
+    connection(userData).beginHeaders(streamID: frame.pointee.hd.stream_id)
+    return 0
+}
+
+private func onHeader(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?,
+    _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?,
+    _ valueLength: Int,
+    _ flags: UInt8,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+    let nameString = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
+    let valueString = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+    let accepted = connection(userData).header(streamID: frame.pointee.hd.stream_id, name: nameString, value: valueString)
+    return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+}
+
+private func onFrameReceive(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    let header = frame.pointee.hd
+    let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    switch Int(header.type) {
+    case Int(NGHTTP2_HEADERS.rawValue):
+        if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+            connection(userData).headersComplete(streamID: header.stream_id, endStream: endStream)
+        } else if endStream {
+            // Trailers from the client end its stream.
+            connection(userData).endOfStream(streamID: header.stream_id)
+        }
+    case Int(NGHTTP2_DATA.rawValue):
+        if endStream { connection(userData).endOfStream(streamID: header.stream_id) }
+    default:
+        break
+    }
+    return 0
+}
+
+private func onDataChunk(
+    _ session: OpaquePointer?,
+    _ flags: UInt8,
+    _ streamID: Int32,
+    _ data: UnsafePointer<UInt8>?,
+    _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    connection(userData).dataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func onStreamClose(
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ errorCode: UInt32,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    connection(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+    return 0
+}

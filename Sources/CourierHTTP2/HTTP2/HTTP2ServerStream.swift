@@ -1,0 +1,384 @@
+internal import CNGHTTP2
+internal import Courier
+
+/// One gRPC call on an HTTP/2 server connection.
+///
+/// Its state is confined to the connection's loop. The handler's task normally runs on that loop too
+/// (the transport gives it the loop as its task executor), so its reads and writes touch the state
+/// directly; from any other thread they hop to the loop first.
+final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
+    // @unchecked Sendable: mutable state is touched on `connection.loop` only; `path`, `metadata` and
+    // `timeout` are written before the stream is handed to a handler and never again.
+
+    enum Rejection: Error {
+        case httpStatus(Int, String)
+        case grpcStatus(Status)
+    }
+
+    let id: Int32
+    let connection: HTTP2ServerConnection
+    let cancellation = RPCCancellationHandle()
+    private(set) var path = ""
+    private(set) var metadata = Metadata()
+    private(set) var timeout: Duration?
+    var peer: String { connection.peer }
+    private var loop: EventLoop { connection.loop }
+
+    // Request head, while it arrives.
+    private var method: String?
+    private var contentType: String?
+    private var timeoutValue: String?
+    private var encoding: String?
+    private var headerError: RPCError?
+
+    // Inbound.
+    private var deframer: GRPCMessageDeframer
+    private var inbound: [MessageBuffer] = []
+    private var inboundHead = 0
+    private var inboundEnded = false
+    private var inboundError: RPCError?
+    private var reader: UnsafeContinuation<MessageBuffer?, any Error>?
+    private var unconsumedBytes = 0
+
+    // Outbound.
+    private var responded = false
+    private var outbound: [[UInt8]] = []
+    private var outboundRanges: [Range<Int>] = []
+    private var outboundBytes = 0
+    private var deferred = false
+    private var pendingTrailers: HeaderList?
+    private var finished = false
+    private var streamClosed = false
+    private var writer: UnsafeContinuation<Void, any Error>?
+
+    init(id: Int32, connection: HTTP2ServerConnection) {
+        self.id = id
+        self.connection = connection
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: connection.configuration.maxReceiveMessageBytes)
+    }
+
+    // MARK: The request head (loop)
+
+    func addHeader(name: String, value: String) -> Bool {
+        switch name {
+        case ":method": method = value
+        case ":path": path = value
+        case ":scheme", ":authority", "te", "user-agent": break
+        case "content-type": contentType = value
+        case "grpc-timeout": timeoutValue = value
+        case "grpc-encoding": encoding = value
+        default:
+            do {
+                try GRPCHeaders.addReceived(name: name, value: value, to: &metadata)
+            } catch {
+                headerError = error
+            }
+        }
+        return true
+    }
+
+    func validateRequest() -> Result<Void, Rejection> {
+        guard method == "POST" else { return .failure(.httpStatus(405, "gRPC requires POST")) }
+        guard let contentType, GRPCHeaders.isGRPCContentType(contentType) else {
+            return .failure(.httpStatus(415, "Unsupported content-type"))
+        }
+        guard !path.isEmpty else {
+            return .failure(.grpcStatus(Status(code: .unimplemented, message: "Missing :path.")))
+        }
+        if let timeoutValue {
+            guard let parsed = GRPCTimeout.parse(timeoutValue) else {
+                return .failure(.grpcStatus(Status(code: .internal, message: "Malformed grpc-timeout '\(timeoutValue.prefix(16))'.")))
+            }
+            timeout = parsed
+        }
+        if let encoding, encoding != "identity" {
+            return .failure(.grpcStatus(Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")))
+        }
+        if let headerError { return .failure(.grpcStatus(headerError.status)) }
+        return .success(())
+    }
+
+    func markResponded() {
+        responded = true
+        finished = true
+    }
+
+    // MARK: Inbound (loop)
+
+    func receivedData(_ bytes: UnsafeRawBufferPointer) {
+        unconsumedBytes += bytes.count
+        guard inboundError == nil, !inboundEnded, !finished else {
+            releaseWindow()
+            return
+        }
+        do {
+            try deframer.process(bytes) { message in inbound.append(message.bytes) }
+        } catch let failure as GRPCMessageDeframer.Failure {
+            failInbound(failure.rpcError)
+        } catch {
+            failInbound(RPCError(code: .internal, message: "Invalid request body."))
+        }
+        // Open the window again only once the reader has taken what is buffered: a slow handler holds
+        // at most one window of unread messages.
+        if inboundCount == 0 { releaseWindow() }
+        wakeReader()
+    }
+
+    func receivedEndOfStream() {
+        guard !inboundEnded else { return }
+        inboundEnded = true
+        do {
+            try deframer.finish()
+        } catch let failure as GRPCMessageDeframer.Failure {
+            failInbound(failure.rpcError)
+        } catch {}
+        wakeReader()
+    }
+
+    private var inboundCount: Int { inbound.count - inboundHead }
+
+    private func releaseWindow() {
+        let bytes = unconsumedBytes
+        unconsumedBytes = 0
+        connection.consume(streamID: id, bytes: bytes)
+    }
+
+    private func failInbound(_ error: RPCError) {
+        guard inboundError == nil else { return }
+        inboundError = error
+        inbound.removeAll()
+        inboundHead = 0
+        // The request is unusable: answer now; the handler's reads fail with the same error.
+        terminateOnLoop(status: error.status, trailers: error.metadata)
+    }
+
+    private func popInbound() -> MessageBuffer? {
+        guard inboundHead < inbound.count else { return nil }
+        let message = inbound[inboundHead]
+        inboundHead += 1
+        if inboundHead == inbound.count {
+            inbound.removeAll(keepingCapacity: true)
+            inboundHead = 0
+            releaseWindow()
+        }
+        return message
+    }
+
+    private func wakeReader() {
+        guard let reader else { return }
+        if let message = popInbound() {
+            self.reader = nil
+            reader.resume(returning: message)
+        } else if let inboundError {
+            self.reader = nil
+            reader.resume(throwing: inboundError)
+        } else if inboundEnded || streamClosed {
+            self.reader = nil
+            if streamClosed && !inboundEnded {
+                reader.resume(throwing: RPCError(code: .cancelled, message: "The client cancelled the RPC."))
+            } else {
+                reader.resume(returning: nil)
+            }
+        }
+    }
+
+    // MARK: ServerTransportStream (any thread)
+
+    func nextMessage() async throws -> MessageBuffer? {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<MessageBuffer?, any Error>) in
+                onLoop {
+                    self.reader = continuation
+                    self.wakeReader()
+                }
+            }
+        } onCancel: {
+            self.loop.execute {
+                guard let reader = self.reader else { return }
+                self.reader = nil
+                reader.resume(throwing: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+            }
+        }
+    }
+
+    func write(_ part: RPCResponsePart) async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            onLoop {
+                do {
+                    if try self.writeOnLoop(part) {
+                        continuation.resume()
+                    } else {
+                        self.writer = continuation
+                    }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func terminate(status: Status, trailers: Metadata) {
+        onLoop { self.terminateOnLoop(status: status, trailers: trailers) }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    // MARK: Outbound (loop)
+
+    private var isGone: Bool { streamClosed || connection.closed }
+
+    /// Writes a part; returns false when the caller must wait for the buffer to drain.
+    private func writeOnLoop(_ part: RPCResponsePart) throws -> Bool {
+        guard !finished, !isGone else {
+            throw RPCError(code: .cancelled, message: "The stream has ended.")
+        }
+        switch part {
+        case .metadata(let metadata):
+            submitResponseHeaders(metadata)
+            return true
+        case .message(let buffer):
+            if !responded { submitResponseHeaders([:]) }
+            let (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+            outbound.append(storage)
+            outboundRanges.append(range)
+            outboundBytes += range.count
+            resumeData()
+            return outboundBytes <= connection.configuration.maxBufferedBytesPerStream
+        case .status(let status, let trailers):
+            finishOnLoop(status: status, trailers: trailers)
+            return true
+        }
+    }
+
+    private func submitResponseHeaders(_ metadata: Metadata) {
+        guard !responded, let session = connection.nghttp2Session else { return }
+        responded = true
+        var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
+        headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
+        var provider = nghttp2_data_provider()
+        provider.read_callback = readResponseData
+        headers.withNV { nv, count in
+            _ = nghttp2_submit_response(session, id, nv, count, &provider)
+        }
+        connection.scheduleFlush()
+    }
+
+    private func trailerList(status: Status, trailers: Metadata) -> HeaderList {
+        var headers = HeaderList([("grpc-status", "\(status.code.rawValue)")])
+        if !status.message.isEmpty { headers.add("grpc-message", GRPCStatusMessage.encode(status.message)) }
+        headers.add(contentsOf: GRPCHeaders.fields(for: trailers))
+        return headers
+    }
+
+    private func finishOnLoop(status: Status, trailers: Metadata) {
+        guard !finished, let session = connection.nghttp2Session else { return }
+        finished = true
+        if !responded {
+            // Trailers-Only: one HEADERS frame, :status 200, with the status, ending the stream.
+            responded = true
+            var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
+            headers.add(contentsOf: trailerList(status: status, trailers: trailers).fields)
+            headers.withNV { nv, count in
+                _ = nghttp2_submit_response(session, id, nv, count, nil)
+            }
+        } else {
+            pendingTrailers = trailerList(status: status, trailers: trailers)
+            resumeData()
+        }
+        connection.scheduleFlush()
+    }
+
+    private func terminateOnLoop(status: Status, trailers: Metadata) {
+        guard !finished, !isGone else { return }
+        outbound.removeAll()
+        outboundRanges.removeAll()
+        outboundBytes = 0
+        finishOnLoop(status: status, trailers: trailers)
+        if let writer {
+            self.writer = nil
+            writer.resume(throwing: RPCError(code: .cancelled, message: "The stream has ended."))
+        }
+    }
+
+    private func resumeData() {
+        guard deferred, let session = connection.nghttp2Session else { return }
+        deferred = false
+        nghttp2_session_resume_data(session, id)
+        connection.scheduleFlush()
+    }
+
+    /// nghttp2 asks for up to `length` bytes of DATA.
+    fileprivate func readData(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        var copied = 0
+        while copied < length, !outbound.isEmpty {
+            let range = outboundRanges[0]
+            let take = min(range.count, length - copied)
+            outbound[0].withUnsafeBytes { raw in
+                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: take)
+            }
+            copied += take
+            outboundBytes -= take
+            if take == range.count {
+                outbound.removeFirst()
+                outboundRanges.removeFirst()
+            } else {
+                outboundRanges[0] = (range.lowerBound + take)..<range.upperBound
+            }
+        }
+        if let writer, outboundBytes <= connection.configuration.maxBufferedBytesPerStream {
+            self.writer = nil
+            writer.resume()
+        }
+        if outbound.isEmpty, let trailers = pendingTrailers, let session = connection.nghttp2Session {
+            pendingTrailers = nil
+            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) | UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
+            trailers.withNV { nv, count in
+                _ = nghttp2_submit_trailer(session, id, nv, count)
+            }
+            return copied
+        }
+        if copied == 0 {
+            deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        return copied
+    }
+
+    // MARK: The end (loop)
+
+    func closedByPeer(errorCode: UInt32) {
+        streamClosed = true
+        if !finished || !inboundEnded {
+            if !finished { cancellation.cancel() }
+        }
+        finished = true
+        wakeReader()
+        if let writer {
+            self.writer = nil
+            writer.resume(throwing: RPCError(code: .cancelled, message: "The client cancelled the RPC."))
+        }
+    }
+
+    func connectionClosed() {
+        closedByPeer(errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+    }
+}
+
+/// The data provider's read callback: finds the stream and lets it fill nghttp2's buffer.
+private func readResponseData(
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ buffer: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    let connection = Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
+    guard let stream = connection.stream(id: streamID), let buffer, let flags else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+    return stream.readData(into: buffer, length: length, flags: flags)
+}
