@@ -143,6 +143,20 @@ let targets: [Target] = [
         path: "Examples/Interop/Sources/GRPCTestingProtos",
         swiftSettings: defaultSwiftSettings
     ),
+    .target(
+        name: "InteropTestService",
+        dependencies: [
+            "Courier", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Examples/Interop/Sources/InteropTestService",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "interop-server",
+        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        path: "Examples/Interop/Sources/interop-server",
+        swiftSettings: defaultSwiftSettings
+    ),
     .executableTarget(
         name: "in-memory-greeter",
         dependencies: ["Courier", "CourierInMemory"],

@@ -1,0 +1,141 @@
+public import Courier
+public import GRPCTestingProtos
+internal import SwiftProtobuf
+internal import Foundation
+
+/// `grpc.testing.TestService` as the official interop test descriptions specify it
+/// (grpc/grpc doc/interop-test-descriptions.md, "Server").
+public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
+    /// Creates the service.
+    public init() {}
+
+    static let echoInitialKey = "x-grpc-test-echo-initial"
+    static let echoTrailingKey = "x-grpc-test-echo-trailing-bin"
+
+    static func echoedInitial(_ metadata: Metadata) -> Metadata {
+        var echoed = Metadata()
+        for value in metadata[echoInitialKey] { echoed.add(value, forKey: echoInitialKey) }
+        return echoed
+    }
+
+    static func echoedTrailing(_ metadata: Metadata) -> Metadata {
+        var echoed = Metadata()
+        for value in metadata[echoTrailingKey] { echoed.add(value, forKey: echoTrailingKey) }
+        return echoed
+    }
+
+    static func payload(size: Int32) -> Grpc_Testing_Payload {
+        .with { $0.body = Data(count: Int(max(0, size))) }
+    }
+
+    /// Throws the status a request asks for, with the echoed trailers.
+    static func checkRequestedStatus(_ status: Grpc_Testing_EchoStatus?, trailers: Metadata) throws {
+        guard let status, status.code != 0 else { return }
+        let code = RPCError.Code(Status.Code(rawValue: Int(status.code)) ?? .unknown) ?? .unknown
+        throw RPCError(code: code, message: status.message, metadata: trailers)
+    }
+
+    public func emptyCall(
+        request: ServerRequest<Grpc_Testing_Empty>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Grpc_Testing_Empty> {
+        ServerResponse(
+            message: Grpc_Testing_Empty(),
+            metadata: Self.echoedInitial(request.metadata),
+            trailingMetadata: Self.echoedTrailing(request.metadata)
+        )
+    }
+
+    public func unaryCall(
+        request: ServerRequest<Grpc_Testing_SimpleRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Grpc_Testing_SimpleResponse> {
+        let trailers = Self.echoedTrailing(request.metadata)
+        try Self.checkRequestedStatus(
+            request.message.hasResponseStatus ? request.message.responseStatus : nil,
+            trailers: trailers
+        )
+        return ServerResponse(
+            message: .with { $0.payload = Self.payload(size: request.message.responseSize) },
+            metadata: Self.echoedInitial(request.metadata),
+            trailingMetadata: trailers
+        )
+    }
+
+    public func cacheableUnaryCall(
+        request: ServerRequest<Grpc_Testing_SimpleRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Grpc_Testing_SimpleResponse> {
+        try await unaryCall(request: request, context: context)
+    }
+
+    public func streamingOutputCall(
+        request: ServerRequest<Grpc_Testing_StreamingOutputCallRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<Grpc_Testing_StreamingOutputCallResponse> {
+        let message = request.message
+        let trailers = Self.echoedTrailing(request.metadata)
+        return StreamingServerResponse(metadata: Self.echoedInitial(request.metadata)) { writer in
+            for parameters in message.responseParameters {
+                if parameters.intervalUs > 0 { try await Task.sleep(for: .microseconds(parameters.intervalUs)) }
+                try await writer.write(.with { $0.payload = Self.payload(size: parameters.size) })
+            }
+            try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
+            return trailers
+        }
+    }
+
+    public func streamingInputCall(
+        request: StreamingServerRequest<Grpc_Testing_StreamingInputCallRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Grpc_Testing_StreamingInputCallResponse> {
+        var total = 0
+        for try await message in request.messages { total += message.payload.body.count }
+        return ServerResponse(
+            message: .with { $0.aggregatedPayloadSize = Int32(total) },
+            metadata: Self.echoedInitial(request.metadata),
+            trailingMetadata: Self.echoedTrailing(request.metadata)
+        )
+    }
+
+    public func fullDuplexCall(
+        request: StreamingServerRequest<Grpc_Testing_StreamingOutputCallRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<Grpc_Testing_StreamingOutputCallResponse> {
+        let trailers = Self.echoedTrailing(request.metadata)
+        return StreamingServerResponse(metadata: Self.echoedInitial(request.metadata)) { writer in
+            for try await message in request.messages {
+                try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
+                for parameters in message.responseParameters {
+                    if parameters.intervalUs > 0 { try await Task.sleep(for: .microseconds(parameters.intervalUs)) }
+                    try await writer.write(.with { $0.payload = Self.payload(size: parameters.size) })
+                }
+            }
+            return trailers
+        }
+    }
+
+    public func halfDuplexCall(
+        request: StreamingServerRequest<Grpc_Testing_StreamingOutputCallRequest>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<Grpc_Testing_StreamingOutputCallResponse> {
+        var buffered: [Grpc_Testing_StreamingOutputCallRequest] = []
+        for try await message in request.messages { buffered.append(message) }
+        let trailers = Self.echoedTrailing(request.metadata)
+        return StreamingServerResponse(metadata: Self.echoedInitial(request.metadata)) { [buffered] writer in
+            for message in buffered {
+                for parameters in message.responseParameters {
+                    try await writer.write(.with { $0.payload = Self.payload(size: parameters.size) })
+                }
+            }
+            return trailers
+        }
+    }
+
+    public func unimplementedCall(
+        request: ServerRequest<Grpc_Testing_Empty>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Grpc_Testing_Empty> {
+        throw RPCError(code: .unimplemented, message: "UnimplementedCall is not implemented, by design.")
+    }
+}
