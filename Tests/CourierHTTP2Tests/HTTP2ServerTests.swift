@@ -6,7 +6,7 @@ import Testing
 /// Bytes in, bytes out.
 struct BytesCodec: MessageCodec {
     func serialize(_ message: [UInt8]) throws -> MessageBuffer { MessageBuffer(message) }
-    func deserialize(_ buffer: MessageBuffer) throws -> [UInt8] { Array(buffer) }
+    func deserialize(_ buffer: MessageBuffer) throws -> [UInt8] { buffer.withUnsafeBytes { Array($0) } }
 }
 
 /// The echo service the grpcio peer checks.

@@ -1,0 +1,415 @@
+internal import CNGHTTP2
+internal import CURing
+internal import Courier
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// One HTTP/2 connection from a client: socket, nghttp2 client session and the streams multiplexed on
+/// it, confined to one event loop. RPCs started while it connects wait; if connecting fails they fail
+/// with `UNAVAILABLE`. nghttp2 queues streams beyond the server's MAX_CONCURRENT_STREAMS.
+final class HTTP2ClientConnection: @unchecked Sendable {
+    // @unchecked Sendable: mutable state is touched on `loop` only.
+    enum State {
+        case idle
+        case connecting
+        case ready
+        case failed(RPCError)
+    }
+
+    let loop: EventLoop
+    let configuration: HTTP2ClientTransport.Configuration
+    private let address: SocketAddress
+    private let authority: String
+    private var fd: Int32 = -1
+    private var session: OpaquePointer?
+    private(set) var state = State.idle
+    private var streams: [Int32: HTTP2ClientStream] = [:]
+    private var pendingOpens: [(HTTP2ClientStream, Metadata)] = []
+
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private var handlers: (connect: ClientIOHandler, receive: ClientIOHandler, send: ClientIOHandler)!
+    private var connectAddress: UnsafeMutableRawPointer?
+    private var receiving = false
+    private var sending = false
+    private var connecting = false
+    private var pendingOutput: [UInt8] = []
+    private var inFlight: [UInt8] = []
+    private var inFlightOffset = 0
+    private var flushScheduled = false
+    private var closed = false
+    private var finalized = false
+    var onClosed: (() -> Void)?
+
+    init(loop: EventLoop, address: SocketAddress, authority: String, configuration: HTTP2ClientTransport.Configuration) {
+        self.loop = loop
+        self.address = address
+        self.authority = authority
+        self.configuration = configuration
+        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.handlers = (
+            ClientIOHandler { [unowned self] in self.connected($0) },
+            ClientIOHandler { [unowned self] in self.received($0) },
+            ClientIOHandler { [unowned self] in self.sent($0) }
+        )
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+        connectAddress?.deallocate()
+        if let session { nghttp2_session_del(session) }
+    }
+
+    var nghttp2Session: OpaquePointer? { session }
+
+    // MARK: Connecting (loop)
+
+    private func startConnecting() {
+        state = .connecting
+        fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
+        guard fd >= 0 else {
+            connectFailed(IOError(errno: errno, call: "socket"))
+            return
+        }
+        do {
+            // The address must outlive the operation: copy it into memory this object owns.
+            try address.withSockAddr { pointer, length in
+                let copy = UnsafeMutableRawPointer.allocate(byteCount: Int(length), alignment: 8)
+                copy.copyMemory(from: pointer, byteCount: Int(length))
+                connectAddress = copy
+                connecting = true
+                let sqe = loop.makeSQE()
+                io_uring_prep_connect(sqe, fd, copy.assumingMemoryBound(to: sockaddr.self), length)
+                loop.setHandler(handlers.connect, on: sqe)
+            }
+        } catch {
+            connectFailed(error)
+        }
+    }
+
+    private func connected(_ result: Int32) {
+        connecting = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result == 0 else {
+            connectFailed(IOError(errno: -result, call: "connect(\(address))"))
+            return
+        }
+        if case .ipv4 = address { _ = Sockets.setNoDelay(fd) } else if case .ipv6 = address { _ = Sockets.setNoDelay(fd) }
+        var callbacks: OpaquePointer?
+        nghttp2_session_callbacks_new(&callbacks)
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks, clientOnHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, clientOnFrameReceive)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, clientOnDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, clientOnStreamClose)
+        var option: OpaquePointer?
+        nghttp2_option_new(&option)
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        guard nghttp2_session_client_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option) == 0 else {
+            connectFailed(IOError(errno: ENOMEM, call: "nghttp2_session_client_new2"))
+            return
+        }
+        var settings = [
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
+                value: UInt32(configuration.streamWindowBytes)
+            ),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(configuration.maxHeaderListBytes)
+            ),
+        ]
+        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
+        )
+        state = .ready
+        armReceive()
+        let pending = pendingOpens
+        pendingOpens = []
+        for (stream, metadata) in pending { submit(stream, metadata: metadata) }
+        scheduleFlush()
+    }
+
+    private func connectFailed(_ error: any Error) {
+        let rpcError = RPCError(code: .unavailable, message: "Could not connect to \(address): \(error)", cause: error)
+        state = .failed(rpcError)
+        let pending = pendingOpens
+        pendingOpens = []
+        for (stream, _) in pending { stream.fail(rpcError) }
+        close()
+    }
+
+    // MARK: Streams (loop)
+
+    func open(_ stream: HTTP2ClientStream, metadata: Metadata) {
+        loop.preconditionInEventLoop()
+        switch state {
+        case .idle:
+            pendingOpens.append((stream, metadata))
+            startConnecting()
+        case .connecting:
+            pendingOpens.append((stream, metadata))
+        case .ready:
+            submit(stream, metadata: metadata)
+        case .failed(let error):
+            stream.fail(error)
+        }
+    }
+
+    private func submit(_ stream: HTTP2ClientStream, metadata: Metadata) {
+        guard let session, !closed else {
+            stream.fail(RPCError(code: .unavailable, message: "The connection is closed."))
+            return
+        }
+        var headers = HeaderList([
+            (":method", "POST"), (":scheme", "http"), (":path", stream.descriptor.path), (":authority", authority),
+        ])
+        if let timeout = stream.options.timeout { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
+        headers.add("content-type", "application/grpc")
+        headers.add("te", "trailers")
+        headers.add("user-agent", "grpc-swift-courier/0.1")
+        headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
+        var provider = nghttp2_data_provider()
+        provider.read_callback = clientReadRequestData
+        let id = headers.withNV { nv, count in
+            nghttp2_submit_request(session, nil, nv, count, &provider, nil)
+        }
+        guard id > 0 else {
+            stream.fail(RPCError(code: .unavailable, message: "Could not open a stream (nghttp2 error \(id))."))
+            return
+        }
+        streams[id] = stream
+        stream.opened(streamID: id)
+        scheduleFlush()
+    }
+
+    func stream(id: Int32) -> HTTP2ClientStream? { streams[id] }
+
+    func resetStream(_ id: Int32) {
+        guard let session, !closed else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_CANCEL.rawValue))
+        scheduleFlush()
+    }
+
+    func consume(streamID: Int32, bytes: Int) {
+        guard let session, bytes > 0, !closed else { return }
+        nghttp2_session_consume(session, streamID, bytes)
+        scheduleFlush()
+    }
+
+    fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
+        streams.removeValue(forKey: id)?.closed(errorCode: errorCode)
+    }
+
+    // MARK: I/O (loop)
+
+    private func armReceive() {
+        guard !receiving, !closed else { return }
+        receiving = true
+        let sqe = loop.makeSQE()
+        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
+        loop.setHandler(handlers.receive, on: sqe)
+    }
+
+    private func received(_ result: Int32) {
+        receiving = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0, let session else {
+            lost(result == 0 ? "the server closed the connection" : "recv failed (\(-result))")
+            return
+        }
+        if nghttp2_session_mem_recv(session, receiveBuffer.baseAddress, Int(result)) < 0 {
+            lost("the server violated HTTP/2")
+            return
+        }
+        armReceive()
+        scheduleFlush()
+    }
+
+    func scheduleFlush() {
+        guard !flushScheduled, !closed else { return }
+        flushScheduled = true
+        loop.enqueue(.closure { [self] in self.flush() })
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard let session, !closed else { return }
+        while true {
+            var data: UnsafePointer<UInt8>?
+            let count = nghttp2_session_mem_send(session, &data)
+            if count <= 0 { break }
+            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+        }
+        guard !sending, !pendingOutput.isEmpty else { return }
+        swap(&inFlight, &pendingOutput)
+        pendingOutput.removeAll(keepingCapacity: true)
+        inFlightOffset = 0
+        submitSend()
+    }
+
+    private func submitSend() {
+        sending = true
+        let sqe = loop.makeSQE()
+        inFlight.withUnsafeBytes { raw in
+            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
+        }
+        loop.setHandler(handlers.send, on: sqe)
+    }
+
+    private func sent(_ result: Int32) {
+        sending = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0 else {
+            lost("send failed (\(-result))")
+            return
+        }
+        inFlightOffset += Int(result)
+        if inFlightOffset < inFlight.count {
+            submitSend()
+        } else {
+            inFlight.removeAll(keepingCapacity: true)
+            if !pendingOutput.isEmpty { scheduleFlush() }
+        }
+    }
+
+    /// The connection failed: every RPC on it fails with `UNAVAILABLE`.
+    private func lost(_ reason: String) {
+        let error = RPCError(code: .unavailable, message: "The connection was lost: \(reason).")
+        state = .failed(error)
+        for stream in streams.values { stream.fail(error) }
+        streams.removeAll()
+        close()
+    }
+
+    /// Closes the connection; open streams fail with `UNAVAILABLE`.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        let error = RPCError(code: .unavailable, message: "The connection was closed.")
+        for stream in streams.values { stream.fail(error) }
+        streams.removeAll()
+        for (stream, _) in pendingOpens { stream.fail(error) }
+        pendingOpens.removeAll()
+        if case .ready = state { state = .failed(error) }
+        if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        finalizeIfIdle()
+    }
+
+    private func finalizeIfIdle() {
+        guard closed, !receiving, !sending, !connecting, !finalized else { return }
+        finalized = true
+        if fd >= 0 { Glibc.close(fd) }
+        onClosed?()
+    }
+
+    var hasStreams: Bool { !streams.isEmpty || !pendingOpens.isEmpty }
+}
+
+/// An I/O completion that calls a closure.
+final class ClientIOHandler: IOCompletionHandler {
+    private let body: (Int32) -> Void
+    init(_ body: @escaping (Int32) -> Void) { self.body = body }
+    override func complete(result: Int32, flags: UInt32) { body(result) }
+}
+
+// MARK: nghttp2 client callbacks
+
+@inline(__always)
+private func clientConnection(_ userData: UnsafeMutableRawPointer?) -> HTTP2ClientConnection {
+    Unmanaged<HTTP2ClientConnection>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private func clientOnHeader(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ name: UnsafePointer<UInt8>?,
+    _ nameLength: Int,
+    _ value: UnsafePointer<UInt8>?,
+    _ valueLength: Int,
+    _ flags: UInt8,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
+        let stream = clientConnection(userData).stream(id: frame.pointee.hd.stream_id)
+    else { return 0 }
+    stream.header(
+        name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
+        value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+    )
+    return 0
+}
+
+private func clientOnFrameReceive(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    let header = frame.pointee.hd
+    guard let stream = clientConnection(userData).stream(id: header.stream_id) else { return 0 }
+    let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    if header.type == UInt8(NGHTTP2_HEADERS.rawValue) {
+        stream.headersComplete(endStream: endStream)
+    } else if header.type == UInt8(NGHTTP2_DATA.rawValue), endStream {
+        // DATA with END_STREAM and no trailers: the response ended without a status.
+        stream.headersComplete(endStream: true)
+    }
+    return 0
+}
+
+private func clientOnDataChunk(
+    _ session: OpaquePointer?,
+    _ flags: UInt8,
+    _ streamID: Int32,
+    _ data: UnsafePointer<UInt8>?,
+    _ length: Int,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    let connection = clientConnection(userData)
+    if let stream = connection.stream(id: streamID) {
+        stream.receivedData(UnsafeRawBufferPointer(start: data, count: length))
+    } else if let session {
+        nghttp2_session_consume(session, streamID, length)
+    }
+    return 0
+}
+
+private func clientOnStreamClose(
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ errorCode: UInt32,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    clientConnection(userData).streamClosed(streamID, errorCode: errorCode)
+    return 0
+}
+
+private func clientReadRequestData(
+    _ session: OpaquePointer?,
+    _ streamID: Int32,
+    _ buffer: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ flags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let stream = clientConnection(userData).stream(id: streamID), let buffer, let flags else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+    return stream.readData(into: buffer, length: length, flags: flags)
+}

@@ -1,0 +1,340 @@
+internal import CNGHTTP2
+internal import Courier
+
+/// One RPC on a client connection; state confined to the connection's loop.
+final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
+    // @unchecked Sendable: mutable state is touched on `connection.loop` only.
+    let connection: HTTP2ClientConnection
+    let descriptor: MethodDescriptor
+    let options: CallOptions
+    private(set) var id: Int32 = -1
+    private var loop: EventLoop { connection.loop }
+
+    // Inbound.
+    private var parts: [RPCResponsePart] = []
+    private var partsHead = 0
+    private var reader: UnsafeContinuation<RPCResponsePart?, any Error>?
+    private var failure: RPCError?
+    private var statusDelivered = false
+    private var responseHeaders = HeaderFields()
+    private var headersReceived = false
+    private var deframer: GRPCMessageDeframer
+    private var unconsumedBytes = 0
+
+    // Outbound.
+    private var outbound: [[UInt8]] = []
+    private var outboundRanges: [Range<Int>] = []
+    private var outboundBytes = 0
+    private var halfClosed = false
+    private var deferred = false
+    private var started = false
+    private var ended = false
+    private var writer: UnsafeContinuation<Void, any Error>?
+    private var startWaiter: UnsafeContinuation<Void, any Error>?
+
+    struct HeaderFields {
+        var status: Int?
+        var contentType: String?
+        var grpcStatus: String?
+        var grpcMessage: String?
+        var metadata = Metadata()
+        var invalid: RPCError?
+
+        mutating func add(name: String, value: String) {
+            switch name {
+            case ":status": status = Int(value)
+            case "content-type": contentType = value
+            case "grpc-status": grpcStatus = value
+            case "grpc-message": grpcMessage = value
+            default:
+                do { try GRPCHeaders.addReceived(name: name, value: value, to: &metadata) } catch { invalid = error }
+            }
+        }
+    }
+
+    init(connection: HTTP2ClientConnection, descriptor: MethodDescriptor, options: CallOptions) {
+        self.connection = connection
+        self.descriptor = descriptor
+        self.options = options
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: options.maxResponseMessageBytes)
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    // MARK: ClientTransportStream
+
+    func write(_ part: RPCRequestPart) async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            onLoop {
+                if let failure = self.failure ?? (self.ended ? RPCError(code: .cancelled, message: "The stream has ended.") : nil) {
+                    continuation.resume(throwing: failure)
+                    return
+                }
+                switch part {
+                case .metadata(let metadata):
+                    guard !self.started else {
+                        continuation.resume(throwing: RPCError(code: .internal, message: "Request metadata sent twice."))
+                        return
+                    }
+                    self.started = true
+                    self.startWaiter = continuation
+                    self.connection.open(self, metadata: metadata)
+                case .message(let buffer):
+                    let (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+                    self.outbound.append(storage)
+                    self.outboundRanges.append(range)
+                    self.outboundBytes += range.count
+                    self.resumeData()
+                    if self.outboundBytes <= self.connection.configuration.maxBufferedBytesPerStream {
+                        continuation.resume()
+                    } else {
+                        self.writer = continuation
+                    }
+                }
+            }
+        }
+    }
+
+    func finish() async throws {
+        onLoop {
+            guard !self.halfClosed else { return }
+            self.halfClosed = true
+            self.resumeData()
+        }
+    }
+
+    func next() async throws -> RPCResponsePart? {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RPCResponsePart?, any Error>) in
+                onLoop {
+                    self.reader = continuation
+                    self.wakeReader()
+                }
+            }
+        } onCancel: {
+            self.loop.execute {
+                guard let reader = self.reader else { return }
+                self.reader = nil
+                reader.resume(throwing: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+            }
+        }
+    }
+
+    func cancel() {
+        onLoop {
+            guard !self.statusDelivered || !self.ended else { return }
+            let wasOpen = self.id > 0 && !self.ended
+            self.fail(RPCError(code: .cancelled, message: "The RPC was cancelled."))
+            if wasOpen { self.connection.resetStream(self.id) }
+        }
+    }
+
+    // MARK: From the connection (loop)
+
+    func opened(streamID: Int32) {
+        id = streamID
+        if let startWaiter {
+            self.startWaiter = nil
+            startWaiter.resume()
+        }
+    }
+
+    /// The stream could not be opened, or the connection was lost.
+    func fail(_ error: RPCError) {
+        guard !ended else { return }
+        ended = true
+        if failure == nil && !statusDelivered { failure = error }
+        for continuation in [startWaiter, writer].compactMap({ $0 }) { continuation.resume(throwing: error) }
+        startWaiter = nil
+        writer = nil
+        wakeReader()
+    }
+
+    func header(name: String, value: String) {
+        responseHeaders.add(name: name, value: value)
+    }
+
+    /// A HEADERS frame ended: response headers, trailers, or a Trailers-Only response.
+    func headersComplete(endStream: Bool) {
+        let fields = responseHeaders
+        responseHeaders = HeaderFields()
+        if !headersReceived {
+            headersReceived = true
+            if let status = fields.status, (100..<200).contains(status) {
+                headersReceived = false  // informational: the real headers follow
+                return
+            }
+            guard fields.status == 200, let contentType = fields.contentType, GRPCHeaders.isGRPCContentType(contentType)
+            else {
+                // Not a gRPC response: the status comes from the HTTP status, unless grpc-status is present.
+                if let grpcStatus = fields.grpcStatus, let code = GRPCHeaders.parseStatusCode(grpcStatus), fields.status == 200 {
+                    deliverStatus(Status(code: code, message: GRPCStatusMessage.decode(fields.grpcMessage ?? "")), fields.metadata)
+                } else {
+                    deliverStatus(GRPCHeaders.status(forHTTPStatus: fields.status ?? 0), fields.metadata)
+                }
+                return
+            }
+            if endStream || fields.grpcStatus != nil {
+                deliverTrailers(fields)
+            } else {
+                if let invalid = fields.invalid { protocolError(invalid); return }
+                parts.append(.metadata(fields.metadata))
+                wakeReader()
+            }
+        } else {
+            deliverTrailers(fields)
+        }
+    }
+
+    private func deliverTrailers(_ fields: HeaderFields) {
+        do {
+            try deframer.finish()
+        } catch let failure as GRPCMessageDeframer.Failure {
+            protocolError(failure.rpcError)
+            return
+        } catch {}
+        guard let grpcStatus = fields.grpcStatus else {
+            deliverStatus(Status(code: .unknown, message: "The response ended without a grpc-status."), fields.metadata)
+            return
+        }
+        guard let code = GRPCHeaders.parseStatusCode(grpcStatus) else {
+            deliverStatus(Status(code: .unknown, message: "Invalid grpc-status '\(grpcStatus.prefix(16))'."), fields.metadata)
+            return
+        }
+        deliverStatus(Status(code: code, message: GRPCStatusMessage.decode(fields.grpcMessage ?? "")), fields.metadata)
+    }
+
+    private func deliverStatus(_ status: Status, _ trailers: Metadata) {
+        guard !statusDelivered, failure == nil else { return }
+        statusDelivered = true
+        parts.append(.status(status, trailers))
+        wakeReader()
+    }
+
+    private func protocolError(_ error: RPCError) {
+        guard !ended else { return }
+        let wasOpen = id > 0
+        fail(error)
+        if wasOpen { connection.resetStream(id) }
+    }
+
+    func receivedData(_ bytes: UnsafeRawBufferPointer) {
+        unconsumedBytes += bytes.count
+        guard failure == nil, !statusDelivered else {
+            releaseWindow()
+            return
+        }
+        do {
+            try deframer.process(bytes) { message in
+                if message.compressed {
+                    throw RPCError(code: .internal, message: "Compressed response without a supported grpc-encoding.")
+                }
+                parts.append(.message(message.bytes))
+            }
+        } catch let failure as GRPCMessageDeframer.Failure {
+            protocolError(failure.rpcError)
+            return
+        } catch let error as RPCError {
+            protocolError(error)
+            return
+        } catch {}
+        if partsHead == parts.count { releaseWindow() }
+        wakeReader()
+    }
+
+    private func releaseWindow() {
+        let bytes = unconsumedBytes
+        unconsumedBytes = 0
+        if id > 0 { connection.consume(streamID: id, bytes: bytes) }
+    }
+
+    func closed(errorCode: UInt32) {
+        if !statusDelivered {
+            let error: RPCError
+            switch errorCode {
+            case UInt32(NGHTTP2_REFUSED_STREAM.rawValue):
+                error = RPCError(code: .unavailable, message: "The server refused the stream.")
+            case UInt32(NGHTTP2_CANCEL.rawValue):
+                error = RPCError(code: .cancelled, message: "The server cancelled the RPC.")
+            case UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue):
+                error = RPCError(code: .resourceExhausted, message: "The server reset the stream: ENHANCE_YOUR_CALM.")
+            case UInt32(NGHTTP2_INADEQUATE_SECURITY.rawValue):
+                error = RPCError(code: .permissionDenied, message: "The server reset the stream: INADEQUATE_SECURITY.")
+            default:
+                error = RPCError(code: .internal, message: "The stream was reset (HTTP/2 error \(errorCode)) before a status.")
+            }
+            fail(error)
+        } else {
+            ended = true
+            for continuation in [writer].compactMap({ $0 }) {
+                continuation.resume(throwing: RPCError(code: .cancelled, message: "The RPC has ended."))
+            }
+            writer = nil
+            wakeReader()
+        }
+    }
+
+    private func wakeReader() {
+        guard let reader else { return }
+        if partsHead < parts.count {
+            let part = parts[partsHead]
+            partsHead += 1
+            if partsHead == parts.count {
+                parts.removeAll(keepingCapacity: true)
+                partsHead = 0
+                releaseWindow()
+            }
+            self.reader = nil
+            reader.resume(returning: part)
+        } else if let failure {
+            self.reader = nil
+            reader.resume(throwing: failure)
+        } else if statusDelivered {
+            self.reader = nil
+            reader.resume(returning: nil)
+        }
+    }
+
+    // MARK: Request body (loop)
+
+    private func resumeData() {
+        guard deferred, id > 0, let session = connection.nghttp2Session else { return }
+        deferred = false
+        nghttp2_session_resume_data(session, id)
+        connection.scheduleFlush()
+    }
+
+    func readData(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        var copied = 0
+        while copied < length, !outbound.isEmpty {
+            let range = outboundRanges[0]
+            let take = min(range.count, length - copied)
+            outbound[0].withUnsafeBytes { raw in
+                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: take)
+            }
+            copied += take
+            outboundBytes -= take
+            if take == range.count {
+                outbound.removeFirst()
+                outboundRanges.removeFirst()
+            } else {
+                outboundRanges[0] = (range.lowerBound + take)..<range.upperBound
+            }
+        }
+        if let writer, outboundBytes <= connection.configuration.maxBufferedBytesPerStream {
+            self.writer = nil
+            writer.resume()
+        }
+        if outbound.isEmpty && halfClosed {
+            flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+            return copied
+        }
+        if copied == 0 {
+            deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        return copied
+    }
+}

@@ -1,0 +1,217 @@
+public import Courier
+internal import CURing
+internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// A gRPC client transport over cleartext HTTP/2 (h2c, prior knowledge) on an io_uring event loop.
+///
+/// ```swift
+/// let transport = try HTTP2ClientTransport(target: "127.0.0.1:50051")
+/// try await withCourierClient(transport: transport) { client in ... }
+/// ```
+///
+/// One connection multiplexes every RPC; streams beyond the server's MAX_CONCURRENT_STREAMS wait for a
+/// free slot. The connection is made on the first RPC; RPCs started while it is being made wait for it,
+/// and fail with `UNAVAILABLE` if it can't be made. Calls run with the connection's event loop as their
+/// task executor, so the codec, the interceptors and the transport share its thread.
+public final class HTTP2ClientTransport: ClientTransport, Sendable {
+    /// Limits and tuning, with safe defaults.
+    public struct Configuration: Sendable {
+        /// The `:authority` to send; default: the target's `host:port`.
+        public var authority: String?
+        /// Each stream's receive window, opened only as the caller reads. Default 1 MiB.
+        public var streamWindowBytes: Int
+        /// The connection's receive window. Default 16 MiB.
+        public var connectionWindowBytes: Int
+        /// SETTINGS_MAX_HEADER_LIST_SIZE for responses. Default 16 KiB.
+        public var maxHeaderListBytes: Int
+        /// Request bytes buffered per stream before a writer suspends. Default 64 KiB.
+        public var maxBufferedBytesPerStream: Int
+
+        /// The defaults.
+        public init() {
+            self.authority = nil
+            self.streamWindowBytes = 1 << 20
+            self.connectionWindowBytes = 16 << 20
+            self.maxHeaderListBytes = 16 << 10
+            self.maxBufferedBytesPerStream = 64 << 10
+        }
+
+        /// The defaults.
+        public static var defaults: Configuration { Configuration() }
+    }
+
+    private let loop: EventLoop
+    private let connection: HTTP2ClientConnection
+    /// The clock deadlines are enforced with: timers on the transport's loop.
+    public let clock: any RPCClock
+
+    private struct State {
+        var shuttingDown = false
+        var openStreams = 0
+        var drained: UnsafeContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    /// Creates a transport for a gRPC target: `host:port`, `dns:///host:port`, `ipv4:addr:port`,
+    /// `ipv6:[addr]:port` or `unix:path`.
+    ///
+    /// - Parameters:
+    ///   - target: Where the server is.
+    ///   - configuration: Limits and tuning.
+    /// - Throws: ``RPCError`` `INVALID_ARGUMENT` for a target that doesn't parse or resolve.
+    public init(target: String, configuration: Configuration = .defaults) throws {
+        let (address, authority) = try Self.resolve(target)
+        self.loop = try EventLoop(name: "courier-client")
+        self.connection = HTTP2ClientConnection(
+            loop: loop,
+            address: address,
+            authority: configuration.authority ?? authority,
+            configuration: configuration
+        )
+        self.clock = LoopClock(loops: [loop])
+    }
+
+    deinit {
+        let connection = self.connection
+        loop.execute { connection.close() }
+        loop.stop()
+    }
+
+    /// Waits until ``beginGracefulShutdown()`` has been called and every RPC has finished, then closes
+    /// the connection and stops the loop. Cancelling the calling task closes at once.
+    public func connect() async throws {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if (state.shuttingDown && state.openStreams == 0) || Task.isCancelled { return true }
+                    state.drained = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+                state.shuttingDown = true
+                defer { state.drained = nil }
+                return state.drained
+            }
+            drained?.resume()
+        }
+        let connection = self.connection
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            loop.execute {
+                connection.close()
+                continuation.resume()
+            }
+        }
+    }
+
+    public func beginGracefulShutdown() {
+        let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+            state.shuttingDown = true
+            guard state.openStreams == 0 else { return nil }
+            defer { state.drained = nil }
+            return state.drained
+        }
+        drained?.resume()
+    }
+
+    public func withStream<Result: Sendable>(
+        descriptor: MethodDescriptor,
+        options: CallOptions,
+        _ body: (any ClientTransportStream) async throws -> Result
+    ) async throws -> Result {
+        try state.withLock { state throws(RPCError) in
+            guard !state.shuttingDown else {
+                throw RPCError(code: .unavailable, message: "The client transport is shutting down.")
+            }
+            state.openStreams += 1
+        }
+        defer {
+            let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
+                state.openStreams -= 1
+                guard state.shuttingDown, state.openStreams == 0 else { return nil }
+                defer { state.drained = nil }
+                return state.drained
+            }
+            drained?.resume()
+        }
+        let stream = HTTP2ClientStream(connection: connection, descriptor: descriptor, options: options)
+        defer { stream.cancel() }
+        return try await withTaskExecutorPreference(loop.taskExecutor) {
+            try await body(stream)
+        }
+    }
+
+    /// Parses a target into an address and the default `:authority`.
+    static func resolve(_ target: String) throws(RPCError) -> (SocketAddress, String) {
+        func invalid(_ why: String) -> RPCError {
+            RPCError(code: .invalidArgument, message: "Invalid target '\(target.prefix(256))': \(why).")
+        }
+        if target.hasPrefix("unix:") {
+            let path = String(target.dropFirst("unix:".count).drop { $0 == "/" && target.hasPrefix("unix:///") })
+            guard !path.isEmpty else { throw invalid("no path") }
+            let absolute = target.hasPrefix("unix:///") ? "/" + path : path
+            return (.unix(path: absolute), "localhost")
+        }
+        var rest = Substring(target)
+        for scheme in ["dns:///", "ipv4:", "ipv6:"] where rest.hasPrefix(scheme) {
+            rest = rest.dropFirst(scheme.count)
+            break
+        }
+        let host: Substring
+        let portText: Substring
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw invalid("unterminated IPv6 literal") }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            guard after.hasPrefix(":") else { throw invalid("missing port") }
+            portText = after.dropFirst()
+        } else {
+            guard let colon = rest.lastIndex(of: ":") else { throw invalid("missing port") }
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        }
+        guard let port = Int(portText), (1...65535).contains(port) else { throw invalid("bad port") }
+        guard !host.isEmpty else { throw invalid("missing host") }
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let hostString = String(host)
+        if let v4 = try? SocketAddress.ipv4(host: hostString, port: port).withSockAddr({ _, _ in true }), v4 {
+            return (.ipv4(host: hostString, port: port), authority)
+        }
+        if let v6 = try? SocketAddress.ipv6(host: hostString, port: port).withSockAddr({ _, _ in true }), v6 {
+            return (.ipv6(host: hostString, port: port), authority)
+        }
+        // A name: resolve it (the first address for now; trying every address comes with reconnects).
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(hostString, nil, &hints, &result) == 0, let first = result else {
+            throw invalid("the host does not resolve")
+        }
+        defer { freeaddrinfo(result) }
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { raw in
+            raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+        }
+        switch SocketAddress(storage: storage) {
+        case .ipv4(let address, _): return (.ipv4(host: address, port: port), authority)
+        case .ipv6(let address, _): return (.ipv6(host: address, port: port), authority)
+        default: throw invalid("the host resolves to no IP address")
+        }
+    }
+}
+
+extension ClientTransport where Self == HTTP2ClientTransport {
+    /// A cleartext HTTP/2 (h2c) client transport.
+    ///
+    /// - Parameters:
+    ///   - target: `host:port`, `dns:///host:port`, `ipv4:addr:port`, `ipv6:[addr]:port` or `unix:path`.
+    ///   - configuration: Limits and tuning.
+    public static func http2(target: String, configuration: HTTP2ClientTransport.Configuration = .defaults) throws -> Self {
+        try HTTP2ClientTransport(target: target, configuration: configuration)
+    }
+}

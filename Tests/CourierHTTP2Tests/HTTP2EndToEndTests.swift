@@ -1,0 +1,218 @@
+import Courier
+import CourierHTTP2
+import Foundation
+import Synchronization
+import Testing
+
+/// Runs an HTTP/2 server with `services` on a free port and a client connected to it.
+func withHTTP2<R: Sendable>(
+    services: [any RegistrableRPCService] = [RawEchoService()],
+    loops: Int = 1,
+    serverConfiguration: HTTP2ServerTransport.Configuration? = nil,
+    address: SocketAddress = .ipv4(host: "127.0.0.1", port: 0),
+    _ body: (CourierClient) async throws -> R
+) async throws -> R {
+    var configuration = serverConfiguration ?? HTTP2ServerTransport.Configuration()
+    configuration.loops = loops
+    let server = HTTP2ServerTransport(address: address, configuration: configuration)
+    return try await withCourierServer(transport: server, services: services) { _ in
+        let bound = try await server.listeningAddress()
+        let target: String
+        switch bound {
+        case .ipv4(let host, let port): target = "\(host):\(port)"
+        case .ipv6(let host, let port): target = "ipv6:[\(host)]:\(port)"
+        case .unix(let path): target = "unix:\(path)"
+        }
+        return try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { client in
+            try await body(client)
+        }
+    }
+}
+
+let codec = BytesCodec()
+func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name) }
+
+@Suite("Courier client and server over HTTP/2")
+struct HTTP2EndToEndTests {
+    @Test("All four kinds, over TCP on IPv4 and IPv6 and over a Unix socket", arguments: [
+        SocketAddress.ipv4(host: "127.0.0.1", port: 0), .ipv6(host: "::1", port: 0),
+        .unix(path: "/tmp/courier-test-\(getpid()).sock"),
+    ])
+    func fourKinds(address: SocketAddress) async throws {
+        try await withHTTP2(address: address) { client in
+            let reply = try await client.unary(
+                request: ClientRequest(message: Array("hello".utf8)), descriptor: method("Get"),
+                serializer: codec, deserializer: codec
+            )
+            #expect(reply == Array("hello".utf8))
+
+            let words = try await client.serverStreaming(
+                request: ClientRequest(message: Array("a b c".utf8)), descriptor: method("Expand"),
+                serializer: codec, deserializer: codec
+            ) { response in
+                var words: [[UInt8]] = []
+                for try await word in response.messages { words.append(word) }
+                return words
+            }
+            #expect(words == [[97], [98], [99]])
+
+            let joined = try await client.clientStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    try await writer.write(contentsOf: [[120], [121]])
+                },
+                descriptor: method("Collect"), serializer: codec, deserializer: codec
+            ) { try $0.message }
+            #expect(joined == Array("x y".utf8))
+
+            let echoed = try await client.bidirectionalStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    for i in 0..<100 { try await writer.write([UInt8(i)]) }
+                },
+                descriptor: method("Update"), serializer: codec, deserializer: codec
+            ) { response in
+                var count = 0
+                for try await _ in response.messages { count += 1 }
+                return count
+            }
+            #expect(echoed == 100)
+        }
+    }
+
+    @Test("Metadata, binary trailers, status with a special message, unknown method")
+    func metadataAndStatus() async throws {
+        try await withHTTP2 { client in
+            var metadata: Metadata = ["x-echo-initial": "v"]
+            metadata.addBinary([0xAB, 0x00, 0xFF], forKey: "x-echo-trailing-bin")
+            let response = try await client.unary(
+                request: ClientRequest(message: [1], metadata: metadata), descriptor: method("Get"),
+                serializer: codec, deserializer: codec
+            ) { $0 }
+            #expect(response.metadata.firstString(forKey: "x-echo-initial") == "v")
+            #expect(response.trailingMetadata[binaryValues: "x-echo-trailing-bin"] == [[0xAB, 0x00, 0xFF]])
+
+            do {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Fail"), serializer: codec, deserializer: codec
+                )
+                Issue.record("expected an error")
+            } catch let error as RPCError {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message == RawEchoService.specialMessage)
+            }
+
+            do {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Nope"), serializer: codec, deserializer: codec
+                )
+                Issue.record("expected UNIMPLEMENTED")
+            } catch let error as RPCError {
+                #expect(error.code == .unimplemented)
+            }
+        }
+    }
+
+    @Test("Messages of 0 B, 1 MiB and 16 MiB (with a raised limit)")
+    func messageSizes() async throws {
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.maxReceiveMessageBytes = 32 << 20
+        let services: [any RegistrableRPCService] = [RawEchoService()]
+        let transportServer = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+        try await withCourierServer(
+            transport: transportServer, services: services,
+            configuration: .init(maxRequestMessageBytes: 32 << 20)
+        ) { _ in
+            let port = try await transportServer.listeningAddress().port!
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                for size in [0, 1 << 20, 16 << 20] {
+                    var payload = [UInt8](repeating: 0x5A, count: size)
+                    if size > 0 { payload[size - 1] = 1 }
+                    let reply = try await client.unary(
+                        request: ClientRequest(message: payload), descriptor: method("Get"),
+                        serializer: codec, deserializer: codec,
+                        options: CallOptions(maxResponseMessageBytes: 32 << 20)
+                    )
+                    #expect(reply == payload, "size \(size)")
+                }
+            }
+        }
+    }
+
+    @Test("1,000 concurrent streams on one connection")
+    func manyStreams() async throws {
+        try await withHTTP2 { client in
+            let replies = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
+                for i in 0..<1000 {
+                    group.addTask {
+                        let message = Array("m\(i)".utf8)
+                        return try await client.unary(
+                            request: ClientRequest(message: message), descriptor: method("Get"),
+                            serializer: codec, deserializer: codec
+                        ) == message
+                    }
+                }
+                var ok = 0
+                for try await matched in group where matched { ok += 1 }
+                return ok
+            }
+            #expect(replies == 1000)
+        }
+    }
+
+    @Test("A deadline crosses the wire: the server's handler is cancelled, the client gets DEADLINE_EXCEEDED")
+    func deadline() async throws {
+        try await withHTTP2 { client in
+            do {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Slow"), serializer: codec,
+                    deserializer: codec, options: CallOptions(timeout: .milliseconds(100))
+                )
+                Issue.record("expected DEADLINE_EXCEEDED")
+            } catch let error as RPCError {
+                #expect(error.code == .deadlineExceeded)
+            }
+        }
+    }
+
+    @Test("Connecting to a port nobody listens on fails fast with UNAVAILABLE")
+    func connectionRefused() async throws {
+        let (fd, bound) = try listenAndClose()
+        _ = fd
+        try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(bound)")) { client in
+            do {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                )
+                Issue.record("expected UNAVAILABLE")
+            } catch let error as RPCError {
+                #expect(error.code == .unavailable)
+            }
+        }
+    }
+
+    @Test("Targets parse", arguments: ["127.0.0.1:80", "dns:///localhost:443", "ipv4:10.0.0.1:1", "ipv6:[::1]:8080", "[::1]:9", "unix:/tmp/x.sock", "unix:///tmp/y.sock"])
+    func targets(target: String) throws {
+        _ = try HTTP2ClientTransport(target: target)
+    }
+
+    @Test("Bad targets are INVALID_ARGUMENT", arguments: ["", "localhost", "127.0.0.1:", "127.0.0.1:99999", ":80", "[::1", "unix:"])
+    func badTargets(target: String) {
+        #expect(throws: RPCError.self) { _ = try HTTP2ClientTransport(target: target) }
+    }
+}
+
+/// A port that was free a moment ago: bind, read the port, close.
+func listenAndClose() throws -> (Int32, Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    close(fd)
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
