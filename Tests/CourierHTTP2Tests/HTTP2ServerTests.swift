@@ -92,3 +92,115 @@ struct HTTP2ServerTests {
         }
     }
 }
+
+@Suite("HTTP/2 client transport against a grpcio server")
+struct HTTP2ClientInteropTests {
+    /// Starts the grpcio echo server, runs `body` with its port, then stops it.
+    func withGRPCIOServer(_ body: (Int) async throws -> Void) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", peersDirectory.appendingPathComponent("grpcio_echo_server.py").path]
+        let output = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+        }
+        // The first line says the port: an explicit signal that the server is ready.
+        var line = [UInt8]()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            guard let first = byte.first else { break }
+            if first == UInt8(ascii: "\n") { break }
+            line.append(first)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "grpcio server said: \(text)")
+        try await body(port)
+    }
+
+    @Test("The Courier client calls every kind of RPC on a grpcio server")
+    func grpcioServer() async throws {
+        try await withGRPCIOServer { port in
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                let codec = BytesCodec()
+                func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name) }
+
+                var metadata: Metadata = ["x-echo-initial": "hello"]
+                metadata.addBinary([0xAB, 0xAB, 0xAB], forKey: "x-echo-trailing-bin")
+                let response = try await client.unary(
+                    request: ClientRequest(message: Array("ping".utf8), metadata: metadata), descriptor: method("Get"),
+                    serializer: codec, deserializer: codec
+                ) { $0 }
+                #expect(try response.message == Array("ping".utf8))
+                #expect(response.metadata.firstString(forKey: "x-echo-initial") == "hello")
+                #expect(response.trailingMetadata[binaryValues: "x-echo-trailing-bin"] == [[0xAB, 0xAB, 0xAB]])
+
+                let big = [UInt8](repeating: 9, count: 1 << 20)
+                #expect(try await client.unary(
+                    request: ClientRequest(message: big), descriptor: method("Get"), serializer: codec, deserializer: codec
+                ) == big)
+
+                let words = try await client.serverStreaming(
+                    request: ClientRequest(message: Array("a b c".utf8)), descriptor: method("Expand"),
+                    serializer: codec, deserializer: codec
+                ) { response in
+                    var words: [[UInt8]] = []
+                    for try await word in response.messages { words.append(word) }
+                    return words
+                }
+                #expect(words == [[97], [98], [99]])
+
+                let joined = try await client.clientStreaming(
+                    request: StreamingClientRequest<[UInt8]> { writer in try await writer.write(contentsOf: [[120], [121]]) },
+                    descriptor: method("Collect"), serializer: codec, deserializer: codec
+                ) { try $0.message }
+                #expect(joined == Array("x y".utf8))
+
+                let count = try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest<[UInt8]> { writer in
+                        for i in 0..<200 { try await writer.write([UInt8(truncatingIfNeeded: i)]) }
+                    },
+                    descriptor: method("Update"), serializer: codec, deserializer: codec
+                ) { response in
+                    var count = 0
+                    for try await _ in response.messages { count += 1 }
+                    return count
+                }
+                #expect(count == 200)
+
+                do {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []), descriptor: method("Fail"), serializer: codec, deserializer: codec
+                    )
+                    Issue.record("expected INVALID_ARGUMENT")
+                } catch let error as RPCError {
+                    #expect(error.code == .invalidArgument)
+                    #expect(error.message == RawEchoService.specialMessage)
+                }
+
+                do {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []), descriptor: method("Missing"), serializer: codec, deserializer: codec
+                    )
+                    Issue.record("expected UNIMPLEMENTED")
+                } catch let error as RPCError {
+                    #expect(error.code == .unimplemented)
+                }
+
+                do {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []), descriptor: method("Slow"), serializer: codec,
+                        deserializer: codec, options: CallOptions(timeout: .milliseconds(100))
+                    )
+                    Issue.record("expected DEADLINE_EXCEEDED")
+                } catch let error as RPCError {
+                    #expect(error.code == .deadlineExceeded)
+                }
+            }
+        }
+    }
+}
