@@ -158,6 +158,17 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(
+        name: "interop-client",
+        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        path: "Examples/Interop/Sources/interop-client",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "InteropTests",
+        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
         name: "in-memory-greeter",
         dependencies: ["Courier", "CourierInMemory"],
         path: "Examples/InMemoryGreeter",

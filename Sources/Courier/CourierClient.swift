@@ -217,6 +217,10 @@ public final class CourierClient: Sendable {
     /// Makes a bidirectional-streaming call: the request's producer and `handler` run concurrently, so
     /// either side may send before the other finishes.
     ///
+    /// - Important: `handler` starts once the server has sent its response headers. Many servers
+    ///   (grpcio's among them) send them only with their first response message, so a producer must not
+    ///   wait for `handler` before writing the first request.
+    ///
     /// - Parameters:
     ///   - request: The request and its producer.
     ///   - descriptor: The method.

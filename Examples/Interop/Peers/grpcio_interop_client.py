@@ -1,0 +1,172 @@
+"""The interop test cases on grpcio (the gRPC C-core), for running against Courier's interop-server.
+
+Usage: python3 grpcio_interop_client.py --server_port N [--server_host H] [--test_case NAME|all]
+Prints one line per case and 'N passed, N failed'; exits non-zero on any failure.
+"""
+import argparse
+import queue
+import sys
+
+import grpc
+
+from grpc_testing_stubs import load
+
+empty_pb2, messages_pb2, test_pb2_grpc = load()
+Payload = messages_pb2.Payload
+SPECIAL = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n"
+
+
+def expect_code(code, fn, message=None):
+    try:
+        fn()
+    except grpc.RpcError as error:
+        assert error.code() == code, f"expected {code}, got {error.code()}: {error.details()}"
+        if message is not None:
+            assert error.details() == message, f"message {error.details()!r}"
+        return
+    raise AssertionError(f"expected {code}, the call succeeded")
+
+
+def empty_unary(stub, channel):
+    assert stub.EmptyCall(empty_pb2.Empty(), timeout=30) == empty_pb2.Empty()
+
+
+def large_unary(stub, channel):
+    response = stub.UnaryCall(messages_pb2.SimpleRequest(response_size=314159, payload=Payload(body=b"\0" * 271828)), timeout=30)
+    assert len(response.payload.body) == 314159
+
+
+def client_streaming(stub, channel):
+    sizes = [27182, 8, 1828, 45904]
+    requests = (messages_pb2.StreamingInputCallRequest(payload=Payload(body=b"\0" * s)) for s in sizes)
+    assert stub.StreamingInputCall(requests, timeout=30).aggregated_payload_size == 74922
+
+
+def server_streaming(stub, channel):
+    sizes = [31415, 9, 2653, 58979]
+    request = messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[messages_pb2.ResponseParameters(size=s) for s in sizes])
+    assert [len(r.payload.body) for r in stub.StreamingOutputCall(request, timeout=30)] == sizes
+
+
+def _bidi_requests(q):
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        yield item
+
+
+def ping_pong(stub, channel):
+    request_sizes = [27182, 8, 1828, 45904]
+    response_sizes = [31415, 9, 2653, 58979]
+    q = queue.Queue()
+    responses = stub.FullDuplexCall(_bidi_requests(q), timeout=30)
+    for request_size, response_size in zip(request_sizes, response_sizes):
+        q.put(messages_pb2.StreamingOutputCallRequest(
+            response_parameters=[messages_pb2.ResponseParameters(size=response_size)],
+            payload=Payload(body=b"\0" * request_size)))
+        assert len(next(responses).payload.body) == response_size
+    q.put(None)
+    assert next(responses, None) is None
+
+
+def empty_stream(stub, channel):
+    assert list(stub.FullDuplexCall(iter([]), timeout=30)) == []
+
+
+def custom_metadata(stub, channel):
+    metadata = (("x-grpc-test-echo-initial", "test_initial_metadata_value"),
+                ("x-grpc-test-echo-trailing-bin", b"\xab\xab\xab"))
+    request = messages_pb2.SimpleRequest(response_size=314159, payload=Payload(body=b"\0" * 271828))
+    _, call = stub.UnaryCall.with_call(request, metadata=metadata, timeout=30)
+    assert dict(call.initial_metadata())["x-grpc-test-echo-initial"] == "test_initial_metadata_value"
+    assert dict(call.trailing_metadata())["x-grpc-test-echo-trailing-bin"] == b"\xab\xab\xab"
+    duplex = stub.FullDuplexCall(iter([messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[messages_pb2.ResponseParameters(size=314159)], payload=Payload(body=b"\0" * 271828))]),
+        metadata=metadata, timeout=30)
+    for _ in duplex:
+        pass
+    assert dict(duplex.initial_metadata())["x-grpc-test-echo-initial"] == "test_initial_metadata_value"
+    assert dict(duplex.trailing_metadata())["x-grpc-test-echo-trailing-bin"] == b"\xab\xab\xab"
+
+
+def status_code_and_message(stub, channel):
+    status = messages_pb2.EchoStatus(code=2, message="test status message")
+    expect_code(grpc.StatusCode.UNKNOWN, lambda: stub.UnaryCall(messages_pb2.SimpleRequest(response_status=status), timeout=30),
+                "test status message")
+    expect_code(grpc.StatusCode.UNKNOWN,
+                lambda: list(stub.FullDuplexCall(iter([messages_pb2.StreamingOutputCallRequest(response_status=status)]), timeout=30)),
+                "test status message")
+
+
+def special_status_message(stub, channel):
+    status = messages_pb2.EchoStatus(code=2, message=SPECIAL)
+    expect_code(grpc.StatusCode.UNKNOWN, lambda: stub.UnaryCall(messages_pb2.SimpleRequest(response_status=status), timeout=30), SPECIAL)
+
+
+def unimplemented_method(stub, channel):
+    expect_code(grpc.StatusCode.UNIMPLEMENTED, lambda: stub.UnimplementedCall(empty_pb2.Empty(), timeout=30))
+
+
+def unimplemented_service(stub, channel):
+    call = channel.unary_unary("/grpc.testing.UnimplementedService/UnimplementedCall",
+                               request_serializer=empty_pb2.Empty.SerializeToString,
+                               response_deserializer=empty_pb2.Empty.FromString)
+    expect_code(grpc.StatusCode.UNIMPLEMENTED, lambda: call(empty_pb2.Empty(), timeout=30))
+
+
+def cancel_after_begin(stub, channel):
+    q = queue.Queue()
+    future = stub.StreamingInputCall.future(_bidi_requests(q), timeout=30)
+    future.cancel()
+    q.put(None)
+    assert future.cancelled()
+    assert future.code() == grpc.StatusCode.CANCELLED, future.code()
+
+
+def cancel_after_first_response(stub, channel):
+    q = queue.Queue()
+    responses = stub.FullDuplexCall(_bidi_requests(q), timeout=30)
+    q.put(messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[messages_pb2.ResponseParameters(size=31415)], payload=Payload(body=b"\0" * 27182)))
+    assert len(next(responses).payload.body) == 31415
+    responses.cancel()
+    q.put(None)
+    expect_code(grpc.StatusCode.CANCELLED, lambda: next(responses))
+
+
+def timeout_on_sleeping_server(stub, channel):
+    q = queue.Queue()
+    responses = stub.FullDuplexCall(_bidi_requests(q), timeout=0.001)
+    q.put(messages_pb2.StreamingOutputCallRequest(payload=Payload(body=b"\0" * 27182)))
+    expect_code(grpc.StatusCode.DEADLINE_EXCEEDED, lambda: list(responses))
+    q.put(None)
+
+
+CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong, empty_stream, custom_metadata,
+         status_code_and_message, special_status_message, unimplemented_method, unimplemented_service,
+         cancel_after_begin, cancel_after_first_response, timeout_on_sleeping_server]
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--server_host", default="127.0.0.1")
+parser.add_argument("--server_port", type=int, required=True)
+parser.add_argument("--test_case", default="all")
+args = parser.parse_args()
+
+selected = CASES if args.test_case == "all" else [c for c in CASES if c.__name__ == args.test_case]
+if not selected:
+    sys.exit(f"unknown test case {args.test_case}")
+failed = 0
+with grpc.insecure_channel(f"{args.server_host}:{args.server_port}") as channel:
+    grpc.channel_ready_future(channel).result(timeout=10)
+    stub = test_pb2_grpc.TestServiceStub(channel)
+    for case in selected:
+        try:
+            case(stub, channel)
+            print(f"PASS {case.__name__}")
+        except Exception as error:  # noqa: BLE001 - report every failure
+            failed += 1
+            print(f"FAIL {case.__name__}: {error!r}")
+print(f"{len(selected) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,224 @@
+public import Courier
+internal import GRPCTestingProtos
+internal import SwiftProtobuf
+internal import Foundation
+
+/// The client side of the official interop test cases (grpc/grpc doc/interop-test-descriptions.md),
+/// each a function that throws an ``InteropTestFailure`` describing the first check that failed.
+public enum InteropTestCase: String, CaseIterable, Sendable {
+    case emptyUnary = "empty_unary"
+    case largeUnary = "large_unary"
+    case clientStreaming = "client_streaming"
+    case serverStreaming = "server_streaming"
+    case pingPong = "ping_pong"
+    case emptyStream = "empty_stream"
+    case customMetadata = "custom_metadata"
+    case statusCodeAndMessage = "status_code_and_message"
+    case specialStatusMessage = "special_status_message"
+    case unimplementedMethod = "unimplemented_method"
+    case unimplementedService = "unimplemented_service"
+    case cancelAfterBegin = "cancel_after_begin"
+    case cancelAfterFirstResponse = "cancel_after_first_response"
+    case timeoutOnSleepingServer = "timeout_on_sleeping_server"
+
+    /// Runs the case against a server through `client`.
+    ///
+    /// - Throws: ``InteropTestFailure`` when a check fails; the RPC's error when it fails unexpectedly.
+    public func run(using client: CourierClient) async throws {
+        let testService = Grpc_Testing_TestService.Client(wrapping: client)
+        let options = CallOptions(timeout: .seconds(30))
+        switch self {
+        case .emptyUnary:
+            _ = try await testService.emptyCall(Grpc_Testing_Empty(), options: options)
+
+        case .largeUnary:
+            let response = try await testService.unaryCall(.with {
+                $0.responseSize = 314_159
+                $0.payload = .with { $0.body = Data(count: 271_828) }
+            }, options: options)
+            try expect(response.payload.body.count == 314_159, "payload of \(response.payload.body.count) bytes, not 314159")
+
+        case .clientStreaming:
+            let response = try await testService.streamingInputCall(options: options) { writer in
+                for size in [27_182, 8, 1_828, 45_904] {
+                    try await writer.write(.with { $0.payload = .with { $0.body = Data(count: size) } })
+                }
+            }
+            try expect(response.aggregatedPayloadSize == 74_922, "aggregated \(response.aggregatedPayloadSize), not 74922")
+
+        case .serverStreaming:
+            let sizes = [31_415, 9, 2_653, 58_979]
+            let received = try await testService.streamingOutputCall(.with {
+                $0.responseParameters = sizes.map { size in .with { $0.size = Int32(size) } }
+            }, options: options) { response in
+                var received: [Int] = []
+                for try await message in response.messages { received.append(message.payload.body.count) }
+                return received
+            }
+            try expect(received == sizes, "received sizes \(received)")
+
+        case .pingPong:
+            let requestSizes = [27_182, 8, 1_828, 45_904]
+            let responseSizes = [31_415, 9, 2_653, 58_979]
+            // The first request goes out at once: some servers (grpcio's) send response headers only with
+            // their first response, and the response handler starts once headers have arrived.
+            let (requests, continuation) = AsyncStream<Int>.makeStream()
+            continuation.yield(0)
+            let received = try await testService.fullDuplexCall(options: options) { writer in
+                for await index in requests {
+                    try await writer.write(.with {
+                        $0.responseParameters = [.with { $0.size = Int32(responseSizes[index]) }]
+                        $0.payload = .with { $0.body = Data(count: requestSizes[index]) }
+                    })
+                }
+            } onResponse: { response in
+                var received: [Int] = []
+                for try await message in response.messages {
+                    received.append(message.payload.body.count)
+                    if received.count < 4 { continuation.yield(received.count) } else { continuation.finish() }
+                }
+                continuation.finish()
+                return received
+            }
+            try expect(received == responseSizes, "received sizes \(received)")
+
+        case .emptyStream:
+            let count = try await testService.fullDuplexCall(options: options) { _ in } onResponse: { response in
+                var count = 0
+                for try await _ in response.messages { count += 1 }
+                return count
+            }
+            try expect(count == 0, "received \(count) messages")
+
+        case .customMetadata:
+            var metadata: Metadata = ["x-grpc-test-echo-initial": "test_initial_metadata_value"]
+            metadata.addBinary([0xAB, 0xAB, 0xAB], forKey: "x-grpc-test-echo-trailing-bin")
+            let unary = try await testService.unaryCall(
+                request: ClientRequest(message: .with {
+                    $0.responseSize = 314_159
+                    $0.payload = .with { $0.body = Data(count: 271_828) }
+                }, metadata: metadata),
+                options: options
+            ) { $0 }
+            _ = try unary.message
+            try checkEchoedMetadata(initial: unary.metadata, trailing: unary.trailingMetadata)
+
+            let (initial, trailing) = try await testService.fullDuplexCall(metadata: metadata, options: options) { writer in
+                try await writer.write(.with {
+                    $0.responseParameters = [.with { $0.size = 314_159 }]
+                    $0.payload = .with { $0.body = Data(count: 271_828) }
+                })
+            } onResponse: { response -> (Metadata, Metadata) in
+                var trailing: Metadata = [:]
+                for try await part in try response.accepted.get().bodyParts {
+                    if case .trailingMetadata(let metadata) = part { trailing = metadata }
+                }
+                return (response.metadata, trailing)
+            }
+            try checkEchoedMetadata(initial: initial, trailing: trailing)
+
+        case .statusCodeAndMessage, .specialStatusMessage:
+            let message = self == .statusCodeAndMessage
+                ? "test status message"
+                : "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n"
+            let status = Grpc_Testing_EchoStatus.with {
+                $0.code = 2
+                $0.message = message
+            }
+            try await expectError(.unknown, message: message) {
+                _ = try await testService.unaryCall(.with { $0.responseStatus = status }, options: options)
+            }
+            if self == .statusCodeAndMessage {
+                try await expectError(.unknown, message: message) {
+                    try await testService.fullDuplexCall(options: options) { writer in
+                        try await writer.write(.with { $0.responseStatus = status })
+                    } onResponse: { response in
+                        for try await _ in response.messages {}
+                    }
+                }
+            }
+
+        case .unimplementedMethod:
+            try await expectError(.unimplemented) {
+                _ = try await testService.unimplementedCall(Grpc_Testing_Empty(), options: options)
+            }
+
+        case .unimplementedService:
+            try await expectError(.unimplemented) {
+                _ = try await Grpc_Testing_UnimplementedService.Client(wrapping: client)
+                    .unimplementedCall(Grpc_Testing_Empty(), options: options)
+            }
+
+        case .cancelAfterBegin:
+            let call = Task {
+                try await testService.streamingInputCall(options: options) { _ in
+                    // Cancel the call before sending anything.
+                    withUnsafeCurrentTask { $0?.cancel() }
+                }
+            }
+            try await expectError(.cancelled) { _ = try await call.value }
+
+        case .cancelAfterFirstResponse:
+            let call = Task {
+                try await testService.fullDuplexCall(options: options) { writer in
+                    try await writer.write(.with {
+                        $0.responseParameters = [.with { $0.size = 31_415 }]
+                        $0.payload = .with { $0.body = Data(count: 27_182) }
+                    })
+                    // Keep the request stream open until the call is cancelled.
+                    try await Task.sleep(for: .seconds(3600))
+                } onResponse: { response in
+                    var iterator = response.messages.makeAsyncIterator()
+                    _ = try await iterator.next()
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    _ = try await iterator.next()
+                }
+            }
+            try await expectError(.cancelled) { try await call.value }
+
+        case .timeoutOnSleepingServer:
+            try await expectError(.deadlineExceeded) {
+                try await testService.fullDuplexCall(options: CallOptions(timeout: .milliseconds(1))) { writer in
+                    try await writer.write(.with { $0.payload = .with { $0.body = Data(count: 27_182) } })
+                    try await Task.sleep(for: .seconds(3600))
+                } onResponse: { response in
+                    for try await _ in response.messages {}
+                }
+            }
+        }
+    }
+
+    private func checkEchoedMetadata(initial: Metadata, trailing: Metadata) throws {
+        try expect(
+            initial.firstString(forKey: "x-grpc-test-echo-initial") == "test_initial_metadata_value",
+            "initial metadata \(initial)"
+        )
+        try expect(
+            trailing[binaryValues: "x-grpc-test-echo-trailing-bin"] == [[0xAB, 0xAB, 0xAB]],
+            "trailing metadata \(trailing)"
+        )
+    }
+
+    private func expect(_ condition: Bool, _ description: @autoclosure () -> String) throws {
+        if !condition { throw InteropTestFailure(testCase: rawValue, description: description()) }
+    }
+
+    private func expectError(_ code: RPCError.Code, message: String? = nil, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as RPCError {
+            try expect(error.code == code, "expected \(code), got \(error)")
+            if let message { try expect(error.message == message, "expected message \(message.debugDescription), got \(error.message.debugDescription)") }
+            return
+        }
+        throw InteropTestFailure(testCase: rawValue, description: "expected \(code), but the call succeeded")
+    }
+}
+
+/// A failed interop check.
+public struct InteropTestFailure: Error, CustomStringConvertible {
+    /// The case's name.
+    public var testCase: String
+    /// What was wrong.
+    public var description: String
+}

@@ -1,0 +1,84 @@
+import Courier
+import CourierHTTP2
+import Foundation
+import InteropTestService
+import Testing
+
+let peers = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Examples/Interop/Peers")
+
+/// Starts a Python peer, waits for its 'PORT n' line (an explicit readiness signal), runs `body`, then
+/// closes the peer's stdin, which stops it.
+func withPythonPeer(_ script: String, _ arguments: [String] = [], _ body: (Int) async throws -> Void) async throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", peers.appendingPathComponent(script).path] + arguments
+    process.currentDirectoryURL = peers
+    let output = Pipe()
+    let input = Pipe()
+    process.standardOutput = output
+    process.standardInput = input
+    try process.run()
+    defer {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+    var line = [UInt8]()
+    while let byte = output.fileHandleForReading.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
+        line.append(byte)
+    }
+    let text = String(decoding: line, as: UTF8.self)
+    let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "peer said: \(text)")
+    try await body(port)
+}
+
+/// Runs a program to completion; returns its exit status and output.
+func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    process.currentDirectoryURL = peers
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do { try process.run() } catch { continuation.resume(throwing: error) }
+    }
+    return (status, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
+@Suite("Interop with grpcio (the gRPC C-core), both directions")
+struct InteropTests {
+    @Test("grpcio's client passes every case against Courier's TestService")
+    func grpcioClientAgainstCourier() async throws {
+        let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: transport, services: [TestService()]) { _ in
+            let port = try #require(try await transport.listeningAddress().port)
+            let result = try await run(["python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all"])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("\(InteropTestCase.allCases.count) passed, 0 failed"), "\(result.output)")
+        }
+    }
+
+    @Test("Courier's client passes every case against grpcio's TestService", arguments: InteropTestCase.allCases)
+    func courierClientAgainstGRPCIO(_ testCase: InteropTestCase) async throws {
+        try await withPythonPeer("grpcio_test_server.py") { port in
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                try await testCase.run(using: client)
+            }
+        }
+    }
+
+    @Test("Courier's client passes every case against Courier's server", arguments: InteropTestCase.allCases)
+    func courierAgainstCourier(_ testCase: InteropTestCase) async throws {
+        let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: transport, services: [TestService()]) { _ in
+            let port = try #require(try await transport.listeningAddress().port)
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                try await testCase.run(using: client)
+            }
+        }
+    }
+}
