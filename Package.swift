@@ -55,9 +55,10 @@ let targets: [Target] = [
     // The HTTP/2 transport, and the C libraries it alone touches.
     .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+    .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .target(
         name: "CourierHTTP2",
-        dependencies: ["Courier", "CURing", "CNGHTTP2"],
+        dependencies: ["Courier", "CURing", "CNGHTTP2", "CZlib"],
         swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

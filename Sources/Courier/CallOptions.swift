@@ -20,6 +20,11 @@ public struct CallOptions: Sendable, Hashable {
     /// A larger message fails the call with `RESOURCE_EXHAUSTED`. Defaults to 4 MiB, as in gRPC.
     public var maxResponseMessageBytes: Int?
 
+    /// How request messages are compressed (`grpc-encoding`); `nil` or ``CompressionAlgorithm/identity``
+    /// sends them uncompressed. Responses are decompressed whatever the server chose, if Courier
+    /// implements it.
+    public var compression: CompressionAlgorithm?
+
     /// Whether the call waits for the transport to become ready instead of failing fast with
     /// `UNAVAILABLE` when connecting has failed (gRPC's wait-for-ready). It still ends at its deadline.
     public var waitForReady: Bool
@@ -30,16 +35,19 @@ public struct CallOptions: Sendable, Hashable {
     ///   - timeout: See ``timeout``.
     ///   - maxRequestMessageBytes: See ``maxRequestMessageBytes``.
     ///   - maxResponseMessageBytes: See ``maxResponseMessageBytes``.
+    ///   - compression: See ``compression``.
     ///   - waitForReady: See ``waitForReady``.
     public init(
         timeout: Duration? = nil,
         maxRequestMessageBytes: Int? = nil,
         maxResponseMessageBytes: Int? = 4 * 1024 * 1024,
+        compression: CompressionAlgorithm? = nil,
         waitForReady: Bool = false
     ) {
         self.timeout = timeout
         self.maxRequestMessageBytes = maxRequestMessageBytes
         self.maxResponseMessageBytes = maxResponseMessageBytes
+        self.compression = compression
         self.waitForReady = waitForReady
     }
 

@@ -175,6 +175,8 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         if let timeout = stream.options.timeout { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
         headers.add("content-type", "application/grpc")
         headers.add("te", "trailers")
+        if let compression = stream.requestCompression { headers.add("grpc-encoding", compression.name) }
+        headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
         headers.add("user-agent", "grpc-swift-courier/0.1")
         headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
         var provider = nghttp2_data_provider()

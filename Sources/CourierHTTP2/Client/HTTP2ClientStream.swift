@@ -20,6 +20,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     private var headersReceived = false
     private var deframer: GRPCMessageDeframer
     private var unconsumedBytes = 0
+    private var responseCompression: CompressionAlgorithm?
 
     // Outbound.
     private var outbound: [[UInt8]] = []
@@ -37,6 +38,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         var contentType: String?
         var grpcStatus: String?
         var grpcMessage: String?
+        var grpcEncoding: String?
         var metadata = Metadata()
         var invalid: RPCError?
 
@@ -46,10 +48,16 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
             case "content-type": contentType = value
             case "grpc-status": grpcStatus = value
             case "grpc-message": grpcMessage = value
+            case "grpc-encoding": grpcEncoding = value
             default:
                 do { try GRPCHeaders.addReceived(name: name, value: value, to: &metadata) } catch { invalid = error }
             }
         }
+    }
+
+    /// The request's compression: the call's choice, unless it is identity.
+    var requestCompression: CompressionAlgorithm? {
+        options.compression == .identity ? nil : options.compression
     }
 
     init(connection: HTTP2ClientConnection, descriptor: MethodDescriptor, options: CallOptions) {
@@ -82,7 +90,12 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     self.startWaiter = continuation
                     self.connection.open(self, metadata: metadata)
                 case .message(let buffer):
-                    let (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+                    let (storage, range): ([UInt8], Range<Int>)
+                    if let compression = self.requestCompression {
+                        (storage, range) = GRPCMessageFramer.frame(Zlib.compress(buffer, algorithm: compression), compressed: true)
+                    } else {
+                        (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+                    }
                     self.outbound.append(storage)
                     self.outboundRanges.append(range)
                     self.outboundBytes += range.count
@@ -180,6 +193,14 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                 deliverTrailers(fields)
             } else {
                 if let invalid = fields.invalid { protocolError(invalid); return }
+                if let encoding = fields.grpcEncoding, encoding != "identity" {
+                    guard let algorithm = CompressionAlgorithm(name: encoding) else {
+                        protocolError(RPCError(code: .internal, message: "Unsupported response grpc-encoding '\(encoding.prefix(32))'."))
+                        return
+                    }
+                    responseCompression = algorithm
+                    deframer.compressionAllowed = true
+                }
                 parts.append(.metadata(fields.metadata))
                 wakeReader()
             }
@@ -228,10 +249,17 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         }
         do {
             try deframer.process(bytes) { message in
-                if message.compressed {
-                    throw RPCError(code: .internal, message: "Compressed response without a supported grpc-encoding.")
+                if message.compressed, let compression = responseCompression {
+                    do {
+                        parts.append(.message(try Zlib.decompress(
+                            message.bytes, algorithm: compression, limit: options.maxResponseMessageBytes
+                        )))
+                    } catch let failure as Zlib.Failure {
+                        throw Zlib.rpcError(failure, algorithm: compression)
+                    }
+                } else {
+                    parts.append(.message(message.bytes))
                 }
-                parts.append(.message(message.bytes))
             }
         } catch let failure as GRPCMessageDeframer.Failure {
             protocolError(failure.rpcError)

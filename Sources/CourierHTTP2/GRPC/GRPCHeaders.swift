@@ -9,6 +9,9 @@ enum GRPCHeaders {
         "proxy-connection", "transfer-encoding", "upgrade", "content-length",
     ]
 
+    /// The `grpc-accept-encoding` Courier sends: every algorithm it implements.
+    static let acceptEncoding = CompressionAlgorithm.all.map(\.name).joined(separator: ",")
+
     /// Whether a `content-type` is gRPC's: `application/grpc`, optionally followed by `+format` or `;params`.
     static func isGRPCContentType(_ value: some StringProtocol) -> Bool {
         let prefix = "application/grpc"

@@ -287,6 +287,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         case .grpcStatus(let status):
             headers.add(":status", "200")
             headers.add("content-type", "application/grpc")
+            headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
             headers.add("grpc-status", "\(status.code.rawValue)")
             if !status.message.isEmpty { headers.add("grpc-message", GRPCStatusMessage.encode(status.message)) }
         }

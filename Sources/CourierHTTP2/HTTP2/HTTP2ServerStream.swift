@@ -30,6 +30,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private var timeoutValue: String?
     private var encoding: String?
     private var headerError: RPCError?
+    /// The request's compression, used for the response too (as grpc-go does).
+    private var compression: CompressionAlgorithm?
 
     // Inbound.
     private var deframer: GRPCMessageDeframer
@@ -92,7 +94,11 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             timeout = parsed
         }
         if let encoding, encoding != "identity" {
-            return .failure(.grpcStatus(Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")))
+            guard let algorithm = CompressionAlgorithm(name: encoding) else {
+                return .failure(.grpcStatus(Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")))
+            }
+            compression = algorithm
+            deframer.compressionAllowed = true
         }
         if let headerError { return .failure(.grpcStatus(headerError.status)) }
         return .success(())
@@ -112,9 +118,24 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             return
         }
         do {
-            try deframer.process(bytes) { message in inbound.append(message.bytes) }
+            try deframer.process(bytes) { message in
+                if message.compressed, let compression {
+                    do {
+                        inbound.append(try Zlib.decompress(
+                            message.bytes, algorithm: compression,
+                            limit: connection.configuration.maxReceiveMessageBytes
+                        ))
+                    } catch let failure as Zlib.Failure {
+                        throw Zlib.rpcError(failure, algorithm: compression)
+                    }
+                } else {
+                    inbound.append(message.bytes)
+                }
+            }
         } catch let failure as GRPCMessageDeframer.Failure {
             failInbound(failure.rpcError)
+        } catch let error as RPCError {
+            failInbound(error)
         } catch {
             failInbound(RPCError(code: .internal, message: "Invalid request body."))
         }
@@ -240,7 +261,12 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             return true
         case .message(let buffer):
             if !responded { submitResponseHeaders([:]) }
-            let (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+            let (storage, range): ([UInt8], Range<Int>)
+            if let compression {
+                (storage, range) = GRPCMessageFramer.frame(Zlib.compress(buffer, algorithm: compression), compressed: true)
+            } else {
+                (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
+            }
             outbound.append(storage)
             outboundRanges.append(range)
             outboundBytes += range.count
@@ -256,6 +282,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         guard !responded, let session = connection.nghttp2Session else { return }
         responded = true
         var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
+        if let compression { headers.add("grpc-encoding", compression.name) }
+        headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
         headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
         var provider = nghttp2_data_provider()
         provider.read_callback = readResponseData

@@ -91,6 +91,12 @@ with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error.code()
 
+    def compressed():
+        payload = b"compress me " * 1000
+        for algorithm in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+            assert get(payload, timeout=10, compression=algorithm) == payload
+            assert list(update(iter([payload, payload]), timeout=10, compression=algorithm)) == [payload, payload]
+
     def concurrent():
         futures = [get.future(str(i).encode(), timeout=30) for i in range(200)]
         assert [f.result() for f in futures] == [str(i).encode() for i in range(200)]
@@ -100,7 +106,7 @@ with grpc.insecure_channel(f"127.0.0.1:{PORT}") as channel:
         ("server_streaming", server_streaming), ("client_streaming", client_streaming),
         ("bidirectional", bidirectional), ("many_streaming", many_streaming),
         ("status_and_message", status_and_message), ("unimplemented", unimplemented),
-        ("deadline", deadline), ("concurrent_200", concurrent),
+        ("deadline", deadline), ("compressed", compressed), ("concurrent_200", concurrent),
     ]:
         check(name, fn)
 

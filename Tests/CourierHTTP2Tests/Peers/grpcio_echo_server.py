@@ -61,7 +61,7 @@ handlers = {
     "Fail": grpc.unary_unary_rpc_method_handler(fail, ident, ident),
     "Slow": grpc.unary_unary_rpc_method_handler(slow, ident, ident),
 }
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), compression=grpc.Compression.Gzip)
 server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("echo.Echo", handlers),))
 port = server.add_insecure_port("127.0.0.1:0")
 server.start()

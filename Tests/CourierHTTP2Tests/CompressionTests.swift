@@ -1,0 +1,130 @@
+import Courier
+@testable import CourierHTTP2
+import Foundation
+import Testing
+
+@Suite("Message compression")
+struct CompressionTests {
+    @Test("gzip and deflate round-trip", arguments: [CompressionAlgorithm.gzip, .deflate])
+    func roundTrip(algorithm: CompressionAlgorithm) throws {
+        for size in [0, 1, 1000, 300_000] {
+            let message = MessageBuffer((0..<size).map { UInt8(truncatingIfNeeded: $0 % 7) })
+            let compressed = Zlib.compress(message, algorithm: algorithm)
+            #expect(compressed.headroom == MessageBuffer.defaultHeadroom)
+            if size > 1000 { #expect(compressed.count < size / 10) }
+            #expect(try Zlib.decompress(compressed, algorithm: algorithm, limit: nil) == message)
+        }
+        // gzip and deflate are different formats.
+        let other: CompressionAlgorithm = algorithm == .gzip ? .deflate : .gzip
+        #expect(throws: Zlib.Failure.corrupt) {
+            _ = try Zlib.decompress(Zlib.compress(MessageBuffer([1, 2, 3]), algorithm: algorithm), algorithm: other, limit: nil)
+        }
+    }
+
+    @Test("A zip bomb stops at the limit")
+    func zipBomb() throws {
+        let bomb = Zlib.compress(MessageBuffer([UInt8](repeating: 0, count: 64 << 20)), algorithm: .gzip)
+        #expect(bomb.count < 200_000)
+        #expect(throws: Zlib.Failure.tooLarge(limit: 4 << 20)) {
+            _ = try Zlib.decompress(bomb, algorithm: .gzip, limit: 4 << 20)
+        }
+        #expect(Zlib.rpcError(.tooLarge(limit: 1), algorithm: .gzip).code == .resourceExhausted)
+    }
+
+    @Test("Garbage doesn't decompress", arguments: [[UInt8](), [0x1F, 0x8B], [0xFF, 0x00, 0x12, 0x34]])
+    func garbage(bytes: [UInt8]) {
+        #expect(throws: Zlib.Failure.self) { _ = try Zlib.decompress(MessageBuffer(bytes), algorithm: .gzip, limit: nil) }
+    }
+
+    @Test("Compressed calls between Courier client and server, all four kinds", arguments: [CompressionAlgorithm.gzip, .deflate, .identity])
+    func endToEnd(algorithm: CompressionAlgorithm) async throws {
+        try await withHTTP2 { client in
+            let options = CallOptions(compression: algorithm)
+            let payload = [UInt8](repeating: 0x61, count: 100_000)
+            #expect(try await client.unary(
+                request: ClientRequest(message: payload), descriptor: method("Get"), serializer: codec,
+                deserializer: codec, options: options
+            ) == payload)
+            let echoed = try await client.bidirectionalStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    for i in 0..<50 { try await writer.write([UInt8](repeating: UInt8(i), count: 1000)) }
+                },
+                descriptor: method("Update"), serializer: codec, deserializer: codec, options: options
+            ) { response in
+                var total = 0
+                for try await message in response.messages { total += message.count }
+                return total
+            }
+            #expect(echoed == 50_000)
+        }
+    }
+}
+
+@Suite("The server's answers to malformed requests (nghttp as a raw HTTP/2 client)")
+struct RawRequestTests {
+    static let nghttp = ["/usr/bin/nghttp", "/usr/local/bin/nghttp"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    func request(headers: [String], body: [UInt8] = [0, 0, 0, 0, 0], path: String = "/echo.Echo/Get") async throws -> String {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("courier-body-\(UUID().uuidString)")
+        try Data(body).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        return try await run(headers: headers, file: file, path: path)
+    }
+
+    func run(headers: [String], file: URL, path: String) async throws -> String {
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.loops = 1
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+        return try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
+            let port = try #require(try await server.listeningAddress().port)
+            var arguments = ["-v", "-d", file.path]
+            for header in headers { arguments += ["-H", header] }
+            arguments.append("http://127.0.0.1:\(port)\(path)")
+            return try await runProcess(Self.nghttp!, arguments).output
+        }
+    }
+
+    @Test("Unsupported grpc-encoding: UNIMPLEMENTED, listing what is supported", .enabled(if: nghttp != nil))
+    func unsupportedEncoding() async throws {
+        let output = try await request(headers: ["content-type: application/grpc", "te: trailers", "grpc-encoding: snappy"])
+        #expect(output.contains("grpc-status: 12"), "\(output)")
+        #expect(output.contains("grpc-accept-encoding: gzip,deflate,identity"), "\(output)")
+    }
+
+    @Test("A wrong or missing content-type: HTTP 415", .enabled(if: nghttp != nil), arguments: [["content-type: application/json"], []])
+    func contentType(headers: [String]) async throws {
+        let output = try await request(headers: headers)
+        #expect(output.contains(":status: 415"), "\(output)")
+    }
+
+    @Test("A compressed flag without grpc-encoding: INTERNAL", .enabled(if: nghttp != nil))
+    func compressedWithoutEncoding() async throws {
+        let output = try await request(headers: ["content-type: application/grpc"], body: [1, 0, 0, 0, 1, 0x61])
+        #expect(output.contains("grpc-status: 13"), "\(output)")
+    }
+
+    @Test("A length prefix longer than the data: INTERNAL", .enabled(if: nghttp != nil))
+    func truncated() async throws {
+        let output = try await request(headers: ["content-type: application/grpc"], body: [0, 0, 0, 0, 10, 1, 2])
+        #expect(output.contains("grpc-status: 13"), "\(output)")
+    }
+
+    @Test("A 2 GiB length prefix: RESOURCE_EXHAUSTED without allocating it", .enabled(if: nghttp != nil))
+    func hugePrefix() async throws {
+        let output = try await request(headers: ["content-type: application/grpc"], body: [0, 0x7F, 0xFF, 0xFF, 0xFF, 1])
+        #expect(output.contains("grpc-status: 8"), "\(output)")
+    }
+
+    @Test("A malformed grpc-timeout: INTERNAL", .enabled(if: nghttp != nil))
+    func badTimeout() async throws {
+        let output = try await request(headers: ["content-type: application/grpc", "grpc-timeout: 1x"])
+        #expect(output.contains("grpc-status: 13"), "\(output)")
+    }
+
+    @Test("An unknown path: :status 200 with grpc-status 12 (Trailers-Only)", .enabled(if: nghttp != nil))
+    func unknownPath() async throws {
+        let output = try await request(headers: ["content-type: application/grpc"], path: "/no.Such/Method")
+        #expect(output.contains(":status: 200"), "\(output)")
+        #expect(output.contains("grpc-status: 12"), "\(output)")
+    }
+}
