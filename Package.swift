@@ -36,7 +36,7 @@ let targets: [Target] = [
     ),
     .testTarget(
         name: "CourierTests",
-        dependencies: ["Courier", "CourierInMemory"],
+        dependencies: ["Courier", "CourierInMemory", "CourierHTTP2"],
         swiftSettings: defaultSwiftSettings
     ),
 

@@ -32,3 +32,6 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 
 echo "== Testing"
 swift test --skip-build
+
+echo "== The core suite again, over HTTP/2 instead of the in-memory transport"
+COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests

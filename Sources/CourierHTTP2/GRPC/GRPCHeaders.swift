@@ -46,11 +46,18 @@ enum GRPCHeaders {
         fields.reserveCapacity(metadata.count)
         for element in metadata where !reserved.contains(element.key) {
             switch element.value {
-            case .string(let value): fields.append((element.key, value))
+            // HTTP/2 forbids leading and trailing whitespace in a value; gRPC allows trimming it.
+            case .string(let value): fields.append((element.key, trimmed(value)))
             case .binary(let bytes): fields.append((element.key, Base64.encode(bytes)))
             }
         }
         return fields
+    }
+
+    static func trimmed(_ value: String) -> String {
+        guard value.utf8.first == 0x20 || value.utf8.last == 0x20 || value.utf8.first == 0x09 || value.utf8.last == 0x09
+        else { return value }
+        return String(value.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 
     /// The status a client reports for a response without `grpc-status` (the spec's HTTP-to-gRPC table).

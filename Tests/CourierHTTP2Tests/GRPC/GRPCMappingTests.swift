@@ -157,9 +157,11 @@ struct GRPCHeaderTests {
         #expect(metadata.map(\.key) == ["x-a", "x-b-bin", "x-b-bin"])
         #expect(metadata[binaryValues: "x-b-bin"] == [[0], [0, 1]])
         #expect(throws: RPCError.self) { try GRPCHeaders.addReceived(name: "x-c-bin", value: "***", to: &metadata) }
+        metadata.addString("  padded value ", forKey: "x-padded")
         let fields = GRPCHeaders.fields(for: metadata)
-        #expect(fields.map(\.name) == ["x-a", "x-b-bin", "x-b-bin"])
-        #expect(fields.map(\.value) == ["1", "AA", "AAE"])
+        #expect(fields.last?.value == "padded value")
+        #expect(fields.map(\.name) == ["x-a", "x-b-bin", "x-b-bin", "x-padded"])
+        #expect(fields.map(\.value) == ["1", "AA", "AAE", "padded value"])
     }
 
     @Test("Content types", arguments: [

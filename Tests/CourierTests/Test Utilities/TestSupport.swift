@@ -1,5 +1,7 @@
 import Courier
 import CourierInMemory
+import CourierHTTP2
+import Foundation
 import Synchronization
 import Testing
 
@@ -85,16 +87,33 @@ struct EchoService: RegistrableRPCService {
     }
 }
 
-/// Runs a server with `services` on an in-memory transport and a client connected to it.
+/// Runs a server with `services` and a client connected to it: over the given in-memory transport, or
+/// over HTTP/2 on a loopback port when `COURIER_TEST_TRANSPORT=http2` (so the same suite checks that
+/// both transports carry the same semantics), else over a new in-memory transport.
 @discardableResult
 func withTestRPC<Result: Sendable>(
     services: [any RegistrableRPCService] = [EchoService()],
     clientInterceptors: [any ClientInterceptor] = [],
     serverInterceptors: [any ServerInterceptor] = [],
-    transport: InMemoryTransport = InMemoryTransport(),
+    transport: InMemoryTransport? = nil,
     _ body: (CourierClient) async throws -> Result
 ) async throws -> Result {
-    try await withCourierServer(
+    if transport == nil, ProcessInfo.processInfo.environment["COURIER_TEST_TRANSPORT"] == "http2" {
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.loops = 1
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+        return try await withCourierServer(transport: server, services: services, interceptors: serverInterceptors) { _ in
+            let port = try await server.listeningAddress().port ?? 0
+            return try await withCourierClient(
+                transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)"),
+                interceptors: clientInterceptors
+            ) { client in
+                try await body(client)
+            }
+        }
+    }
+    let transport = transport ?? InMemoryTransport()
+    return try await withCourierServer(
         transport: transport.server,
         services: services,
         interceptors: serverInterceptors
