@@ -130,8 +130,16 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         nghttp2_session_set_local_window_size(
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
         )
-        state = .ready
+        // Streams wait for the server's SETTINGS: until then its MAX_CONCURRENT_STREAMS is unknown, and
+        // streams over it would be refused instead of queued.
         armReceive()
+        scheduleFlush()
+    }
+
+    /// The server's first SETTINGS arrived: the connection is ready.
+    fileprivate func receivedSettings() {
+        guard case .connecting = state else { return }
+        state = .ready
         let pending = pendingOpens
         pendingOpens = []
         for (stream, metadata) in pending { submit(stream, metadata: metadata) }
@@ -363,6 +371,10 @@ private func clientOnFrameReceive(
 ) -> Int32 {
     guard let frame else { return 0 }
     let header = frame.pointee.hd
+    if header.type == UInt8(NGHTTP2_SETTINGS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 {
+        clientConnection(userData).receivedSettings()
+        return 0
+    }
     guard let stream = clientConnection(userData).stream(id: header.stream_id) else { return 0 }
     let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     if header.type == UInt8(NGHTTP2_HEADERS.rawValue) {

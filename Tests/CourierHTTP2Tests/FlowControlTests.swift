@@ -1,0 +1,86 @@
+import Courier
+import CourierHTTP2
+import Synchronization
+import Testing
+
+final class Count: Sendable {
+    private let value = Atomic<Int>(0)
+    func increment() { value.add(1, ordering: .relaxed) }
+    var current: Int { value.load(ordering: .relaxed) }
+}
+
+@Suite("HTTP/2 flow control and stream limits")
+struct FlowControlTests {
+    @Test("A handler that doesn't read bounds what a fast client can make the server hold")
+    func slowReaderBoundsSender() async throws {
+        let written = Count()
+        let release = AsyncStream<Void>.makeStream()
+        let service = BlockingSink(release: release.stream)
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.streamWindowBytes = 64 << 10
+        try await withHTTP2(services: [service], serverConfiguration: configuration) { client in
+            async let total = client.clientStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    for _ in 0..<2_000 {
+                        try await writer.write([UInt8](repeating: 1, count: 1_000))
+                        written.increment()
+                    }
+                },
+                descriptor: method("Sink"), serializer: codec, deserializer: codec
+            ) { try $0.message }
+
+            // The client can have 64 KiB in the server's stream window and 64 KiB in its own buffer:
+            // about 130 messages of 1,005 framed bytes, nowhere near the 2,000 it wants to send.
+            var turns = 0
+            while written.current < 100, turns < 2_000_000 {
+                await Task.yield()
+                turns += 1
+            }
+            for _ in 0..<20_000 { await Task.yield() }
+            #expect(written.current >= 100)
+            #expect(written.current <= 140, "wrote \(written.current) messages while the server read none")
+
+            release.continuation.finish()
+            let reply = try await total
+            #expect(reply == withUnsafeBytes(of: UInt64(2_000).bigEndian) { Array($0) })
+        }
+    }
+
+    @Test("RPCs beyond the server's MAX_CONCURRENT_STREAMS queue; none fails")
+    func concurrencyLimitQueues() async throws {
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.maxConcurrentStreams = 4
+        try await withHTTP2(serverConfiguration: configuration) { client in
+            let ok = try await withThrowingTaskGroup(of: Bool.self, returning: Int.self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        let message = Array("\(i)".utf8)
+                        return try await client.unary(
+                            request: ClientRequest(message: message), descriptor: method("Get"),
+                            serializer: codec, deserializer: codec
+                        ) == message
+                    }
+                }
+                var ok = 0
+                for try await matched in group where matched { ok += 1 }
+                return ok
+            }
+            #expect(ok == 200)
+        }
+    }
+}
+
+/// Waits for a release before reading; then counts the messages and answers the count as 8 bytes.
+struct BlockingSink: RegistrableRPCService {
+    let release: AsyncStream<Void>
+
+    func registerMethods(with router: inout RPCRouter) {
+        let release = self.release
+        router.registerClientStreaming(forMethod: method("Sink"), deserializer: codec, serializer: codec) { request, _ in
+            for await _ in release {}
+            var count = 0
+            for try await _ in request.messages { count += 1 }
+            return ServerResponse(message: withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0) })
+        }
+    }
+}
