@@ -67,6 +67,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceive)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSend)
 
         var option: OpaquePointer?
         nghttp2_option_new(&option)
@@ -266,6 +267,14 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         streams[streamID]?.receivedEndOfStream()
     }
 
+    /// The response ended (END_STREAM sent) while the client was still sending: PROTOCOL-HTTP2 asks for a
+    /// RST_STREAM(NO_ERROR) so that the client stops.
+    fileprivate func responseEnded(streamID: Int32) {
+        guard let session, let stream = streams[streamID], !stream.requestEnded else { return }
+        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_NO_ERROR.rawValue))
+        scheduleFlush()
+    }
+
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.closedByPeer(errorCode: errorCode)
@@ -400,6 +409,19 @@ private func onDataChunk(
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     connection(userData).dataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    return 0
+}
+
+private func onFrameSend(
+    _ session: OpaquePointer?,
+    _ frame: UnsafePointer<nghttp2_frame>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let frame else { return 0 }
+    let header = frame.pointee.hd
+    if header.type == UInt8(NGHTTP2_HEADERS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
+        connection(userData).responseEnded(streamID: header.stream_id)
+    }
     return 0
 }
 

@@ -158,6 +158,9 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     private var inboundCount: Int { inbound.count - inboundHead }
 
+    /// Whether the client has half-closed.
+    var requestEnded: Bool { inboundEnded }
+
     private func releaseWindow() {
         let bytes = unconsumedBytes
         unconsumedBytes = 0
