@@ -19,8 +19,12 @@ final class HTTP2ClientConnection: @unchecked Sendable {
 
     let loop: EventLoop
     let configuration: HTTP2ClientTransport.Configuration
-    private let address: SocketAddress
+    /// Every address the target resolved to, tried in order.
+    private let addresses: [SocketAddress]
+    private var addressIndex = 0
+    private var address: SocketAddress { addresses[addressIndex] }
     private let authority: String
+    private unowned let manager: HTTP2ConnectionManager
     private var fd: Int32 = -1
     private var session: OpaquePointer?
     private(set) var state = State.idle
@@ -39,11 +43,16 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     private var flushScheduled = false
     private var closed = false
     private var finalized = false
-    var onClosed: (() -> Void)?
 
-    init(loop: EventLoop, address: SocketAddress, authority: String, configuration: HTTP2ClientTransport.Configuration) {
-        self.loop = loop
-        self.address = address
+    init(
+        manager: HTTP2ConnectionManager,
+        addresses: [SocketAddress],
+        authority: String,
+        configuration: HTTP2ClientTransport.Configuration
+    ) {
+        self.manager = manager
+        self.loop = manager.loop
+        self.addresses = addresses
         self.authority = authority
         self.configuration = configuration
         self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
@@ -64,8 +73,9 @@ final class HTTP2ClientConnection: @unchecked Sendable {
 
     // MARK: Connecting (loop)
 
-    private func startConnecting() {
+    func startConnecting() {
         state = .connecting
+        manager.connectionAttempts += 1
         fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
         guard fd >= 0 else {
             connectFailed(IOError(errno: errno, call: "socket"))
@@ -94,10 +104,20 @@ final class HTTP2ClientConnection: @unchecked Sendable {
             return
         }
         guard result == 0 else {
+            if addressIndex + 1 < addresses.count {
+                // Try the next address the name resolved to.
+                Glibc.close(fd)
+                fd = -1
+                connectAddress?.deallocate()
+                connectAddress = nil
+                addressIndex += 1
+                startConnecting()
+                return
+            }
             connectFailed(IOError(errno: -result, call: "connect(\(address))"))
             return
         }
-        if case .ipv4 = address { _ = Sockets.setNoDelay(fd) } else if case .ipv6 = address { _ = Sockets.setNoDelay(fd) }
+        if address.family != AF_UNIX { _ = Sockets.setNoDelay(fd) }
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -140,6 +160,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     fileprivate func receivedSettings() {
         guard case .connecting = state else { return }
         state = .ready
+        manager.connectionReady(self)
         let pending = pendingOpens
         pendingOpens = []
         for (stream, metadata) in pending { submit(stream, metadata: metadata) }
@@ -151,7 +172,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         state = .failed(rpcError)
         let pending = pendingOpens
         pendingOpens = []
-        for (stream, _) in pending { stream.fail(rpcError) }
+        manager.connectionFailed(self, pending: pending, error: rpcError)
         close()
     }
 
@@ -160,10 +181,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     func open(_ stream: HTTP2ClientStream, metadata: Metadata) {
         loop.preconditionInEventLoop()
         switch state {
-        case .idle:
-            pendingOpens.append((stream, metadata))
-            startConnecting()
-        case .connecting:
+        case .idle, .connecting:
             pendingOpens.append((stream, metadata))
         case .ready:
             submit(stream, metadata: metadata)
@@ -197,7 +215,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
             return
         }
         streams[id] = stream
-        stream.opened(streamID: id)
+        stream.opened(streamID: id, on: self)
         scheduleFlush()
     }
 
@@ -324,7 +342,15 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         guard closed, !receiving, !sending, !connecting, !finalized else { return }
         finalized = true
         if fd >= 0 { Glibc.close(fd) }
-        onClosed?()
+        manager.connectionClosed(self)
+    }
+
+    /// Whether new streams can still be opened on this connection.
+    var isUsable: Bool {
+        switch state {
+        case .idle, .connecting, .ready: !closed
+        case .failed: false
+        }
     }
 
     var hasStreams: Bool { !streams.isEmpty || !pendingOpens.isEmpty }

@@ -3,12 +3,14 @@ internal import Courier
 
 /// One RPC on a client connection; state confined to the connection's loop.
 final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
-    // @unchecked Sendable: mutable state is touched on `connection.loop` only.
-    let connection: HTTP2ClientConnection
+    // @unchecked Sendable: mutable state is touched on `manager.loop` only.
+    let manager: HTTP2ConnectionManager
+    /// The connection the stream was opened on; `nil` until then.
+    private var connection: HTTP2ClientConnection?
     let descriptor: MethodDescriptor
     let options: CallOptions
     private(set) var id: Int32 = -1
-    private var loop: EventLoop { connection.loop }
+    private var loop: EventLoop { manager.loop }
 
     // Inbound.
     private var parts: [RPCResponsePart] = []
@@ -60,8 +62,8 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         options.compression == .identity ? nil : options.compression
     }
 
-    init(connection: HTTP2ClientConnection, descriptor: MethodDescriptor, options: CallOptions) {
-        self.connection = connection
+    init(manager: HTTP2ConnectionManager, descriptor: MethodDescriptor, options: CallOptions) {
+        self.manager = manager
         self.descriptor = descriptor
         self.options = options
         self.deframer = GRPCMessageDeframer(maxMessageBytes: options.maxResponseMessageBytes)
@@ -88,7 +90,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     }
                     self.started = true
                     self.startWaiter = continuation
-                    self.connection.open(self, metadata: metadata)
+                    self.manager.open(self, metadata: metadata)
                 case .message(let buffer):
                     let (storage, range): ([UInt8], Range<Int>)
                     if let compression = self.requestCompression {
@@ -100,7 +102,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     self.outboundRanges.append(range)
                     self.outboundBytes += range.count
                     self.resumeData()
-                    if self.outboundBytes <= self.connection.configuration.maxBufferedBytesPerStream {
+                    if self.outboundBytes <= self.manager.configuration.maxBufferedBytesPerStream {
                         continuation.resume()
                     } else {
                         self.writer = continuation
@@ -140,14 +142,15 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
             guard !self.statusDelivered || !self.ended else { return }
             let wasOpen = self.id > 0 && !self.ended
             self.fail(RPCError(code: .cancelled, message: "The RPC was cancelled."))
-            if wasOpen { self.connection.resetStream(self.id) }
+            if wasOpen { self.connection?.resetStream(self.id) }
         }
     }
 
     // MARK: From the connection (loop)
 
-    func opened(streamID: Int32) {
+    func opened(streamID: Int32, on connection: HTTP2ClientConnection) {
         id = streamID
+        self.connection = connection
         if let startWaiter {
             self.startWaiter = nil
             startWaiter.resume()
@@ -238,7 +241,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         guard !ended else { return }
         let wasOpen = id > 0
         fail(error)
-        if wasOpen { connection.resetStream(id) }
+        if wasOpen { connection?.resetStream(id) }
     }
 
     func receivedData(_ bytes: UnsafeRawBufferPointer) {
@@ -275,7 +278,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     private func releaseWindow() {
         let bytes = unconsumedBytes
         unconsumedBytes = 0
-        if id > 0 { connection.consume(streamID: id, bytes: bytes) }
+        if id > 0 { connection?.consume(streamID: id, bytes: bytes) }
     }
 
     func closed(errorCode: UInt32) {
@@ -328,7 +331,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     // MARK: Request body (loop)
 
     private func resumeData() {
-        guard deferred, id > 0, let session = connection.nghttp2Session else { return }
+        guard deferred, id > 0, let connection, let session = connection.nghttp2Session else { return }
         deferred = false
         nghttp2_session_resume_data(session, id)
         connection.scheduleFlush()
@@ -351,7 +354,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                 outboundRanges[0] = (range.lowerBound + take)..<range.upperBound
             }
         }
-        if let writer, outboundBytes <= connection.configuration.maxBufferedBytesPerStream {
+        if let writer, outboundBytes <= manager.configuration.maxBufferedBytesPerStream {
             self.writer = nil
             writer.resume()
         }

@@ -29,6 +29,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         public var maxHeaderListBytes: Int
         /// Request bytes buffered per stream before a writer suspends. Default 64 KiB.
         public var maxBufferedBytesPerStream: Int
+        /// The delays between connection attempts while wait-for-ready calls wait.
+        public var connectionBackoff: ConnectionBackoff
 
         /// The defaults.
         public init() {
@@ -37,6 +39,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.connectionWindowBytes = 16 << 20
             self.maxHeaderListBytes = 16 << 10
             self.maxBufferedBytesPerStream = 64 << 10
+            self.connectionBackoff = ConnectionBackoff()
         }
 
         /// The defaults.
@@ -44,7 +47,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     }
 
     private let loop: EventLoop
-    private let connection: HTTP2ClientConnection
+    let manager: HTTP2ConnectionManager
     /// The clock deadlines are enforced with: timers on the transport's loop.
     public let clock: any RPCClock
 
@@ -63,11 +66,11 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ///   - configuration: Limits and tuning.
     /// - Throws: ``RPCError`` `INVALID_ARGUMENT` for a target that doesn't parse or resolve.
     public init(target: String, configuration: Configuration = .defaults) throws {
-        let (address, authority) = try Self.resolve(target)
+        let (addresses, authority) = try Self.resolve(target)
         self.loop = try EventLoop(name: "courier-client")
-        self.connection = HTTP2ClientConnection(
+        self.manager = HTTP2ConnectionManager(
             loop: loop,
-            address: address,
+            addresses: addresses,
             authority: configuration.authority ?? authority,
             configuration: configuration
         )
@@ -75,8 +78,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     }
 
     deinit {
-        let connection = self.connection
-        loop.execute { connection.close() }
+        let manager = self.manager
+        loop.execute { manager.close() }
         loop.stop()
     }
 
@@ -100,10 +103,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             }
             drained?.resume()
         }
-        let connection = self.connection
+        let manager = self.manager
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             loop.execute {
-                connection.close()
+                manager.close()
                 continuation.resume()
             }
         }
@@ -139,15 +142,15 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             }
             drained?.resume()
         }
-        let stream = HTTP2ClientStream(connection: connection, descriptor: descriptor, options: options)
+        let stream = HTTP2ClientStream(manager: manager, descriptor: descriptor, options: options)
         defer { stream.cancel() }
         return try await withTaskExecutorPreference(loop.taskExecutor) {
             try await body(stream)
         }
     }
 
-    /// Parses a target into an address and the default `:authority`.
-    static func resolve(_ target: String) throws(RPCError) -> (SocketAddress, String) {
+    /// Parses a target into the addresses to try, in order, and the default `:authority`.
+    static func resolve(_ target: String) throws(RPCError) -> ([SocketAddress], String) {
         func invalid(_ why: String) -> RPCError {
             RPCError(code: .invalidArgument, message: "Invalid target '\(target.prefix(256))': \(why).")
         }
@@ -155,7 +158,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             let path = String(target.dropFirst("unix:".count).drop { $0 == "/" && target.hasPrefix("unix:///") })
             guard !path.isEmpty else { throw invalid("no path") }
             let absolute = target.hasPrefix("unix:///") ? "/" + path : path
-            return (.unix(path: absolute), "localhost")
+            return ([.unix(path: absolute)], "localhost")
         }
         var rest = Substring(target)
         for scheme in ["dns:///", "ipv4:", "ipv6:"] where rest.hasPrefix(scheme) {
@@ -180,28 +183,37 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let hostString = String(host)
         if let v4 = try? SocketAddress.ipv4(host: hostString, port: port).withSockAddr({ _, _ in true }), v4 {
-            return (.ipv4(host: hostString, port: port), authority)
+            return ([.ipv4(host: hostString, port: port)], authority)
         }
         if let v6 = try? SocketAddress.ipv6(host: hostString, port: port).withSockAddr({ _, _ in true }), v6 {
-            return (.ipv6(host: hostString, port: port), authority)
+            return ([.ipv6(host: hostString, port: port)], authority)
         }
-        // A name: resolve it (the first address for now; trying every address comes with reconnects).
+        // A name: resolve it; every address is tried in order until one connects.
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(hostString, nil, &hints, &result) == 0, let first = result else {
+        guard getaddrinfo(hostString, nil, &hints, &result) == 0, result != nil else {
             throw invalid("the host does not resolve")
         }
         defer { freeaddrinfo(result) }
-        var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+        var addresses: [SocketAddress] = []
+        var entry = result
+        while let current = entry {
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { raw in
+                raw.copyMemory(from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen)))
+            }
+            switch SocketAddress(storage: storage) {
+            case .ipv4(let address, _): addresses.append(.ipv4(host: address, port: port))
+            case .ipv6(let address, _): addresses.append(.ipv6(host: address, port: port))
+            default: break
+            }
+            entry = current.pointee.ai_next
         }
-        switch SocketAddress(storage: storage) {
-        case .ipv4(let address, _): return (.ipv4(host: address, port: port), authority)
-        case .ipv6(let address, _): return (.ipv6(host: address, port: port), authority)
-        default: throw invalid("the host resolves to no IP address")
-        }
+        var unique: [SocketAddress] = []
+        for address in addresses where !unique.contains(address) { unique.append(address) }
+        guard !unique.isEmpty else { throw invalid("the host resolves to no IP address") }
+        return (unique, authority)
     }
 }
 

@@ -1,0 +1,113 @@
+import Courier
+@testable import CourierHTTP2
+import Testing
+
+@Suite("Client connections: addresses, reconnects, wait-for-ready")
+struct ConnectionTests {
+    @Test("A name that resolves to several addresses: each is tried until one connects")
+    func everyAddress() async throws {
+        // The server listens on IPv4 only; 'localhost' also resolves to ::1, where nobody listens.
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.loops = 1
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+        try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
+            let port = try #require(try await server.listeningAddress().port)
+            let (addresses, _) = try HTTP2ClientTransport.resolve("localhost:\(port)")
+            #expect(addresses.contains(.ipv4(host: "127.0.0.1", port: port)))
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "localhost:\(port)")) { client in
+                let reply = try await client.unary(
+                    request: ClientRequest(message: [1]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                )
+                #expect(reply == [1])
+            }
+        }
+    }
+
+    @Test("A server that restarts on the same port is reached again by the same client")
+    func reconnect() async throws {
+        let (_, port) = try listenAndClose()
+        var clientConfiguration = HTTP2ClientTransport.Configuration()
+        clientConfiguration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))
+        let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: clientConfiguration)
+        try await withCourierClient(transport: transport) { client in
+            for round in 0..<3 {
+                var configuration = HTTP2ServerTransport.Configuration()
+                configuration.loops = 1
+                let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: port), configuration: configuration)
+                try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
+                    _ = try await server.listeningAddress()
+                    // After a failed attempt the client backs off (gRPC's TRANSIENT_FAILURE): a
+                    // wait-for-ready call rides that out; a fail-fast one could see UNAVAILABLE.
+                    let reply = try await client.unary(
+                        request: ClientRequest(message: [UInt8(round)]), descriptor: method("Get"),
+                        serializer: codec, deserializer: codec,
+                        options: CallOptions(timeout: .seconds(20), waitForReady: true)
+                    )
+                    #expect(reply == [UInt8(round)])
+                }
+                // The server is gone: the connection is lost, and calls fail fast.
+                await #expect(throws: RPCError.self) {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    )
+                }
+            }
+        }
+    }
+
+    @Test("A wait-for-ready call waits for a server that isn't there yet")
+    func waitForReady() async throws {
+        let (_, port) = try listenAndClose()
+        var configuration = HTTP2ClientTransport.Configuration()
+        configuration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))
+        let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
+        try await withCourierClient(transport: transport) { client in
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: [7]), descriptor: method("Get"), serializer: codec, deserializer: codec,
+                    options: CallOptions(timeout: .seconds(20), waitForReady: true)
+                )
+            }
+            // The signal: the first connection attempt has been made (and refused).
+            var turns = 0
+            while transport.manager.connectionAttempts == 0, turns < 5_000_000 {
+                await Task.yield()
+                turns += 1
+            }
+            #expect(transport.manager.connectionAttempts >= 1)
+            var serverConfiguration = HTTP2ServerTransport.Configuration()
+            serverConfiguration.loops = 1
+            let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: port), configuration: serverConfiguration)
+            try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
+                let reply = try await call.value
+                #expect(reply == [7])
+            }
+        }
+    }
+
+    @Test("Without wait-for-ready the same call fails fast with UNAVAILABLE")
+    func failFast() async throws {
+        let (_, port) = try listenAndClose()
+        _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+            await #expect(throws: RPCError(code: .unavailable, message: "")) {
+                do {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    )
+                } catch let error as RPCError {
+                    throw RPCError(code: error.code, message: "")
+                }
+            }
+        }
+    }
+
+    @Test("Connection backoff grows by 1.6 with 20 % jitter, up to the maximum")
+    func backoff() {
+        var iterator = ConnectionBackoff().makeIterator()
+        let delays = (0..<20).map { _ in iterator.next() }
+        #expect(delays[0] >= .milliseconds(800) && delays[0] <= .milliseconds(1200))
+        #expect(delays[1] >= .milliseconds(1280) && delays[1] <= .milliseconds(1920))
+        #expect(delays.allSatisfy { $0 <= .seconds(144) })
+        #expect(delays.last! >= .seconds(96))
+    }
+}
