@@ -25,9 +25,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     private var responseCompression: CompressionAlgorithm?
 
     // Outbound.
-    private var outbound: [[UInt8]] = []
-    private var outboundRanges: [Range<Int>] = []
-    private var outboundBytes = 0
+    private var outbound = OutboundQueue()
     private var halfClosed = false
     private var deferred = false
     private var started = false
@@ -92,17 +90,10 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     self.startWaiter = continuation
                     self.manager.open(self, metadata: metadata)
                 case .message(let buffer):
-                    let (storage, range): ([UInt8], Range<Int>)
-                    if let compression = self.requestCompression {
-                        (storage, range) = GRPCMessageFramer.frame(Zlib.compress(buffer, algorithm: compression), compressed: true)
-                    } else {
-                        (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
-                    }
-                    self.outbound.append(storage)
-                    self.outboundRanges.append(range)
-                    self.outboundBytes += range.count
+                    let (storage, range) = GRPCMessageFramer.frame(buffer, compression: self.requestCompression)
+                    self.outbound.append(storage, range: range)
                     self.resumeData()
-                    if self.outboundBytes <= self.manager.configuration.maxBufferedBytesPerStream {
+                    if self.outbound.byteCount <= self.manager.configuration.maxBufferedBytesPerStream {
                         continuation.resume()
                     } else {
                         self.writer = continuation
@@ -338,23 +329,8 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     }
 
     func readData(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        var copied = 0
-        while copied < length, !outbound.isEmpty {
-            let range = outboundRanges[0]
-            let take = min(range.count, length - copied)
-            outbound[0].withUnsafeBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: take)
-            }
-            copied += take
-            outboundBytes -= take
-            if take == range.count {
-                outbound.removeFirst()
-                outboundRanges.removeFirst()
-            } else {
-                outboundRanges[0] = (range.lowerBound + take)..<range.upperBound
-            }
-        }
-        if let writer, outboundBytes <= manager.configuration.maxBufferedBytesPerStream {
+        let copied = outbound.read(into: buffer, length: length)
+        if let writer, outbound.byteCount <= manager.configuration.maxBufferedBytesPerStream {
             self.writer = nil
             writer.resume()
         }

@@ -92,3 +92,13 @@ extension MessageBuffer {
         return MessageBuffer(storage: storage, messageOffset: headroom)
     }
 }
+
+extension GRPCMessageFramer {
+    /// Frames a message, compressing it first when the stream has an encoding.
+    static func frame(_ message: MessageBuffer, compression: CompressionAlgorithm?) -> (storage: [UInt8], range: Range<Int>) {
+        if let compression {
+            return frame(Zlib.compress(message, algorithm: compression), compressed: true)
+        }
+        return frame(message, compressed: false)
+    }
+}

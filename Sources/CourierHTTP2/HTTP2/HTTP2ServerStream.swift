@@ -44,9 +44,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     // Outbound.
     private var responded = false
-    private var outbound: [[UInt8]] = []
-    private var outboundRanges: [Range<Int>] = []
-    private var outboundBytes = 0
+    private var outbound = OutboundQueue()
     private var deferred = false
     private var pendingTrailers: HeaderList?
     private var finished = false
@@ -264,17 +262,10 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             return true
         case .message(let buffer):
             if !responded { submitResponseHeaders([:]) }
-            let (storage, range): ([UInt8], Range<Int>)
-            if let compression {
-                (storage, range) = GRPCMessageFramer.frame(Zlib.compress(buffer, algorithm: compression), compressed: true)
-            } else {
-                (storage, range) = GRPCMessageFramer.frame(buffer, compressed: false)
-            }
-            outbound.append(storage)
-            outboundRanges.append(range)
-            outboundBytes += range.count
+            let (storage, range) = GRPCMessageFramer.frame(buffer, compression: compression)
+            outbound.append(storage, range: range)
             resumeData()
-            return outboundBytes <= connection.configuration.maxBufferedBytesPerStream
+            return outbound.byteCount <= connection.configuration.maxBufferedBytesPerStream
         case .status(let status, let trailers):
             finishOnLoop(status: status, trailers: trailers)
             return true
@@ -324,8 +315,6 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private func terminateOnLoop(status: Status, trailers: Metadata) {
         guard !finished, !isGone else { return }
         outbound.removeAll()
-        outboundRanges.removeAll()
-        outboundBytes = 0
         finishOnLoop(status: status, trailers: trailers)
         if let writer {
             self.writer = nil
@@ -342,23 +331,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     /// nghttp2 asks for up to `length` bytes of DATA.
     fileprivate func readData(into buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        var copied = 0
-        while copied < length, !outbound.isEmpty {
-            let range = outboundRanges[0]
-            let take = min(range.count, length - copied)
-            outbound[0].withUnsafeBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + range.lowerBound, count: take)
-            }
-            copied += take
-            outboundBytes -= take
-            if take == range.count {
-                outbound.removeFirst()
-                outboundRanges.removeFirst()
-            } else {
-                outboundRanges[0] = (range.lowerBound + take)..<range.upperBound
-            }
-        }
-        if let writer, outboundBytes <= connection.configuration.maxBufferedBytesPerStream {
+        let copied = outbound.read(into: buffer, length: length)
+        if let writer, outbound.byteCount <= connection.configuration.maxBufferedBytesPerStream {
             self.writer = nil
             writer.resume()
         }
