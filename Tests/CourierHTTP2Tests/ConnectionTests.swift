@@ -1,5 +1,6 @@
 import Courier
 @testable import CourierHTTP2
+import Foundation
 import Testing
 
 @Suite("Client connections: addresses, reconnects, wait-for-ready")
@@ -23,17 +24,22 @@ struct ConnectionTests {
         }
     }
 
-    @Test("A server that restarts on the same port is reached again by the same client")
+    /// A socket path nobody listens on: unlike a just-freed TCP port, no parallel test can take it.
+    func freshSocketPath() -> String {
+        "/tmp/courier-test-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).sock"
+    }
+
+    @Test("A server that restarts at the same address is reached again by the same client")
     func reconnect() async throws {
-        let (_, port) = try listenAndClose()
+        let path = freshSocketPath()
         var clientConfiguration = HTTP2ClientTransport.Configuration()
         clientConfiguration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))
-        let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: clientConfiguration)
+        let transport = try HTTP2ClientTransport(target: "unix:\(path)", configuration: clientConfiguration)
         try await withCourierClient(transport: transport) { client in
             for round in 0..<3 {
                 var configuration = HTTP2ServerTransport.Configuration()
                 configuration.loops = 1
-                let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: port), configuration: configuration)
+                let server = HTTP2ServerTransport(address: .unix(path: path), configuration: configuration)
                 try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
                     _ = try await server.listeningAddress()
                     // After a failed attempt the client backs off (gRPC's TRANSIENT_FAILURE): a
@@ -57,10 +63,10 @@ struct ConnectionTests {
 
     @Test("A wait-for-ready call waits for a server that isn't there yet")
     func waitForReady() async throws {
-        let (_, port) = try listenAndClose()
+        let path = freshSocketPath()
         var configuration = HTTP2ClientTransport.Configuration()
         configuration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))
-        let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
+        let transport = try HTTP2ClientTransport(target: "unix:\(path)", configuration: configuration)
         try await withCourierClient(transport: transport) { client in
             let call = Task {
                 try await client.unary(
@@ -77,7 +83,7 @@ struct ConnectionTests {
             #expect(transport.manager.connectionAttempts >= 1)
             var serverConfiguration = HTTP2ServerTransport.Configuration()
             serverConfiguration.loops = 1
-            let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: port), configuration: serverConfiguration)
+            let server = HTTP2ServerTransport(address: .unix(path: path), configuration: serverConfiguration)
             try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
                 let reply = try await call.value
                 #expect(reply == [7])
@@ -87,8 +93,7 @@ struct ConnectionTests {
 
     @Test("Without wait-for-ready the same call fails fast with UNAVAILABLE")
     func failFast() async throws {
-        let (_, port) = try listenAndClose()
-        _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+        _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(freshSocketPath())")) { client in
             await #expect(throws: RPCError(code: .unavailable, message: "")) {
                 do {
                     _ = try await client.unary(

@@ -31,18 +31,11 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     private var streams: [Int32: HTTP2ClientStream] = [:]
     private var pendingOpens: [(HTTP2ClientStream, Metadata)] = []
 
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
-    private var handlers: (connect: ClientIOHandler, receive: ClientIOHandler, send: ClientIOHandler)!
+    private let io: ConnectionIO
+    private var connectHandler: IOHandler!
     private var connectAddress: UnsafeMutableRawPointer?
-    private var receiving = false
-    private var sending = false
-    private var connecting = false
-    private var pendingOutput: [UInt8] = []
-    private var inFlight: [UInt8] = []
-    private var inFlightOffset = 0
-    private var flushScheduled = false
-    private var closed = false
-    private var finalized = false
+    private var connecting: Bool { io.otherOperationsInFlight > 0 }
+    private var closed: Bool { io.closed }
 
     init(
         manager: HTTP2ConnectionManager,
@@ -55,16 +48,17 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         self.addresses = addresses
         self.authority = authority
         self.configuration = configuration
-        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
-        self.handlers = (
-            ClientIOHandler { [unowned self] in self.connected($0) },
-            ClientIOHandler { [unowned self] in self.received($0) },
-            ClientIOHandler { [unowned self] in self.sent($0) }
-        )
+        self.io = ConnectionIO(loop: manager.loop)
+        self.connectHandler = IOHandler { [unowned self] in self.connected($0) }
+        io.onReceive = { [unowned self] bytes in self.received(bytes) }
+        io.onFailure = { [unowned self] result, sending in
+            self.lost(result == 0 ? "the server closed the connection" : "\(sending ? "send" : "recv") failed (\(-result))")
+        }
+        io.produceOutput = { [unowned self] output in self.produceOutput(&output) }
+        io.onFinalized = { [unowned self] in self.manager.connectionClosed(self) }
     }
 
     deinit {
-        receiveBuffer.deallocate()
         connectAddress?.deallocate()
         if let session { nghttp2_session_del(session) }
     }
@@ -77,6 +71,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         state = .connecting
         manager.connectionAttempts += 1
         fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
+        io.attach(fd: fd)
         guard fd >= 0 else {
             connectFailed(IOError(errno: errno, call: "socket"))
             return
@@ -87,10 +82,10 @@ final class HTTP2ClientConnection: @unchecked Sendable {
                 let copy = UnsafeMutableRawPointer.allocate(byteCount: Int(length), alignment: 8)
                 copy.copyMemory(from: pointer, byteCount: Int(length))
                 connectAddress = copy
-                connecting = true
+                io.otherOperationsInFlight += 1
                 let sqe = loop.makeSQE()
                 io_uring_prep_connect(sqe, fd, copy.assumingMemoryBound(to: sockaddr.self), length)
-                loop.setHandler(handlers.connect, on: sqe)
+                loop.setHandler(connectHandler, on: sqe)
             }
         } catch {
             connectFailed(error)
@@ -98,9 +93,9 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     }
 
     private func connected(_ result: Int32) {
-        connecting = false
+        io.otherOperationsInFlight -= 1
         if closed {
-            finalizeIfIdle()
+            io.finalizeIfIdle()
             return
         }
         guard result == 0 else {
@@ -108,6 +103,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
                 // Try the next address the name resolved to.
                 Glibc.close(fd)
                 fd = -1
+                io.attach(fd: -1)
                 connectAddress?.deallocate()
                 connectAddress = nil
                 addressIndex += 1
@@ -152,8 +148,8 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         )
         // Streams wait for the server's SETTINGS: until then its MAX_CONCURRENT_STREAMS is unknown, and
         // streams over it would be refused instead of queued.
-        armReceive()
-        scheduleFlush()
+        io.armReceive()
+        io.scheduleFlush()
     }
 
     /// The server's first SETTINGS arrived: the connection is ready.
@@ -237,82 +233,29 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         streams.removeValue(forKey: id)?.closed(errorCode: errorCode)
     }
 
-    // MARK: I/O (loop)
+    // MARK: The session's side of the socket (loop)
 
-    private func armReceive() {
-        guard !receiving, !closed else { return }
-        receiving = true
-        let sqe = loop.makeSQE()
-        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
-        loop.setHandler(handlers.receive, on: sqe)
-    }
-
-    private func received(_ result: Int32) {
-        receiving = false
-        if closed {
-            finalizeIfIdle()
-            return
-        }
-        guard result > 0, let session else {
-            lost(result == 0 ? "the server closed the connection" : "recv failed (\(-result))")
-            return
-        }
-        if nghttp2_session_mem_recv(session, receiveBuffer.baseAddress, Int(result)) < 0 {
+    private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let session else { return false }
+        if nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) < 0 {
             lost("the server violated HTTP/2")
-            return
+            return false
         }
-        armReceive()
-        scheduleFlush()
+        return true
     }
 
-    func scheduleFlush() {
-        guard !flushScheduled, !closed else { return }
-        flushScheduled = true
-        loop.enqueue(.closure { [self] in self.flush() })
-    }
-
-    private func flush() {
-        flushScheduled = false
-        guard let session, !closed else { return }
+    private func produceOutput(_ output: inout [UInt8]) {
+        guard let session else { return }
         while true {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count <= 0 { break }
-            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
         }
-        guard !sending, !pendingOutput.isEmpty else { return }
-        swap(&inFlight, &pendingOutput)
-        pendingOutput.removeAll(keepingCapacity: true)
-        inFlightOffset = 0
-        submitSend()
     }
 
-    private func submitSend() {
-        sending = true
-        let sqe = loop.makeSQE()
-        inFlight.withUnsafeBytes { raw in
-            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
-        }
-        loop.setHandler(handlers.send, on: sqe)
-    }
-
-    private func sent(_ result: Int32) {
-        sending = false
-        if closed {
-            finalizeIfIdle()
-            return
-        }
-        guard result > 0 else {
-            lost("send failed (\(-result))")
-            return
-        }
-        inFlightOffset += Int(result)
-        if inFlightOffset < inFlight.count {
-            submitSend()
-        } else {
-            inFlight.removeAll(keepingCapacity: true)
-            if !pendingOutput.isEmpty { scheduleFlush() }
-        }
+    func scheduleFlush() {
+        io.scheduleFlush()
     }
 
     /// The connection failed: every RPC on it fails with `UNAVAILABLE`.
@@ -327,22 +270,13 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     /// Closes the connection; open streams fail with `UNAVAILABLE`.
     func close() {
         guard !closed else { return }
-        closed = true
         let error = RPCError(code: .unavailable, message: "The connection was closed.")
         for stream in streams.values { stream.fail(error) }
         streams.removeAll()
         for (stream, _) in pendingOpens { stream.fail(error) }
         pendingOpens.removeAll()
         if case .ready = state { state = .failed(error) }
-        if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
-        finalizeIfIdle()
-    }
-
-    private func finalizeIfIdle() {
-        guard closed, !receiving, !sending, !connecting, !finalized else { return }
-        finalized = true
-        if fd >= 0 { Glibc.close(fd) }
-        manager.connectionClosed(self)
+        io.close()
     }
 
     /// Whether new streams can still be opened on this connection.
@@ -354,13 +288,6 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     }
 
     var hasStreams: Bool { !streams.isEmpty || !pendingOpens.isEmpty }
-}
-
-/// An I/O completion that calls a closure.
-final class ClientIOHandler: IOCompletionHandler {
-    private let body: (Int32) -> Void
-    init(_ body: @escaping (Int32) -> Void) { self.body = body }
-    override func complete(result: Int32, flags: UInt32) { body(result) }
 }
 
 // MARK: nghttp2 client callbacks

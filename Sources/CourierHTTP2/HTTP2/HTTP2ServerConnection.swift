@@ -15,22 +15,10 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     private let owner: HTTP2ServerTransport.Listener
     private var session: OpaquePointer?
     private var streams: [Int32: HTTP2ServerStream] = [:]
-
-    private let receiveBuffer: UnsafeMutableRawBufferPointer
-    private var receiveHandler: ReceiveHandler!
-    private var sendHandler: SendHandler!
-    private var receiving = false
-
-    /// Bytes nghttp2 produced and not yet handed to the kernel, and the bytes in flight.
-    private var pendingOutput: [UInt8] = []
-    private var inFlight: [UInt8] = []
-    private var inFlightOffset = 0
-    private var sending = false
-    private var flushScheduled = false
+    private let io: ConnectionIO
     private var closing = false
-    private(set) var closed = false
-    private var finalized = false
     private var goingAway = false
+    var closed: Bool { io.closed }
 
     let configuration: HTTP2ServerTransport.Configuration
 
@@ -45,13 +33,16 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         self.owner = owner
         self.configuration = configuration
         self.peer = Sockets.peerAddress(of: fd)?.description ?? "unknown"
-        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
-        self.receiveHandler = ReceiveHandler(connection: self)
-        self.sendHandler = SendHandler(connection: self)
+        self.io = ConnectionIO(loop: loop)
+        io.attach(fd: fd)
+        io.onReceive = { [unowned self] bytes in self.received(bytes) }
+        io.onFailure = { [unowned self] result, _ in self.close(reason: result == 0 ? "peer closed" : "I/O failed") }
+        io.produceOutput = { [unowned self] output in self.produceOutput(&output) }
+        io.afterOutput = { [unowned self] in self.closeIfDone() }
+        io.onFinalized = { [unowned self] in self.owner.connectionClosed(self) }
     }
 
     deinit {
-        receiveBuffer.deallocate()
         if let session { nghttp2_session_del(session) }
     }
 
@@ -98,138 +89,66 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         nghttp2_session_set_local_window_size(
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
         )
-        armReceive()
-        scheduleFlush()
+        io.armReceive()
+        io.scheduleFlush()
     }
 
-    // MARK: Reading
+    // MARK: The session's side of the socket
 
-    private func armReceive() {
-        guard !receiving, !closing else { return }
-        receiving = true
-        let sqe = loop.makeSQE()
-        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
-        loop.setHandler(receiveHandler, on: sqe)
-    }
-
-    fileprivate func received(_ result: Int32) {
-        receiving = false
-        if closed {
-            finalizeIfIdle()
-            return
-        }
-        guard result > 0, let session else {
-            close(reason: result == 0 ? "peer closed" : "recv failed")
-            return
-        }
-        let consumed = nghttp2_session_mem_recv(session, receiveBuffer.baseAddress, Int(result))
-        if consumed < 0 {
+    private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let session else { return false }
+        if nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) < 0 {
             // A protocol error: nghttp2 has queued GOAWAY; send it, then close.
             closing = true
-            scheduleFlush()
-            return
+            return false
         }
-        armReceive()
-        scheduleFlush()
+        return !closing
     }
 
-    // MARK: Writing
-
-    /// Flushes once in this loop turn (the loop enters the kernel after flushing).
-    func scheduleFlush() {
-        guard !flushScheduled, !closed else { return }
-        flushScheduled = true
-        loop.enqueue(.closure { [self] in self.flush() })
-    }
-
-    private func flush() {
-        flushScheduled = false
-        guard let session, !closed else { return }
+    private func produceOutput(_ output: inout [UInt8]) {
+        guard let session else { return }
         while true {
             var data: UnsafePointer<UInt8>?
             let count = nghttp2_session_mem_send(session, &data)
             if count <= 0 { break }
-            pendingOutput.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
+            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
         }
-        startSendIfIdle()
-        if closing && !sending && pendingOutput.isEmpty {
+    }
+
+    private func closeIfDone() {
+        guard let session, !io.closed, io.outputIdle else { return }
+        if closing {
             close(reason: "closing")
-        } else if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0
-            && !sending && pendingOutput.isEmpty
-        {
+        } else if nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0 {
             close(reason: "session finished")
         }
     }
 
-    private func startSendIfIdle() {
-        guard !sending, !pendingOutput.isEmpty else { return }
-        swap(&inFlight, &pendingOutput)
-        pendingOutput.removeAll(keepingCapacity: true)
-        inFlightOffset = 0
-        submitSend()
-    }
-
-    private func submitSend() {
-        sending = true
-        let sqe = loop.makeSQE()
-        inFlight.withUnsafeBytes { raw in
-            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
-        }
-        loop.setHandler(sendHandler, on: sqe)
-    }
-
-    fileprivate func sent(_ result: Int32) {
-        sending = false
-        if closed {
-            finalizeIfIdle()
-            return
-        }
-        guard result > 0 else {
-            close(reason: "send failed")
-            return
-        }
-        inFlightOffset += Int(result)
-        if inFlightOffset < inFlight.count {
-            submitSend()
-            return
-        }
-        inFlight.removeAll(keepingCapacity: true)
-        startSendIfIdle()
-        if closing && !sending && pendingOutput.isEmpty { close(reason: "closing") }
+    func scheduleFlush() {
+        io.scheduleFlush()
     }
 
     // MARK: Lifecycle
 
     /// Starts a graceful close: GOAWAY now; the connection closes when its streams have finished.
     func beginGracefulShutdown() {
-        guard let session, !goingAway, !closed else { return }
+        guard let session, !goingAway, !io.closed else { return }
         goingAway = true
         nghttp2_submit_goaway(
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
             UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0
         )
         if streams.isEmpty { closing = true }
-        scheduleFlush()
+        io.scheduleFlush()
     }
 
     /// Closes the socket now; every open stream is cancelled.
     func close(reason: String) {
-        guard !closed else { return }
-        closed = true
+        guard !io.closed else { return }
         closing = true
         for stream in streams.values { stream.connectionClosed() }
         streams.removeAll()
-        // close(2) doesn't cancel an operation in flight on the ring: shutdown wakes it, and the socket is
-        // closed (and this object released) only after its completion has arrived.
-        Glibc.shutdown(fd, Int32(SHUT_RDWR))
-        finalizeIfIdle()
-    }
-
-    private func finalizeIfIdle() {
-        guard closed, !receiving, !sending, !finalized else { return }
-        finalized = true
-        Glibc.close(fd)
-        owner.connectionClosed(self)
+        io.close()
     }
 
     // MARK: Streams, from the nghttp2 callbacks
@@ -272,7 +191,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     fileprivate func responseEnded(streamID: Int32) {
         guard let session, let stream = streams[streamID], !stream.requestEnded else { return }
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_NO_ERROR.rawValue))
-        scheduleFlush()
+        io.scheduleFlush()
     }
 
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
@@ -280,7 +199,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         stream.closedByPeer(errorCode: errorCode)
         if goingAway && streams.isEmpty {
             closing = true
-            scheduleFlush()
+            io.scheduleFlush()
         }
     }
 
@@ -289,10 +208,9 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         guard let session else { return }
         var headers = HeaderList()
         switch rejection {
-        case .httpStatus(let status, let message):
+        case .httpStatus(let status, _):
             headers.add(":status", "\(status)")
             headers.add("content-type", "text/plain")
-            _ = message
         case .grpcStatus(let status):
             headers.add(":status", "200")
             headers.add("content-type", "application/grpc")
@@ -304,7 +222,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
             _ = nghttp2_submit_response(session, stream.id, nv, count, nil)
         }
         stream.markResponded()
-        scheduleFlush()
+        io.scheduleFlush()
     }
 
     // MARK: Used by streams
@@ -314,9 +232,9 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     func stream(id: Int32) -> HTTP2ServerStream? { streams[id] }
 
     func consume(streamID: Int32, bytes: Int) {
-        guard let session, bytes > 0, !closed else { return }
+        guard let session, bytes > 0, !io.closed else { return }
         nghttp2_session_consume(session, streamID, bytes)
-        scheduleFlush()
+        io.scheduleFlush()
     }
 }
 
@@ -324,20 +242,6 @@ extension Sockets {
     static func setNoDelay(_ fd: Int32) -> Bool {
         (try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)) != nil
     }
-}
-
-/// Receive completions of one connection.
-private final class ReceiveHandler: IOCompletionHandler {
-    unowned let connection: HTTP2ServerConnection
-    init(connection: HTTP2ServerConnection) { self.connection = connection }
-    override func complete(result: Int32, flags: UInt32) { connection.received(result) }
-}
-
-/// Send completions of one connection.
-private final class SendHandler: IOCompletionHandler {
-    unowned let connection: HTTP2ServerConnection
-    init(connection: HTTP2ServerConnection) { self.connection = connection }
-    override func complete(result: Int32, flags: UInt32) { connection.sent(result) }
 }
 
 // MARK: nghttp2 callbacks: free functions, the connection travels as user_data.

@@ -1,0 +1,154 @@
+internal import CURing
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+/// The socket half of an HTTP/2 connection, on its loop: one recv in flight into a connection-owned
+/// buffer; everything the session produced in a loop turn gathered and sent with one send; and a close
+/// that waits for the operations in flight (`close(2)` does not cancel them) before releasing the socket.
+///
+/// The owner supplies the session's side through closures, which run on the loop.
+final class ConnectionIO: @unchecked Sendable {
+    // @unchecked Sendable: touched on `loop` only; Sendable so that it can queue work on its own loop.
+    let loop: EventLoop
+    private(set) var fd: Int32 = -1
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private var receiveHandler: IOHandler!
+    private var sendHandler: IOHandler!
+    private(set) var receiving = false
+    private(set) var sending = false
+    private(set) var closed = false
+    private var finalized = false
+    private var flushScheduled = false
+    private var pendingOutput: [UInt8] = []
+    private var inFlight: [UInt8] = []
+    private var inFlightOffset = 0
+    /// Operations other than recv/send in flight (a connect), which also delay the final close.
+    var otherOperationsInFlight = 0
+
+    /// Received bytes. Return false to stop reading (the owner is closing).
+    var onReceive: (UnsafeRawBufferPointer) -> Bool = { _ in true }
+    /// The peer closed (`0`) or recv/send failed (a negative errno).
+    var onFailure: (_ result: Int32, _ whileSending: Bool) -> Void = { _, _ in }
+    /// Appends what the session wants to send.
+    var produceOutput: (inout [UInt8]) -> Void = { _ in }
+    /// Runs after each flush and send completion, when the owner may decide to close.
+    var afterOutput: () -> Void = {}
+    /// The socket is closed and no operation is in flight: the owner may be released.
+    var onFinalized: () -> Void = {}
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.receiveHandler = IOHandler { [unowned self] in self.received($0) }
+        self.sendHandler = IOHandler { [unowned self] in self.sent($0) }
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+    }
+
+    /// Adopts a connected (or connecting) socket.
+    func attach(fd: Int32) {
+        self.fd = fd
+    }
+
+    /// Whether nothing is waiting to be sent.
+    var outputIdle: Bool { !sending && pendingOutput.isEmpty }
+
+    func armReceive() {
+        guard !receiving, !closed, fd >= 0 else { return }
+        receiving = true
+        let sqe = loop.makeSQE()
+        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
+        loop.setHandler(receiveHandler, on: sqe)
+    }
+
+    private func received(_ result: Int32) {
+        receiving = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0 else {
+            onFailure(result, false)
+            return
+        }
+        if onReceive(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: Int(result))) {
+            armReceive()
+        }
+        scheduleFlush()
+    }
+
+    /// Flushes once in this loop turn, just before the loop enters the kernel.
+    func scheduleFlush() {
+        guard !flushScheduled, !closed else { return }
+        flushScheduled = true
+        loop.enqueue(.closure { [self] in self.flush() })
+    }
+
+    private func flush() {
+        flushScheduled = false
+        guard !closed else { return }
+        produceOutput(&pendingOutput)
+        if !sending, !pendingOutput.isEmpty {
+            swap(&inFlight, &pendingOutput)
+            pendingOutput.removeAll(keepingCapacity: true)
+            inFlightOffset = 0
+            submitSend()
+        }
+        afterOutput()
+    }
+
+    private func submitSend() {
+        sending = true
+        let sqe = loop.makeSQE()
+        inFlight.withUnsafeBytes { raw in
+            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
+        }
+        loop.setHandler(sendHandler, on: sqe)
+    }
+
+    private func sent(_ result: Int32) {
+        sending = false
+        if closed {
+            finalizeIfIdle()
+            return
+        }
+        guard result > 0 else {
+            onFailure(result, true)
+            return
+        }
+        inFlightOffset += Int(result)
+        if inFlightOffset < inFlight.count {
+            submitSend()
+            return
+        }
+        inFlight.removeAll(keepingCapacity: true)
+        if !pendingOutput.isEmpty { scheduleFlush() }
+        afterOutput()
+    }
+
+    /// Shuts the socket down (waking operations in flight); it is closed once they have completed.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        finalizeIfIdle()
+    }
+
+    /// Called by the owner when an operation it counted in `otherOperationsInFlight` completes.
+    func finalizeIfIdle() {
+        guard closed, !receiving, !sending, otherOperationsInFlight == 0, !finalized else { return }
+        finalized = true
+        if fd >= 0 { Glibc.close(fd) }
+        onFinalized()
+    }
+}
+
+/// An I/O completion that calls a closure.
+final class IOHandler: IOCompletionHandler {
+    private let body: (Int32) -> Void
+    init(_ body: @escaping (Int32) -> Void) { self.body = body }
+    override func complete(result: Int32, flags: UInt32) { body(result) }
+}
