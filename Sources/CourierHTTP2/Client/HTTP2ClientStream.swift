@@ -90,6 +90,10 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     self.startWaiter = continuation
                     self.manager.open(self, metadata: metadata)
                 case .message(let buffer):
+                    guard buffer.count <= Int(UInt32.max) else {
+                        continuation.resume(throwing: RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB."))
+                        return
+                    }
                     let (storage, range) = GRPCMessageFramer.frame(buffer, compression: self.requestCompression)
                     self.outbound.append(storage, range: range)
                     self.resumeData()

@@ -88,7 +88,9 @@ final class EventLoop: @unchecked Sendable {
         // The ring is created on the loop thread: SINGLE_ISSUER binds it to its creator.
         let setup = Mutex<Result<Void, IOError>?>(nil)
         let ready = Atomic<Bool>(false)
-        let box = Unmanaged.passRetained(ThreadStart { [unowned self] in
+        // The thread holds the loop strongly until it exits, so the loop outlives its thread even when
+        // its last owner lets go right after `stop()`.
+        let box = Unmanaged.passRetained(ThreadStart { [self] in
             let result = Result { try self.setUpRing(entries: entries) }.mapError { $0 as! IOError }
             setup.withLock { $0 = result }
             ready.store(true, ordering: .releasing)
@@ -96,14 +98,16 @@ final class EventLoop: @unchecked Sendable {
         })
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, eventLoopThreadEntry, box.toOpaque())
-        precondition(rc == 0, "pthread_create failed: \(rc)")
+        guard rc == 0 else {
+            box.release()
+            throw IOError(errno: rc, call: "pthread_create")  // deinit frees the ring memory and the eventfd
+        }
         self.thread = thread
         while !ready.load(ordering: .acquiring) { sched_yield() }
         if case .failure(let error) = setup.withLock({ $0! }) {
             pthread_join(thread, nil)
             self.thread = nil
-            close(fd)
-            throw error
+            throw error  // deinit frees the ring memory and the eventfd
         }
     }
 

@@ -261,6 +261,9 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             submitResponseHeaders(metadata)
             return true
         case .message(let buffer):
+            guard buffer.count <= Int(UInt32.max) else {
+                throw RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB.")
+            }
             if !responded { submitResponseHeaders([:]) }
             let (storage, range) = GRPCMessageFramer.frame(buffer, compression: compression)
             outbound.append(storage, range: range)

@@ -122,6 +122,15 @@ struct EventLoopTests {
         }
     }
 
+    @Test("A loop released right after stop() outlives its thread (no use after free)")
+    func releasedAfterStop() async throws {
+        for _ in 0..<50 {
+            let loop = try EventLoop(name: "released")
+            for _ in 0..<100 { loop.execute {} }
+            loop.stop()
+        }
+    }
+
     @Test("A stopped loop's thread exits")
     func stop() async throws {
         let loop = try EventLoop(name: "stopping")
