@@ -94,7 +94,11 @@ final class EventLoop: @unchecked Sendable {
             let result = Result { try self.setUpRing(entries: entries) }.mapError { $0 as! IOError }
             setup.withLock { $0 = result }
             ready.store(true, ordering: .releasing)
-            if case .success = result { self.run() }
+            if case .success = result {
+                self.run()
+            } else {
+                self.finished.withLock { $0.done = true }
+            }
         })
         var thread = pthread_t()
         let rc = pthread_create(&thread, nil, eventLoopThreadEntry, box.toOpaque())
@@ -112,6 +116,8 @@ final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        // The ring is freed here, so the thread that drives it must be gone.
+        assert(finished.withLock { $0.done }, "event loop \(name) released while its thread runs")
         ring.deallocate()
         cqes.deallocate()
         eventBuffer.deallocate()
