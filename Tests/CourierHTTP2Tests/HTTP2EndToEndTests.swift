@@ -198,3 +198,60 @@ struct HTTP2EndToEndTests {
         #expect(throws: RPCError.self) { _ = try HTTP2ClientTransport(target: target) }
     }
 }
+
+/// A service that calls another over HTTP/2 from inside its handler, reporting the inner deadline.
+struct ForwardingService: RegistrableRPCService {
+    let target: String
+    let observed: ObservedRemaining
+
+    func registerMethods(with router: inout RPCRouter) {
+        let target = self.target
+        let observed = self.observed
+        router.registerUnary(forMethod: method("Outer"), deserializer: codec, serializer: codec) { request, _ in
+            // No timeout of its own: the inner call inherits what is left of this RPC's deadline.
+            let reply = try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { inner in
+                try await inner.unary(
+                    request: ClientRequest(message: request.message), descriptor: method("Inner"),
+                    serializer: codec, deserializer: codec
+                )
+            }
+            return ServerResponse(message: reply)
+        }
+        router.registerUnary(forMethod: method("Inner"), deserializer: codec, serializer: codec) { request, context in
+            observed.record(context.timeRemaining)
+            return ServerResponse(message: request.message)
+        }
+    }
+}
+
+final class ObservedRemaining: Sendable {
+    private let value = Mutex<Duration??>(nil)
+    func record(_ remaining: Duration?) { value.withLock { $0 = .some(remaining) } }
+    var recorded: Duration?? { value.withLock { $0 } }
+}
+
+@Suite("Deadline propagation across a real hop")
+struct DeadlinePropagationTests {
+    @Test("A call made inside a handler carries the remaining deadline over the wire")
+    func propagation() async throws {
+        let observed = ObservedRemaining()
+        // A socket path is known before the server starts, so the service can call its own server.
+        let path = "/tmp/courier-hop-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).sock"
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.loops = 1
+        let server = HTTP2ServerTransport(address: .unix(path: path), configuration: configuration)
+        let service = ForwardingService(target: "unix:\(path)", observed: observed)
+        try await withCourierServer(transport: server, services: [service]) { _ in
+            _ = try await server.listeningAddress()
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(path)")) { client in
+                let reply = try await client.unary(
+                    request: ClientRequest(message: [5]), descriptor: method("Outer"), serializer: codec,
+                    deserializer: codec, options: CallOptions(timeout: .seconds(10))
+                )
+                #expect(reply == [5])
+            }
+        }
+        let remaining = try #require(observed.recorded ?? nil)
+        #expect(remaining > .seconds(5) && remaining <= .seconds(10), "inner call saw \(remaining)")
+    }
+}
