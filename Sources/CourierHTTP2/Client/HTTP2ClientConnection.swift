@@ -129,23 +129,12 @@ final class HTTP2ClientConnection: @unchecked Sendable {
             connectFailed(IOError(errno: ENOMEM, call: "nghttp2_session_client_new2"))
             return
         }
-        var settings = [
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0
-            ),
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                value: UInt32(configuration.streamWindowBytes)
-            ),
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
-                value: UInt32(configuration.maxHeaderListBytes)
-            ),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        nghttp2_session_set_local_window_size(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
-        )
+        SessionSettings(
+            enablePush: false,
+            streamWindowBytes: configuration.streamWindowBytes,
+            maxHeaderListBytes: configuration.maxHeaderListBytes,
+            connectionWindowBytes: configuration.connectionWindowBytes
+        ).submit(to: session)
         // Streams wait for the server's SETTINGS: until then its MAX_CONCURRENT_STREAMS is unknown, and
         // streams over it would be refused instead of queued.
         io.armReceive()

@@ -71,24 +71,12 @@ final class HTTP2ServerConnection: @unchecked Sendable {
             close(reason: "nghttp2_session_server_new2 failed")
             return
         }
-        var settings = [
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),
-                value: UInt32(configuration.maxConcurrentStreams)
-            ),
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue),
-                value: UInt32(configuration.streamWindowBytes)
-            ),
-            nghttp2_settings_entry(
-                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
-                value: UInt32(configuration.maxHeaderListBytes)
-            ),
-        ]
-        nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
-        nghttp2_session_set_local_window_size(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32(configuration.connectionWindowBytes)
-        )
+        SessionSettings(
+            maxConcurrentStreams: configuration.maxConcurrentStreams,
+            streamWindowBytes: configuration.streamWindowBytes,
+            maxHeaderListBytes: configuration.maxHeaderListBytes,
+            connectionWindowBytes: configuration.connectionWindowBytes
+        ).submit(to: session)
         io.armReceive()
         io.scheduleFlush()
     }
