@@ -61,12 +61,7 @@ final class InMemoryConnection: Sendable {
     let configuration: InMemoryTransport.Configuration
     let acceptQueue: StreamChannel<InMemoryServerStream>
 
-    private struct ClientState {
-        var shuttingDown = false
-        var openStreams = 0
-        var drained: UnsafeContinuation<Void, Never>?
-    }
-    private let clientState = Mutex(ClientState())
+    let clientStreams = ClientStreamTracker()
     private let listening = Mutex(false)
 
     init(configuration: InMemoryTransport.Configuration) {
@@ -84,56 +79,6 @@ final class InMemoryConnection: Sendable {
             return !listening
         }
     }
-
-    func openClientStream() throws(RPCError) {
-        try clientState.withLock { state throws(RPCError) in
-            guard !state.shuttingDown else {
-                throw RPCError(code: .unavailable, message: "The client transport is shutting down.")
-            }
-            state.openStreams += 1
-        }
-    }
-
-    func closeClientStream() {
-        let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.openStreams -= 1
-            guard state.shuttingDown, state.openStreams == 0 else { return nil }
-            defer { state.drained = nil }
-            return state.drained
-        }
-        drained?.resume()
-    }
-
-    func beginClientShutdown() {
-        let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.shuttingDown = true
-            guard state.openStreams == 0 else { return nil }
-            defer { state.drained = nil }
-            return state.drained
-        }
-        drained?.resume()
-    }
-
-    /// Suspends until the client has begun shutting down and has no open streams, or the task is
-    /// cancelled.
-    func waitForClientShutdown() async {
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                let ready = clientState.withLock { state -> Bool in
-                    if (state.shuttingDown && state.openStreams == 0) || Task.isCancelled { return true }
-                    state.drained = continuation
-                    return false
-                }
-                if ready { continuation.resume() }
-            }
-        } onCancel: {
-            let drained = clientState.withLock { state -> UnsafeContinuation<Void, Never>? in
-                defer { state.drained = nil }
-                return state.drained
-            }
-            drained?.resume()
-        }
-    }
 }
 
 /// The client side of an ``InMemoryTransport``.
@@ -149,12 +94,12 @@ public struct InMemoryClientTransport: ClientTransport {
 
     /// Suspends until ``beginGracefulShutdown()`` has been called and every stream has closed.
     public func connect() async throws {
-        await connection.waitForClientShutdown()
+        await connection.clientStreams.waitUntilDrained()
     }
 
     /// Refuses new streams with `UNAVAILABLE`; ``connect()`` returns once open streams have closed.
     public func beginGracefulShutdown() {
-        connection.beginClientShutdown()
+        connection.clientStreams.beginShutdown()
     }
 
     public func withStream<Result: Sendable>(
@@ -162,8 +107,8 @@ public struct InMemoryClientTransport: ClientTransport {
         options: CallOptions,
         _ body: (any ClientTransportStream) async throws -> Result
     ) async throws -> Result {
-        try connection.openClientStream()
-        defer { connection.closeClientStream() }
+        try connection.clientStreams.open()
+        defer { connection.clientStreams.close() }
         let stream = InMemoryClientStream(descriptor: descriptor, timeout: options.timeout, connection: connection)
         defer { stream.cancel() }
         return try await body(stream)

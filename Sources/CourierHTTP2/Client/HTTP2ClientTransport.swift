@@ -51,12 +51,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// The clock deadlines are enforced with: timers on the transport's loop.
     public let clock: any RPCClock
 
-    private struct State {
-        var shuttingDown = false
-        var openStreams = 0
-        var drained: UnsafeContinuation<Void, Never>?
-    }
-    private let state = Mutex(State())
+    private let streams = ClientStreamTracker()
 
     /// Creates a transport for a gRPC target: `host:port`, `dns:///host:port`, `ipv4:addr:port`,
     /// `ipv6:[addr]:port` or `unix:path`.
@@ -86,23 +81,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// Waits until ``beginGracefulShutdown()`` has been called and every RPC has finished, then closes
     /// the connection and stops the loop. Cancelling the calling task closes at once.
     public func connect() async throws {
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
-                    if (state.shuttingDown && state.openStreams == 0) || Task.isCancelled { return true }
-                    state.drained = continuation
-                    return false
-                }
-                if ready { continuation.resume() }
-            }
-        } onCancel: {
-            let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-                state.shuttingDown = true
-                defer { state.drained = nil }
-                return state.drained
-            }
-            drained?.resume()
-        }
+        await streams.waitUntilDrained()
         let manager = self.manager
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             loop.execute {
@@ -113,13 +92,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     }
 
     public func beginGracefulShutdown() {
-        let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-            state.shuttingDown = true
-            guard state.openStreams == 0 else { return nil }
-            defer { state.drained = nil }
-            return state.drained
-        }
-        drained?.resume()
+        streams.beginShutdown()
     }
 
     public func withStream<Result: Sendable>(
@@ -127,21 +100,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         options: CallOptions,
         _ body: (any ClientTransportStream) async throws -> Result
     ) async throws -> Result {
-        try state.withLock { state throws(RPCError) in
-            guard !state.shuttingDown else {
-                throw RPCError(code: .unavailable, message: "The client transport is shutting down.")
-            }
-            state.openStreams += 1
-        }
-        defer {
-            let drained = state.withLock { state -> UnsafeContinuation<Void, Never>? in
-                state.openStreams -= 1
-                guard state.shuttingDown, state.openStreams == 0 else { return nil }
-                defer { state.drained = nil }
-                return state.drained
-            }
-            drained?.resume()
-        }
+        try streams.open()
+        defer { streams.close() }
         let stream = HTTP2ClientStream(manager: manager, descriptor: descriptor, options: options)
         defer { stream.cancel() }
         return try await withTaskExecutorPreference(loop.taskExecutor) {
