@@ -1,6 +1,5 @@
 public import Courier
 internal import CURing
-internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
 #endif
