@@ -132,7 +132,8 @@ let targets: [Target] = [
     .executableTarget(
         name: "greeter",
         dependencies: [
-            "Courier", "CourierInMemory", "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierHTTP2", "CourierInMemory", "GreeterService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "Examples/Greeter/Sources/greeter",
         swiftSettings: defaultSwiftSettings
