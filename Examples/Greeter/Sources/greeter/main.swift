@@ -52,7 +52,7 @@ nonisolated func serve(port: Int) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         print("greeter listening on \(try await transport.listeningAddress())")
-        fflush(stdout)
+        fflush(nil)  // all streams: the line is a readiness signal for scripts
         try await group.waitForAll()
     }
 }

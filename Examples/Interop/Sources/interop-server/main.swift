@@ -42,7 +42,7 @@ nonisolated func serve(port: Int) async throws {
         group.addTask { try await server.run() }
         let address = try await transport.listeningAddress()
         print("interop-server listening on \(address)")
-        fflush(stdout)
+        fflush(nil)  // all streams: the line is a readiness signal for scripts
         try await group.waitForAll()
     }
 }
