@@ -104,22 +104,21 @@ struct HTTP2ClientInteropTests {
         let input = Pipe()
         process.standardOutput = output
         process.standardInput = input
+        let exited = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in exited.continuation.finish() }
         try process.run()
-        defer {
-            try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
-        }
         // The first line says the port: an explicit signal that the server is ready.
-        var line = [UInt8]()
-        while true {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            guard let first = byte.first else { break }
-            if first == UInt8(ascii: "\n") { break }
-            line.append(first)
+        let text = await firstLine(of: output.fileHandleForReading)
+        do {
+            let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "grpcio server said: \(text)")
+            try await body(port)
+        } catch {
+            try? input.fileHandleForWriting.close()
+            for await _ in exited.stream {}
+            throw error
         }
-        let text = String(decoding: line, as: UTF8.self)
-        let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "grpcio server said: \(text)")
-        try await body(port)
+        try? input.fileHandleForWriting.close()
+        for await _ in exited.stream {}
     }
 
     @Test("The Courier client calls every kind of RPC on a grpcio server")
@@ -210,5 +209,20 @@ struct HTTP2ClientInteropTests {
                 }
             }
         }
+    }
+}
+
+/// Reads the first line a child process prints, on a thread of its own: blocking reads must not occupy the
+/// cooperative pool (two threads on this machine), where they would stall every other test.
+func firstLine(of handle: FileHandle) async -> String {
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            var line = [UInt8]()
+            while let byte = handle.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
+                line.append(byte)
+            }
+            continuation.resume(returning: String(decoding: line, as: UTF8.self))
+        }
+        thread.start()
     }
 }

@@ -19,19 +19,37 @@ func withPythonPeer(_ script: String, _ arguments: [String] = [], _ body: (Int) 
     let input = Pipe()
     process.standardOutput = output
     process.standardInput = input
+    let exited = AsyncStream<Void>.makeStream()
+    process.terminationHandler = { _ in exited.continuation.finish() }
     try process.run()
-    defer {
+    let text = await firstLine(of: output.fileHandleForReading)
+    do {
+        let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "peer said: \(text)")
+        try await body(port)
+    } catch {
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        for await _ in exited.stream {}
+        throw error
     }
-    var line = [UInt8]()
-    while let byte = output.fileHandleForReading.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
-        line.append(byte)
-    }
-    let text = String(decoding: line, as: UTF8.self)
-    let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "peer said: \(text)")
-    try await body(port)
+    try? input.fileHandleForWriting.close()
+    for await _ in exited.stream {}  // the peer exits once its stdin closes
 }
+
+/// Reads the first line a child process prints, on a thread of its own: blocking reads must not occupy the
+/// cooperative pool (two threads on this machine), where they would stall every other test.
+func firstLine(of handle: FileHandle) async -> String {
+    await withCheckedContinuation { continuation in
+        let thread = Thread {
+            var line = [UInt8]()
+            while let byte = handle.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
+                line.append(byte)
+            }
+            continuation.resume(returning: String(decoding: line, as: UTF8.self))
+        }
+        thread.start()
+    }
+}
+
 
 /// Runs a program to completion; returns its exit status and output.
 func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
