@@ -116,7 +116,13 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     }
 
     func next() async throws -> RPCResponsePart? {
-        try await withTaskCancellationHandler {
+        // Fast path, on the loop (where calls normally run): a part is already here, or the RPC is over.
+        if loop.inEventLoop, reader == nil {
+            if let part = popPart() { return part }
+            if let failure { throw failure }
+            if statusDelivered { return nil }
+        }
+        return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RPCResponsePart?, any Error>) in
                 onLoop {
                     self.reader = continuation
@@ -302,16 +308,21 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         }
     }
 
+    private func popPart() -> RPCResponsePart? {
+        guard partsHead < parts.count else { return nil }
+        let part = parts[partsHead]
+        partsHead += 1
+        if partsHead == parts.count {
+            parts.removeAll(keepingCapacity: true)
+            partsHead = 0
+            releaseWindow()
+        }
+        return part
+    }
+
     private func wakeReader() {
         guard let reader else { return }
-        if partsHead < parts.count {
-            let part = parts[partsHead]
-            partsHead += 1
-            if partsHead == parts.count {
-                parts.removeAll(keepingCapacity: true)
-                partsHead = 0
-                releaseWindow()
-            }
+        if let part = popPart() {
             self.reader = nil
             reader.resume(returning: part)
         } else if let failure {

@@ -207,7 +207,15 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     // MARK: ServerTransportStream (any thread)
 
     func nextMessage() async throws -> MessageBuffer? {
-        try await withTaskCancellationHandler {
+        // Fast path, on the loop (where handlers normally run): a message is already here, or the request
+        // has ended. No continuation, no cancellation handler.
+        if loop.inEventLoop, reader == nil {
+            if let message = popInbound() { return message }
+            if let inboundError { throw inboundError }
+            if inboundEnded { return nil }
+            if streamClosed { throw RPCError(code: .cancelled, message: "The client cancelled the RPC.") }
+        }
+        return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<MessageBuffer?, any Error>) in
                 onLoop {
                     self.reader = continuation
@@ -224,6 +232,15 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     }
 
     func write(_ part: RPCResponsePart) async throws {
+        // Fast path, on the loop: queue the part and return unless the buffer is full.
+        if loop.inEventLoop, writer == nil {
+            if try writeOnLoop(part) { return }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                // Still on the loop: nothing can have drained the buffer since writeOnLoop returned.
+                self.writer = continuation
+            }
+            return
+        }
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             onLoop {
                 do {
