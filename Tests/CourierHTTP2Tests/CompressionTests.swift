@@ -121,6 +121,14 @@ struct RawRequestTests {
         #expect(output.contains("grpc-status: 13"), "\(output)")
     }
 
+    @Test("A header list over the limit resets the stream; the server keeps serving", .enabled(if: nghttp != nil))
+    func headerListLimit() async throws {
+        let big = String(repeating: "a", count: 20_000)
+        let output = try await request(headers: ["content-type: application/grpc", "x-big: \(big)"])
+        #expect(output.contains("RST_STREAM"), "\(output.suffix(2000))")
+        #expect(!output.contains("grpc-status: 0"), "\(output.suffix(2000))")
+    }
+
     @Test("An unknown path: :status 200 with grpc-status 12 (Trailers-Only)", .enabled(if: nghttp != nil))
     func unknownPath() async throws {
         let output = try await request(headers: ["content-type: application/grpc"], path: "/no.Such/Method")

@@ -59,7 +59,14 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     // MARK: The request head (loop)
 
+    /// Header bytes received so far, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them.
+    private var headerListBytes = 0
+
+    /// Adds a request header; false when the list exceeds the limit, which resets the stream (the
+    /// connection and other streams are unaffected).
     func addHeader(name: String, value: String) -> Bool {
+        headerListBytes += name.utf8.count + value.utf8.count + 32
+        guard headerListBytes <= connection.configuration.maxHeaderListBytes else { return false }
         switch name {
         case ":method": method = value
         case ":path": path = value
