@@ -13,8 +13,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     private var loop: EventLoop { manager.loop }
 
     // Inbound.
-    private var parts: [RPCResponsePart] = []
-    private var partsHead = 0
+    private var parts = FIFO<RPCResponsePart>()
     private var reader: UnsafeContinuation<RPCResponsePart?, any Error>?
     private var failure: RPCError?
     private var statusDelivered = false
@@ -272,7 +271,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
             protocolError(error)
             return
         } catch {}
-        if partsHead == parts.count { releaseWindow() }
+        if parts.isEmpty { releaseWindow() }
         wakeReader()
     }
 
@@ -309,14 +308,8 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     }
 
     private func popPart() -> RPCResponsePart? {
-        guard partsHead < parts.count else { return nil }
-        let part = parts[partsHead]
-        partsHead += 1
-        if partsHead == parts.count {
-            parts.removeAll(keepingCapacity: true)
-            partsHead = 0
-            releaseWindow()
-        }
+        guard let part = parts.popFirst() else { return nil }
+        if parts.isEmpty { releaseWindow() }
         return part
     }
 

@@ -35,8 +35,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     // Inbound.
     private var deframer: GRPCMessageDeframer
-    private var inbound: [MessageBuffer] = []
-    private var inboundHead = 0
+    private var inbound = FIFO<MessageBuffer>()
     private var inboundEnded = false
     private var inboundError: RPCError?
     private var reader: UnsafeContinuation<MessageBuffer?, any Error>?
@@ -161,7 +160,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         wakeReader()
     }
 
-    private var inboundCount: Int { inbound.count - inboundHead }
+    private var inboundCount: Int { inbound.count }
 
     /// Whether the client has half-closed.
     var requestEnded: Bool { inboundEnded }
@@ -176,20 +175,13 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         guard inboundError == nil else { return }
         inboundError = error
         inbound.removeAll()
-        inboundHead = 0
         // The request is unusable: answer now; the handler's reads fail with the same error.
         terminateOnLoop(status: error.status, trailers: error.metadata)
     }
 
     private func popInbound() -> MessageBuffer? {
-        guard inboundHead < inbound.count else { return nil }
-        let message = inbound[inboundHead]
-        inboundHead += 1
-        if inboundHead == inbound.count {
-            inbound.removeAll(keepingCapacity: true)
-            inboundHead = 0
-            releaseWindow()
-        }
+        guard let message = inbound.popFirst() else { return nil }
+        if inbound.isEmpty { releaseWindow() }
         return message
     }
 
