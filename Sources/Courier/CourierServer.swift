@@ -158,7 +158,8 @@ public final class CourierServer: Sendable {
             descriptor: descriptor,
             peer: stream.peer,
             deadline: stream.timeout.map { clock.now.advanced(by: $0) },
-            clock: clock
+            clock: clock,
+            requestCompression: stream.requestCompression
         )
         await handler(stream, context, environment)
     }

@@ -60,6 +60,81 @@ struct CompressionTests {
     }
 }
 
+/// Reports each received message as `[1 if it arrived compressed else 0] + bytes`.
+struct ArrivalFlagCodec: MessageCodec {
+    func serialize(_ message: [UInt8]) throws -> MessageBuffer { MessageBuffer(message) }
+    func deserialize(_ buffer: MessageBuffer) throws -> [UInt8] {
+        [buffer.arrivedCompressed ? 1 : 0] + buffer.withUnsafeBytes { Array($0) }
+    }
+}
+
+/// `Flags` answers each request byte with a compressible 4 KiB message, compressed (gzip) for 1 and
+/// not for 0. `Report` answers with the request's `grpc-encoding` and the arrival flag of each message.
+struct PerMessageCompressionService: RegistrableRPCService {
+    func registerMethods(with router: inout RPCRouter) {
+        let codec = ArrivalFlagCodec()
+        router.registerServerStreaming(forMethod: method("Flags"), deserializer: codec, serializer: codec) { request, _ in
+            let flags = request.message.dropFirst()
+            return StreamingServerResponse(compression: flags.contains(1) ? .gzip : nil) { writer in
+                for flag in flags {
+                    try await writer.write([UInt8](repeating: 0x61, count: 4096), options: RPCWriteOptions(compress: flag == 1))
+                }
+                return [:]
+            }
+        }
+        router.registerClientStreaming(forMethod: method("Report"), deserializer: codec, serializer: codec) { request, context in
+            var report = Array((context.requestCompression?.name ?? "none").utf8) + [UInt8(ascii: ":")]
+            for try await message in request.messages { report.append(message[0]) }
+            return ServerResponse(message: report)
+        }
+    }
+}
+
+@Suite("Per-message compression")
+struct PerMessageCompressionTests {
+    @Test("A compressed call can send single messages uncompressed; the server sees which were compressed")
+    func clientPerMessage() async throws {
+        try await withHTTP2(services: [PerMessageCompressionService()]) { client in
+            let report = try await client.clientStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    try await writer.write([UInt8](repeating: 1, count: 2000))
+                    try await writer.write([UInt8](repeating: 2, count: 2000), options: .uncompressed)
+                    try await writer.write([UInt8](repeating: 3, count: 2000), options: .default)
+                },
+                descriptor: method("Report"), serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec(),
+                options: CallOptions(compression: .gzip)
+            ) { try $0.message }
+            #expect(String(decoding: report.dropFirst(), as: UTF8.self) == "gzip:\u{1}\u{0}\u{1}")
+
+            let uncompressed = try await client.clientStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in try await writer.write([1, 2, 3]) },
+                descriptor: method("Report"), serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec()
+            ) { try $0.message }
+            #expect(String(decoding: uncompressed.dropFirst(), as: UTF8.self) == "none:\u{0}")
+        }
+    }
+
+    @Test("A handler compresses the responses of an uncompressed call, message by message")
+    func serverPerMessage() async throws {
+        try await withHTTP2(services: [PerMessageCompressionService()]) { client in
+            for flags: [UInt8] in [[1, 0, 1], [0, 0], [1]] {
+                let arrivals = try await client.serverStreaming(
+                    request: ClientRequest(message: flags), descriptor: method("Flags"),
+                    serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec()
+                ) { response in
+                    var arrivals: [UInt8] = []
+                    for try await message in response.messages {
+                        #expect(message.count == 4097)
+                        arrivals.append(message[0])
+                    }
+                    return arrivals
+                }
+                #expect(arrivals == flags)
+            }
+        }
+    }
+}
+
 @Suite("The server's answers to malformed requests (nghttp as a raw HTTP/2 client)")
 struct RawRequestTests {
     static let nghttp = ["/usr/bin/nghttp", "/usr/local/bin/nghttp"].first { FileManager.default.isExecutableFile(atPath: $0) }

@@ -84,7 +84,10 @@ struct InteropTests {
     func courierClientAgainstGRPCIO(_ testCase: InteropTestCase) async throws {
         try await withPythonPeer("grpcio_test_server.py") { port in
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
-                try await testCase.run(using: client)
+                // grpcio's Python servicer can't see request compression, so it can't answer the probe.
+                let notes = try await testCase.run(using: client)
+                let probes: Set<InteropTestCase> = [.clientCompressedUnary, .clientCompressedStreaming]
+                #expect(notes.isEmpty != probes.contains(testCase), "\(notes)")
             }
         }
     }
@@ -95,7 +98,9 @@ struct InteropTests {
         try await withCourierServer(transport: transport, services: [TestService()]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
-                try await testCase.run(using: client)
+                // Courier's server checks expect_compressed, so every probe must be answered.
+                let notes = try await testCase.run(using: client)
+                #expect(notes.isEmpty, "\(notes)")
             }
         }
     }

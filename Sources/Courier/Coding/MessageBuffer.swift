@@ -13,6 +13,15 @@ public struct MessageBuffer: Sendable, Hashable {
     @usableFromInline
     var start: Int
 
+    /// On a message being sent: whether the transport may compress it with the call's `grpc-encoding`
+    /// (the default). `false` sends this message uncompressed even on a compressed call, as gRPC C++'s
+    /// `WriteOptions::set_no_compression()` does. Not part of equality.
+    public var allowsCompression = true
+
+    /// On a received message: whether it arrived compressed (the gRPC message prefix's flag was set).
+    /// Transports set it; it is not part of equality.
+    public var arrivedCompressed = false
+
     /// The number of bytes reserved in front by default: the gRPC message prefix.
     public static let defaultHeadroom = 5
 

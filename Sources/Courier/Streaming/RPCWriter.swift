@@ -14,6 +14,17 @@ public protocol RPCWriterProtocol<Element>: Sendable {
     /// - Throws: ``RPCError`` when the RPC has ended.
     func write(_ element: Element) async throws
 
+    /// Writes one element with per-message options, suspending until there is room for it.
+    ///
+    /// Writers that carry messages to a transport honour the options; writers that only transform
+    /// elements pass them on. The default implementation ignores them.
+    ///
+    /// - Parameters:
+    ///   - element: The element.
+    ///   - options: How to send this message, such as ``RPCWriteOptions/uncompressed``.
+    /// - Throws: ``RPCError`` when the RPC has ended.
+    func write(_ element: Element, options: RPCWriteOptions) async throws
+
     /// Writes elements in order. See ``write(_:)``.
     ///
     /// - Parameter elements: The elements.
@@ -21,6 +32,11 @@ public protocol RPCWriterProtocol<Element>: Sendable {
 }
 
 extension RPCWriterProtocol {
+    /// Ignores `options` and writes `element`.
+    public func write(_ element: Element, options: RPCWriteOptions) async throws {
+        try await write(element)
+    }
+
     /// Writes each element in turn.
     public func write(contentsOf elements: some Sequence<Element>) async throws {
         for element in elements { try await write(element) }
@@ -50,9 +66,38 @@ public struct RPCWriter<Element: Sendable>: RPCWriterProtocol {
     }
 
     @inlinable
+    public func write(_ element: Element, options: RPCWriteOptions) async throws {
+        try await wrapped.write(element, options: options)
+    }
+
+    @inlinable
     public func write(contentsOf elements: some Sequence<Element>) async throws {
         try await wrapped.write(contentsOf: elements)
     }
+}
+
+/// Per-message options for ``RPCWriterProtocol/write(_:options:)``.
+///
+/// ```swift
+/// try await writer.write(alreadyCompressedImage, options: .uncompressed)
+/// ```
+public struct RPCWriteOptions: Sendable, Hashable {
+    /// Whether the message may be compressed with the call's compression (the default). Set it to
+    /// `false` for data that doesn't compress, or whose compressed size could leak secrets (CRIME/BREACH).
+    public var compress: Bool
+
+    /// Creates options.
+    ///
+    /// - Parameter compress: See ``compress``.
+    public init(compress: Bool = true) {
+        self.compress = compress
+    }
+
+    /// Compress if the call compresses.
+    public static var `default`: RPCWriteOptions { RPCWriteOptions() }
+
+    /// Send this message uncompressed even if the call compresses.
+    public static var uncompressed: RPCWriteOptions { RPCWriteOptions(compress: false) }
 }
 
 /// A writer that transforms each element before passing it on, for interceptors.
@@ -72,5 +117,9 @@ public struct MappingRPCWriter<Element: Sendable, Base: Sendable>: RPCWriterProt
 
     public func write(_ element: Element) async throws {
         try await base.write(transform(element))
+    }
+
+    public func write(_ element: Element, options: RPCWriteOptions) async throws {
+        try await base.write(transform(element), options: options)
     }
 }

@@ -36,6 +36,18 @@ public protocol ServerTransportStream: AnyObject, Sendable {
     /// handler's task.
     var cancellation: RPCCancellationHandle { get }
 
+    /// The compression the client declared for its messages (HTTP/2: `grpc-encoding`), or `nil` when
+    /// it sends them uncompressed.
+    var requestCompression: CompressionAlgorithm? { get }
+
+    /// Asks the transport to compress the response messages with `algorithm` (``CompressionAlgorithm/identity``
+    /// for none), overriding its default, which is the request's compression. Called before the response
+    /// metadata is written. A transport falls back to identity when the client doesn't accept the
+    /// algorithm; one without compression ignores the call.
+    ///
+    /// - Parameter algorithm: The algorithm.
+    func setResponseCompression(_ algorithm: CompressionAlgorithm)
+
     /// Receives the next request message.
     ///
     /// - Returns: The message, or `nil` once the client has half-closed.
@@ -56,4 +68,12 @@ public protocol ServerTransportStream: AnyObject, Sendable {
     ///   - status: The status to send.
     ///   - trailers: Trailing metadata to send with it.
     func terminate(status: Status, trailers: Metadata)
+}
+
+extension ServerTransportStream {
+    /// No compression: `nil`.
+    public var requestCompression: CompressionAlgorithm? { nil }
+
+    /// Ignores the request: the transport doesn't compress.
+    public func setResponseCompression(_ algorithm: CompressionAlgorithm) {}
 }

@@ -93,7 +93,9 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                         continuation.resume(throwing: RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB."))
                         return
                     }
-                    let (storage, range) = GRPCMessageFramer.frame(buffer, compression: self.requestCompression)
+                    let (storage, range) = GRPCMessageFramer.frame(
+                        buffer, compression: buffer.allowsCompression ? self.requestCompression : nil
+                    )
                     self.outbound.append(storage, range: range)
                     self.resumeData()
                     if self.outbound.byteCount <= self.manager.configuration.maxBufferedBytesPerStream {
@@ -254,9 +256,11 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
             try deframer.process(bytes) { message in
                 if message.compressed, let compression = responseCompression {
                     do {
-                        parts.append(.message(try Zlib.decompress(
+                        var decompressed = try Zlib.decompress(
                             message.bytes, algorithm: compression, limit: options.maxResponseMessageBytes
-                        )))
+                        )
+                        decompressed.arrivedCompressed = true
+                        parts.append(.message(decompressed))
                     } catch let failure as Zlib.Failure {
                         throw Zlib.rpcError(failure, algorithm: compression)
                     }

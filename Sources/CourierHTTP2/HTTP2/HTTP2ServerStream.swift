@@ -30,8 +30,12 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private var timeoutValue: String?
     private var encoding: String?
     private var headerError: RPCError?
-    /// The request's compression, used for the response too (as grpc-go does).
-    private var compression: CompressionAlgorithm?
+    /// The request's compression (`grpc-encoding`).
+    private(set) var requestCompression: CompressionAlgorithm?
+    /// The response's compression: the request's unless the handler chose another.
+    private var responseCompression: CompressionAlgorithm?
+    /// The client's `grpc-accept-encoding`, unparsed.
+    private var acceptEncoding: String?
 
     // Inbound.
     private var deframer: GRPCMessageDeframer
@@ -73,6 +77,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         case "content-type": contentType = value
         case "grpc-timeout": timeoutValue = value
         case "grpc-encoding": encoding = value
+        case "grpc-accept-encoding": acceptEncoding = value
         default:
             do {
                 try GRPCHeaders.addReceived(name: name, value: value, to: &metadata)
@@ -101,7 +106,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
             guard let algorithm = CompressionAlgorithm(name: encoding) else {
                 return .failure(.grpcStatus(Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")))
             }
-            compression = algorithm
+            requestCompression = algorithm
+            responseCompression = algorithm
             deframer.compressionAllowed = true
         }
         if let headerError { return .failure(.grpcStatus(headerError.status)) }
@@ -123,12 +129,14 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         }
         do {
             try deframer.process(bytes) { message in
-                if message.compressed, let compression {
+                if message.compressed, let compression = requestCompression {
                     do {
-                        inbound.append(try Zlib.decompress(
+                        var decompressed = try Zlib.decompress(
                             message.bytes, algorithm: compression,
                             limit: connection.configuration.maxReceiveMessageBytes
-                        ))
+                        )
+                        decompressed.arrivedCompressed = true
+                        inbound.append(decompressed)
                     } catch let failure as Zlib.Failure {
                         throw Zlib.rpcError(failure, algorithm: compression)
                     }
@@ -255,6 +263,27 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         }
     }
 
+    func setResponseCompression(_ algorithm: CompressionAlgorithm) {
+        onLoop {
+            guard !self.responded else { return }
+            if algorithm == .identity {
+                self.responseCompression = nil
+            } else if algorithm == self.requestCompression || self.accepts(algorithm) {
+                self.responseCompression = algorithm
+            } else {
+                self.responseCompression = nil
+            }
+        }
+    }
+
+    /// Whether the client's `grpc-accept-encoding` lists `algorithm`.
+    private func accepts(_ algorithm: CompressionAlgorithm) -> Bool {
+        guard let acceptEncoding else { return false }
+        return acceptEncoding.split(separator: ",").contains {
+            $0.filter { $0 != " " && $0 != "\t" } == algorithm.name
+        }
+    }
+
     func terminate(status: Status, trailers: Metadata) {
         onLoop { self.terminateOnLoop(status: status, trailers: trailers) }
     }
@@ -281,7 +310,9 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
                 throw RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB.")
             }
             if !responded { submitResponseHeaders([:]) }
-            let (storage, range) = GRPCMessageFramer.frame(buffer, compression: compression)
+            let (storage, range) = GRPCMessageFramer.frame(
+                buffer, compression: buffer.allowsCompression ? responseCompression : nil
+            )
             outbound.append(storage, range: range)
             resumeData()
             return outbound.byteCount <= connection.configuration.maxBufferedBytesPerStream
@@ -295,7 +326,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         guard !responded, let session = connection.nghttp2Session else { return }
         responded = true
         var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
-        if let compression { headers.add("grpc-encoding", compression.name) }
+        if let responseCompression { headers.add("grpc-encoding", responseCompression.name) }
         headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
         headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
         var provider = nghttp2_data_provider()

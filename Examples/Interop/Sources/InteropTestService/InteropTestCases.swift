@@ -20,11 +20,19 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
     case cancelAfterBegin = "cancel_after_begin"
     case cancelAfterFirstResponse = "cancel_after_first_response"
     case timeoutOnSleepingServer = "timeout_on_sleeping_server"
+    case clientCompressedUnary = "client_compressed_unary"
+    case serverCompressedUnary = "server_compressed_unary"
+    case clientCompressedStreaming = "client_compressed_streaming"
+    case serverCompressedStreaming = "server_compressed_streaming"
 
     /// Runs the case against a server through `client`.
     ///
+    /// - Returns: Notes on checks the server didn't support: the compression cases' feature probe (a
+    ///   request that expects compression but isn't compressed) passes with a note when the server
+    ///   accepts it, as the interop descriptions allow (grpcio's Python servers can't see compression).
     /// - Throws: ``InteropTestFailure`` when a check fails; the RPC's error when it fails unexpectedly.
-    public func run(using client: CourierClient) async throws {
+    @discardableResult
+    public func run(using client: CourierClient) async throws -> [String] {
         let testService = Grpc_Testing_TestService.Client(wrapping: client)
         let options = CallOptions(timeout: .seconds(30))
         switch self {
@@ -185,7 +193,99 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
                     for try await _ in response.messages {}
                 }
             }
+
+        case .clientCompressedUnary, .clientCompressedStreaming, .serverCompressedUnary, .serverCompressedStreaming:
+            return try await runCompressionCase(testService, options: options)
         }
+        return []
+    }
+
+    /// Runs the feature probe: `INVALID_ARGUMENT` means the server checks; success means it can't.
+    private func probe(_ body: () async throws -> Void) async throws -> [String] {
+        do {
+            try await body()
+            return ["the server accepted an uncompressed request that expected compression: it doesn't check, probe skipped"]
+        } catch let error as RPCError {
+            try expect(error.code == .invalidArgument, "feature probe: expected INVALID_ARGUMENT, got \(error)")
+            return []
+        }
+    }
+
+    private func runCompressionCase(_ testService: Grpc_Testing_TestService.Client, options: CallOptions) async throws -> [String] {
+        var notes: [String] = []
+        var compressed = options
+        compressed.compression = .gzip
+        switch self {
+        case .clientCompressedUnary:
+            func request(expectCompressed: Bool) -> Grpc_Testing_SimpleRequest {
+                .with {
+                    $0.expectCompressed = .with { $0.value = expectCompressed }
+                    $0.responseSize = 314_159
+                    $0.payload = .with { $0.body = Data(count: 271_828) }
+                }
+            }
+            // 1. The probe: "expect compressed" on an uncompressed request must be rejected.
+            notes += try await probe {
+                _ = try await testService.unaryCall(request(expectCompressed: true), options: options)
+            }
+            // 2. Compressed, and expected to be.
+            let first = try await testService.unaryCall(request(expectCompressed: true), options: compressed)
+            try expect(first.payload.body.count == 314_159, "payload of \(first.payload.body.count) bytes, not 314159")
+            // 3. Uncompressed, and expected not to be.
+            let second = try await testService.unaryCall(request(expectCompressed: false), options: options)
+            try expect(second.payload.body.count == 314_159, "payload of \(second.payload.body.count) bytes, not 314159")
+
+        case .clientCompressedStreaming:
+            @Sendable func request(expectCompressed: Bool, size: Int) -> Grpc_Testing_StreamingInputCallRequest {
+                .with {
+                    $0.expectCompressed = .with { $0.value = expectCompressed }
+                    $0.payload = .with { $0.body = Data(count: size) }
+                }
+            }
+            // 1. The probe.
+            notes += try await probe {
+                _ = try await testService.streamingInputCall(options: options) { writer in
+                    try await writer.write(request(expectCompressed: true, size: 27_182))
+                }
+            }
+            // 2. One compressed message, then one sent uncompressed on the same compressed call.
+            let response = try await testService.streamingInputCall(options: compressed) { writer in
+                try await writer.write(request(expectCompressed: true, size: 27_182))
+                try await writer.write(request(expectCompressed: false, size: 45_904), options: .uncompressed)
+            }
+            try expect(response.aggregatedPayloadSize == 73_086, "aggregated \(response.aggregatedPayloadSize), not 73086")
+
+        case .serverCompressedUnary:
+            for responseCompressed in [true, false] {
+                let response = try await testService.unaryCall(.with {
+                    $0.responseCompressed = .with { $0.value = responseCompressed }
+                    $0.responseSize = 314_159
+                    $0.payload = .with { $0.body = Data(count: 271_828) }
+                }, options: options)
+                try expect(
+                    response.payload.body.count == 314_159,
+                    "payload of \(response.payload.body.count) bytes, not 314159 (response_compressed \(responseCompressed))"
+                )
+            }
+
+        case .serverCompressedStreaming:
+            let sizes = [31_415, 92_653]
+            let received = try await testService.streamingOutputCall(.with {
+                $0.responseParameters = [
+                    .with { $0.compressed = .with { $0.value = true }; $0.size = 31_415 },
+                    .with { $0.compressed = .with { $0.value = false }; $0.size = 92_653 },
+                ]
+            }, options: options) { response in
+                var received: [Int] = []
+                for try await message in response.messages { received.append(message.payload.body.count) }
+                return received
+            }
+            try expect(received == sizes, "received sizes \(received)")
+
+        default:
+            preconditionFailure("not a compression case")
+        }
+        return notes
     }
 
     private func checkEchoedMetadata(initial: Metadata, trailing: Metadata) throws {

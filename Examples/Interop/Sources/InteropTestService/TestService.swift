@@ -46,20 +46,37 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
         )
     }
 
+    /// Rejects a request that expects compression when the call isn't compressed (the interop cases'
+    /// feature probe). Like grpc-go's test server, this checks the call's `grpc-encoding`.
+    static func checkExpectedCompression(_ expected: Grpc_Testing_BoolValue?, context: ServerContext) throws {
+        guard let expected, expected.value, context.requestCompression == nil else { return }
+        throw RPCError(code: .invalidArgument, message: "Expected a compressed request, but the call is uncompressed.")
+    }
+
     public func unaryCall(
         request: ServerRequest<Grpc_Testing_SimpleRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Grpc_Testing_SimpleResponse> {
+        let message = request.message
         let trailers = Self.echoedTrailing(request.metadata)
-        try Self.checkRequestedStatus(
-            request.message.hasResponseStatus ? request.message.responseStatus : nil,
-            trailers: trailers
-        )
+        try Self.checkExpectedCompression(message.hasExpectCompressed ? message.expectCompressed : nil, context: context)
+        try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
         return ServerResponse(
-            message: .with { $0.payload = Self.payload(size: request.message.responseSize) },
+            message: .with { $0.payload = Self.payload(size: message.responseSize) },
             metadata: Self.echoedInitial(request.metadata),
-            trailingMetadata: trailers
+            trailingMetadata: trailers,
+            compression: message.hasResponseCompressed ? (message.responseCompressed.value ? .gzip : .identity) : nil
         )
+    }
+
+    /// The call's response compression for a list of response parameters: gzip if any message asks
+    /// for compression; each message then opts out unless it asked.
+    static func responseCompression(_ parameters: [Grpc_Testing_ResponseParameters]) -> CompressionAlgorithm? {
+        parameters.contains { $0.hasCompressed && $0.compressed.value } ? .gzip : nil
+    }
+
+    static func writeOptions(_ parameters: Grpc_Testing_ResponseParameters) -> RPCWriteOptions {
+        RPCWriteOptions(compress: !parameters.hasCompressed || parameters.compressed.value)
     }
 
     public func cacheableUnaryCall(
@@ -75,10 +92,16 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
     ) async throws -> StreamingServerResponse<Grpc_Testing_StreamingOutputCallResponse> {
         let message = request.message
         let trailers = Self.echoedTrailing(request.metadata)
-        return StreamingServerResponse(metadata: Self.echoedInitial(request.metadata)) { writer in
+        return StreamingServerResponse(
+            metadata: Self.echoedInitial(request.metadata),
+            compression: Self.responseCompression(message.responseParameters)
+        ) { writer in
             for parameters in message.responseParameters {
                 if parameters.intervalUs > 0 { try await Task.sleep(for: .microseconds(parameters.intervalUs)) }
-                try await writer.write(.with { $0.payload = Self.payload(size: parameters.size) })
+                try await writer.write(
+                    .with { $0.payload = Self.payload(size: parameters.size) },
+                    options: Self.writeOptions(parameters)
+                )
             }
             try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
             return trailers
@@ -90,7 +113,10 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
         context: ServerContext
     ) async throws -> ServerResponse<Grpc_Testing_StreamingInputCallResponse> {
         var total = 0
-        for try await message in request.messages { total += message.payload.body.count }
+        for try await message in request.messages {
+            try Self.checkExpectedCompression(message.hasExpectCompressed ? message.expectCompressed : nil, context: context)
+            total += message.payload.body.count
+        }
         return ServerResponse(
             message: .with { $0.aggregatedPayloadSize = Int32(total) },
             metadata: Self.echoedInitial(request.metadata),

@@ -73,8 +73,8 @@ nonisolated func run(_ options: Options) async throws -> Bool {
         var failures = 0
         for testCase in cases {
             do {
-                try await testCase.run(using: client)
-                print("PASS \(testCase.rawValue)")
+                let notes = try await testCase.run(using: client)
+                print("PASS \(testCase.rawValue)" + (notes.isEmpty ? "" : " (\(notes.joined(separator: "; ")))"))
             } catch {
                 failures += 1
                 print("FAIL \(testCase.rawValue): \(error)")

@@ -13,6 +13,9 @@ public struct ServerContext: Sendable {
     public var deadline: ContinuousClock.Instant?
     /// The clock the deadline is measured on.
     public var clock: any RPCClock
+    /// The compression the client declared for its request messages (`grpc-encoding`), or `nil` when
+    /// they are uncompressed. Individual messages may still be sent uncompressed.
+    public var requestCompression: CompressionAlgorithm?
 
     /// Creates a context.
     ///
@@ -21,12 +24,15 @@ public struct ServerContext: Sendable {
     ///   - peer: The client's description.
     ///   - deadline: The deadline.
     ///   - clock: The deadline's clock.
+    ///   - requestCompression: The request's compression.
     public init(
         descriptor: MethodDescriptor,
         peer: String,
         deadline: ContinuousClock.Instant? = nil,
-        clock: any RPCClock = .system
+        clock: any RPCClock = .system,
+        requestCompression: CompressionAlgorithm? = nil
     ) {
+        self.requestCompression = requestCompression
         self.descriptor = descriptor
         self.peer = peer
         self.deadline = deadline

@@ -12,6 +12,9 @@ public struct ServerResponse<Message: Sendable>: Sendable {
         public var message: Message
         /// Trailing metadata, sent with the OK status.
         public var trailingMetadata: Metadata
+        /// How to compress the message; `nil` uses the request's compression. See
+        /// ``StreamingServerResponse/Contents/compression``.
+        public var compression: CompressionAlgorithm?
 
         /// Creates contents.
         ///
@@ -19,10 +22,17 @@ public struct ServerResponse<Message: Sendable>: Sendable {
         ///   - metadata: Response metadata.
         ///   - message: The message.
         ///   - trailingMetadata: Trailing metadata.
-        public init(metadata: Metadata = [:], message: Message, trailingMetadata: Metadata = [:]) {
+        ///   - compression: How to compress the message.
+        public init(
+            metadata: Metadata = [:],
+            message: Message,
+            trailingMetadata: Metadata = [:],
+            compression: CompressionAlgorithm? = nil
+        ) {
             self.metadata = metadata
             self.message = message
             self.trailingMetadata = trailingMetadata
+            self.compression = compression
         }
     }
 
@@ -35,8 +45,16 @@ public struct ServerResponse<Message: Sendable>: Sendable {
     ///   - message: The message.
     ///   - metadata: Response metadata.
     ///   - trailingMetadata: Trailing metadata.
-    public init(message: Message, metadata: Metadata = [:], trailingMetadata: Metadata = [:]) {
-        self.accepted = .success(Contents(metadata: metadata, message: message, trailingMetadata: trailingMetadata))
+    ///   - compression: How to compress the message; `nil` uses the request's compression.
+    public init(
+        message: Message,
+        metadata: Metadata = [:],
+        trailingMetadata: Metadata = [:],
+        compression: CompressionAlgorithm? = nil
+    ) {
+        self.accepted = .success(Contents(
+            metadata: metadata, message: message, trailingMetadata: trailingMetadata, compression: compression
+        ))
     }
 
     /// Creates a failed response; the same as throwing `error`.
@@ -64,17 +82,25 @@ public struct StreamingServerResponse<Message: Sendable>: Sendable {
         /// Writes the response messages and returns the trailing metadata for the OK status. Throwing
         /// ends the RPC with the error's status instead.
         public var producer: @Sendable (RPCWriter<Message>) async throws -> Metadata
+        /// How to compress the response messages: `nil` (the default) uses the request's compression,
+        /// as grpc-go does; ``CompressionAlgorithm/identity`` sends them uncompressed; another algorithm
+        /// is used if the client accepts it (`grpc-accept-encoding`) and ignored otherwise. Single messages
+        /// can opt out with ``RPCWriteOptions/uncompressed``.
+        public var compression: CompressionAlgorithm?
 
         /// Creates contents.
         ///
         /// - Parameters:
         ///   - metadata: Response metadata.
+        ///   - compression: How to compress the response messages.
         ///   - producer: Writes the messages.
         public init(
             metadata: Metadata = [:],
+            compression: CompressionAlgorithm? = nil,
             producer: @escaping @Sendable (RPCWriter<Message>) async throws -> Metadata
         ) {
             self.metadata = metadata
+            self.compression = compression
             self.producer = producer
         }
     }
@@ -86,12 +112,15 @@ public struct StreamingServerResponse<Message: Sendable>: Sendable {
     ///
     /// - Parameters:
     ///   - metadata: Response metadata.
+    ///   - compression: How to compress the response messages; `nil` uses the request's compression.
+    ///     See ``Contents/compression``.
     ///   - producer: Writes the messages and returns trailing metadata.
     public init(
         metadata: Metadata = [:],
+        compression: CompressionAlgorithm? = nil,
         producer: @escaping @Sendable (RPCWriter<Message>) async throws -> Metadata
     ) {
-        self.accepted = .success(Contents(metadata: metadata, producer: producer))
+        self.accepted = .success(Contents(metadata: metadata, compression: compression, producer: producer))
     }
 
     /// Creates a rejected response; the same as throwing `error`.
@@ -109,7 +138,7 @@ extension StreamingServerResponse {
     public init(_ response: ServerResponse<Message>) {
         switch response.accepted {
         case .success(let contents):
-            self.init(metadata: contents.metadata) { writer in
+            self.init(metadata: contents.metadata, compression: contents.compression) { writer in
                 try await writer.write(contents.message)
                 return contents.trailingMetadata
             }

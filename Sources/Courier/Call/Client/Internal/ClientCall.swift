@@ -76,8 +76,13 @@ struct RequestWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Ser
     let limit: Int?
 
     func write(_ element: Serializer.Message) async throws {
+        try await write(element, options: .default)
+    }
+
+    func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
         if let local = call.localError { throw local }
-        let buffer = try serializer.serializeForRPC(element)
+        var buffer = try serializer.serializeForRPC(element)
+        buffer.allowsCompression = options.compress
         if let limit, buffer.count > limit {
             throw RPCError(
                 code: .resourceExhausted,

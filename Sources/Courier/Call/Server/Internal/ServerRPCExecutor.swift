@@ -70,6 +70,7 @@ enum ServerRPCExecutor {
         case .success(let contents):
             do {
                 try contents.metadata.validate()
+                if let compression = contents.compression { call.stream.setResponseCompression(compression) }
                 try await call.write(.metadata(contents.metadata))
                 let writer = ResponseWriter(call: call, serializer: serializer, limit: environment.maxResponseMessageBytes)
                 let trailers = try await contents.producer(RPCWriter(wrapping: writer))
@@ -194,7 +195,12 @@ private struct ResponseWriter<Serializer: MessageSerializer>: RPCWriterProtocol 
     let limit: Int?
 
     func write(_ element: Serializer.Message) async throws {
-        let buffer = try serializer.serializeForRPC(element)
+        try await write(element, options: .default)
+    }
+
+    func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
+        var buffer = try serializer.serializeForRPC(element)
+        buffer.allowsCompression = options.compress
         if let limit, buffer.count > limit {
             throw RPCError(
                 code: .resourceExhausted,
