@@ -57,9 +57,10 @@ let targets: [Target] = [
     .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
     .target(
         name: "CourierHTTP2",
-        dependencies: ["Courier", "CURing", "CNGHTTP2", "CZlib"],
+        dependencies: ["Courier", "CURing", "CNGHTTP2", "CZlib", "COpenSSL"],
         swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

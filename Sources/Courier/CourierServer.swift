@@ -159,7 +159,8 @@ public final class CourierServer: Sendable {
             peer: stream.peer,
             deadline: stream.timeout.map { clock.now.advanced(by: $0) },
             clock: clock,
-            requestCompression: stream.requestCompression
+            requestCompression: stream.requestCompression,
+            peerIdentity: stream.peerIdentity
         )
         await handler(stream, context, environment)
     }

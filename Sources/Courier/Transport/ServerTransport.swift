@@ -36,6 +36,9 @@ public protocol ServerTransportStream: AnyObject, Sendable {
     /// handler's task.
     var cancellation: RPCCancellationHandle { get }
 
+    /// The client's verified identity, when the transport authenticated it (mutual TLS); otherwise `nil`.
+    var peerIdentity: PeerIdentity? { get }
+
     /// The compression the client declared for its messages (HTTP/2: `grpc-encoding`), or `nil` when
     /// it sends them uncompressed.
     var requestCompression: CompressionAlgorithm? { get }
@@ -71,6 +74,9 @@ public protocol ServerTransportStream: AnyObject, Sendable {
 }
 
 extension ServerTransportStream {
+    /// No authenticated identity: `nil`.
+    public var peerIdentity: PeerIdentity? { nil }
+
     /// No compression: `nil`.
     public var requestCompression: CompressionAlgorithm? { nil }
 

@@ -56,6 +56,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         }
         io.produceOutput = { [unowned self] output in self.produceOutput(&output) }
         io.onFinalized = { [unowned self] in self.manager.connectionClosed(self) }
+        io.onTLSFailure = { [unowned self] failure in self.tlsFailed(failure) }
     }
 
     deinit {
@@ -137,8 +138,29 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         ).submit(to: session)
         // Streams wait for the server's SETTINGS: until then its MAX_CONCURRENT_STREAMS is unknown, and
         // streams over it would be refused instead of queued.
+        if let tls = manager.tls {
+            do {
+                io.tls = try TLSSession(context: tls, serverName: HTTP2ClientTransport.host(ofAuthority: authority))
+            } catch {
+                tlsFailed(error)
+                return
+            }
+            io.armReceive()
+            io.startTLS()
+            return
+        }
         io.armReceive()
         io.scheduleFlush()
+    }
+
+    /// TLS failed: while connecting, the attempt failed (with the reason, such as a certificate that
+    /// didn't verify); afterwards, the connection is lost.
+    private func tlsFailed(_ failure: TLSSession.Failure) {
+        if case .connecting = state {
+            connectFailed(RPCError(code: .unavailable, message: "TLS with \(address) failed: \(failure)."))
+        } else {
+            lost("TLS failed: \(failure)")
+        }
     }
 
     /// The server's first SETTINGS arrived: the connection is ready.
@@ -153,7 +175,8 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     }
 
     private func connectFailed(_ error: any Error) {
-        let rpcError = RPCError(code: .unavailable, message: "Could not connect to \(address): \(error)", cause: error)
+        let rpcError = error as? RPCError
+            ?? RPCError(code: .unavailable, message: "Could not connect to \(address): \(error)", cause: error)
         state = .failed(rpcError)
         let pending = pendingOpens
         pendingOpens = []
@@ -181,7 +204,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
             return
         }
         var headers = HeaderList([
-            (":method", "POST"), (":scheme", "http"), (":path", stream.descriptor.path), (":authority", authority),
+            (":method", "POST"), (":scheme", manager.tls == nil ? "http" : "https"), (":path", stream.descriptor.path), (":authority", authority),
         ])
         if let timeout = stream.options.timeout { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
         headers.add("content-type", "application/grpc")

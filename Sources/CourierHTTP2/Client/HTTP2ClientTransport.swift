@@ -30,6 +30,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         public var maxBufferedBytesPerStream: Int
         /// The delays between connection attempts while wait-for-ready calls wait.
         public var connectionBackoff: ConnectionBackoff
+        /// TLS, or `nil` (the default) for cleartext HTTP/2 with prior knowledge (h2c). The server's name
+        /// for SNI and certificate verification is the ``authority`` override's host, else the target's.
+        /// See ``TLSConfiguration/client(trustRoots:certificateChainFile:privateKeyFile:)``.
+        public var tls: TLSConfiguration?
 
         /// The defaults.
         public init() {
@@ -39,6 +43,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.maxHeaderListBytes = 16 << 10
             self.maxBufferedBytesPerStream = 64 << 10
             self.connectionBackoff = ConnectionBackoff()
+            self.tls = nil
         }
 
         /// The defaults.
@@ -58,15 +63,23 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameters:
     ///   - target: Where the server is.
     ///   - configuration: Limits and tuning.
-    /// - Throws: ``RPCError`` `INVALID_ARGUMENT` for a target that doesn't parse or resolve.
+    /// - Throws: ``RPCError`` `INVALID_ARGUMENT` for a target that doesn't parse or resolve, or a TLS
+    ///   configuration whose files can't be read or don't match.
     public init(target: String, configuration: Configuration = .defaults) throws {
         let (addresses, authority) = try Self.resolve(target)
+        let tls = try configuration.tls.map { configuration throws(RPCError) in
+            guard !configuration.isServer else {
+                throw RPCError(code: .invalidArgument, message: "TLS: a client needs TLSConfiguration.client(...).")
+            }
+            return try TLSContext(configuration)
+        }
         self.loop = try EventLoop(name: "courier-client")
         self.manager = HTTP2ConnectionManager(
             loop: loop,
             addresses: addresses,
             authority: configuration.authority ?? authority,
-            configuration: configuration
+            configuration: configuration,
+            tls: tls
         )
         self.clock = LoopClock(loops: [loop])
     }
@@ -106,6 +119,16 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         return try await withTaskExecutorPreference(loop.taskExecutor) {
             try await body(stream)
         }
+    }
+
+    /// The host part of an authority (`host`, `host:port`, `[v6]:port`), for SNI and verification.
+    static func host(ofAuthority authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<close])
+        }
+        let colons = authority.filter { $0 == ":" }.count
+        if colons == 1, let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
+        return authority
     }
 
     /// Parses a target into the addresses to try, in order, and the default `:authority`.

@@ -18,7 +18,16 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
     /// Connection attempts made so far (one per address tried).
     var connectionAttempts = 0
 
-    init(loop: EventLoop, addresses: [SocketAddress], authority: String, configuration: HTTP2ClientTransport.Configuration) {
+    let tls: TLSContext?
+
+    init(
+        loop: EventLoop,
+        addresses: [SocketAddress],
+        authority: String,
+        configuration: HTTP2ClientTransport.Configuration,
+        tls: TLSContext? = nil
+    ) {
+        self.tls = tls
         self.loop = loop
         self.addresses = addresses
         self.authority = authority

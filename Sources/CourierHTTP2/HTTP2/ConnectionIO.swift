@@ -25,13 +25,21 @@ final class ConnectionIO: @unchecked Sendable {
     private var inFlightOffset = 0
     /// Operations other than recv/send in flight (a connect), which also delay the final close.
     var otherOperationsInFlight = 0
+    /// TLS between the socket and the session, if the connection is secure.
+    var tls: TLSSession?
+    /// Plaintext the session produced, waiting for TLS (for the handshake to complete, or to be encrypted).
+    private var plaintextOutput: [UInt8] = []
 
     /// Received bytes. Return false to stop reading (the owner is closing).
     var onReceive: (UnsafeRawBufferPointer) -> Bool = { _ in true }
     /// The peer closed (`0`) or recv/send failed (a negative errno).
     var onFailure: (_ result: Int32, _ whileSending: Bool) -> Void = { _, _ in }
+    /// TLS failed (handshake, verification, a bad record); the owner should close.
+    var onTLSFailure: (TLSSession.Failure) -> Void = { _ in }
     /// Appends what the session wants to send.
     var produceOutput: (inout [UInt8]) -> Void = { _ in }
+    /// The TLS handshake completed.
+    var onHandshakeComplete: () -> Void = {}
     /// Runs after each flush and send completion, when the owner may decide to close.
     var afterOutput: () -> Void = {}
     /// The socket is closed and no operation is in flight: the owner may be released.
@@ -54,7 +62,7 @@ final class ConnectionIO: @unchecked Sendable {
     }
 
     /// Whether nothing is waiting to be sent.
-    var outputIdle: Bool { !sending && pendingOutput.isEmpty }
+    var outputIdle: Bool { !sending && pendingOutput.isEmpty && plaintextOutput.isEmpty }
 
     func armReceive() {
         guard !receiving, !closed, fd >= 0 else { return }
@@ -74,7 +82,30 @@ final class ConnectionIO: @unchecked Sendable {
             onFailure(result, false)
             return
         }
-        if onReceive(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: Int(result))) {
+        let bytes = UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: Int(result))
+        if let tls {
+            let wasComplete = tls.handshakeComplete
+            let keepReading: Bool
+            var stopped = false
+            do {
+                keepReading = try tls.receive(bytes) { plaintext in
+                    if onReceive(plaintext) { return true }
+                    stopped = true
+                    return false
+                }
+            } catch {
+                failTLS(error)
+                return
+            }
+            if !wasComplete, tls.handshakeComplete { onHandshakeComplete() }
+            if keepReading {
+                armReceive()
+            } else if !stopped, !closed {
+                // The peer ended TLS (close_notify).
+                onFailure(0, false)
+                return
+            }
+        } else if onReceive(bytes) {
             armReceive()
         }
         scheduleFlush()
@@ -90,7 +121,17 @@ final class ConnectionIO: @unchecked Sendable {
     private func flush() {
         flushScheduled = false
         guard !closed else { return }
-        produceOutput(&pendingOutput)
+        if let tls {
+            produceOutput(&plaintextOutput)
+            do {
+                try tls.send(&plaintextOutput, into: &pendingOutput)
+            } catch {
+                failTLS(error)
+                return
+            }
+        } else {
+            produceOutput(&pendingOutput)
+        }
         if !sending, !pendingOutput.isEmpty {
             swap(&inFlight, &pendingOutput)
             pendingOutput.removeAll(keepingCapacity: true)
@@ -127,6 +168,29 @@ final class ConnectionIO: @unchecked Sendable {
         inFlight.removeAll(keepingCapacity: true)
         if !pendingOutput.isEmpty { scheduleFlush() }
         afterOutput()
+    }
+
+    /// Sends the alert OpenSSL queued (best effort, without waiting: it tells the peer why), then
+    /// reports the failure.
+    private func failTLS(_ failure: TLSSession.Failure) {
+        var alert: [UInt8] = []
+        tls?.drainCiphertext(into: &alert)
+        if !alert.isEmpty, !sending, fd >= 0 {
+            _ = alert.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        }
+        onTLSFailure(failure)
+    }
+
+    /// Starts a client's TLS handshake (the ClientHello goes out with the next flush).
+    func startTLS() {
+        guard let tls else { return }
+        do {
+            try tls.startHandshake()
+        } catch {
+            failTLS(error)
+            return
+        }
+        scheduleFlush()
     }
 
     /// Shuts the socket down (waking operations in flight); it is closed once they have completed.

@@ -19,6 +19,8 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     private var closing = false
     private var goingAway = false
     var closed: Bool { io.closed }
+    /// The client's verified certificate (mutual TLS), set when the handshake completes, before any stream.
+    private(set) var peerIdentity: PeerIdentity?
 
     let configuration: HTTP2ServerTransport.Configuration
 
@@ -40,6 +42,8 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         io.produceOutput = { [unowned self] output in self.produceOutput(&output) }
         io.afterOutput = { [unowned self] in self.closeIfDone() }
         io.onFinalized = { [unowned self] in self.owner.connectionClosed(self) }
+        io.onTLSFailure = { [unowned self] failure in self.close(reason: failure.description) }
+        io.onHandshakeComplete = { [unowned self] in self.peerIdentity = self.io.tls?.peerIdentity }
     }
 
     deinit {
@@ -50,6 +54,14 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     func start() {
         loop.preconditionInEventLoop()
         _ = Sockets.setNoDelay(fd)
+        if let tls = owner.tls {
+            do {
+                io.tls = try TLSSession(context: tls, serverName: nil)
+            } catch {
+                close(reason: error.description)
+                return
+            }
+        }
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }

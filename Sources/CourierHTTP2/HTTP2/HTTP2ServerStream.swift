@@ -22,6 +22,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private(set) var metadata = Metadata()
     private(set) var timeout: Duration?
     var peer: String { connection.peer }
+    var peerIdentity: PeerIdentity? { connection.peerIdentity }
     private var loop: EventLoop { connection.loop }
 
     // Request head, while it arrives.

@@ -34,6 +34,9 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         public var maxReceiveMessageBytes: Int
         /// Response bytes buffered per stream before the handler's writer suspends. Default 64 KiB.
         public var maxBufferedBytesPerStream: Int
+        /// TLS, or `nil` (the default) for cleartext HTTP/2 with prior knowledge (h2c). See
+        /// ``TLSConfiguration/server(certificateChainFile:privateKeyFile:clientCertificates:trustRoots:)``.
+        public var tls: TLSConfiguration?
 
         /// The defaults.
         public init() {
@@ -44,6 +47,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxHeaderListBytes = 16 << 10
             self.maxReceiveMessageBytes = 4 << 20
             self.maxBufferedBytesPerStream = 64 << 10
+            self.tls = nil
         }
 
         /// The defaults.
@@ -106,7 +110,16 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
     public func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws {
         let listener: Listener
         do {
-            listener = try Listener(address: address, configuration: configuration, handler: streamHandler)
+            let tls = try configuration.tls.map { configuration throws(RPCError) in
+                guard configuration.isServer else {
+                    throw RPCError(code: .invalidArgument, message: "TLS: a server needs TLSConfiguration.server(...).")
+                }
+                return try TLSContext(configuration)
+            }
+            listener = try Listener(address: address, configuration: configuration, tls: tls, handler: streamHandler)
+        } catch let error as RPCError {
+            resolveBoundAddress(.failure(error))
+            throw error
         } catch {
             let rpcError = RPCError(code: .unavailable, message: "Could not listen on \(address): \(error)", cause: error)
             resolveBoundAddress(.failure(rpcError))
@@ -170,6 +183,7 @@ extension HTTP2ServerTransport {
         let boundAddress: SocketAddress
         private let listenFD: Int32
         private let configuration: Configuration
+        let tls: TLSContext?
         private let handler: @Sendable (any ServerTransportStream) async -> Void
         private var acceptHandler: AcceptHandler!
         private var accepting = false
@@ -192,8 +206,10 @@ extension HTTP2ServerTransport {
         init(
             address: SocketAddress,
             configuration: Configuration,
+            tls: TLSContext?,
             handler: @escaping @Sendable (any ServerTransportStream) async -> Void
         ) throws {
+            self.tls = tls
             let (fd, bound) = try Sockets.listen(on: address)
             self.listenFD = fd
             self.boundAddress = bound

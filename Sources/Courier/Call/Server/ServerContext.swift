@@ -7,6 +7,9 @@ public struct ServerContext: Sendable {
     public var descriptor: MethodDescriptor
     /// A description of the client, such as `ipv4:127.0.0.1:52144`.
     public var peer: String
+    /// The client's identity as the transport verified it (the client certificate, with mutual TLS), or
+    /// `nil` when the transport didn't authenticate the client.
+    public var peerIdentity: PeerIdentity?
     /// When the RPC's deadline passes, on ``clock``; `nil` if the client set no timeout.
     ///
     /// Client calls made while serving the RPC inherit this deadline automatically.
@@ -25,13 +28,16 @@ public struct ServerContext: Sendable {
     ///   - deadline: The deadline.
     ///   - clock: The deadline's clock.
     ///   - requestCompression: The request's compression.
+    ///   - peerIdentity: The client's verified identity.
     public init(
         descriptor: MethodDescriptor,
         peer: String,
         deadline: ContinuousClock.Instant? = nil,
         clock: any RPCClock = .system,
-        requestCompression: CompressionAlgorithm? = nil
+        requestCompression: CompressionAlgorithm? = nil,
+        peerIdentity: PeerIdentity? = nil
     ) {
+        self.peerIdentity = peerIdentity
         self.requestCompression = requestCompression
         self.descriptor = descriptor
         self.peer = peer

@@ -1,0 +1,251 @@
+import Courier
+import CourierHTTP2
+import Foundation
+import Synchronization
+import Testing
+
+/// A throwaway PKI made by dev/make-test-certs.sh, once per test process.
+enum TestPKI {
+    private static let made = Mutex<String?>(nil)
+
+    /// The directory with ca.pem, server.pem/key, client.pem/key, other-ca.pem, other.pem/key.
+    static func directory() async throws -> String {
+        if let directory = made.withLock({ $0 }) { return directory }
+        let directory = NSTemporaryDirectory() + "courier-pki-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let script = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("dev/make-test-certs.sh").path
+        let result = try await runProcess("/bin/bash", [script, directory])
+        try #require(result.status == 0, "make-test-certs.sh failed: \(result.output)")
+        return made.withLock { made in
+            if let existing = made { return existing }
+            made = directory
+            return directory
+        }
+    }
+}
+
+/// Runs a TLS server with `services` and a TLS client to it.
+func withTLS<R: Sendable>(
+    services: [any RegistrableRPCService] = [RawEchoService()],
+    server: TLSConfiguration,
+    client: TLSConfiguration,
+    authority: String? = nil,
+    host: String = "127.0.0.1",
+    _ body: (CourierClient) async throws -> R
+) async throws -> R {
+    var configuration = HTTP2ServerTransport.Configuration()
+    configuration.loops = 1
+    configuration.tls = server
+    let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+    return try await withCourierServer(transport: transport, services: services) { _ in
+        let port = try #require(try await transport.listeningAddress().port)
+        var clientConfiguration = HTTP2ClientTransport.Configuration()
+        clientConfiguration.tls = client
+        clientConfiguration.authority = authority
+        let clientTransport = try HTTP2ClientTransport(target: "\(host):\(port)", configuration: clientConfiguration)
+        return try await withCourierClient(transport: clientTransport) { client in try await body(client) }
+    }
+}
+
+func echo(_ client: CourierClient, _ text: String = "hello") async throws -> String {
+    let reply = try await client.unary(
+        request: ClientRequest(message: Array(text.utf8)), descriptor: method("Get"),
+        serializer: codec, deserializer: codec
+    )
+    return String(decoding: reply, as: UTF8.self)
+}
+
+/// Answers `Whoami` with the peer identity the server verified.
+struct WhoamiService: RegistrableRPCService {
+    func registerMethods(with router: inout RPCRouter) {
+        router.registerUnary(forMethod: method("Whoami"), deserializer: codec, serializer: codec) { _, context in
+            ServerResponse(message: Array((context.peerIdentity?.description ?? "anonymous").utf8))
+        }
+    }
+}
+
+@Suite("TLS")
+struct TLSTests {
+    @Test("Unary and streaming calls over TLS, verified against a custom CA, with an authority override")
+    func basics() async throws {
+        let pki = try await TestPKI.directory()
+        try await withTLS(
+            server: .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"),
+            client: .client(trustRoots: .pemFile("\(pki)/ca.pem")),
+            authority: "courier.test:443"
+        ) { client in
+            let reply = try await echo(client)
+            #expect(reply == "hello")
+            let total = try await client.bidirectionalStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    for i in 0..<20 { try await writer.write([UInt8](repeating: UInt8(i), count: 100_000)) }
+                },
+                descriptor: method("Update"), serializer: codec, deserializer: codec
+            ) { response in
+                var total = 0
+                for try await message in response.messages { total += message.count }
+                return total
+            }
+            #expect(total == 2_000_000)
+        }
+    }
+
+    @Test("An IP-literal target is verified against the certificate's IP addresses (and sends no SNI)")
+    func ipLiteral() async throws {
+        let pki = try await TestPKI.directory()
+        try await withTLS(
+            server: .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"),
+            client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))
+        ) { client in
+            let reply = try await echo(client)
+            #expect(reply == "hello")
+        }
+    }
+
+    @Test("A certificate for another name fails with UNAVAILABLE, saying why")
+    func wrongName() async throws {
+        let pki = try await TestPKI.directory()
+        try await withTLS(
+            server: .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"),
+            client: .client(trustRoots: .pemFile("\(pki)/ca.pem")),
+            authority: "not-the-server.example"
+        ) { client in
+            let error = await #expect(throws: RPCError.self) { try await echo(client) }
+            #expect(error?.code == .unavailable)
+            #expect(error?.message.contains("did not verify") == true, "\(String(describing: error))")
+        }
+    }
+
+    @Test("A certificate from an untrusted CA fails; the insecure mode accepts it")
+    func untrusted() async throws {
+        let pki = try await TestPKI.directory()
+        let server = TLSConfiguration.server(certificateChainFile: "\(pki)/other.pem", privateKeyFile: "\(pki)/other.key")
+        try await withTLS(server: server, client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))) { client in
+            let error = await #expect(throws: RPCError.self) { try await echo(client) }
+            #expect(error?.code == .unavailable)
+            #expect(error?.message.contains("did not verify") == true, "\(String(describing: error))")
+        }
+        try await withTLS(server: server, client: .insecureClientSkippingVerification()) { client in
+            let reply = try await echo(client)
+            #expect(reply == "hello")
+        }
+    }
+
+    @Test("The system trust store honours SSL_CERT_FILE")
+    func systemRootsHonourSSLCertFile() async throws {
+        let pki = try await TestPKI.directory()
+        setenv("SSL_CERT_FILE", "\(pki)/ca.pem", 1)
+        defer { unsetenv("SSL_CERT_FILE") }
+        try await withTLS(
+            server: .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"),
+            client: .client(),
+            authority: "localhost"
+        ) { client in
+            let reply = try await echo(client)
+            #expect(reply == "hello")
+        }
+    }
+
+    @Test("Mutual TLS: the server requires a client certificate and the handler sees its identity")
+    func mutualTLS() async throws {
+        let pki = try await TestPKI.directory()
+        let server = TLSConfiguration.server(
+            certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key",
+            clientCertificates: .required, trustRoots: .pemFile("\(pki)/ca.pem")
+        )
+        let withCertificate = TLSConfiguration.client(
+            trustRoots: .pemFile("\(pki)/ca.pem"),
+            certificateChainFile: "\(pki)/client.pem", privateKeyFile: "\(pki)/client.key"
+        )
+        try await withTLS(services: [WhoamiService()], server: server, client: withCertificate) { client in
+            let identity = try await client.unary(
+                request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+            )
+            #expect(String(decoding: identity, as: UTF8.self)
+                == "O=Courier Tests,CN=courier-test-client, DNS:client.courier.test, URI:spiffe://courier.test/client")
+        }
+        try await withTLS(services: [WhoamiService()], server: server, client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))) { client in
+            let error = await #expect(throws: RPCError.self) {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+                )
+            }
+            #expect(error?.code == .unavailable)
+        }
+    }
+
+    @Test("Without mutual TLS the handler sees no identity")
+    func noIdentity() async throws {
+        let pki = try await TestPKI.directory()
+        try await withTLS(
+            services: [WhoamiService()],
+            server: .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"),
+            client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))
+        ) { client in
+            let identity = try await client.unary(
+                request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+            )
+            #expect(String(decoding: identity, as: UTF8.self) == "anonymous")
+        }
+    }
+
+    @Test("Bad files are clear errors at start-up: a missing file, a non-PEM file, a key that doesn't match")
+    func badFiles() async throws {
+        let pki = try await TestPKI.directory()
+        let notPEM = "\(pki)/not.pem"
+        try Data("this is not a certificate".utf8).write(to: URL(fileURLWithPath: notPEM))
+        let cases: [(TLSConfiguration, String)] = [
+            (.server(certificateChainFile: "\(pki)/missing.pem", privateKeyFile: "\(pki)/server.key"), "cannot read the certificate chain"),
+            (.server(certificateChainFile: notPEM, privateKeyFile: "\(pki)/server.key"), "could not load the certificate chain"),
+            (.server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: notPEM), "could not load the private key"),
+            (.server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/client.key"), "does not match"),
+        ]
+        for (configuration, expected) in cases {
+            var server = HTTP2ServerTransport.Configuration()
+            server.tls = configuration
+            let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: server)
+            let error = await #expect(throws: RPCError.self) { try await transport.listen { _ in } }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        }
+        var client = HTTP2ClientTransport.Configuration()
+        client.tls = .client(trustRoots: .pemFile("\(pki)/missing-ca.pem"))
+        let error = #expect(throws: RPCError.self) { _ = try HTTP2ClientTransport(target: "127.0.0.1:1", configuration: client) }
+        #expect(error?.message.contains("cannot read the CA bundle") == true, "\(String(describing: error))")
+    }
+
+    @Test("A server that doesn't agree on h2 (ALPN) is a clear error")
+    func noALPN() async throws {
+        let pki = try await TestPKI.directory()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", peersDirectory.appendingPathComponent("tls_http11_server.py").path,
+            "\(pki)/server.pem", "\(pki)/server.key",
+        ]
+        let output = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+        }
+        let line = await firstLine(of: output.fileHandleForReading)
+        let port = try #require(line.hasPrefix("PORT ") ? Int(line.dropFirst(5)) : nil, "peer said: \(line)")
+        var configuration = HTTP2ClientTransport.Configuration()
+        configuration.tls = .client(trustRoots: .pemFile("\(pki)/ca.pem"))
+        let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
+        try await withCourierClient(transport: transport) { client in
+            let error = await #expect(throws: RPCError.self) {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                )
+            }
+            #expect(error?.code == .unavailable)
+            #expect(error?.message.contains("HTTP/2") == true || error?.message.contains("ALPN") == true, "\(String(describing: error))")
+        }
+    }
+}
