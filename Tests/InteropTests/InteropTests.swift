@@ -104,4 +104,59 @@ struct InteropTests {
             }
         }
     }
+
+    /// A test CA and a server certificate for `*.test.example.com` (the official interop clients'
+    /// override is `foo.test.google.fr`; ours is `foo.test.example.com`).
+    static func makePKI() async throws -> String {
+        let directory = NSTemporaryDirectory() + "courier-interop-pki-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let result = try await run(["bash", peers.appendingPathComponent("../../../dev/make-test-certs.sh").standardized.path, directory])
+        try #require(result.status == 0, "\(result.output)")
+        return directory
+    }
+
+    /// The directory the test products were built into, where `interop-server` and `interop-client` are.
+    /// (On Linux the test runner is `<products>/CourierPackageTests.xctest`.)
+    static var productsDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    @Test("Over TLS: grpcio's client against interop-server --use_tls, with the test CA and a host override")
+    func grpcioClientAgainstCourierTLS() async throws {
+        let pki = try await Self.makePKI()
+        let server = Process()
+        server.executableURL = Self.productsDirectory.appendingPathComponent("interop-server")
+        server.arguments = ["--port", "0", "--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
+        let output = Pipe()
+        server.standardOutput = output
+        try server.run()
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        // "interop-server listening on ipv4:0.0.0.0:PORT (TLS)"
+        let line = await firstLine(of: output.fileHandleForReading)
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) }, "server said: \(line)")
+        let result = try await run([
+            "python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all",
+            "--use_tls", "true", "--ca_file", "\(pki)/ca.pem", "--server_host_override", "foo.test.example.com",
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("\(InteropTestCase.allCases.count) passed, 0 failed"), "\(result.output)")
+    }
+
+    @Test("Over TLS: interop-client --use_tls against grpcio's TestService, with the test CA and a host override")
+    func courierClientAgainstGRPCIOTLS() async throws {
+        let pki = try await Self.makePKI()
+        try await withPythonPeer(
+            "grpcio_test_server.py", ["--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
+        ) { port in
+            let result = try await run([
+                Self.productsDirectory.appendingPathComponent("interop-client").path,
+                "--server_host", "127.0.0.1", "--server_port", "\(port)", "--test_case", "all",
+                "--use_tls", "true", "--ca_file", "\(pki)/ca.pem", "--server_host_override", "foo.test.example.com",
+            ])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("\(InteropTestCase.allCases.count) passed, 0 failed"), "\(result.output)")
+        }
+    }
 }

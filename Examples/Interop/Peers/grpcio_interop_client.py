@@ -1,6 +1,7 @@
 """The interop test cases on grpcio (the gRPC C-core), for running against Courier's interop-server.
 
 Usage: python3 grpcio_interop_client.py --server_port N [--server_host H] [--test_case NAME|all]
+         [--use_tls true --ca_file F --server_host_override NAME]
 Prints one line per case and 'N passed, N failed'; exits non-zero on any failure.
 """
 import argparse
@@ -193,13 +194,23 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--server_host", default="127.0.0.1")
 parser.add_argument("--server_port", type=int, required=True)
 parser.add_argument("--test_case", default="all")
+parser.add_argument("--use_tls", default="false")
+parser.add_argument("--ca_file")
+parser.add_argument("--server_host_override")
 args = parser.parse_args()
 
 selected = CASES if args.test_case == "all" else [c for c in CASES if c.__name__ == args.test_case]
 if not selected:
     sys.exit(f"unknown test case {args.test_case}")
 failed = 0
-with grpc.insecure_channel(f"{args.server_host}:{args.server_port}") as channel:
+target = f"{args.server_host}:{args.server_port}"
+if args.use_tls == "true":
+    roots = open(args.ca_file, "rb").read() if args.ca_file else None
+    options = [("grpc.ssl_target_name_override", args.server_host_override)] if args.server_host_override else []
+    channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
+else:
+    channel = grpc.insecure_channel(target)
+with channel:
     grpc.channel_ready_future(channel).result(timeout=10)
     stub = test_pb2_grpc.TestServiceStub(channel)
     for case in selected:

@@ -1,6 +1,7 @@
 """grpc.testing.TestService on grpcio (the gRPC C-core), for running Courier's interop client against.
 
-Usage: python3 grpcio_test_server.py [--port N]   (default: a free port)
+Usage: python3 grpcio_test_server.py [--port N] [--use_tls --tls_cert_file F --tls_key_file F]
+(default: a free port)
 Prints 'PORT <n>' once listening; serves until stdin closes.
 """
 import sys
@@ -91,7 +92,12 @@ if "--port" in sys.argv:
     port = int(sys.argv[sys.argv.index("--port") + 1])
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
 test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-bound = server.add_insecure_port(f"127.0.0.1:{port}")
+if "--use_tls" in sys.argv:
+    certificate = open(sys.argv[sys.argv.index("--tls_cert_file") + 1], "rb").read()
+    key = open(sys.argv[sys.argv.index("--tls_key_file") + 1], "rb").read()
+    bound = server.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials([(key, certificate)]))
+else:
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
 server.start()
 print(f"PORT {bound}", flush=True)
 sys.stdin.read()

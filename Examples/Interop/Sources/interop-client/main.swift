@@ -3,7 +3,9 @@
 //
 //   interop-client --server_host 127.0.0.1 --server_port 50051 --test_case all
 //
-// Prints one line per case and exits non-zero if any case fails.
+// Prints one line per case and exits non-zero if any case fails. TLS: --use_tls [--ca_file F]
+// [--server_host_override NAME] (the name the server's certificate is verified against; system roots
+// without --ca_file).
 
 import Courier
 import CourierHTTP2
@@ -17,6 +19,8 @@ struct Options {
     var port = 50051
     var testCase = "all"
     var hostOverride: String?
+    var useTLS = false
+    var caFile: String?
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -39,12 +43,9 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
             options.port = port
         case "--test_case": options.testCase = value ?? "all"
         case "--server_host_override": options.hostOverride = value
-        case "--use_tls":
-            if value == nil || value == "true" {
-                print("interop-client: TLS is not supported yet")
-                return nil
-            }
-        case "--use_test_ca": break
+        case "--use_tls": options.useTLS = value == nil || value == "true"
+        case "--ca_file", "--default_ca_file": options.caFile = value
+        case "--use_test_ca": break  // the test CA is the one --ca_file names
         default:
             print("interop-client: unknown flag \(flag)")
             return nil
@@ -67,6 +68,9 @@ nonisolated func run(_ options: Options) async throws -> Bool {
     }
     var configuration = HTTP2ClientTransport.Configuration()
     configuration.authority = options.hostOverride.map { "\($0):\(options.port)" }
+    if options.useTLS {
+        configuration.tls = .client(trustRoots: options.caFile.map { .pemFile($0) } ?? .system)
+    }
     let target = options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
     let transport = try HTTP2ClientTransport(target: target, configuration: configuration)
     return try await withCourierClient(transport: transport) { client in
@@ -86,7 +90,7 @@ nonisolated func run(_ options: Options) async throws -> Bool {
 }
 
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
-    print("usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME]")
+    print("usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME] [--use_tls [--ca_file F]]")
     exit(2)
 }
 exit(try await run(options) ? 0 : 1)

@@ -3,7 +3,7 @@
 //
 //   interop-server --port 50051
 //
-// Flags: --port N (or --port=N; default 50051). TLS flags arrive with the TLS transport.
+// Flags: --port N (or --port=N; default 50051); --use_tls --tls_cert_file F --tls_key_file F.
 
 import Courier
 import CourierHTTP2
@@ -12,43 +12,69 @@ import InteropTestService
 import Glibc
 #endif
 
-nonisolated func parsePort(_ arguments: [String]) -> Int? {
+struct Options {
     var port = 50051
+    var useTLS = false
+    var certificateFile: String?
+    var keyFile: String?
+}
+
+nonisolated func parse(_ arguments: [String]) -> Options? {
+    var options = Options()
     var index = 0
     while index < arguments.count {
-        let argument = arguments[index]
-        if argument.hasPrefix("--port=") {
-            guard let value = Int(argument.dropFirst("--port=".count)) else { return nil }
-            port = value
-        } else if argument == "--port", index + 1 < arguments.count {
-            guard let value = Int(arguments[index + 1]) else { return nil }
-            port = value
+        var flag = arguments[index]
+        var value: String?
+        if let equals = flag.firstIndex(of: "=") {
+            value = String(flag[flag.index(after: equals)...])
+            flag = String(flag[..<equals])
+        } else if index + 1 < arguments.count, !arguments[index + 1].hasPrefix("--") {
+            value = arguments[index + 1]
             index += 1
-        } else if argument == "--help" || argument == "-h" {
-            return nil
-        } else {
-            print("interop-server: unknown flag \(argument)")
+        }
+        switch flag {
+        case "--port":
+            guard let port = value.flatMap(Int.init), (0...65535).contains(port) else { return nil }
+            options.port = port
+        case "--use_tls": options.useTLS = value == nil || value == "true"
+        case "--tls_cert_file": options.certificateFile = value
+        case "--tls_key_file": options.keyFile = value
+        default:
+            print("interop-server: unknown flag \(flag)")
             return nil
         }
         index += 1
     }
-    return (0...65535).contains(port) ? port : nil
+    if options.useTLS, options.certificateFile == nil || options.keyFile == nil {
+        print("interop-server: --use_tls needs --tls_cert_file and --tls_key_file")
+        return nil
+    }
+    return options
 }
 
-nonisolated func serve(port: Int) async throws {
-    let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
+nonisolated func serve(_ options: Options) async throws {
+    var configuration = HTTP2ServerTransport.Configuration()
+    if options.useTLS, let certificate = options.certificateFile, let key = options.keyFile {
+        configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
+    }
+    let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: options.port), configuration: configuration)
     let server = CourierServer(transport: transport, services: [TestService()])
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         let address = try await transport.listeningAddress()
-        print("interop-server listening on \(address)")
+        print("interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "")")
         fflush(nil)  // all streams: the line is a readiness signal for scripts
         try await group.waitForAll()
     }
 }
 
-guard let port = parsePort(Array(CommandLine.arguments.dropFirst())) else {
-    print("usage: interop-server [--port N]")
+guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
+    print("usage: interop-server [--port N] [--use_tls --tls_cert_file F --tls_key_file F]")
     exit(2)
 }
-try await serve(port: port)
+do {
+    try await serve(options)
+} catch {
+    print("interop-server: \(error)")
+    exit(1)
+}
