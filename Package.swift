@@ -140,6 +140,40 @@ let targets: [Target] = [
         path: "Examples/Greeter/Sources/greeter",
         swiftSettings: defaultSwiftSettings
     ),
+    // The ping service: the Knative example.
+    .target(
+        name: "PingService",
+        dependencies: [
+            "Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Examples/Ping/Sources/PingService",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "ping-server",
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierHealth", "PingService", .product(name: "Logging", package: "swift-log"),
+        ],
+        path: "Examples/Ping/Sources/ping-server",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "ping-client",
+        dependencies: [
+            "Courier", "CourierHTTP2", "PingService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Examples/Ping/Sources/ping-client",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "PingTests",
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierHealth", "PingService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
     // The official gRPC test protos (grpc.testing), for interop and benchmarks.
     .target(
         name: "GRPCTestingProtos",

@@ -17,7 +17,7 @@ internal import Synchronization
 ///
 /// `Check` answers a service's status, or `NOT_FOUND` for a service it has never heard of. `Watch`
 /// sends the current status (`SERVICE_UNKNOWN` for an unknown service) and then every change, until the
-/// client cancels.
+/// client cancels or the server starts draining.
 public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendable {
     /// A service's health.
     public enum Status: Sendable, Hashable {
@@ -63,14 +63,19 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
         for continuation in notify { continuation.yield(effective.proto) }
     }
 
-    /// Marks every service `NOT_SERVING` for good, as a server does when it starts draining.
+    /// Marks every service `NOT_SERVING` for good, as a server does when it starts draining. Watchers
+    /// get `NOT_SERVING`, then their streams end with `UNAVAILABLE`, so that open watches don't hold up a
+    /// graceful shutdown.
     public func markAllNotServing() {
-        let notify = state.withLock { state -> [AsyncStream<Grpc_Health_V1_HealthCheckResponse.ServingStatus>.Continuation] in
+        let watchers = state.withLock { state in
             state.draining = true
             for key in state.statuses.keys { state.statuses[key] = .notServing }
-            return state.watchers.values.filter { state.statuses[$0.service] != nil }.map(\.continuation)
+            return state.watchers.values.map { (known: state.statuses[$0.service] != nil, continuation: $0.continuation) }
         }
-        for continuation in notify { continuation.yield(.notServing) }
+        for watcher in watchers {
+            if watcher.known { watcher.continuation.yield(.notServing) }
+            watcher.continuation.finish()
+        }
     }
 
     /// The status of a service, or `nil` if it is unknown.
@@ -103,6 +108,11 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
                 bufferingPolicy: .bufferingNewest(1)
             )
             let id = self.state.withLock { state -> UInt64 in
+                if state.draining {
+                    continuation.yield(state.statuses[service]?.proto ?? .serviceUnknown)
+                    continuation.finish()
+                    return 0
+                }
                 state.nextWatcherID += 1
                 state.watchers[state.nextWatcherID] = (service, continuation)
                 continuation.yield(state.statuses[service]?.proto ?? .serviceUnknown)
@@ -116,7 +126,10 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
                 response.status = status
                 try await writer.write(response)
             }
-            // Only cancellation ends the stream.
+            // Only cancellation and draining end the stream.
+            if self.state.withLock({ $0.draining }) {
+                throw RPCError(code: .unavailable, message: "The server is shutting down.")
+            }
             throw RPCError(code: .cancelled, message: "The watch was cancelled.")
         }
     }

@@ -49,4 +49,35 @@ struct HealthServiceTests {
             #expect(seen == [.serviceUnknown, .serving, .notServing])
         }
     }
+
+    @Test("Draining ends every watch with NOT_SERVING, then UNAVAILABLE, so that shutdown isn't held up")
+    func drainingEndsWatches() async throws {
+        let health = HealthService()
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [health]) { _ in
+            let client = Grpc_Health_V1_Health.Client(wrapping: CourierClient(transport: transport.client))
+            typealias Seen = [Grpc_Health_V1_HealthCheckResponse.ServingStatus]
+            let (seen, error) = try await client.watch(.init()) { response -> (Seen, RPCError.Code?) in
+                var seen: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
+                do {
+                    for try await update in response.messages {
+                        seen.append(update.status)
+                        if seen.count == 1 { health.markAllNotServing() }
+                    }
+                } catch let error as RPCError {
+                    return (seen, error.code)
+                }
+                return (seen, nil)
+            }
+            #expect(seen == [.serving, .notServing])
+            #expect(error == .unavailable)
+            // A watch started while draining gets the status and ends at once.
+            let late = try await client.watch(.init()) { response -> Seen in
+                var seen: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] = []
+                do { for try await update in response.messages { seen.append(update.status) } } catch {}
+                return seen
+            }
+            #expect(late == [.notServing])
+        }
+    }
 }

@@ -1,0 +1,159 @@
+// ping-server: ping.PingService for Knative Serving (or any container platform).
+//
+//   PORT=8080 ping-server
+//
+// Environment:
+//   PORT                 the port to listen on, on all interfaces (default 8080); cleartext HTTP/2 (h2c),
+//                        as Knative's queue-proxy speaks to a container port named h2c
+//   PING_DRAIN_SECONDS   on SIGTERM/SIGINT, how long in-flight RPCs may take to finish (default 20, below
+//                        Knative's 30 s termination grace period)
+//   PING_AUTH_TOKEN      when set, RPCs need `authorization: Bearer <token>` (health checks stay open)
+//   PING_LOG_LEVEL       trace, debug, info (default), notice, warning, error, critical
+//
+// Serves grpc.health.v1.Health (Check and Watch) for Kubernetes gRPC probes; NOT_SERVING once draining.
+// On SIGTERM or SIGINT: stop accepting, send GOAWAY, let in-flight RPCs finish within the grace period,
+// exit 0.
+
+import Courier
+import CourierHTTP2
+import CourierHealth
+import Dispatch
+import Logging
+import PingService
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let environment = ProcessInfoEnvironment()
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardOutput(label: label)
+    handler.logLevel = Logger.Level(rawValue: environment["PING_LOG_LEVEL"] ?? "info") ?? .info
+    return handler
+}
+let logger = Logger(label: "ping-server")
+
+/// The process environment, read once.
+struct ProcessInfoEnvironment: Sendable {
+    private let values: [String: String]
+
+    init() {
+        var values: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(decoding: UnsafeRawBufferPointer(start: entry, count: strlen(entry)), as: UTF8.self)
+            if let equals = text.firstIndex(of: "=") {
+                values[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        self.values = values
+    }
+
+    subscript(_ name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
+}
+
+/// SIGTERM and SIGINT as an async signal: the first one delivered.
+final class TerminationSignal: @unchecked Sendable {
+    // @unchecked Sendable: `sources` is immutable after init and only kept alive here; the stream is Sendable.
+    private let sources: [any DispatchSourceSignal]
+    private let received: AsyncStream<Int32>
+    private let continuation: AsyncStream<Int32>.Continuation
+
+    init() {
+        (received, continuation) = AsyncStream.makeStream(of: Int32.self, bufferingPolicy: .bufferingOldest(1))
+        let continuation = self.continuation
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)  // handled by the dispatch source instead
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func wait() async -> Int32? {
+        for await number in received { return number }
+        return nil
+    }
+}
+
+enum Event: Sendable {
+    case serverStopped
+    case signal(Int32)
+    case drainTimeout
+}
+
+func serve() async throws -> Int32 {
+    let port: Int
+    if let text = environment["PORT"] {
+        guard let value = Int(text), (0...65535).contains(value) else {
+            logger.critical("PORT must be a port number", metadata: ["PORT": "\(text)"])
+            return 2
+        }
+        port = value
+    } else {
+        port = 8080
+        logger.info("PORT is not set; using 8080")
+    }
+    let drainSeconds = environment["PING_DRAIN_SECONDS"].flatMap(Double.init) ?? 20
+    let token = environment["PING_AUTH_TOKEN"]
+
+    let health = HealthService()
+    health.setStatus(.serving, forService: "ping.PingService")
+    var interceptors: [any ServerInterceptor] = [RPCLoggingInterceptor(logger: logger)]
+    if let token {
+        interceptors.append(BearerTokenServerInterceptor(
+            validator: .staticTokens([token]),
+            requiresAuthentication: { $0.service.fullyQualifiedService != "grpc.health.v1.Health" }
+        ))
+    }
+    let signals = TerminationSignal()
+    let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
+    let server = CourierServer(transport: transport, services: [PingService(), health], interceptors: interceptors)
+
+    return try await withThrowingTaskGroup(of: Event.self) { group in
+        group.addTask {
+            try await server.run()
+            return .serverStopped
+        }
+        group.addTask {
+            let number = await signals.wait()
+            return .signal(number ?? SIGTERM)
+        }
+        let address = try await transport.listeningAddress()
+        logger.info("listening", metadata: [
+            "address": "\(address)", "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")",
+            "drain_seconds": "\(drainSeconds)",
+        ])
+        while let event = try await group.next() {
+            switch event {
+            case .serverStopped:
+                logger.info("stopped: every RPC has finished")
+                group.cancelAll()
+                return 0
+            case .signal(let number):
+                logger.info("draining: no new connections, GOAWAY sent, in-flight RPCs may finish", metadata: [
+                    "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
+                ])
+                health.markAllNotServing()
+                server.beginGracefulShutdown()
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(Int(drainSeconds * 1000)))
+                    return .drainTimeout
+                }
+            case .drainTimeout:
+                logger.warning("grace period over: cancelling the RPCs still running")
+                group.cancelAll()
+                return 0
+            }
+        }
+        return 0
+    }
+}
+
+do {
+    exit(try await serve())
+} catch {
+    logger.critical("failed", metadata: ["error": "\(error)"])
+    exit(1)
+}
