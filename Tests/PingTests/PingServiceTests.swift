@@ -2,6 +2,7 @@ import Courier
 import CourierHTTP2
 import CourierHealth
 import PingService
+import SwiftProtobuf
 import Testing
 
 @Suite("The ping service in process")

@@ -132,11 +132,11 @@ func serve() async throws -> Int32 {
                 group.cancelAll()
                 return 0
             case .signal(let number):
+                health.markAllNotServing()
+                server.beginGracefulShutdown()
                 logger.info("draining: no new connections, GOAWAY sent, in-flight RPCs may finish", metadata: [
                     "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
                 ])
-                health.markAllNotServing()
-                server.beginGracefulShutdown()
                 group.addTask {
                     try await Task.sleep(for: .milliseconds(Int(drainSeconds * 1000)))
                     return .drainTimeout
