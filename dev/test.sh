@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests need; installed only when missing (needs root, as on CI).
-APT_PACKAGES=(pkg-config protobuf-compiler grpc-proto liburing-dev libnghttp2-dev zlib1g-dev nghttp2-client)
+APT_PACKAGES=(
+    pkg-config protobuf-compiler grpc-proto liburing-dev libnghttp2-dev libssl-dev zlib1g-dev
+    openssl nghttp2-client nghttp2-proxy
+)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
