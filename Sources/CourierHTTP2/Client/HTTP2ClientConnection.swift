@@ -32,6 +32,8 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     private var pendingOpens: [(HTTP2ClientStream, Metadata)] = []
 
     private let io: ConnectionIO
+    /// The server sent GOAWAY: no new streams here; the connection closes once its streams have ended.
+    private var goingAway = false
     private var connectHandler: IOHandler!
     private var connectAddress: UnsafeMutableRawPointer?
     private var connecting: Bool { io.otherOperationsInFlight > 0 }
@@ -188,6 +190,10 @@ final class HTTP2ClientConnection: @unchecked Sendable {
 
     func open(_ stream: HTTP2ClientStream, metadata: Metadata) {
         loop.preconditionInEventLoop()
+        if goingAway {
+            manager.open(stream, metadata: metadata)  // this connection takes no new streams
+            return
+        }
         switch state {
         case .idle, .connecting:
             pendingOpens.append((stream, metadata))
@@ -206,7 +212,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         var headers = HeaderList([
             (":method", "POST"), (":scheme", manager.tls == nil ? "http" : "https"), (":path", stream.descriptor.path), (":authority", authority),
         ])
-        if let timeout = stream.options.timeout { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
+        if let timeout = stream.timeRemaining { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
         headers.add("content-type", "application/grpc")
         headers.add("te", "trailers")
         if let compression = stream.requestCompression { headers.add("grpc-encoding", compression.name) }
@@ -242,6 +248,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     }
 
     fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
+        defer { closeIfDrained() }
         streams.removeValue(forKey: id)?.closed(errorCode: errorCode)
     }
 
@@ -291,9 +298,36 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         io.close()
     }
 
+    /// GOAWAY: stop using the connection for new streams and reopen the ones not yet sent elsewhere.
+    /// Streams above `lastStreamID` are closed by nghttp2 with REFUSED_STREAM, and retry themselves. No
+    /// GOAWAY goes back.
+    fileprivate func receivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
+        guard !goingAway else { return }
+        goingAway = true
+        manager.connectionGoingAway(self)
+        let pending = pendingOpens
+        pendingOpens = []
+        for (stream, metadata) in pending { manager.open(stream, metadata: metadata) }
+        // Streams the server will never process: forget them here (a CANCEL tells nghttp2 and the server)
+        // and let them retry elsewhere, as if refused.
+        for id in streams.keys.sorted() where id > lastStreamID {
+            guard let stream = streams.removeValue(forKey: id) else { continue }
+            if let session { nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_CANCEL.rawValue)) }
+            stream.closed(errorCode: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
+        }
+        scheduleFlush()
+        closeIfDrained()
+    }
+
+    private func closeIfDrained() {
+        guard goingAway, streams.isEmpty, pendingOpens.isEmpty, !closed else { return }
+        close()
+    }
+
     /// Whether new streams can still be opened on this connection.
     var isUsable: Bool {
-        switch state {
+        if goingAway { return false }
+        return switch state {
         case .idle, .connecting, .ready: !closed
         case .failed: false
         }
@@ -322,11 +356,12 @@ private func clientOnHeader(
     guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
         let stream = clientConnection(userData).stream(id: frame.pointee.hd.stream_id)
     else { return 0 }
-    stream.header(
+    let accepted = stream.header(
         name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
         value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
     )
-    return 0
+    // Over the limit: the stream has failed and is reset; ignore the rest of the block.
+    return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
 }
 
 private func clientOnFrameReceive(
@@ -338,6 +373,12 @@ private func clientOnFrameReceive(
     let header = frame.pointee.hd
     if header.type == UInt8(NGHTTP2_SETTINGS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 {
         clientConnection(userData).receivedSettings()
+        return 0
+    }
+    if header.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
+        clientConnection(userData).receivedGoAway(
+            lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code
+        )
         return 0
     }
     guard let stream = clientConnection(userData).stream(id: header.stream_id) else { return 0 }

@@ -32,6 +32,15 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     private var writer: UnsafeContinuation<Void, any Error>?
     private var startWaiter: UnsafeContinuation<Void, any Error>?
 
+    // Transparent retry: a stream the server refused without processing it (RST_STREAM(REFUSED_STREAM), or
+    // above the last-stream-id of a GOAWAY) is sent once more, on a usable connection, if no response has
+    // arrived and the request so far fits the replay limit.
+    private(set) var requestMetadata = Metadata()
+    private var transparentRetries = 0
+    static let replayLimit = 64 * 1024
+    /// When the call's deadline passes, for the `grpc-timeout` of a retried stream.
+    let deadline: ContinuousClock.Instant?
+
     struct HeaderFields {
         var status: Int?
         var contentType: String?
@@ -64,6 +73,13 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         self.descriptor = descriptor
         self.options = options
         self.deframer = GRPCMessageDeframer(maxMessageBytes: options.maxResponseMessageBytes)
+        self.deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        outbound.startRetaining(limit: Self.replayLimit)
+    }
+
+    /// The time left for the `grpc-timeout` header.
+    var timeRemaining: Duration? {
+        deadline.map { max(.zero, ContinuousClock.now.duration(to: $0)) }
     }
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
@@ -87,6 +103,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                     }
                     self.started = true
                     self.startWaiter = continuation
+                    self.requestMetadata = metadata
                     self.manager.open(self, metadata: metadata)
                 case .message(let buffer):
                     guard buffer.count <= Int(UInt32.max) else {
@@ -170,16 +187,36 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         wakeReader()
     }
 
-    func header(name: String, value: String) {
+    /// Response header bytes in the current block, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts them.
+    private var headerListBytes = 0
+
+    /// Adds a response header; false once the block exceeds the configured limit (the stream then fails
+    /// with `RESOURCE_EXHAUSTED` and is reset).
+    func header(name: String, value: String) -> Bool {
+        headerListBytes += name.utf8.count + value.utf8.count + 32
+        guard headerListBytes <= manager.configuration.maxHeaderListBytes else {
+            if !ended {
+                fail(RPCError(
+                    code: .resourceExhausted,
+                    message: "The response header list exceeds \(manager.configuration.maxHeaderListBytes) bytes."
+                ))
+                if id > 0 { connection?.resetStream(id) }
+            }
+            return false
+        }
         responseHeaders.add(name: name, value: value)
+        return true
     }
 
     /// A HEADERS frame ended: response headers, trailers, or a Trailers-Only response.
     func headersComplete(endStream: Bool) {
+        headerListBytes = 0
+        guard !ended else { return }
         let fields = responseHeaders
         responseHeaders = HeaderFields()
         if !headersReceived {
             headersReceived = true
+            outbound.stopRetaining()  // the server is processing the stream: it can't be retried now
             if let status = fields.status, (100..<200).contains(status) {
                 headersReceived = false  // informational: the real headers follow
                 return
@@ -286,6 +323,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     }
 
     func closed(errorCode: UInt32) {
+        if errorCode == UInt32(NGHTTP2_REFUSED_STREAM.rawValue), retryTransparently() { return }
         if !statusDelivered {
             let error: RPCError
             switch errorCode {
@@ -309,6 +347,20 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
             writer = nil
             wakeReader()
         }
+    }
+
+    /// Sends the refused stream again on a usable connection; false if it can't be retried.
+    private func retryTransparently() -> Bool {
+        guard transparentRetries == 0, !headersReceived, outbound.retaining, !ended, failure == nil, !statusDelivered
+        else { return false }
+        transparentRetries += 1
+        id = -1
+        connection = nil
+        deferred = false
+        unconsumedBytes = 0
+        outbound.rewind()
+        manager.open(self, metadata: requestMetadata)
+        return true
     }
 
     private func popPart() -> RPCResponsePart? {

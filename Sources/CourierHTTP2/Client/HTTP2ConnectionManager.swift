@@ -11,6 +11,8 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
     private let addresses: [SocketAddress]
     private let authority: String
     private var current: HTTP2ClientConnection?
+    /// Every connection until its socket is closed (a replaced one may still be finishing streams).
+    private var live: [ObjectIdentifier: HTTP2ClientConnection] = [:]
     private var waiting: [(HTTP2ClientStream, Metadata)] = []
     private var backoff: ConnectionBackoff.Iterator
     private var reconnectTimer: LoopTimer?
@@ -60,6 +62,7 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
             manager: self, addresses: addresses, authority: authority, configuration: configuration
         )
         current = connection
+        live[ObjectIdentifier(connection)] = connection
         connection.startConnecting()
         return connection
     }
@@ -81,6 +84,12 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
     }
 
     func connectionClosed(_ connection: HTTP2ClientConnection) {
+        if current === connection { current = nil }
+        live.removeValue(forKey: ObjectIdentifier(connection))
+    }
+
+    /// The connection received GOAWAY: the next stream gets a new connection.
+    func connectionGoingAway(_ connection: HTTP2ClientConnection) {
         if current === connection { current = nil }
     }
 
@@ -105,6 +114,7 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
         let error = RPCError(code: .unavailable, message: "The client transport is closed.")
         for (stream, _) in waiting { stream.fail(error) }
         waiting = []
+        for connection in live.values { connection.close() }
         current?.close()
     }
 }
