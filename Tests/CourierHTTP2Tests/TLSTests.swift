@@ -248,4 +248,31 @@ struct TLSTests {
             #expect(error?.message.contains("HTTP/2") == true || error?.message.contains("ALPN") == true, "\(String(describing: error))")
         }
     }
+
+    @Test("The server refuses clients that don't offer h2 by ALPN, and TLS versions below 1.2")
+    func serverPolicy() async throws {
+        let pki = try await TestPKI.directory()
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.loops = 1
+        configuration.tls = .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key")
+        let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
+        try await withCourierServer(transport: transport, services: [RawEchoService()]) { _ in
+            let port = try #require(try await transport.listeningAddress().port)
+            let probe = peersDirectory.appendingPathComponent("tls_probe_client.py").path
+            let h2 = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2"])
+            #expect(h2.output.hasPrefix("OK h2 TLSv1.3"), "\(h2.output)")
+            let http11 = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "http/1.1"])
+            #expect(http11.output.hasPrefix("FAILED"), "\(http11.output)")
+            #expect(http11.output.lowercased().contains("no application protocol") || http11.output.contains("NO_APPLICATION_PROTOCOL"), "\(http11.output)")
+            let old = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2", "--max-version", "TLSv1_1"])
+            #expect(old.output.hasPrefix("FAILED"), "\(old.output)")
+            // The server still serves TLS clients afterwards.
+            var client = HTTP2ClientTransport.Configuration()
+            client.tls = .client(trustRoots: .pemFile("\(pki)/ca.pem"))
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: client)) { client in
+                let reply = try await echo(client)
+                #expect(reply == "hello")
+            }
+        }
+    }
 }
