@@ -38,3 +38,7 @@ swift test --skip-build
 
 echo "== The core suite again, over HTTP/2 instead of the in-memory transport"
 COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
+
+echo "== The transport tests and the core suite over HTTP/2 again, on the epoll backend"
+COURIER_IO=epoll swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
+COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests

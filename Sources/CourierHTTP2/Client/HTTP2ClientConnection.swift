@@ -86,9 +86,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
                 copy.copyMemory(from: pointer, byteCount: Int(length))
                 connectAddress = copy
                 io.otherOperationsInFlight += 1
-                let sqe = loop.makeSQE()
-                io_uring_prep_connect(sqe, fd, copy.assumingMemoryBound(to: sockaddr.self), length)
-                loop.setHandler(connectHandler, on: sqe)
+                loop.submitConnect(fd: fd, address: copy.assumingMemoryBound(to: sockaddr.self), length: length, handler: connectHandler)
             }
         } catch {
             connectFailed(error)

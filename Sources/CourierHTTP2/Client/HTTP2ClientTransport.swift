@@ -34,6 +34,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// for SNI and certificate verification is the ``authority`` override's host, else the target's.
         /// See ``TLSConfiguration/client(trustRoots:certificateChainFile:privateKeyFile:)``.
         public var tls: TLSConfiguration?
+        /// io_uring or epoll; `nil` (the default) is ``IOBackend/automatic``.
+        public var ioBackend: IOBackend?
 
         /// The defaults.
         public init() {
@@ -44,6 +46,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.maxBufferedBytesPerStream = 64 << 10
             self.connectionBackoff = ConnectionBackoff()
             self.tls = nil
+            self.ioBackend = nil
         }
 
         /// The defaults.
@@ -73,7 +76,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             }
             return try TLSContext(configuration)
         }
-        self.loop = try EventLoop(name: "courier-client")
+        self.loop = try EventLoop(name: "courier-client", backend: configuration.ioBackend ?? .automatic)
         self.manager = HTTP2ConnectionManager(
             loop: loop,
             addresses: addresses,

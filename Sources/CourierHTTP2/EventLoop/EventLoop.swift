@@ -60,6 +60,10 @@ final class EventLoop: @unchecked Sendable {
 
     /// Whether the ring was created with SINGLE_ISSUER|DEFER_TASKRUN (else plain).
     private(set) var usesDeferredTaskRun = false
+    /// How this loop does I/O.
+    let backend: IOBackend
+    /// The epoll side, when ``backend`` is epoll.
+    private var poller: EpollPoller?
 
     private static let eventFDUserData: UInt64 = 1
     private static let ignoredUserData: UInt64 = 2
@@ -67,8 +71,9 @@ final class EventLoop: @unchecked Sendable {
     /// Creates a loop and starts its thread.
     ///
     /// - Throws: ``IOError`` if the ring or the eventfd can't be created.
-    init(name: String, entries: UInt32 = 1024) throws {
+    init(name: String, entries: UInt32 = 1024, backend: IOBackend = .automatic) throws {
         self.name = name
+        self.backend = backend
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
         cqes = .allocate(capacity: 256)
@@ -126,6 +131,12 @@ final class EventLoop: @unchecked Sendable {
 
     private func setUpRing(entries: UInt32) throws {
         threadID.store(UInt64(pthread_self()), ordering: .relaxed)
+        if backend == .epoll {
+            let poller = try EpollPoller()
+            poller.watchEventFD(eventFD)
+            self.poller = poller
+            return
+        }
         var params = io_uring_params()
         params.flags = CURing_SETUP_SINGLE_ISSUER | CURing_SETUP_DEFER_TASKRUN
         var rc = io_uring_queue_init_params(entries, ring, &params)
@@ -223,6 +234,50 @@ final class EventLoop: @unchecked Sendable {
         return flushHooks.count - 1
     }
 
+    /// Receives into `buffer`; `handler` gets the byte count (0 at end of stream) or a negative errno.
+    func submitRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, handler: IOCompletionHandler) {
+        if let poller {
+            poller.recv(fd, buffer, count, handler)
+            return
+        }
+        let sqe = makeSQE()
+        io_uring_prep_recv(sqe, fd, buffer, count, 0)
+        setHandler(handler, on: sqe)
+    }
+
+    /// Sends from `buffer` (which must stay valid until the completion); `handler` gets the count sent.
+    func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler) {
+        if let poller {
+            poller.send(fd, buffer, count, handler)
+            return
+        }
+        let sqe = makeSQE()
+        io_uring_prep_send(sqe, fd, buffer, count, Int32(MSG_NOSIGNAL))
+        setHandler(handler, on: sqe)
+    }
+
+    /// Connects a socket; `handler` gets 0 or a negative errno. `address` must stay valid until then.
+    func submitConnect(fd: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, handler: IOCompletionHandler) {
+        if let poller {
+            poller.connect(fd, address, length, handler)
+            return
+        }
+        let sqe = makeSQE()
+        io_uring_prep_connect(sqe, fd, address, length)
+        setHandler(handler, on: sqe)
+    }
+
+    /// Accepts a connection; `handler` gets the new fd (close-on-exec) or a negative errno.
+    func submitAccept(fd: Int32, handler: IOCompletionHandler) {
+        if let poller {
+            poller.accept(fd, handler)
+            return
+        }
+        let sqe = makeSQE()
+        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        setHandler(handler, on: sqe)
+    }
+
     /// A submission queue entry; submits pending ones first if the queue is full.
     func makeSQE() -> UnsafeMutablePointer<io_uring_sqe> {
         preconditionInEventLoop()
@@ -251,6 +306,12 @@ final class EventLoop: @unchecked Sendable {
             let (stopping, hasRemoteWork) = incoming.withLock { ($0.stopping, !$0.work.isEmpty) }
             if stopping && local.isEmpty && !hasRemoteWork { break }
 
+            if let poller {
+                let busy = !local.isEmpty || hasRemoteWork
+                poller.wait(timeout: busy ? .zero : timers.nextDeadline().map { now.duration(to: $0) })
+                poller.reap()
+                continue
+            }
             if !local.isEmpty || hasRemoteWork {
                 _ = io_uring_submit_and_get_events(ring)
             } else if let next = timers.nextDeadline() {
@@ -264,7 +325,8 @@ final class EventLoop: @unchecked Sendable {
             }
             reapCompletions()
         }
-        io_uring_queue_exit(ring)
+        if poller == nil { io_uring_queue_exit(ring) }
+        poller = nil
         let waiters = finished.withLock { state -> [UnsafeContinuation<Void, Never>] in
             state.done = true
             defer { state.waiters = [] }
@@ -309,6 +371,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func armEventRead() {
+        if poller != nil { return }  // epoll watches the eventfd from the start
         let sqe = makeSQE()
         io_uring_prep_read(sqe, eventFD, eventBuffer, 8, 0)
         io_uring_sqe_set_data64(sqe, Self.eventFDUserData)

@@ -67,9 +67,7 @@ final class ConnectionIO: @unchecked Sendable {
     func armReceive() {
         guard !receiving, !closed, fd >= 0 else { return }
         receiving = true
-        let sqe = loop.makeSQE()
-        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
-        loop.setHandler(receiveHandler, on: sqe)
+        loop.submitRecv(fd: fd, buffer: receiveBuffer.baseAddress!, count: receiveBuffer.count, handler: receiveHandler)
     }
 
     private func received(_ result: Int32) {
@@ -143,11 +141,9 @@ final class ConnectionIO: @unchecked Sendable {
 
     private func submitSend() {
         sending = true
-        let sqe = loop.makeSQE()
         inFlight.withUnsafeBytes { raw in
-            io_uring_prep_send(sqe, fd, raw.baseAddress! + inFlightOffset, raw.count - inFlightOffset, Int32(MSG_NOSIGNAL))
+            loop.submitSend(fd: fd, buffer: raw.baseAddress! + inFlightOffset, count: raw.count - inFlightOffset, handler: sendHandler)
         }
-        loop.setHandler(sendHandler, on: sqe)
     }
 
     private func sent(_ result: Int32) {

@@ -37,6 +37,9 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// TLS, or `nil` (the default) for cleartext HTTP/2 with prior knowledge (h2c). See
         /// ``TLSConfiguration/server(certificateChainFile:privateKeyFile:clientCertificates:trustRoots:)``.
         public var tls: TLSConfiguration?
+        /// io_uring or epoll; `nil` (the default) is ``IOBackend/automatic``: `COURIER_IO` if set, else
+        /// io_uring where the process may use it, else epoll.
+        public var ioBackend: IOBackend?
 
         /// The defaults.
         public init() {
@@ -48,6 +51,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxReceiveMessageBytes = 4 << 20
             self.maxBufferedBytesPerStream = 64 << 10
             self.tls = nil
+            self.ioBackend = nil
         }
 
         /// The defaults.
@@ -218,7 +222,7 @@ extension HTTP2ServerTransport {
             var loops: [EventLoop] = []
             do {
                 for index in 0..<max(1, configuration.loops) {
-                    loops.append(try EventLoop(name: "courier-loop-\(index)"))
+                    loops.append(try EventLoop(name: "courier-loop-\(index)", backend: configuration.ioBackend ?? .automatic))
                 }
             } catch {
                 for loop in loops { loop.stop(); loop.join() }
@@ -241,9 +245,7 @@ extension HTTP2ServerTransport {
                 return
             }
             accepting = true
-            let sqe = loops[0].makeSQE()
-            io_uring_prep_accept(sqe, listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-            loops[0].setHandler(acceptHandler, on: sqe)
+            loops[0].submitAccept(fd: listenFD, handler: acceptHandler)
         }
 
         fileprivate func accepted(_ result: Int32) {

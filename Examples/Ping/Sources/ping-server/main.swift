@@ -123,7 +123,7 @@ func serve() async throws -> Int32 {
         let address = try await transport.listeningAddress()
         logger.info("listening", metadata: [
             "address": "\(address)", "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")",
-            "drain_seconds": "\(drainSeconds)",
+            "drain_seconds": "\(drainSeconds)", "io": "\(IOBackend.automatic)", "io_reason": "\(IOBackend.automaticReason)",
         ])
         while let event = try await group.next() {
             switch event {
