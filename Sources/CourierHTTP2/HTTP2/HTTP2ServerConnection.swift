@@ -21,6 +21,11 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     var closed: Bool { io.closed }
     /// The client's verified certificate (mutual TLS), set when the handshake completes, before any stream.
     private(set) var peerIdentity: PeerIdentity?
+    /// Closes a connection that hasn't sent its preface and SETTINGS in time; cancelled when it has.
+    private var handshakeTimer: LoopTimer?
+    /// Rapid Reset accounting: RST_STREAMs received in the current one-second window.
+    private var resetWindowStart = ContinuousClock.now
+    private var resetsInWindow = 0
 
     let configuration: HTTP2ServerTransport.Configuration
 
@@ -54,6 +59,10 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     func start() {
         loop.preconditionInEventLoop()
         _ = Sockets.setNoDelay(fd)
+        handshakeTimer = loop.scheduleTimer(at: .now.advanced(by: configuration.handshakeTimeout)) { [weak self] in
+            guard let self else { return }
+            self.loop.execute { self.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout") }
+        }
         if let tls = owner.tls {
             do {
                 io.tls = try TLSSession(context: tls, serverName: nil)
@@ -66,6 +75,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         nghttp2_session_callbacks_new(&callbacks)
         defer { nghttp2_session_callbacks_del(callbacks) }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders)
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, onBeginFrame)
         nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader)
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameReceive)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk)
@@ -142,8 +152,36 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         io.scheduleFlush()
     }
 
+    /// The client's SETTINGS arrived: the connection is established.
+    fileprivate func receivedSettings() {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+    }
+
+    /// Counts a client RST_STREAM; too many per second is an attack (Rapid Reset): GOAWAY and close.
+    fileprivate func receivedReset() {
+        let now = ContinuousClock.now
+        if resetWindowStart.duration(to: now) >= .seconds(1) {
+            resetWindowStart = now
+            resetsInWindow = 0
+        }
+        resetsInWindow += 1
+        guard resetsInWindow > configuration.maxStreamResetsPerSecond, let session, !closing else { return }
+        nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+            UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue), nil, 0
+        )
+        goingAway = true
+        closing = true
+        for stream in streams.values { stream.connectionClosed() }
+        streams.removeAll()
+        io.scheduleFlush()
+    }
+
     /// Closes the socket now; every open stream is cancelled.
     func close(reason: String) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         guard !io.closed else { return }
         closing = true
         for stream in streams.values { stream.connectionClosed() }
@@ -153,7 +191,29 @@ final class HTTP2ServerConnection: @unchecked Sendable {
 
     // MARK: Streams, from the nghttp2 callbacks
 
+    /// The highest stream ID the client has opened.
+    private var highestStreamID: Int32 = 0
+
+    /// A frame header arrived. HEADERS that would open a stream at or below the highest ID already opened
+    /// (stream-ID reuse) are a connection error (RFC 9113 §5.1.1); nghttp2 alone would ignore them.
+    fileprivate func beginFrame(type: UInt8, streamID: Int32) -> Bool {
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue), streamID > 0, let session else { return true }
+        if streamID > highestStreamID {
+            highestStreamID = streamID
+            return true
+        }
+        if nghttp2_session_find_stream(session, streamID) != nil { return true }  // trailers on an open stream
+        nghttp2_submit_goaway(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), highestStreamID, UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue), nil, 0
+        )
+        goingAway = true
+        closing = true
+        io.scheduleFlush()
+        return false
+    }
+
     fileprivate func beginHeaders(streamID: Int32) {
+        guard !closing else { return }  // e.g. after a Rapid Reset GOAWAY: serve nothing more
         streams[streamID] = HTTP2ServerStream(id: streamID, connection: self)
     }
 
@@ -251,6 +311,18 @@ private func connection(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerConn
     Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
 }
 
+private func onBeginFrame(
+    _ session: OpaquePointer?,
+    _ header: UnsafePointer<nghttp2_frame_hd>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let header else { return 0 }
+    // On a violation the connection has queued GOAWAY(PROTOCOL_ERROR) and stops reading; nghttp2 goes on
+    // (returning a failure here would drop the GOAWAY).
+    _ = connection(userData).beginFrame(type: header.pointee.type, streamID: header.pointee.stream_id)
+    return 0
+}
+
 private func onBeginHeaders(
     _ session: OpaquePointer?,
     _ frame: UnsafePointer<nghttp2_frame>?,
@@ -298,6 +370,10 @@ private func onFrameReceive(
         }
     case Int(NGHTTP2_DATA.rawValue):
         if endStream { connection(userData).endOfStream(streamID: header.stream_id) }
+    case Int(NGHTTP2_SETTINGS.rawValue):
+        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { connection(userData).receivedSettings() }
+    case Int(NGHTTP2_RST_STREAM.rawValue):
+        connection(userData).receivedReset()
     default:
         break
     }

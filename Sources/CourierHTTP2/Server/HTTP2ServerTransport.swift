@@ -40,6 +40,14 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// io_uring or epoll; `nil` (the default) is ``IOBackend/automatic``: `COURIER_IO` if set, else
         /// io_uring where the process may use it, else epoll.
         public var ioBackend: IOBackend?
+        /// Connections served at once; more are accepted and closed at once. Default 10,000.
+        public var maxConnections: Int
+        /// How long a new connection may take to complete its TLS handshake (if any) and send the HTTP/2
+        /// preface and SETTINGS before it is closed (slowloris). Default 10 s.
+        public var handshakeTimeout: Duration
+        /// RST_STREAM frames a client may send per second on one connection before the server answers
+        /// GOAWAY(ENHANCE_YOUR_CALM) and closes it (HTTP/2 Rapid Reset, CVE-2023-44487). Default 500.
+        public var maxStreamResetsPerSecond: Int
 
         /// The defaults.
         public init() {
@@ -52,6 +60,9 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxBufferedBytesPerStream = 64 << 10
             self.tls = nil
             self.ioBackend = nil
+            self.maxConnections = 10_000
+            self.handshakeTimeout = .seconds(10)
+            self.maxStreamResetsPerSecond = 500
         }
 
         /// The defaults.
@@ -275,7 +286,9 @@ extension HTTP2ServerTransport {
         }
 
         private func open(fd: Int32, on loop: EventLoop) {
-            let refused = shared.withLock { $0.shuttingDown || $0.aborted }
+            let refused = shared.withLock {
+                $0.shuttingDown || $0.aborted || $0.connections.count >= configuration.maxConnections
+            }
             if refused {
                 Glibc.close(fd)
                 return
