@@ -62,7 +62,7 @@ nonisolated func serve(_ options: Options) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         let address = try await transport.listeningAddress()
-        print("interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "")")
+        print("interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "") io=\(IOBackend.automatic) (\(IOBackend.automaticReason))")
         fflush(nil)  // all streams: the line is a readiness signal for scripts
         try await group.waitForAll()
     }
