@@ -215,6 +215,12 @@ let targets: [Target] = [
 
     // Benchmarks (release builds, run by hand).
     .executableTarget(
+        name: "bench-server",
+        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        path: "Benchmarks/BenchServer",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
         name: "in-memory-benchmark",
         dependencies: ["Courier", "CourierInMemory"],
         path: "Benchmarks/InMemoryBenchmark",
