@@ -172,6 +172,7 @@ let targets: [Target] = [
             "Courier", "CourierHTTP2", "CourierHealth", "PingService",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
+        exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
     // The official gRPC test protos (grpc.testing), for interop and benchmarks.

