@@ -11,6 +11,9 @@ let products: [Product] = [
     .library(name: "CourierInMemory", targets: ["CourierInMemory"]),
     .library(name: "CourierProtobuf", targets: ["CourierProtobuf"]),
     .library(name: "CourierHealth", targets: ["CourierHealth"]),
+    .library(name: "CourierHTTP2", targets: ["CourierHTTP2"]),
+    // grpc.testing messages and services (interop and benchmarks), for tools outside this package.
+    .library(name: "GRPCTestingProtos", targets: ["GRPCTestingProtos"]),
     .library(name: "CourierCodeGen", targets: ["CourierCodeGen"]),
     .executable(name: "protoc-gen-courier", targets: ["protoc-gen-courier"]),
 ]
