@@ -55,6 +55,26 @@ class Service final : public BenchmarkService::CallbackService {
         };
         return new Reactor();
     }
+
+    // Sends responses until the client cancels.
+    grpc::ServerWriteReactor<SimpleResponse>* StreamingFromServer(CallbackServerContext*,
+                                                                   const SimpleRequest* request) override {
+        class Reactor : public grpc::ServerWriteReactor<SimpleResponse> {
+        public:
+            explicit Reactor(const SimpleRequest& request) {
+                Fill(request, &response_);
+                StartWrite(&response_);
+            }
+            void OnWriteDone(bool ok) override {
+                if (!ok) { Finish(Status::CANCELLED); return; }
+                StartWrite(&response_);
+            }
+            void OnDone() override { delete this; }
+        private:
+            SimpleResponse response_;
+        };
+        return new Reactor(*request);
+    }
 };
 
 int main(int argc, char** argv) {
