@@ -66,9 +66,15 @@ let targets: [Target] = [
         dependencies: ["Courier", "CURing", "CNGHTTP2", "CZlib", "COpenSSL"],
         swiftSettings: defaultSwiftSettings
     ),
+    // Helpers for the tests that run real processes (not a product).
+    .target(
+        name: "CourierTestSupport",
+        path: "Tests/CourierTestSupport",
+        swiftSettings: defaultSwiftSettings
+    ),
     .testTarget(
         name: "CourierHTTP2Tests",
-        dependencies: ["Courier", "CourierHTTP2"],
+        dependencies: ["Courier", "CourierHTTP2", "CourierTestSupport"],
         exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
@@ -172,7 +178,7 @@ let targets: [Target] = [
     .testTarget(
         name: "PingTests",
         dependencies: [
-            "Courier", "CourierHTTP2", "CourierHealth", "PingService",
+            "Courier", "CourierHTTP2", "CourierHealth", "PingService", "CourierTestSupport",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         exclude: ["Peers"],
@@ -207,7 +213,7 @@ let targets: [Target] = [
     ),
     .testTarget(
         name: "InteropTests",
-        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        dependencies: ["Courier", "CourierHTTP2", "InteropTestService", "CourierTestSupport"],
         swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(

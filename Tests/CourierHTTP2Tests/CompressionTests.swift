@@ -1,4 +1,5 @@
 import Courier
+import CourierTestSupport
 @testable import CourierHTTP2
 import Foundation
 import Testing

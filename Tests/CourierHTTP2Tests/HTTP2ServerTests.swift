@@ -1,4 +1,5 @@
 import Courier
+import CourierTestSupport
 import CourierHTTP2
 import Foundation
 import Testing
@@ -53,22 +54,6 @@ struct RawEchoService: RegistrableRPCService {
             return ServerResponse(message: request.message)
         }
     }
-}
-
-/// Runs a program to completion without blocking a thread; returns its exit status and output.
-func runProcess(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error) }
-    }
-    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    return (status, output)
 }
 
 let peersDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers")
@@ -212,17 +197,3 @@ struct HTTP2ClientInteropTests {
     }
 }
 
-/// Reads the first line a child process prints, on a thread of its own: blocking reads must not occupy the
-/// cooperative pool (two threads on this machine), where they would stall every other test.
-func firstLine(of handle: FileHandle) async -> String {
-    await withCheckedContinuation { continuation in
-        let thread = Thread {
-            var line = [UInt8]()
-            while let byte = handle.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
-                line.append(byte)
-            }
-            continuation.resume(returning: String(decoding: line, as: UTF8.self))
-        }
-        thread.start()
-    }
-}

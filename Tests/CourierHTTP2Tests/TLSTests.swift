@@ -1,29 +1,9 @@
 import Courier
+import CourierTestSupport
 import CourierHTTP2
 import Foundation
 import Synchronization
 import Testing
-
-/// A throwaway PKI made by dev/make-test-certs.sh, once per test process.
-enum TestPKI {
-    private static let made = Mutex<String?>(nil)
-
-    /// The directory with ca.pem, server.pem/key, client.pem/key, other-ca.pem, other.pem/key.
-    static func directory() async throws -> String {
-        if let directory = made.withLock({ $0 }) { return directory }
-        let directory = NSTemporaryDirectory() + "courier-pki-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let script = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("dev/make-test-certs.sh").path
-        let result = try await runProcess("/bin/bash", [script, directory])
-        try #require(result.status == 0, "make-test-certs.sh failed: \(result.output)")
-        return made.withLock { made in
-            if let existing = made { return existing }
-            made = directory
-            return directory
-        }
-    }
-}
 
 /// Runs a TLS server with `services` and a TLS client to it.
 func withTLS<R: Sendable>(

@@ -1,4 +1,5 @@
 import Courier
+import CourierTestSupport
 import CourierHTTP2
 import Foundation
 import InteropTestService
@@ -35,36 +36,9 @@ func withPythonPeer(_ script: String, _ arguments: [String] = [], _ body: (Int) 
     for await _ in exited.stream {}  // the peer exits once its stdin closes
 }
 
-/// Reads the first line a child process prints, on a thread of its own: blocking reads must not occupy the
-/// cooperative pool (two threads on this machine), where they would stall every other test.
-func firstLine(of handle: FileHandle) async -> String {
-    await withCheckedContinuation { continuation in
-        let thread = Thread {
-            var line = [UInt8]()
-            while let byte = handle.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") {
-                line.append(byte)
-            }
-            continuation.resume(returning: String(decoding: line, as: UTF8.self))
-        }
-        thread.start()
-    }
-}
-
-
-/// Runs a program to completion; returns its exit status and output.
+/// Runs a program from the peers' directory.
 func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    process.currentDirectoryURL = peers
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error) }
-    }
-    return (status, String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    try await runProcess("/usr/bin/env", arguments, currentDirectory: peers)
 }
 
 @Suite("Interop with grpcio (the gRPC C-core), both directions")
@@ -105,26 +79,11 @@ struct InteropTests {
         }
     }
 
-    /// A test CA and a server certificate for `*.test.example.com` (the official interop clients'
-    /// override is `foo.test.google.fr`; ours is `foo.test.example.com`).
-    static func makePKI() async throws -> String {
-        let directory = NSTemporaryDirectory() + "courier-interop-pki-\(getpid())-\(UUID().uuidString.prefix(8))"
-        let result = try await run(["bash", peers.appendingPathComponent("../../../dev/make-test-certs.sh").standardized.path, directory])
-        try #require(result.status == 0, "\(result.output)")
-        return directory
-    }
-
-    /// The directory the test products were built into, where `interop-server` and `interop-client` are.
-    /// (On Linux the test runner is `<products>/CourierPackageTests.xctest`.)
-    static var productsDirectory: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    }
-
     @Test("Over TLS: grpcio's client against interop-server --use_tls, with the test CA and a host override")
     func grpcioClientAgainstCourierTLS() async throws {
-        let pki = try await Self.makePKI()
+        let pki = try await TestPKI.directory()
         let server = Process()
-        server.executableURL = Self.productsDirectory.appendingPathComponent("interop-server")
+        server.executableURL = productsDirectory.appendingPathComponent("interop-server")
         server.arguments = ["--port", "0", "--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
         let output = Pipe()
         server.standardOutput = output
@@ -146,12 +105,12 @@ struct InteropTests {
 
     @Test("Over TLS: interop-client --use_tls against grpcio's TestService, with the test CA and a host override")
     func courierClientAgainstGRPCIOTLS() async throws {
-        let pki = try await Self.makePKI()
+        let pki = try await TestPKI.directory()
         try await withPythonPeer(
             "grpcio_test_server.py", ["--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
         ) { port in
             let result = try await run([
-                Self.productsDirectory.appendingPathComponent("interop-client").path,
+                productsDirectory.appendingPathComponent("interop-client").path,
                 "--server_host", "127.0.0.1", "--server_port", "\(port)", "--test_case", "all",
                 "--use_tls", "true", "--ca_file", "\(pki)/ca.pem", "--server_host_override", "foo.test.example.com",
             ])

@@ -1,3 +1,4 @@
+import CourierTestSupport
 import Testing
 
 @Suite("Test helpers")

@@ -1,4 +1,5 @@
 import Courier
+import CourierTestSupport
 import CourierHealth
 import CourierHTTP2
 import Foundation
@@ -6,117 +7,6 @@ import PingService
 import Synchronization
 import SwiftProtobuf
 import Testing
-
-let repositoryRoot = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// Where `swift build` put the executables (on Linux the test runner is `<products>/CourierPackageTests.xctest`).
-let productsDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-
-/// A child process whose output is read line by line on a thread of its own (blocking reads must not
-/// occupy the cooperative pool), so that tests can wait for a line as an explicit signal.
-final class ChildProcess: Sendable {
-    let process: Process
-    private let lines = Mutex<(seen: [String], waiters: [(predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)], ended: Bool)>(([], [], false))
-    private let exit = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
-
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        self.process = process
-        process.terminationHandler = { [self] process in
-            let waiters = exit.withLock { state in
-                state.status = process.terminationStatus
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
-        }
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        Thread { [self] in
-            var line = [UInt8]()
-            while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                for byte in data {
-                    if byte == UInt8(ascii: "\n") {
-                        deliver(String(decoding: line, as: UTF8.self))
-                        line.removeAll()
-                    } else {
-                        line.append(byte)
-                    }
-                }
-            }
-            if !line.isEmpty { deliver(String(decoding: line, as: UTF8.self)) }
-            let waiters = lines.withLock { state in
-                state.ended = true
-                defer { state.waiters = [] }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.continuation.resume(returning: nil) }
-        }.start()
-    }
-
-    private func deliver(_ line: String) {
-        let ready = lines.withLock { state -> [CheckedContinuation<String?, Never>] in
-            state.seen.append(line)
-            var ready: [CheckedContinuation<String?, Never>] = []
-            state.waiters.removeAll { waiter in
-                guard waiter.predicate(line) else { return false }
-                ready.append(waiter.continuation)
-                return true
-            }
-            return ready
-        }
-        for continuation in ready { continuation.resume(returning: line) }
-    }
-
-    /// Waits for a line containing `text` (already printed, or printed later); `nil` if output ends first.
-    func line(containing text: String) async -> String? {
-        await withCheckedContinuation { continuation in
-            let found = lines.withLock { state -> String?? in
-                if let line = state.seen.first(where: { $0.contains(text) }) { return .some(line) }
-                if state.ended { return .some(nil) }
-                state.waiters.append(({ $0.contains(text) }, continuation))
-                return nil
-            }
-            if let found { continuation.resume(returning: found) }
-        }
-    }
-
-    /// Waits until the output has been read to its end.
-    func waitForEndOfOutput() async {
-        _ = await line(containing: "\u{0}")  // never printed: returns when the output ends
-    }
-
-    /// Everything printed so far.
-    var output: String { lines.withLock { $0.seen.joined(separator: "\n") } }
-
-    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
-
-    /// Waits for the process to exit (or returns at once if it has); returns its status.
-    func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let status = exit.withLock { state in
-                if state.status == nil { state.waiters.append(continuation) }
-                return state.status
-            }
-            if let status { continuation.resume(returning: status) }
-        }
-    }
-
-    func stop() async {
-        if process.isRunning { process.terminate() }
-        _ = await waitForExit()
-    }
-}
 
 /// ping-server on a free port, behind nghttpx terminating TLS on a Unix socket (as Knative's ingress and
 /// queue-proxy terminate TLS and forward h2c to the container's port).
@@ -128,7 +18,7 @@ struct KnativeStack {
     let pki: String
 
     static func start(token: String? = nil, drainSeconds: Int = 20) async throws -> KnativeStack {
-        let pki = try await makePKI()
+        let pki = try await TestPKI.directory()
         var environment = ["PORT": "0", "PING_DRAIN_SECONDS": "\(drainSeconds)"]
         if let token { environment["PING_AUTH_TOKEN"] = token }
         let server = try ChildProcess(productsDirectory.appendingPathComponent("ping-server").path, [], environment: environment)
@@ -174,38 +64,6 @@ struct KnativeStack {
         let transport = try HTTP2ClientTransport(target: "unix:\(socket)", configuration: configuration)
         return try await withCourierClient(transport: transport) { client in try await body(client) }
     }
-}
-
-/// Tasks wait at the gate until it opens.
-final class Gate: Sendable {
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let open = state.withLock { state in
-                if !state.open { state.waiters.append(continuation) }
-                return state.open
-            }
-            if open { continuation.resume() }
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-}
-
-func makePKI() async throws -> String {
-    let directory = NSTemporaryDirectory() + "courier-ping-pki-\(getpid())-\(UUID().uuidString.prefix(8))"
-    let script = try ChildProcess("/bin/bash", [repositoryRoot.appendingPathComponent("dev/make-test-certs.sh").path, directory])
-    let status = await script.waitForExit()
-    try #require(status == 0, "make-test-certs.sh: \(script.output)")
-    return directory
 }
 
 @Suite("The Knative path: ping-client, TLS ingress (nghttpx), h2c, ping-server", .serialized)
