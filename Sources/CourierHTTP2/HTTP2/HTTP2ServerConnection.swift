@@ -168,11 +168,15 @@ final class HTTP2ServerConnection: @unchecked Sendable {
             resetsInWindow = 0
         }
         resetsInWindow += 1
-        guard resetsInWindow > configuration.maxStreamResetsPerSecond, let session, !closing else { return }
-        nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
-            UInt32(NGHTTP2_ENHANCE_YOUR_CALM.rawValue), nil, 0
-        )
+        guard resetsInWindow > configuration.maxStreamResetsPerSecond, let session else { return }
+        terminate(errorCode: NGHTTP2_ENHANCE_YOUR_CALM, lastStreamID: nghttp2_session_get_last_proc_stream_id(session))
+    }
+
+    /// A connection error: GOAWAY with `errorCode`, every stream cancelled, no more reading; the socket
+    /// closes once the GOAWAY is out.
+    private func terminate(errorCode: nghttp2_error_code, lastStreamID: Int32) {
+        guard let session, !closing else { return }
+        nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, UInt32(errorCode.rawValue), nil, 0)
         goingAway = true
         closing = true
         for stream in streams.values { stream.connectionClosed() }
@@ -198,20 +202,13 @@ final class HTTP2ServerConnection: @unchecked Sendable {
 
     /// A frame header arrived. HEADERS that would open a stream at or below the highest ID already opened
     /// (stream-ID reuse) are a connection error (RFC 9113 §5.1.1); nghttp2 alone would ignore them.
-    fileprivate func beginFrame(type: UInt8, streamID: Int32) -> Bool {
-        guard type == UInt8(NGHTTP2_HEADERS.rawValue), streamID > 0, let session else { return true }
+    fileprivate func beginFrame(type: UInt8, streamID: Int32) {
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue), streamID > 0, let session else { return }
         if streamID > highestStreamID {
             highestStreamID = streamID
-            return true
+        } else if nghttp2_session_find_stream(session, streamID) == nil {  // not trailers on an open stream
+            terminate(errorCode: NGHTTP2_PROTOCOL_ERROR, lastStreamID: highestStreamID)
         }
-        if nghttp2_session_find_stream(session, streamID) != nil { return true }  // trailers on an open stream
-        nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), highestStreamID, UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue), nil, 0
-        )
-        goingAway = true
-        closing = true
-        io.scheduleFlush()
-        return false
     }
 
     fileprivate func beginHeaders(streamID: Int32) {
@@ -321,7 +318,7 @@ private func onBeginFrame(
     guard let header else { return 0 }
     // On a violation the connection has queued GOAWAY(PROTOCOL_ERROR) and stops reading; nghttp2 goes on
     // (returning a failure here would drop the GOAWAY).
-    _ = connection(userData).beginFrame(type: header.pointee.type, streamID: header.pointee.stream_id)
+    connection(userData).beginFrame(type: header.pointee.type, streamID: header.pointee.stream_id)
     return 0
 }
 
