@@ -90,12 +90,16 @@ SCENARIOS = [
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="", help="scenario letters to run, e.g. 'ab' (default: all)")
+    parser.add_argument("--json", help="also write the raw results here (for chart.py)")
     parser.add_argument("servers", nargs="+")
     args = parser.parse_args()
     servers = [s.split("=", 1) for s in args.servers]
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
         for scenario, size, clients, streams, requests in SCENARIOS:
+            if args.only and scenario[1] not in args.only:
+                continue
             body_file = os.path.join(scratch, f"body-{size}")
             with open(body_file, "wb") as f:
                 f.write(grpc_body(size, size))

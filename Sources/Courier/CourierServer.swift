@@ -149,20 +149,20 @@ public final class CourierServer: Sendable {
         clock: any RPCClock
     ) async {
         let path = stream.path
-        guard let handler = router.handlers[path], let descriptor = MethodDescriptor(path: path) else {
+        guard let route = router.handlers[path] else {
             let message = "Method '\(path.prefix(256))' is not implemented."
             try? await stream.write(.status(Status(code: .unimplemented, message: message), [:]))
             return
         }
         let context = ServerContext(
-            descriptor: descriptor,
+            descriptor: route.descriptor,
             peer: stream.peer,
             deadline: stream.timeout.map { clock.now.advanced(by: $0) },
             clock: clock,
             requestCompression: stream.requestCompression,
             peerIdentity: stream.peerIdentity
         )
-        await handler(stream, context, environment)
+        await route.handler(stream, context, environment)
     }
 }
 

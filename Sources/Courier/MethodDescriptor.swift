@@ -25,9 +25,15 @@ public struct ServiceDescriptor: Sendable, Hashable, CustomStringConvertible {
 /// Names a method of a service; its ``path`` is the HTTP/2 `:path`, `/package.Service/Method`.
 public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     /// The service the method belongs to.
-    public var service: ServiceDescriptor
+    public var service: ServiceDescriptor {
+        didSet { path = Self.path(service, method) }
+    }
     /// The method's name, such as `SayHello`.
-    public var method: String
+    public var method: String {
+        didSet { path = Self.path(service, method) }
+    }
+    /// The request path, `/package.Service/Method` (kept, not rebuilt: every call sends it).
+    public private(set) var path: String
 
     /// Creates a descriptor.
     ///
@@ -37,6 +43,11 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     public init(service: ServiceDescriptor, method: String) {
         self.service = service
         self.method = method
+        self.path = Self.path(service, method)
+    }
+
+    private static func path(_ service: ServiceDescriptor, _ method: String) -> String {
+        "/\(service.fullyQualifiedService)/\(method)"
     }
 
     /// Creates a descriptor from a fully-qualified service name and a method name.
@@ -62,9 +73,6 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
         guard !service.isEmpty, !method.isEmpty, !method.utf8.contains(UInt8(ascii: "/")) else { return nil }
         self.init(fullyQualifiedService: String(service), method: String(method))
     }
-
-    /// The request path, `/package.Service/Method`.
-    public var path: String { "/\(service.fullyQualifiedService)/\(method)" }
 
     public var description: String { path }
 }

@@ -216,8 +216,17 @@ final class HTTP2ServerConnection: @unchecked Sendable {
         streams[streamID] = HTTP2ServerStream(id: streamID, connection: self)
     }
 
-    fileprivate func header(streamID: Int32, name: String, value: String) -> Bool {
+    fileprivate func header(streamID: Int32, name: HeaderBytes, value: HeaderBytes) -> Bool {
         streams[streamID]?.addHeader(name: name, value: value) ?? true
+    }
+
+    /// The last request path seen: most connections call a few methods over and over, so the path's
+    /// String is made once and shared instead of allocated per request.
+    private var lastPath = ""
+
+    func internedPath(_ bytes: HeaderBytes) -> String {
+        if !bytes.equals(lastPath) { lastPath = bytes.string }
+        return lastPath
     }
 
     fileprivate func headersComplete(streamID: Int32, endStream: Bool) {
@@ -345,9 +354,11 @@ private func onHeader(
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-    let nameString = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
-    let valueString = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-    let accepted = connection(userData).header(streamID: frame.pointee.hd.stream_id, name: nameString, value: valueString)
+    let accepted = connection(userData).header(
+        streamID: frame.pointee.hd.stream_id,
+        name: HeaderBytes(base: name, count: nameLength),
+        value: HeaderBytes(base: value, count: valueLength)
+    )
     return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
 }
 

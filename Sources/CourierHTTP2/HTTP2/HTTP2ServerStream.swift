@@ -26,8 +26,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private var loop: EventLoop { connection.loop }
 
     // Request head, while it arrives.
-    private var method: String?
-    private var contentType: String?
+    private var methodIsPOST = false
+    private var hasGRPCContentType = false
     private var timeoutValue: String?
     private var encoding: String?
     private var headerError: RPCError?
@@ -50,7 +50,12 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private var responded = false
     private var outbound = OutboundQueue()
     private var deferred = false
-    private var pendingTrailers: HeaderList?
+    private var pendingTrailers: PendingTrailers?
+    private enum PendingTrailers {
+        /// `grpc-status: 0` alone, from a block laid out once.
+        case ok
+        case list(HeaderList)
+    }
     private var finished = false
     private var streamClosed = false
     private var writer: UnsafeContinuation<Void, any Error>?
@@ -67,21 +72,28 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private var headerListBytes = 0
 
     /// Adds a request header; false when the list exceeds the limit, which resets the stream (the
-    /// connection and other streams are unaffected).
-    func addHeader(name: String, value: String) -> Bool {
-        headerListBytes += name.utf8.count + value.utf8.count + 32
+    /// connection and other streams are unaffected). Names are matched as bytes: the headers the
+    /// transport owns never become Strings.
+    func addHeader(name: HeaderBytes, value: HeaderBytes) -> Bool {
+        headerListBytes += name.count + value.count + 32
         guard headerListBytes <= connection.configuration.maxHeaderListBytes else { return false }
-        switch name {
-        case ":method": method = value
-        case ":path": path = value
-        case ":scheme", ":authority", "te", "user-agent": break
-        case "content-type": contentType = value
-        case "grpc-timeout": timeoutValue = value
-        case "grpc-encoding": encoding = value
-        case "grpc-accept-encoding": acceptEncoding = value
-        default:
+        if name.equals(":path") {
+            path = connection.internedPath(value)
+        } else if name.equals(":method") {
+            methodIsPOST = value.equals("POST")
+        } else if name.equals("content-type") {
+            hasGRPCContentType = value.isGRPCContentType
+        } else if name.equals(":scheme") || name.equals(":authority") || name.equals("te") || name.equals("user-agent") {
+            // Not used by the server.
+        } else if name.equals("grpc-timeout") {
+            timeoutValue = value.string
+        } else if name.equals("grpc-encoding") {
+            encoding = value.string
+        } else if name.equals("grpc-accept-encoding") {
+            acceptEncoding = value.string
+        } else {
             do {
-                try GRPCHeaders.addReceived(name: name, value: value, to: &metadata)
+                try GRPCHeaders.addReceived(name: name.string, value: value.string, to: &metadata)
             } catch {
                 headerError = error
             }
@@ -90,8 +102,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     }
 
     func validateRequest() -> Result<Void, Rejection> {
-        guard method == "POST" else { return .failure(.httpStatus(405, "gRPC requires POST")) }
-        guard let contentType, GRPCHeaders.isGRPCContentType(contentType) else {
+        guard methodIsPOST else { return .failure(.httpStatus(405, "gRPC requires POST")) }
+        guard hasGRPCContentType else {
             return .failure(.httpStatus(415, "Unsupported content-type"))
         }
         guard !path.isEmpty else {
@@ -326,14 +338,19 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private func submitResponseHeaders(_ metadata: Metadata) {
         guard !responded, let session = connection.nghttp2Session else { return }
         responded = true
-        var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
-        if let responseCompression { headers.add("grpc-encoding", responseCompression.name) }
-        headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
-        headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
         var provider = nghttp2_data_provider()
         provider.read_callback = readResponseData
-        headers.withNV { nv, count in
-            _ = nghttp2_submit_response(session, id, nv, count, &provider)
+        if responseCompression == nil && metadata.isEmpty {
+            let head = StaticHeaderList.plainResponse
+            _ = nghttp2_submit_response(session, id, head.nv, head.count, &provider)
+        } else {
+            var headers = HeaderList([(":status", "200"), ("content-type", "application/grpc")])
+            if let responseCompression { headers.add("grpc-encoding", responseCompression.name) }
+            headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
+            headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
+            headers.withNV { nv, count in
+                _ = nghttp2_submit_response(session, id, nv, count, &provider)
+            }
         }
         connection.scheduleFlush()
     }
@@ -357,7 +374,11 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
                 _ = nghttp2_submit_response(session, id, nv, count, nil)
             }
         } else {
-            pendingTrailers = trailerList(status: status, trailers: trailers)
+            if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
+                pendingTrailers = .ok
+            } else {
+                pendingTrailers = .list(trailerList(status: status, trailers: trailers))
+            }
             resumeData()
         }
         connection.scheduleFlush()
@@ -390,8 +411,13 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         if outbound.isEmpty, let trailers = pendingTrailers, let session = connection.nghttp2Session {
             pendingTrailers = nil
             flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) | UInt32(NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue)
-            trailers.withNV { nv, count in
-                _ = nghttp2_submit_trailer(session, id, nv, count)
+            switch trailers {
+            case .ok:
+                _ = nghttp2_submit_trailer(session, id, StaticHeaderList.okTrailers.nv, StaticHeaderList.okTrailers.count)
+            case .list(let list):
+                list.withNV { nv, count in
+                    _ = nghttp2_submit_trailer(session, id, nv, count)
+                }
             }
             return copied
         }

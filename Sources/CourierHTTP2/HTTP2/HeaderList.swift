@@ -1,7 +1,11 @@
 internal import CNGHTTP2
+#if canImport(Glibc)
+internal import Glibc
+#endif
 
 /// A header block laid out for nghttp2: names and values in one byte buffer, `nghttp2_nv`s pointing
-/// into it. nghttp2 copies what it is given, so the block only has to live for the submit call.
+/// into it. nghttp2 copies what it is given, so the block only has to live for the submit call; it is
+/// laid out on the stack (no heap allocation per block).
 struct HeaderList {
     private(set) var fields: [(name: String, value: String)] = []
 
@@ -18,34 +22,112 @@ struct HeaderList {
     }
 
     func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        var bytes: [UInt8] = []
-        var offsets: [(Int, Int, Int, Int)] = []
-        offsets.reserveCapacity(fields.count)
-        for field in fields {
-            let nameStart = bytes.count
-            bytes.append(contentsOf: field.name.utf8)
-            let valueStart = bytes.count
-            bytes.append(contentsOf: field.value.utf8)
-            offsets.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
-        }
-        return bytes.withUnsafeMutableBufferPointer { storage in
-            let base = storage.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
-            var nvs = offsets.map { offset in
-                nghttp2_nv(
-                    name: base + offset.0,
-                    value: base + offset.2,
-                    namelen: offset.1,
-                    valuelen: offset.3,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
-                )
+        var byteCount = 0
+        for field in fields { byteCount += field.name.utf8.count + field.value.utf8.count }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, byteCount)) { bytes in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(1, fields.count)) { nvs in
+                var offset = 0
+                for (index, field) in fields.enumerated() {
+                    let name = HeaderList.copy(field.name, into: bytes, at: &offset)
+                    let value = HeaderList.copy(field.value, into: bytes, at: &offset)
+                    nvs.initializeElement(
+                        at: index,
+                        to: nghttp2_nv(
+                            name: name.baseAddress, value: value.baseAddress,
+                            namelen: name.count, valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                        )
+                    )
+                }
+                return body(nvs.baseAddress!, fields.count)
             }
-            if nvs.isEmpty {
-                var dummy = nghttp2_nv()
-                return body(&dummy, 0)
-            }
-            let result = nvs.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
-            if storage.baseAddress == nil { base.deallocate() }
-            return result
         }
+    }
+
+    private static func copy(
+        _ string: String,
+        into bytes: UnsafeMutableBufferPointer<UInt8>,
+        at offset: inout Int
+    ) -> UnsafeMutableBufferPointer<UInt8> {
+        var string = string
+        let start = offset
+        string.withUTF8 { utf8 in
+            if let source = utf8.baseAddress { (bytes.baseAddress! + start).update(from: source, count: utf8.count) }
+            offset += utf8.count
+        }
+        return UnsafeMutableBufferPointer(rebasing: bytes[start..<offset])
+    }
+}
+
+/// A header block that never changes (the usual response head, `grpc-status: 0`): laid out once, for
+/// the life of the process, and handed to nghttp2 with the no-copy flags.
+final class StaticHeaderList: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init; the memory is never freed.
+    let nv: UnsafePointer<nghttp2_nv>
+    let count: Int
+
+    init(_ fields: [(name: String, value: String)]) {
+        let nvs = UnsafeMutablePointer<nghttp2_nv>.allocate(capacity: max(1, fields.count))
+        for (index, field) in fields.enumerated() {
+            let name = StaticHeaderList.immortalCopy(field.name)
+            let value = StaticHeaderList.immortalCopy(field.value)
+            let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+            (nvs + index).initialize(
+                to: nghttp2_nv(name: name.base, value: value.base, namelen: name.count, valuelen: value.count, flags: flags)
+            )
+        }
+        self.nv = UnsafePointer(nvs)
+        self.count = fields.count
+    }
+
+    private static func immortalCopy(_ string: String) -> (base: UnsafeMutablePointer<UInt8>, count: Int) {
+        let utf8 = Array(string.utf8)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, utf8.count))
+        base.initialize(from: utf8, count: utf8.count)
+        return (base, utf8.count)
+    }
+
+    /// `:status 200`, `content-type: application/grpc`, `grpc-accept-encoding`: the head of a response
+    /// without compression or metadata.
+    static let plainResponse = StaticHeaderList([
+        (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", GRPCHeaders.acceptEncoding),
+    ])
+
+    /// `grpc-status: 0` and nothing else: the trailers of a successful call without trailing metadata.
+    static let okTrailers = StaticHeaderList([("grpc-status", "0")])
+}
+
+/// A received header name or value: bytes nghttp2 owns for the duration of a callback.
+struct HeaderBytes {
+    let base: UnsafePointer<UInt8>?
+    let count: Int
+
+    /// Whether the bytes are exactly `literal`.
+    @inline(__always)
+    func equals(_ literal: StaticString) -> Bool {
+        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(base!, literal.utf8Start, count) == 0)
+    }
+
+    /// Whether the bytes equal `string`'s UTF-8.
+    func equals(_ string: String) -> Bool {
+        var string = string
+        return string.withUTF8 { utf8 in
+            utf8.count == count && (count == 0 || memcmp(base!, utf8.baseAddress!, count) == 0)
+        }
+    }
+
+    var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
+
+    /// `application/grpc`, optionally followed by `+format` or `;params`, in any case.
+    var isGRPCContentType: Bool {
+        let prefix: StaticString = "application/grpc"
+        let length = prefix.utf8CodeUnitCount
+        guard count >= length, let base else { return false }
+        let expected = prefix.utf8Start
+        for index in 0..<length {
+            var byte = base[index]
+            if byte >= 0x41 && byte <= 0x5A { byte |= 0x20 }  // ASCII to lower case
+            if byte != expected[index] { return false }
+        }
+        return count == length || base[length] == UInt8(ascii: "+") || base[length] == UInt8(ascii: ";")
     }
 }

@@ -10,14 +10,19 @@ public struct RPCRouter: Sendable {
         _ environment: ServerRPCEnvironment
     ) async -> Void
 
-    private(set) var handlers: [String: StreamHandler] = [:]
-    private var descriptors: [String: MethodDescriptor] = [:]
+    /// A method's handler with its descriptor, looked up by path once per RPC.
+    struct Route: Sendable {
+        let descriptor: MethodDescriptor
+        let handler: StreamHandler
+    }
+
+    private(set) var handlers: [String: Route] = [:]
 
     /// Creates an empty router.
     public init() {}
 
     /// The methods that have handlers.
-    public var methods: [MethodDescriptor] { Array(descriptors.values) }
+    public var methods: [MethodDescriptor] { handlers.values.map(\.descriptor) }
 
     /// Whether `descriptor` has a handler.
     ///
@@ -32,7 +37,6 @@ public struct RPCRouter: Sendable {
     /// - Returns: Whether there was one.
     @discardableResult
     public mutating func removeHandler(forMethod descriptor: MethodDescriptor) -> Bool {
-        descriptors[descriptor.path] = nil
         return handlers.removeValue(forKey: descriptor.path) != nil
     }
 
@@ -51,8 +55,7 @@ public struct RPCRouter: Sendable {
         handler: @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
             -> StreamingServerResponse<Output>
     ) {
-        descriptors[descriptor.path] = descriptor
-        handlers[descriptor.path] = { stream, context, environment in
+        handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
             await ServerRPCExecutor.execute(
                 stream: stream,
                 context: context,
@@ -81,6 +84,23 @@ public struct RPCRouter: Sendable {
             request, context in
             let single = try await ServerRequest(collecting: request)
             return try await StreamingServerResponse(handler(single, context))
+        }
+        // Without interceptors (which need the streaming shapes), a shorter path: fewer allocations and
+        // generic instantiations per call.
+        let streaming = handlers[descriptor.path]!.handler
+        handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
+            if environment.interceptors.isEmpty {
+                await ServerRPCExecutor.executeUnary(
+                    stream: stream,
+                    context: context,
+                    environment: environment,
+                    deserializer: deserializer,
+                    serializer: serializer,
+                    handler: handler
+                )
+            } else {
+                await streaming(stream, context, environment)
+            }
         }
     }
 

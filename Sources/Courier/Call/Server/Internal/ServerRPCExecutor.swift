@@ -19,6 +19,54 @@ enum ServerRPCExecutor {
         serializer: some MessageSerializer<Output>,
         handler: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async {
+        await withScope(stream: stream, context: context) { call in
+            await run(call, context, environment, deserializer, serializer, handler)
+        }
+    }
+
+    /// A unary RPC without interceptors: the request read and the response written directly, without
+    /// the streaming shapes (request sequence, response producer) that interceptors need. Same wire
+    /// behaviour and errors as ``execute(stream:context:environment:deserializer:serializer:handler:)``.
+    static func executeUnary<Input: Sendable, Output: Sendable>(
+        stream: any ServerTransportStream,
+        context: ServerContext,
+        environment: ServerRPCEnvironment,
+        deserializer: some MessageDeserializer<Input>,
+        serializer: some MessageSerializer<Output>,
+        handler: @Sendable (ServerRequest<Input>, ServerContext) async throws -> ServerResponse<Output>
+    ) async {
+        await withScope(stream: stream, context: context) { call in
+            do {
+                guard let first = try await call.stream.nextMessage() else {
+                    throw RPCError(code: .internal, message: "Expected one request message, received none.")
+                }
+                try checkRequestSize(first, limit: environment.maxRequestMessageBytes)
+                let message = try deserializer.deserializeForRPC(first)
+                guard try await call.stream.nextMessage() == nil else {
+                    throw RPCError(code: .internal, message: "Expected one request message, received more.")
+                }
+                let response = try await handler(ServerRequest(metadata: call.stream.metadata, message: message), context)
+                let contents = try response.accepted.get()
+                try contents.metadata.validate()
+                if let compression = contents.compression { call.stream.setResponseCompression(compression) }
+                try await call.write(.metadata(contents.metadata))
+                let buffer = try serializeResponse(contents.message, serializer, .default, environment.maxResponseMessageBytes)
+                try await call.write(.message(buffer))
+                try contents.trailingMetadata.validate()
+                await call.finish(status: .ok, trailers: contents.trailingMetadata)
+            } catch {
+                await call.finish(error: error, logger: environment.logger, context: context)
+            }
+        }
+    }
+
+    /// What every RPC gets around its handler: the deadline's timer and task-local value, and the task
+    /// registered for cancellation.
+    private static func withScope(
+        stream: any ServerTransportStream,
+        context: ServerContext,
+        _ body: (ServerCall) async -> Void
+    ) async {
         let call = ServerCall(stream: stream)
         var timer: (any RPCTimer)?
         if let deadline = context.deadline {
@@ -32,13 +80,39 @@ enum ServerRPCExecutor {
         await stream.cancellation.withCurrentTaskRegistered {
             if let deadline = context.deadline {
                 await RPCTaskLocals.$deadline.withValue(deadline) {
-                    await run(call, context, environment, deserializer, serializer, handler)
+                    await body(call)
                 }
             } else {
-                await run(call, context, environment, deserializer, serializer, handler)
+                await body(call)
             }
         }
         timer?.cancel()
+    }
+
+    static func checkRequestSize(_ buffer: MessageBuffer, limit: Int?) throws(RPCError) {
+        if let limit, buffer.count > limit {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "Request message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+            )
+        }
+    }
+
+    static func serializeResponse<Serializer: MessageSerializer>(
+        _ message: Serializer.Message,
+        _ serializer: Serializer,
+        _ options: RPCWriteOptions,
+        _ limit: Int?
+    ) throws -> MessageBuffer {
+        var buffer = try serializer.serializeForRPC(message)
+        buffer.allowsCompression = options.compress
+        if let limit, buffer.count > limit {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+            )
+        }
+        return buffer
     }
 
     private static func run<Input: Sendable, Output: Sendable>(
@@ -176,12 +250,11 @@ where Deserializer.Message: Sendable {
                 done = true
                 return nil
             }
-            if let limit = base.limit, buffer.count > limit {
+            do {
+                try ServerRPCExecutor.checkRequestSize(buffer, limit: base.limit)
+            } catch {
                 done = true
-                throw RPCError(
-                    code: .resourceExhausted,
-                    message: "Request message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-                )
+                throw error
             }
             return try base.deserializer.deserializeForRPC(buffer)
         }
@@ -199,14 +272,7 @@ private struct ResponseWriter<Serializer: MessageSerializer>: RPCWriterProtocol 
     }
 
     func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
-        var buffer = try serializer.serializeForRPC(element)
-        buffer.allowsCompression = options.compress
-        if let limit, buffer.count > limit {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-            )
-        }
+        let buffer = try ServerRPCExecutor.serializeResponse(element, serializer, options, limit)
         try await call.write(.message(buffer))
     }
 }

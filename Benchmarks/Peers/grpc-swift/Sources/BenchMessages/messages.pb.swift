@@ -1,0 +1,1 @@
+../../../../../Examples/Interop/Sources/GRPCTestingProtos/Generated/messages.pb.swift
