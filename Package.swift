@@ -236,6 +236,18 @@ let targets: [Target] = [
         path: "Benchmarks/InMemoryBenchmark",
         swiftSettings: defaultSwiftSettings
     ),
+    // Micro-benchmarks with allocation counts (codec, framing, round trips); CAllocCounter interposes malloc
+    // for this executable only.
+    .target(name: "CAllocCounter", path: "Benchmarks/Micro/Sources/CAllocCounter"),
+    .executableTarget(
+        name: "micro-benchmark",
+        dependencies: [
+            "CAllocCounter", "Courier", "CourierHTTP2", "CourierInMemory", "CourierProtobuf", "GRPCTestingProtos",
+            "InteropTestService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Benchmarks/Micro/Sources/MicroBenchmark",
+        swiftSettings: defaultSwiftSettings
+    ),
 ]
 
 let package = Package(

@@ -1,17 +1,17 @@
-internal import Courier
+package import Courier
 
 /// Splits the bytes of a request or response body into gRPC messages: a 1-byte compressed flag, a 4-byte
 /// big-endian length, then the message. DATA frame boundaries have nothing to do with message boundaries.
 ///
 /// Limits are decided from the length prefix, before anything is allocated, and a prefix that lies
 /// (says 2 GiB, sends 10 bytes) never makes the deframer allocate more than it has received.
-struct GRPCMessageDeframer {
+package struct GRPCMessageDeframer {
     /// A deframed message.
-    struct Message: Equatable {
+    package struct Message: Equatable {
         /// Whether the compressed flag was set.
-        var compressed: Bool
+        package var compressed: Bool
         /// The message's bytes (still compressed when `compressed` is set).
-        var bytes: MessageBuffer
+        package var bytes: MessageBuffer
     }
 
     /// Why the body is invalid; each maps to the status gRPC prescribes.
@@ -59,7 +59,7 @@ struct GRPCMessageDeframer {
     /// Initial capacity reserved for a message body: the rest grows as bytes arrive.
     private static let maxUpfrontReservation = 64 * 1024
 
-    init(maxMessageBytes: Int?, compressionAllowed: Bool = false) {
+    package init(maxMessageBytes: Int?, compressionAllowed: Bool = false) {
         self.maxMessageBytes = maxMessageBytes
         self.compressionAllowed = compressionAllowed
     }
@@ -70,7 +70,7 @@ struct GRPCMessageDeframer {
     /// Consumes bytes, calling `emit` for each complete message.
     ///
     /// - Throws: ``Failure`` for an invalid body; `emit`'s errors.
-    mutating func process(_ bytes: UnsafeRawBufferPointer, emit: (Message) throws -> Void) throws {
+    package mutating func process(_ bytes: UnsafeRawBufferPointer, emit: (Message) throws -> Void) throws {
         var index = 0
         while index < bytes.count {
             if headerCount < 5 {
@@ -135,14 +135,14 @@ struct GRPCMessageDeframer {
 
 /// Frames outgoing messages: writes the 5-byte prefix into the message's headroom when it has room,
 /// so a serialized message is sent without a copy.
-enum GRPCMessageFramer {
+package enum GRPCMessageFramer {
     /// The framed bytes of `message`: prefix and body, contiguous.
     ///
     /// - Parameters:
     ///   - message: The serialized (and possibly compressed) message.
     ///   - compressed: Whether to set the compressed flag.
     /// - Returns: Storage and the range of the frame within it.
-    static func frame(_ message: MessageBuffer, compressed: Bool) -> (storage: [UInt8], range: Range<Int>) {
+    package static func frame(_ message: MessageBuffer, compressed: Bool) -> (storage: [UInt8], range: Range<Int>) {
         var message = message
         let length = message.count
         precondition(length <= Int(UInt32.max), "A gRPC message can't exceed 4 GiB.")

@@ -212,12 +212,21 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     }
 
     fileprivate func beginHeaders(streamID: Int32) {
-        guard !closing else { return }  // e.g. after a Rapid Reset GOAWAY: serve nothing more
-        streams[streamID] = HTTP2ServerStream(id: streamID, connection: self)
+        guard !closing else {  // e.g. after a Rapid Reset GOAWAY: serve nothing more
+            headerStream = nil
+            return
+        }
+        let stream = HTTP2ServerStream(id: streamID, connection: self)
+        streams[streamID] = stream
+        headerStream = stream
     }
 
+    /// The stream whose request head is arriving: its header callbacks skip the table lookup.
+    private var headerStream: HTTP2ServerStream?
+
     fileprivate func header(streamID: Int32, name: HeaderBytes, value: HeaderBytes) -> Bool {
-        streams[streamID]?.addHeader(name: name, value: value) ?? true
+        if let stream = headerStream, stream.id == streamID { return stream.addHeader(name: name, value: value) }
+        return streams[streamID]?.addHeader(name: name, value: value) ?? true
     }
 
     /// The last request path seen: most connections call a few methods over and over, so the path's
@@ -230,7 +239,9 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     }
 
     fileprivate func headersComplete(streamID: Int32, endStream: Bool) {
-        guard let stream = streams[streamID] else { return }
+        let known = headerStream?.id == streamID ? headerStream : streams[streamID]
+        headerStream = nil
+        guard let stream = known, !stream.isGone else { return }
         switch stream.validateRequest() {
         case .success:
             if endStream { stream.receivedEndOfStream() }

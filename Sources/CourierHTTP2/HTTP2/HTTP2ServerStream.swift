@@ -77,26 +77,35 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     func addHeader(name: HeaderBytes, value: HeaderBytes) -> Bool {
         headerListBytes += name.count + value.count + 32
         guard headerListBytes <= connection.configuration.maxHeaderListBytes else { return false }
-        if name.equals(":path") {
+        switch name.count {
+        case 5 where name.equals(":path"):
             path = connection.internedPath(value)
-        } else if name.equals(":method") {
+            return true
+        case 7 where name.equals(":method"):
             methodIsPOST = value.equals("POST")
-        } else if name.equals("content-type") {
+            return true
+        case 12 where name.equals("content-type"):
             hasGRPCContentType = value.isGRPCContentType
-        } else if name.equals(":scheme") || name.equals(":authority") || name.equals("te") || name.equals("user-agent") {
-            // Not used by the server.
-        } else if name.equals("grpc-timeout") {
+            return true
+        case 12 where name.equals("grpc-timeout"):
             timeoutValue = value.string
-        } else if name.equals("grpc-encoding") {
+            return true
+        case 13 where name.equals("grpc-encoding"):
             encoding = value.string
-        } else if name.equals("grpc-accept-encoding") {
+            return true
+        case 20 where name.equals("grpc-accept-encoding"):
             acceptEncoding = value.string
-        } else {
-            do {
-                try GRPCHeaders.addReceived(name: name.string, value: value.string, to: &metadata)
-            } catch {
-                headerError = error
-            }
+            return true
+        case 2 where name.equals("te"), 7 where name.equals(":scheme"), 10 where name.equals(":authority"),
+            10 where name.equals("user-agent"):
+            return true  // not used by the server
+        default:
+            break
+        }
+        do {
+            try GRPCHeaders.addReceived(name: name.string, value: value.string, to: &metadata)
+        } catch {
+            headerError = error
         }
         return true
     }
@@ -307,7 +316,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     // MARK: Outbound (loop)
 
-    private var isGone: Bool { streamClosed || connection.closed }
+    var isGone: Bool { streamClosed || connection.closed }
 
     /// Writes a part; returns false when the caller must wait for the buffer to drain.
     private func writeOnLoop(_ part: RPCResponsePart) throws -> Bool {

@@ -104,7 +104,10 @@ struct HeaderBytes {
     /// Whether the bytes are exactly `literal`.
     @inline(__always)
     func equals(_ literal: StaticString) -> Bool {
-        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(base!, literal.utf8Start, count) == 0)
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for index in 0..<count where base![index] != expected[index] { return false }
+        return true
     }
 
     /// Whether the bytes equal `string`'s UTF-8.
