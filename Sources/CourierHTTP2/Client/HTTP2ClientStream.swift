@@ -110,10 +110,10 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
                         continuation.resume(throwing: RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB."))
                         return
                     }
-                    let (storage, range) = GRPCMessageFramer.frame(
+                    let framed = GRPCMessageFramer.frame(
                         buffer, compression: buffer.allowsCompression ? self.requestCompression : nil
                     )
-                    self.outbound.append(storage, range: range)
+                    self.outbound.append(framed)
                     self.resumeData()
                     if self.outbound.byteCount <= self.manager.configuration.maxBufferedBytesPerStream {
                         continuation.resume()

@@ -95,7 +95,7 @@ extension MessageBuffer {
 
 extension GRPCMessageFramer {
     /// Frames a message, compressing it first when the stream has an encoding.
-    static func frame(_ message: MessageBuffer, compression: CompressionAlgorithm?) -> (storage: [UInt8], range: Range<Int>) {
+    static func frame(_ message: MessageBuffer, compression: CompressionAlgorithm?) -> FramedMessage {
         if let compression {
             return frame(Zlib.compress(message, algorithm: compression), compressed: true)
         }

@@ -133,47 +133,40 @@ package struct GRPCMessageDeframer {
     }
 }
 
-/// Frames outgoing messages: writes the 5-byte prefix into the message's headroom when it has room,
-/// so a serialized message is sent without a copy.
+/// A gRPC message ready to send: its 5-byte prefix, kept apart, and the serialized bytes, untouched
+/// (no copy, and no copy-on-write of a buffer someone else still holds).
+package struct FramedMessage {
+    package var prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)
+    package var storage: [UInt8]
+    package var body: Range<Int>
+
+    /// Prefix and body.
+    package var count: Int { 5 + body.count }
+
+    /// The frame as one array (tests and tools).
+    package var bytes: [UInt8] {
+        [prefix.0, prefix.1, prefix.2, prefix.3, prefix.4] + storage[body]
+    }
+}
+
+/// Frames outgoing messages: a flag byte and the big-endian length, in front of the message.
 package enum GRPCMessageFramer {
-    /// The framed bytes of `message`: prefix and body, contiguous.
+    /// The frame of `message`.
     ///
     /// - Parameters:
     ///   - message: The serialized (and possibly compressed) message.
     ///   - compressed: Whether to set the compressed flag.
-    /// - Returns: Storage and the range of the frame within it.
-    package static func frame(_ message: MessageBuffer, compressed: Bool) -> (storage: [UInt8], range: Range<Int>) {
-        var message = message
+    package static func frame(_ message: MessageBuffer, compressed: Bool) -> FramedMessage {
         let length = message.count
         precondition(length <= Int(UInt32.max), "A gRPC message can't exceed 4 GiB.")
-        if message.headroom >= 5 {
-            let range = message.withUnsafeMutableStorage { storage, offset -> Range<Int> in
-                let start = offset - 5
-                writePrefix(into: storage, at: start, length: length, compressed: compressed)
-                return start..<(offset + length)
-            }
-            return (message.storageArray, range)
-        }
-        var storage = [UInt8](repeating: 0, count: 5 + length)
-        storage.withUnsafeMutableBytes { raw in
-            writePrefix(into: raw, at: 0, length: length, compressed: compressed)
-            message.withUnsafeBytes { body in
-                UnsafeMutableRawBufferPointer(rebasing: raw[5...]).copyMemory(from: body)
-            }
-        }
-        return (storage, 0..<(5 + length))
-    }
-
-    private static func writePrefix(
-        into storage: UnsafeMutableRawBufferPointer,
-        at start: Int,
-        length: Int,
-        compressed: Bool
-    ) {
-        storage[start] = compressed ? 1 : 0
-        storage[start + 1] = UInt8(truncatingIfNeeded: length >> 24)
-        storage[start + 2] = UInt8(truncatingIfNeeded: length >> 16)
-        storage[start + 3] = UInt8(truncatingIfNeeded: length >> 8)
-        storage[start + 4] = UInt8(truncatingIfNeeded: length)
+        let prefix = (
+            UInt8(compressed ? 1 : 0),
+            UInt8(truncatingIfNeeded: length >> 24),
+            UInt8(truncatingIfNeeded: length >> 16),
+            UInt8(truncatingIfNeeded: length >> 8),
+            UInt8(truncatingIfNeeded: length)
+        )
+        let start = message.headroom
+        return FramedMessage(prefix: prefix, storage: message.storageArray, body: start..<(start + length))
     }
 }

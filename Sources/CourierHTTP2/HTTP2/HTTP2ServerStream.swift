@@ -332,10 +332,10 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
                 throw RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB.")
             }
             if !responded { submitResponseHeaders([:]) }
-            let (storage, range) = GRPCMessageFramer.frame(
+            let framed = GRPCMessageFramer.frame(
                 buffer, compression: buffer.allowsCompression ? responseCompression : nil
             )
-            outbound.append(storage, range: range)
+            outbound.append(framed)
             resumeData()
             return outbound.byteCount <= connection.configuration.maxBufferedBytesPerStream
         case .status(let status, let trailers):

@@ -6,10 +6,9 @@ internal import CNGHTTP2
 /// A client stream can ask it to keep what was sent (up to a limit) so that a stream the server refused
 /// without processing can be sent again on another connection (gRPC's transparent retry).
 struct OutboundQueue {
-    private var chunks: [[UInt8]] = []
-    private var ranges: [Range<Int>] = []
+    private var chunks: [FramedMessage] = []
     private var head = 0
-    /// Bytes of `chunks[head]` already handed out.
+    /// Bytes of `chunks[head]` (prefix included) already handed out.
     private var headOffset = 0
     /// Bytes queued and not yet handed to nghttp2.
     private(set) var byteCount = 0
@@ -34,7 +33,6 @@ struct OutboundQueue {
         retaining = false
         if head > 0 {
             chunks.removeFirst(head)
-            ranges.removeFirst(head)
             head = 0
         }
         totalBytes = byteCount + headOffset
@@ -48,18 +46,16 @@ struct OutboundQueue {
         byteCount = totalBytes
     }
 
-    /// Queues a framed message: `storage[range]`.
-    mutating func append(_ storage: [UInt8], range: Range<Int>) {
-        chunks.append(storage)
-        ranges.append(range)
-        byteCount += range.count
-        totalBytes += range.count
+    /// Queues a framed message.
+    mutating func append(_ message: FramedMessage) {
+        chunks.append(message)
+        byteCount += message.count
+        totalBytes += message.count
         if retaining, totalBytes > retainedLimit { stopRetaining() }
     }
 
     mutating func removeAll() {
         chunks.removeAll()
-        ranges.removeAll()
         head = 0
         headOffset = 0
         byteCount = 0
@@ -70,24 +66,34 @@ struct OutboundQueue {
     mutating func read(into buffer: UnsafeMutablePointer<UInt8>, length: Int) -> Int {
         var copied = 0
         while copied < length, head < chunks.count {
-            let range = ranges[head]
-            let start = range.lowerBound + headOffset
-            let take = min(range.upperBound - start, length - copied)
-            chunks[head].withUnsafeBytes { raw in
-                (buffer + copied).update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: take)
+            let total = chunks[head].count
+            // The prefix first, byte by byte (at most 5), then the body in one copy.
+            while headOffset < 5, copied < length {
+                buffer[copied] = withUnsafeBytes(of: chunks[head].prefix) { $0[headOffset] }
+                copied += 1
+                headOffset += 1
+                byteCount -= 1
             }
-            copied += take
-            byteCount -= take
-            if start + take == range.upperBound {
+            if headOffset >= 5, copied < length {
+                let body = chunks[head].body
+                let start = body.lowerBound + headOffset - 5
+                let take = min(body.upperBound - start, length - copied)
+                if take > 0 {
+                    chunks[head].storage.withUnsafeBufferPointer { source in
+                        (buffer + copied).update(from: source.baseAddress! + start, count: take)
+                    }
+                }
+                copied += take
+                byteCount -= take
+                headOffset += take
+            }
+            if headOffset == total {
                 head += 1
                 headOffset = 0
-            } else {
-                headOffset += take
             }
         }
         if head == chunks.count, !retaining {
             chunks.removeAll(keepingCapacity: true)
-            ranges.removeAll(keepingCapacity: true)
             head = 0
             totalBytes = 0
         }

@@ -5,19 +5,26 @@ import Testing
 @Suite("gRPC message framing")
 struct GRPCFramingTests {
     func frame(_ bytes: [UInt8], compressed: Bool = false) -> [UInt8] {
-        let (storage, range) = GRPCMessageFramer.frame(MessageBuffer(bytes), compressed: compressed)
-        return Array(storage[range])
+        GRPCMessageFramer.frame(MessageBuffer(bytes), compressed: compressed).bytes
     }
 
-    @Test("The prefix is written into the headroom: flag, then big-endian length")
+    @Test("The prefix: flag, then big-endian length; the message's storage is shared, not copied")
     func framing() {
         #expect(frame([1, 2, 3]) == [0, 0, 0, 0, 3, 1, 2, 3])
         #expect(frame([], compressed: true) == [1, 0, 0, 0, 0])
         let big = [UInt8](repeating: 7, count: 70_000)
         #expect(Array(frame(big).prefix(5)) == [0, 0, 1, 0x11, 0x70])
-        // Without headroom the message is copied behind a new prefix.
-        let (storage, range) = GRPCMessageFramer.frame(MessageBuffer(storage: [9, 9], messageOffset: 0), compressed: false)
-        #expect(Array(storage[range]) == [0, 0, 0, 0, 2, 9, 9])
+        // Without headroom too.
+        let framed = GRPCMessageFramer.frame(MessageBuffer(storage: [9, 9], messageOffset: 0), compressed: false)
+        #expect(framed.bytes == [0, 0, 0, 0, 2, 9, 9])
+        // The message's bytes are not copied: the frame holds the same storage.
+        let message = MessageBuffer([1, 2, 3])
+        let shared = GRPCMessageFramer.frame(message, compressed: false)
+        message.storageArray.withUnsafeBufferPointer { original in
+            shared.storage.withUnsafeBufferPointer { framedStorage in
+                #expect(original.baseAddress == framedStorage.baseAddress)
+            }
+        }
     }
 
     @Test("Messages split across DATA frames at every possible point come out whole")
