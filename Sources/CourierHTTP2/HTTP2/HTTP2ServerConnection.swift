@@ -52,6 +52,7 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     }
 
     deinit {
+        lastPathBytes.deallocate()
         if let session { nghttp2_session_del(session) }
     }
 
@@ -232,9 +233,16 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     /// The last request path seen: most connections call a few methods over and over, so the path's
     /// String is made once and shared instead of allocated per request.
     private var lastPath = ""
+    private var lastPathBytes = UnsafeMutableBufferPointer<UInt8>(start: nil, count: 0)
 
     func internedPath(_ bytes: HeaderBytes) -> String {
-        if !bytes.equals(lastPath) { lastPath = bytes.string }
+        if bytes.count == lastPathBytes.count, bytes.count > 0, memcmp(bytes.base!, lastPathBytes.baseAddress!, bytes.count) == 0 {
+            return lastPath
+        }
+        lastPathBytes.deallocate()
+        lastPathBytes = .allocate(capacity: bytes.count)
+        if bytes.count > 0 { lastPathBytes.baseAddress!.update(from: bytes.base!, count: bytes.count) }
+        lastPath = bytes.string
         return lastPath
     }
 
@@ -325,9 +333,11 @@ extension Sockets {
 
 // MARK: nghttp2 callbacks: free functions, the connection travels as user_data.
 
+/// Runs `body` with the connection behind `user_data`, without retaining it: nghttp2 only calls back
+/// from inside `mem_recv`/`mem_send`, which the connection itself is running (so it is alive).
 @inline(__always)
-private func connection(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerConnection {
-    Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
+private func withConnection<R>(_ userData: UnsafeMutableRawPointer?, _ body: (HTTP2ServerConnection) -> R) -> R {
+    Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 private func onBeginFrame(
@@ -338,7 +348,7 @@ private func onBeginFrame(
     guard let header else { return 0 }
     // On a violation the connection has queued GOAWAY(PROTOCOL_ERROR) and stops reading; nghttp2 goes on
     // (returning a failure here would drop the GOAWAY).
-    connection(userData).beginFrame(type: header.pointee.type, streamID: header.pointee.stream_id)
+    withConnection(userData) { $0.beginFrame(type: header.pointee.type, streamID: header.pointee.stream_id) }
     return 0
 }
 
@@ -350,7 +360,7 @@ private func onBeginHeaders(
     guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
         frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
     else { return 0 }
-    connection(userData).beginHeaders(streamID: frame.pointee.hd.stream_id)
+    withConnection(userData) { $0.beginHeaders(streamID: frame.pointee.hd.stream_id) }
     return 0
 }
 
@@ -365,11 +375,13 @@ private func onHeader(
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-    let accepted = connection(userData).header(
-        streamID: frame.pointee.hd.stream_id,
-        name: HeaderBytes(base: name, count: nameLength),
-        value: HeaderBytes(base: value, count: valueLength)
-    )
+    let accepted = withConnection(userData) {
+        $0.header(
+            streamID: frame.pointee.hd.stream_id,
+            name: HeaderBytes(base: name, count: nameLength),
+            value: HeaderBytes(base: value, count: valueLength)
+        )
+    }
     return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
 }
 
@@ -384,17 +396,17 @@ private func onFrameReceive(
     switch Int(header.type) {
     case Int(NGHTTP2_HEADERS.rawValue):
         if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-            connection(userData).headersComplete(streamID: header.stream_id, endStream: endStream)
+            withConnection(userData) { $0.headersComplete(streamID: header.stream_id, endStream: endStream) }
         } else if endStream {
             // Trailers from the client end its stream.
-            connection(userData).endOfStream(streamID: header.stream_id)
+            withConnection(userData) { $0.endOfStream(streamID: header.stream_id) }
         }
     case Int(NGHTTP2_DATA.rawValue):
-        if endStream { connection(userData).endOfStream(streamID: header.stream_id) }
+        if endStream { withConnection(userData) { $0.endOfStream(streamID: header.stream_id) } }
     case Int(NGHTTP2_SETTINGS.rawValue):
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { connection(userData).receivedSettings() }
+        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { withConnection(userData) { $0.receivedSettings() } }
     case Int(NGHTTP2_RST_STREAM.rawValue):
-        connection(userData).receivedReset()
+        withConnection(userData) { $0.receivedReset() }
     default:
         break
     }
@@ -409,7 +421,7 @@ private func onDataChunk(
     _ length: Int,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    connection(userData).dataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    withConnection(userData) { $0.dataChunk(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)) }
     return 0
 }
 
@@ -421,7 +433,7 @@ private func onFrameSend(
     guard let frame else { return 0 }
     let header = frame.pointee.hd
     if header.type == UInt8(NGHTTP2_HEADERS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
-        connection(userData).responseEnded(streamID: header.stream_id)
+        withConnection(userData) { $0.responseEnded(streamID: header.stream_id) }
     }
     return 0
 }
@@ -432,6 +444,6 @@ private func onStreamClose(
     _ errorCode: UInt32,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    connection(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+    withConnection(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
     return 0
 }

@@ -467,9 +467,11 @@ private func readResponseData(
     _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
-    let connection = Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!).takeUnretainedValue()
-    guard let stream = connection.stream(id: streamID), let buffer, let flags else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    // Not retained: nghttp2 calls this from inside the connection's own mem_send.
+    Unmanaged<HTTP2ServerConnection>.fromOpaque(userData!)._withUnsafeGuaranteedRef { connection in
+        guard let stream = connection.stream(id: streamID), let buffer, let flags else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        return stream.readData(into: buffer, length: length, flags: flags)
     }
-    return stream.readData(into: buffer, length: length, flags: flags)
 }

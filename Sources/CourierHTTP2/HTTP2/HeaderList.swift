@@ -110,14 +110,6 @@ struct HeaderBytes {
         return true
     }
 
-    /// Whether the bytes equal `string`'s UTF-8.
-    func equals(_ string: String) -> Bool {
-        var string = string
-        return string.withUTF8 { utf8 in
-            utf8.count == count && (count == 0 || memcmp(base!, utf8.baseAddress!, count) == 0)
-        }
-    }
-
     var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
 
     /// `application/grpc`, optionally followed by `+format` or `;params`, in any case.
