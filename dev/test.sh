@@ -27,6 +27,11 @@ if ! python3 -c "import grpc" >/dev/null 2>&1; then
     echo "== Installing grpcio"
     python3 -m pip install -q grpcio grpcio-tools
 fi
+# h2 (with hpack) drives the misbehaving-server and raw-attack peers of the transport tests.
+if ! python3 -c "import h2" >/dev/null 2>&1; then
+    echo "== Installing h2"
+    python3 -m pip install -q h2
+fi
 
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
 

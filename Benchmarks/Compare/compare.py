@@ -1,5 +1,6 @@
 """The unary scenarios with h2load as a neutral load generator; see compare.sh."""
 import argparse
+import json
 import os
 import re
 import shlex
@@ -131,6 +132,16 @@ def main():
                     finally:
                         server.kill()
                         server.wait()
+    if args.json:
+        rows = []
+        for (scenario, name), runs in results.items():
+            rates = [r[0] for r in runs]
+            rows.append({"scenario": scenario, "server": name, "rates": rates, "median": statistics.median(rates),
+                         "megabytes": statistics.median(rates) * 2 * dict((s, z) for s, z, *_ in SCENARIOS)[scenario] / 1e6,
+                         "per_cpu": statistics.median(r[1] for r in runs), "p50": statistics.median(r[2] for r in runs),
+                         "p99": statistics.median(r[3] for r in runs), "rss_kib": max(r[4] for r in runs)})
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
     print(f"\n| scenario | server | req/s (median, spread) | payload MB/s | req per server CPU-s | p50 µs | p99 µs | server RSS |")
     print("|---|---|---|---|---|---|---|---|")
     sizes = {scenario: size for scenario, size, *_ in SCENARIOS}

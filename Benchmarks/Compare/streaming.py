@@ -29,6 +29,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--json", help="also write the results here (for chart.py)")
     parser.add_argument("client")
     parser.add_argument("servers", nargs="+")
     args = parser.parse_args()
@@ -52,19 +53,30 @@ def main():
                                     sys.exit(f"{name} did not start")
                                 time.sleep(0.05)
                         out = os.path.join(scratch, "result.json")
+                        client = subprocess.Popen(["taskset", "-c", "1", args.client, "--target", f"127.0.0.1:{port}", *flags,
+                                                   "--warmup", "1", "--duration", str(args.duration), "--json", out],
+                                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                        time.sleep(1)  # the warm-up: server CPU is counted over the measured window only
                         cpu_before = cpu_seconds(server.pid)
-                        subprocess.run(["taskset", "-c", "1", args.client, "--target", f"127.0.0.1:{port}", *flags,
-                                        "--warmup", "1", "--duration", str(args.duration), "--json", out],
-                                       check=True, capture_output=True, timeout=120)
+                        _, errors = client.communicate(timeout=120)
+                        if client.returncode != 0:
+                            sys.exit(f"bench-client failed against {name}: {errors.decode(errors='replace')[-2000:]}")
                         cpu = cpu_seconds(server.pid) - cpu_before
                         result = json.load(open(out))
-                        per_cpu = result["count"] / cpu if cpu else 0  # (CPU includes the warm-up: a lower bound)
+                        per_cpu = result["count"] / cpu if cpu else 0
                         results.setdefault((scenario, name), []).append(
                             (result["rate"], per_cpu, result["latencyMicroseconds"]["p50"], result["latencyMicroseconds"]["p99"]))
                         print(f"{scenario:<30} {name:<10} {result['rate']:>10.0f} /s  {per_cpu:>10.0f} per CPU-s", file=sys.stderr, flush=True)
                     finally:
                         server.kill()
                         server.wait()
+    if args.json:
+        rows = [{"scenario": scenario, "server": name, "rates": [r[0] for r in runs],
+                 "median": statistics.median(r[0] for r in runs), "per_cpu": statistics.median(r[1] for r in runs),
+                 "p50": statistics.median(r[2] for r in runs), "p99": statistics.median(r[3] for r in runs)}
+                for (scenario, name), runs in results.items()]
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
     print("\n| scenario | server | messages/s (median, spread) | per server CPU-s | p50 µs | p99 µs |")
     print("|---|---|---|---|---|---|")
     for (scenario, name), runs in results.items():

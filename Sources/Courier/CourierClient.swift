@@ -107,6 +107,17 @@ public final class CourierClient: Sendable {
         onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
         try checkAcceptingRPCs()
+        if interceptors.isEmpty {
+            return try await ClientRPCExecutor.executeUnary(
+                request: request,
+                descriptor: descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                transport: transport,
+                handler: handler
+            )
+        }
         return try await ClientRPCExecutor.execute(
             request: StreamingClientRequest(request),
             descriptor: descriptor,

@@ -89,39 +89,55 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     // MARK: ClientTransportStream
 
     func write(_ part: RPCRequestPart) async throws {
+        // Fast path, on the loop (where calls normally run): done at once unless the stream has to open
+        // first or the buffer is full.
+        if loop.inEventLoop, writer == nil, startWaiter == nil {
+            if try writeOnLoop(part) { return }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                // Still on the loop: nothing has changed since writeOnLoop returned.
+                self.wait(continuation)
+            }
+            return
+        }
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             onLoop {
-                if let failure = self.failure ?? (self.ended ? RPCError(code: .cancelled, message: "The stream has ended.") : nil) {
-                    continuation.resume(throwing: failure)
-                    return
-                }
-                switch part {
-                case .metadata(let metadata):
-                    guard !self.started else {
-                        continuation.resume(throwing: RPCError(code: .internal, message: "Request metadata sent twice."))
-                        return
-                    }
-                    self.started = true
-                    self.startWaiter = continuation
-                    self.requestMetadata = metadata
-                    self.manager.open(self, metadata: metadata)
-                case .message(let buffer):
-                    guard buffer.count <= Int(UInt32.max) else {
-                        continuation.resume(throwing: RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB."))
-                        return
-                    }
-                    let framed = GRPCMessageFramer.frame(
-                        buffer, compression: buffer.allowsCompression ? self.requestCompression : nil
-                    )
-                    self.outbound.append(framed)
-                    self.resumeData()
-                    if self.outbound.byteCount <= self.manager.configuration.maxBufferedBytesPerStream {
-                        continuation.resume()
-                    } else {
-                        self.writer = continuation
-                    }
+                do {
+                    if try self.writeOnLoop(part) { continuation.resume() } else { self.wait(continuation) }
+                } catch {
+                    continuation.resume(throwing: error)
                 }
             }
+        }
+    }
+
+    /// Parks a writer whose part ``writeOnLoop(_:)`` could not complete: until the stream opens, or until
+    /// the buffer drains.
+    private func wait(_ continuation: UnsafeContinuation<Void, any Error>) {
+        if started && id <= 0 { startWaiter = continuation } else { writer = continuation }
+    }
+
+    /// Writes a part; true when done, false when the caller must wait (see ``wait(_:)``).
+    private func writeOnLoop(_ part: RPCRequestPart) throws(RPCError) -> Bool {
+        if let failure = failure ?? (ended ? RPCError(code: .cancelled, message: "The stream has ended.") : nil) {
+            throw failure
+        }
+        switch part {
+        case .metadata(let metadata):
+            guard !started else { throw RPCError(code: .internal, message: "Request metadata sent twice.") }
+            started = true
+            requestMetadata = metadata
+            manager.open(self, metadata: metadata)
+            // Opened at once on a ready connection; failed at once when it can't be; else queued.
+            if let failure { throw failure }
+            return id > 0
+        case .message(let buffer):
+            guard buffer.count <= Int(UInt32.max) else {
+                throw RPCError(code: .resourceExhausted, message: "A gRPC message can't exceed 4 GiB.")
+            }
+            let framed = GRPCMessageFramer.frame(buffer, compression: buffer.allowsCompression ? requestCompression : nil)
+            outbound.append(framed)
+            resumeData()
+            return outbound.byteCount <= manager.configuration.maxBufferedBytesPerStream
         }
     }
 

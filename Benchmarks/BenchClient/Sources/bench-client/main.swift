@@ -134,13 +134,16 @@ let workers = Task {
     try await withThrowingTaskGroup(of: Void.self) { group in
         for transport in transports {
             group.addTask {
-                try await withCourierClient(transport: transport) { courier in
-                    let client = Grpc_Testing_BenchmarkService.Client(wrapping: courier)
-                    await withTaskGroup(of: Void.self) { streams in
-                        for _ in 0..<options.streams {
-                            streams.addTask {
-                                do { try await work(client, options, recorder) } catch {
-                                    if !Task.isCancelled { print("worker failed: \(error)") }
+                // The callers run on the transport's loop thread, as the calls do: no hops per call.
+                try await transport.withExecutorPreference {
+                    try await withCourierClient(transport: transport) { courier in
+                        let client = Grpc_Testing_BenchmarkService.Client(wrapping: courier)
+                        await withTaskGroup(of: Void.self) { streams in
+                            for _ in 0..<options.streams {
+                                streams.addTask {
+                                    do { try await work(client, options, recorder) } catch {
+                                        if !Task.isCancelled { print("worker failed: \(error)") }
+                                    }
                                 }
                             }
                         }
@@ -152,8 +155,16 @@ let workers = Task {
     }
 }
 
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
 try await Task.sleep(for: .seconds(options.warmup))
 recorder.start()
+let cpuAtStart = cpuSeconds()
 let started = ContinuousClock.now
 var previous = 0
 for second in 1...max(1, Int(options.duration.rounded())) {
@@ -165,6 +176,7 @@ for second in 1...max(1, Int(options.duration.rounded())) {
 }
 let elapsed = ContinuousClock.now - started
 let (count, histogram) = recorder.stop()
+let clientCPU = cpuSeconds() - cpuAtStart
 workers.cancel()
 _ = await workers.result
 
@@ -175,12 +187,13 @@ let megabytes = rate * bytesPerItem / 1e6
 let percentiles = [50.0, 90.0, 99.0, 99.9].map { histogram.valueAtPercentile($0) }
 print("\n\(options.scenario) connections=\(options.connections) streams=\(options.streams) size=\(options.size): "
     + "\(Int(rate)) /s, \(String(format: "%.1f", megabytes)) MB/s, p50 \(percentiles[0]) µs, p90 \(percentiles[1]) µs, "
-    + "p99 \(percentiles[2]) µs, p99.9 \(percentiles[3]) µs")
+    + "p99 \(percentiles[2]) µs, p99.9 \(percentiles[3]) µs, \(Int(Double(count) / max(clientCPU, 1e-9))) per client CPU-s")
 if let path = options.json {
     let result: [String: Any] = [
         "scenario": options.scenario, "target": options.target, "connections": options.connections,
         "streams": options.streams, "size": options.size, "seconds": seconds, "count": count, "rate": rate,
-        "megabytesPerSecond": megabytes,
+        "megabytesPerSecond": megabytes, "clientCPUSeconds": clientCPU,
+        "perClientCPUSecond": Double(count) / max(clientCPU, 1e-9),
         "latencyMicroseconds": ["p50": percentiles[0], "p90": percentiles[1], "p99": percentiles[2], "p999": percentiles[3]],
     ]
     try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))

@@ -10,18 +10,12 @@ enum ClientRPCExecutor {
         case concurrent
     }
 
-    static func execute<Input: Sendable, Output: Sendable, Result: Sendable>(
-        request: StreamingClientRequest<Input>,
-        descriptor: MethodDescriptor,
-        serializer: some MessageSerializer<Input>,
-        deserializer: some MessageDeserializer<Output>,
-        options: CallOptions,
-        producerMode: ProducerMode,
-        transport: any ClientTransport,
-        interceptors: [any ClientInterceptor],
-        handler: (StreamingClientResponse<Output>) async throws -> Result
-    ) async throws -> Result {
-        let clock = transport.clock
+    /// The deadline of a call (its own timeout, or an inherited deadline if sooner) and the options to
+    /// open its stream with.
+    private static func deadline(
+        for options: CallOptions,
+        clock: any RPCClock
+    ) throws(RPCError) -> (ContinuousClock.Instant?, CallOptions) {
         var deadline = options.timeout.map { clock.now.advanced(by: $0) }
         if let inherited = RPCTaskLocals.deadline {
             deadline = min(deadline ?? inherited, inherited)
@@ -34,6 +28,148 @@ enum ClientRPCExecutor {
             }
             streamOptions.timeout = remaining
         }
+        return (deadline, streamOptions)
+    }
+
+    /// A unary call without interceptors: the request written and the response read directly, without
+    /// the streaming shapes (request producer, response sequence) that interceptors need. Same wire
+    /// behaviour and errors as ``execute(request:descriptor:serializer:deserializer:options:producerMode:transport:interceptors:handler:)``
+    /// followed by collecting the one response.
+    static func executeUnary<Input: Sendable, Output: Sendable, Result: Sendable>(
+        request: ClientRequest<Input>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Input>,
+        deserializer: some MessageDeserializer<Output>,
+        options: CallOptions,
+        transport: any ClientTransport,
+        handler: (ClientResponse<Output>) async throws -> Result
+    ) async throws -> Result {
+        let clock = transport.clock
+        let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
+        return try await transport.withStream(descriptor: descriptor, options: streamOptions) { stream in
+            let call = ClientCall(stream: stream)
+            let timer = deadline.map { deadline in
+                clock.scheduleTimer(at: deadline) {
+                    call.cancel(with: RPCError(code: .deadlineExceeded, message: "Deadline exceeded."))
+                }
+            }
+            defer { timer?.cancel() }
+            return try await withTaskCancellationHandler {
+                let response = try await unaryResponse(call, request, serializer, deserializer, options)
+                defer { call.cancelIfActive() }
+                return try await handler(response)
+            } onCancel: {
+                call.cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+            }
+        }
+    }
+
+    private static func unaryResponse<Input: Sendable, Output: Sendable>(
+        _ call: ClientCall,
+        _ request: ClientRequest<Input>,
+        _ serializer: some MessageSerializer<Input>,
+        _ deserializer: some MessageDeserializer<Output>,
+        _ options: CallOptions
+    ) async throws -> ClientResponse<Output> {
+        try request.metadata.validate()
+        if let local = call.localError { throw local }
+        var started = true
+        do {
+            try await call.stream.write(.metadata(request.metadata))
+        } catch {
+            started = false  // the reason comes from the response side
+        }
+        if started {
+            do {
+                try await RequestWriter(call: call, serializer: serializer, limit: options.maxRequestMessageBytes)
+                    .write(request.message, options: .default)
+                do { try await call.stream.finish() } catch {}  // the stream is gone; the response says why
+            } catch is RequestStreamClosed {
+            } catch let error as RPCError {
+                call.cancel(with: error)
+                throw call.localError ?? error
+            } catch {
+                if let local = call.localError { throw local }
+                let wrapped = RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
+                call.cancel(with: wrapped)
+                throw wrapped
+            }
+        }
+
+        let metadata: Metadata
+        switch try await call.next() {
+        case .metadata(let received):
+            metadata = received
+        case .status(let status, let trailers):
+            call.markFinished()
+            let error = RPCError(status: status, metadata: trailers)
+                ?? RPCError(code: .internal, message: "Expected one response message, received none.")
+            return ClientResponse(accepted: .failure(error))
+        case .message:
+            let error = RPCError(code: .internal, message: "Received a response message before response metadata.")
+            call.cancel(with: error)
+            throw error
+        case nil:
+            let error = RPCError(code: .internal, message: "The response ended without a status.")
+            call.cancel(with: error)
+            throw error
+        }
+
+        var message: Output?
+        do {
+            while true {
+                switch try await call.next() {
+                case .message(let buffer):
+                    if let limit = options.maxResponseMessageBytes, buffer.count > limit {
+                        throw RPCError(
+                            code: .resourceExhausted,
+                            message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+                        )
+                    }
+                    let decoded = try deserializer.deserializeForRPC(buffer)
+                    guard message == nil else {
+                        throw RPCError(code: .internal, message: "Expected one response message, received more.")
+                    }
+                    message = decoded
+                case .status(let status, let trailers):
+                    call.markFinished()
+                    if let error = RPCError(status: status, metadata: trailers) { throw error }
+                    guard let message else {
+                        throw RPCError(code: .internal, message: "Expected one response message, received none.")
+                    }
+                    return ClientResponse(
+                        accepted: .success(.init(metadata: metadata, message: message, trailingMetadata: trailers))
+                    )
+                case .metadata:
+                    throw RPCError(code: .internal, message: "Received response metadata twice.")
+                case nil:
+                    throw RPCError(code: .internal, message: "The response ended without a status.")
+                }
+            }
+        } catch let error as RPCError {
+            // Local failures (limit, codec, protocol) cancel the RPC; a received status doesn't.
+            call.cancel(with: error)
+            return ClientResponse(accepted: .failure(call.localError ?? error))
+        } catch {
+            let wrapped = RPCError(code: .unknown, message: "Reading the response failed.", cause: error)
+            call.cancel(with: wrapped)
+            return ClientResponse(accepted: .failure(call.localError ?? wrapped))
+        }
+    }
+
+    static func execute<Input: Sendable, Output: Sendable, Result: Sendable>(
+        request: StreamingClientRequest<Input>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Input>,
+        deserializer: some MessageDeserializer<Output>,
+        options: CallOptions,
+        producerMode: ProducerMode,
+        transport: any ClientTransport,
+        interceptors: [any ClientInterceptor],
+        handler: (StreamingClientResponse<Output>) async throws -> Result
+    ) async throws -> Result {
+        let clock = transport.clock
+        let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
         let context = ClientContext(descriptor: descriptor, deadline: deadline)
 
         return try await transport.withStream(descriptor: descriptor, options: streamOptions) { stream in
