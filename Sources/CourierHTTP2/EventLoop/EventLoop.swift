@@ -50,7 +50,8 @@ final class EventLoop: @unchecked Sendable {
     private let eventBuffer: UnsafeMutablePointer<UInt64>
     private var eventReadArmed = false
     private var timers = TimerHeap()
-    private var flushHooks: [() -> Void] = []
+    private var flushQueue: [ConnectionIO] = []
+    private var flushing: [ConnectionIO] = []
     private var thread: pthread_t?
     private let threadID = Atomic<UInt64>(0)
     private let finished = Mutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
@@ -226,12 +227,24 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: I/O, on the loop thread
 
-    /// Registers a hook that runs once per loop turn, before the loop enters the kernel: where
-    /// connections turn what they produced in the turn into one send.
-    func addFlushHook(_ hook: @escaping () -> Void) -> Int {
-        preconditionInEventLoop()
-        flushHooks.append(hook)
-        return flushHooks.count - 1
+    /// Asks for `connection.flush()` once the current round of jobs has run: what the round produced
+    /// goes out in one send per connection. In a long round (many streams woken at once) the loop
+    /// flushes early, every ``earlyFlushJobs`` jobs once ``earlyFlushAfter`` has passed, so that the
+    /// peer can start on the first answers while the rest are computed.
+    func requestFlush(_ connection: ConnectionIO) {
+        flushQueue.append(connection)
+    }
+
+    /// Jobs between checks for an early flush.
+    static let earlyFlushJobs = 16
+    /// How long a round may hold output back.
+    static let earlyFlushAfter = Duration.microseconds(50)
+
+    private func runFlushes() {
+        guard !flushQueue.isEmpty else { return }
+        swap(&flushQueue, &flushing)
+        for connection in flushing { connection.flush() }
+        flushing.removeAll(keepingCapacity: true)
     }
 
     /// Receives into `buffer`; `handler` gets the byte count (0 at end of stream) or a negative errno.
@@ -301,7 +314,7 @@ final class EventLoop: @unchecked Sendable {
             runWork()
             let now = ContinuousClock.now
             runDueTimers(now: now)
-            for hook in flushHooks { hook() }
+            runWork()  // what the timers started, and the flushes
 
             let (stopping, hasRemoteWork) = incoming.withLock { ($0.stopping, !$0.work.isEmpty) }
             if stopping && local.isEmpty && !hasRemoteWork { break }
@@ -337,6 +350,8 @@ final class EventLoop: @unchecked Sendable {
 
     /// Runs queued work in rounds without entering the kernel between them.
     private func runWork() {
+        // Whatever ends the rounds, nothing produced stays unflushed when the loop enters the kernel.
+        defer { runFlushes() }
         var rounds = 0
         while rounds < 64 {
             var batch = incoming.withLock { incoming -> [Work] in
@@ -352,14 +367,34 @@ final class EventLoop: @unchecked Sendable {
                     local.removeAll(keepingCapacity: true)
                 }
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty {
+                if flushQueue.isEmpty { return }
+                runFlushes()  // may wake writers: another round
+                rounds += 1
+                continue
+            }
+            var roundStart = ContinuousClock.now
+            var sinceCheck = 0
             for work in batch {
                 switch work {
                 case .actorJob(let job): job.runSynchronously(on: asUnownedSerialExecutor())
                 case .taskJob(let job): job.runSynchronously(on: taskExecutor.asUnownedTaskExecutor())
                 case .closure(let body): body()
                 }
+                sinceCheck += 1
+                if sinceCheck == Self.earlyFlushJobs {
+                    sinceCheck = 0
+                    if !flushQueue.isEmpty {
+                        let now = ContinuousClock.now
+                        if roundStart.duration(to: now) >= Self.earlyFlushAfter {
+                            runFlushes()
+                            if poller == nil { _ = io_uring_submit(ring) }
+                            roundStart = now
+                        }
+                    }
+                }
             }
+            runFlushes()
             rounds += 1
         }
     }

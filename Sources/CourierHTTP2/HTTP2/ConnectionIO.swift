@@ -109,14 +109,14 @@ final class ConnectionIO: @unchecked Sendable {
         scheduleFlush()
     }
 
-    /// Flushes once in this loop turn, just before the loop enters the kernel.
+    /// Flushes once the loop's current round of jobs has run (see ``EventLoop/requestFlush(_:)``).
     func scheduleFlush() {
         guard !flushScheduled, !closed else { return }
         flushScheduled = true
-        loop.enqueue(.closure { [self] in self.flush() })
+        loop.requestFlush(self)
     }
 
-    private func flush() {
+    func flush() {
         flushScheduled = false
         guard !closed else { return }
         if let tls {
