@@ -4,7 +4,7 @@ package import Courier
 /// big-endian length, then the message. DATA frame boundaries have nothing to do with message boundaries.
 ///
 /// Limits are decided from the length prefix, before anything is allocated, and a prefix that lies
-/// (says 2 GiB, sends 10 bytes) never makes the deframer allocate more than it has received.
+/// (says 2 GiB, sends 10 bytes) never makes the deframer allocate more than 64 KiB or 4× what it has received.
 package struct GRPCMessageDeframer {
     /// A deframed message.
     package struct Message: Equatable {
@@ -88,6 +88,12 @@ package struct GRPCMessageDeframer {
                 continue
             }
             let take = min(expected - body.count, bytes.count - index)
+            if body.count + take > body.capacity {
+                // Grow to at most 4× what has arrived, never past the declared length: a lying prefix
+                // costs at most 4× the bytes actually sent, and a large message is copied twice at most
+                // on its way in (64 KiB → 256 KiB → 1 MiB) instead of at every doubling.
+                body.reserveCapacity(min(expected, max(body.count + take, 4 * (body.count + take))))
+            }
             body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
             index += take
             if body.count == expected { try completeMessage(emit: emit) }
