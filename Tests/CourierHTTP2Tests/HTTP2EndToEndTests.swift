@@ -137,6 +137,30 @@ struct HTTP2EndToEndTests {
         }
     }
 
+    @Test("Connections closed and reopened one after another (socket numbers reused) keep working", arguments: [IOBackend.epoll, .ioUring])
+    func sequentialConnections(backend: IOBackend) async throws {
+        guard backend == .epoll || IOBackend.automatic == .ioUring else { return }
+        var serverConfiguration = HTTP2ServerTransport.Configuration()
+        serverConfiguration.ioBackend = backend
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: serverConfiguration)
+        try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
+            let port = try await server.listeningAddress().port!
+            var clientConfiguration = HTTP2ClientTransport.Configuration()
+            clientConfiguration.ioBackend = backend
+            for index in 0..<40 {
+                let client = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: clientConfiguration)
+                let reply = try await withCourierClient(transport: client) { client in
+                    try await client.unary(
+                        request: ClientRequest(message: [UInt8(index)]), descriptor: method("Get"),
+                        serializer: codec, deserializer: codec,
+                        options: CallOptions(timeout: .seconds(10))
+                    )
+                }
+                #expect(reply == [UInt8(index)], "connection \(index)")
+            }
+        }
+    }
+
     @Test("1,000 concurrent streams on one connection")
     func manyStreams() async throws {
         try await withHTTP2 { client in

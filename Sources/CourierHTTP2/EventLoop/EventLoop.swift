@@ -247,6 +247,11 @@ final class EventLoop: @unchecked Sendable {
         flushing.removeAll(keepingCapacity: true)
     }
 
+    /// The socket `fd` is about to be closed by its owner (on the loop).
+    func willClose(fd: Int32) {
+        poller?.forget(fd)
+    }
+
     /// Receives into `buffer`; `handler` gets the byte count (0 at end of stream) or a negative errno.
     func submitRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, handler: IOCompletionHandler) {
         if let poller {

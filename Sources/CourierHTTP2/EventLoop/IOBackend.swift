@@ -126,6 +126,14 @@ final class EpollPoller {
         register(fd, read: Pending(operation: .readEventFD, handler: nil))
     }
 
+    /// The fd is about to be closed: drop its interest, so that a later fd with the same number starts
+    /// from nothing.
+    func forget(_ fd: Int32) {
+        guard let registration = registrations.removeValue(forKey: fd), registration.registeredEvents != 0 else { return }
+        var event = epoll_event()
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, &event)
+    }
+
     private func register(_ fd: Int32, read: Pending? = nil, write: Pending? = nil) {
         var registration = registrations[fd] ?? Registration()
         if let read { registration.read = read }
@@ -134,10 +142,19 @@ final class EpollPoller {
     }
 
     /// Sets the fd's interest to its pending operations; forgets it when none is left.
-    private func update(_ fd: Int32, _ registration: inout Registration) {
+    ///
+    /// With `keepReadInterest`, a read interest that just lost its operation (a receive completed) stays
+    /// registered: the connection re-arms its receive as soon as the completion is delivered, and
+    /// dropping and re-adding the interest would cost two `epoll_ctl` calls per receive. If readiness
+    /// arrives while nothing is pending, the interest is dropped then (see ``wait(timeout:)``).
+    private func update(_ fd: Int32, _ registration: inout Registration, keepReadInterest: Bool = false) {
         var wanted: UInt32 = 0
         if registration.read != nil { wanted |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
         if registration.write != nil { wanted |= EPOLLOUT.rawValue }
+        let readInterest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        if keepReadInterest, registration.write == nil, registration.registeredEvents == readInterest {
+            wanted = readInterest
+        }
         if wanted == registration.registeredEvents {
             registrations[fd] = wanted == 0 ? nil : registration
             return
@@ -150,8 +167,14 @@ final class EpollPoller {
             registrations[fd] = nil
             return
         }
-        let op = registration.registeredEvents == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
-        if epoll_ctl(epollFD, op, fd, &event) != 0 {
+        var op = registration.registeredEvents == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
+        var status = epoll_ctl(epollFD, op, fd, &event)
+        if status != 0, errno == ENOENT, op == EPOLL_CTL_MOD {
+            // A kept interest whose fd was closed (the kernel dropped it) and whose number was reused.
+            op = EPOLL_CTL_ADD
+            status = epoll_ctl(epollFD, op, fd, &event)
+        }
+        if status != 0 {
             // The fd can't be watched (closed underneath, or a regular file): fail its operations now.
             let error = -errno
             for pending in [registration.read, registration.write].compactMap({ $0 }) {
@@ -181,14 +204,24 @@ final class EpollPoller {
             let event = events[index]
             let fd = event.data.fd
             guard var registration = registrations[fd] else { continue }
+            if registration.read == nil, registration.write == nil {
+                // A kept read interest became ready with nothing to do (the reader stopped): drop it,
+                // or level-triggered readiness would wake the loop until someone reads.
+                update(fd, &registration)
+                continue
+            }
             let error = event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            var receiveCompleted = false
             if let read = registration.read, event.events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 || error {
-                if perform(fd, read, hangUp: error) { registration.read = nil }
+                if perform(fd, read, hangUp: error) {
+                    registration.read = nil
+                    if case .recv = read.operation { receiveCompleted = true }
+                }
             }
             if let write = registration.write, event.events & EPOLLOUT.rawValue != 0 || error {
                 if perform(fd, write, hangUp: error) { registration.write = nil }
             }
-            update(fd, &registration)
+            update(fd, &registration, keepReadInterest: receiveCompleted && !error)
         }
     }
 

@@ -201,7 +201,10 @@ final class ConnectionIO: @unchecked Sendable {
     func finalizeIfIdle() {
         guard closed, !receiving, !sending, otherOperationsInFlight == 0, !finalized else { return }
         finalized = true
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 {
+            loop.willClose(fd: fd)
+            Glibc.close(fd)
+        }
         onFinalized()
     }
 }
