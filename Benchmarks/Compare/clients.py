@@ -9,34 +9,15 @@ Usage: python3 Benchmarks/Compare/clients.py [--repeats N] [--duration S] [--jso
 import argparse
 import json
 import os
-import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare import cpu_seconds, free_port  # noqa: E402
+from compare import cpu_seconds, start_server  # noqa: E402
 
 LOAD = ["--connections", "4", "--streams", "64", "--size", "1024", "--warmup", "1"]
-
-
-def start_server(command):
-    port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(command.replace("{PORT}", str(port))),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server, port
-        except OSError:
-            if time.monotonic() > deadline:
-                server.kill()
-                sys.exit("the server did not start")
-            time.sleep(0.05)
 
 
 def run_courier(client, port, duration, scratch):
@@ -67,7 +48,7 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.repeats):
             for name in results:
-                server, port = start_server(args.server)  # a fresh server for every run
+                server, port = start_server("grpc-c++", args.server)  # a fresh server for every run
                 try:
                     cpu_before = cpu_seconds(server.pid)
                     if name == "courier client":

@@ -40,6 +40,23 @@ def varint(value):
             return out
 
 
+def start_server(name, command):
+    """Starts `command` (with {PORT} filled in) pinned to core 0; returns (process, port) once it accepts."""
+    port = free_port()
+    argv = ["taskset", "-c", "0"] + shlex.split(command.replace("{PORT}", str(port)))
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if time.monotonic() > deadline:
+                server.kill()
+                sys.exit(f"{name} did not start")
+            time.sleep(0.05)
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -106,19 +123,8 @@ def main():
                 f.write(grpc_body(size, size))
             for repeat in range(args.repeats):
                 for name, command in servers:  # interleaved, so drift hits every server alike
-                    port = free_port()
-                    argv = ["taskset", "-c", "0"] + shlex.split(command.replace("{PORT}", str(port)))
-                    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    server, port = start_server(name, command)
                     try:
-                        deadline = time.monotonic() + 20
-                        while True:
-                            try:
-                                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                                break
-                            except OSError:
-                                if time.monotonic() > deadline:
-                                    sys.exit(f"{name} did not start")
-                                time.sleep(0.05)
                         check(port, body_file, size)
                         log_file = os.path.join(scratch, "h2load.log")
                         cpu_before = cpu_seconds(server.pid)
@@ -142,7 +148,7 @@ def main():
                          "p99": statistics.median(r[3] for r in runs), "rss_kib": max(r[4] for r in runs)})
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
-    print(f"\n| scenario | server | req/s (median, spread) | payload MB/s | req per server CPU-s | p50 µs | p99 µs | server RSS |")
+    print("\n| scenario | server | req/s (median, spread) | payload MB/s | req per server CPU-s | p50 µs | p99 µs | server RSS |")
     print("|---|---|---|---|---|---|---|---|")
     sizes = {scenario: size for scenario, size, *_ in SCENARIOS}
     for (scenario, name), runs in results.items():

@@ -7,8 +7,6 @@ Usage: python3 Benchmarks/Compare/streaming.py [--repeats N] [--duration S] BENC
 import argparse
 import json
 import os
-import shlex
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from compare import cpu_seconds, free_port  # noqa: E402
+from compare import cpu_seconds, start_server  # noqa: E402
 
 SCENARIOS = [
     ("(d) ping-pong, 1 stream", ["--scenario", "pingpong", "--connections", "1", "--streams", "1", "--size", "0"]),
@@ -39,19 +37,8 @@ def main():
         for scenario, flags in SCENARIOS:
             for _ in range(args.repeats):
                 for name, command in servers:
-                    port = free_port()
-                    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(command.replace("{PORT}", str(port))),
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    server, port = start_server(name, command)
                     try:
-                        deadline = time.monotonic() + 20
-                        while True:
-                            try:
-                                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                                break
-                            except OSError:
-                                if time.monotonic() > deadline:
-                                    sys.exit(f"{name} did not start")
-                                time.sleep(0.05)
                         out = os.path.join(scratch, "result.json")
                         client = subprocess.Popen(["taskset", "-c", "1", args.client, "--target", f"127.0.0.1:{port}", *flags,
                                                    "--warmup", "1", "--duration", str(args.duration), "--json", out],

@@ -7,15 +7,13 @@ COMMAND contains {PORT}; each server runs pinned to core 0. Needs `ulimit -n` ab
 import argparse
 import os
 import resource
-import shlex
 import socket
 import struct
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Compare"))
-from compare import free_port  # noqa: E402
+from compare import start_server  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)  # empty SETTINGS
@@ -40,20 +38,9 @@ def handshake(port):
 
 
 def measure(name, command, count):
-    port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(command.replace("{PORT}", str(port))),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, port = start_server(name, command)
     sockets = []
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit(f"{name} did not start")
-                time.sleep(0.05)
         # Warm up: a few connections first, so one-time allocations are not counted.
         warm = [handshake(port) for _ in range(16)]
         time.sleep(0.5)

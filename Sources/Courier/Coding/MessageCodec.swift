@@ -64,6 +64,38 @@ extension MessageSerializer {
     }
 }
 
+extension MessageSerializer {
+    /// Serializes a message to send: marked for compression as `options` say, and within `limit`
+    /// (`RESOURCE_EXHAUSTED` otherwise).
+    package func serializeForSending(
+        _ message: Message,
+        options: RPCWriteOptions,
+        limit: Int?,
+        kind: MessageKind
+    ) throws(RPCError) -> MessageBuffer {
+        var buffer = try serializeForRPC(message)
+        buffer.allowsCompression = options.compress
+        try kind.checkSize(buffer, limit: limit)
+        return buffer
+    }
+}
+
+/// Which way a message travels, for the limit errors that name it.
+package enum MessageKind: String, Sendable {
+    case request = "Request"
+    case response = "Response"
+
+    /// Throws `RESOURCE_EXHAUSTED` if `buffer` is over `limit`.
+    package func checkSize(_ buffer: MessageBuffer, limit: Int?) throws(RPCError) {
+        if let limit, buffer.count > limit {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "\(rawValue) message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
+            )
+        }
+    }
+}
+
 extension MessageDeserializer {
     /// Deserializes, mapping codec errors to `INTERNAL`.
     @inlinable

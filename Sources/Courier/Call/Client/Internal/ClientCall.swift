@@ -81,14 +81,7 @@ struct RequestWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Ser
 
     func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
         if let local = call.localError { throw local }
-        var buffer = try serializer.serializeForRPC(element)
-        buffer.allowsCompression = options.compress
-        if let limit, buffer.count > limit {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "Request message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-            )
-        }
+        let buffer = try serializer.serializeForSending(element, options: options, limit: limit, kind: .request)
         do {
             try await call.stream.write(.message(buffer))
         } catch {
@@ -122,12 +115,7 @@ where Deserializer.Message: Sendable {
             do {
                 switch try await base.call.next() {
                 case .message(let buffer):
-                    if let limit = base.limit, buffer.count > limit {
-                        throw RPCError(
-                            code: .resourceExhausted,
-                            message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-                        )
-                    }
+                    try MessageKind.response.checkSize(buffer, limit: base.limit)
                     return .message(try base.deserializer.deserializeForRPC(buffer))
                 case .status(let status, let trailers):
                     done = true

@@ -44,6 +44,21 @@ enum ClientRPCExecutor {
         transport: any ClientTransport,
         handler: (ClientResponse<Output>) async throws -> Result
     ) async throws -> Result {
+        try await withCall(transport: transport, descriptor: descriptor, options: options) { call, _ in
+            let response = try await unaryResponse(call, request, serializer, deserializer, options)
+            defer { call.cancelIfActive() }
+            return try await handler(response)
+        }
+    }
+
+    /// What every call gets around its work: the stream, the deadline's timer, and cancellation of the
+    /// calling task turned into cancelling the call.
+    private static func withCall<Result: Sendable>(
+        transport: any ClientTransport,
+        descriptor: MethodDescriptor,
+        options: CallOptions,
+        _ body: (ClientCall, ContinuousClock.Instant?) async throws -> Result
+    ) async throws -> Result {
         let clock = transport.clock
         let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
         return try await transport.withStream(descriptor: descriptor, options: streamOptions) { stream in
@@ -55,12 +70,71 @@ enum ClientRPCExecutor {
             }
             defer { timer?.cancel() }
             return try await withTaskCancellationHandler {
-                let response = try await unaryResponse(call, request, serializer, deserializer, options)
-                defer { call.cancelIfActive() }
-                return try await handler(response)
+                try await body(call, deadline)
             } onCancel: {
                 call.cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
             }
+        }
+    }
+
+    /// Sends the request metadata, opening the stream; false if the stream could not start (the reason
+    /// then comes from the response side).
+    private static func sendHead(_ call: ClientCall, _ metadata: Metadata) async throws -> Bool {
+        try metadata.validate()
+        if let local = call.localError { throw local }
+        do {
+            try await call.stream.write(.metadata(metadata))
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// The response head: metadata, or the status of a Trailers-Only response (the call is then finished).
+    private enum ResponseHead {
+        case metadata(Metadata)
+        case status(Status, Metadata)
+    }
+
+    private static func readHead(_ call: ClientCall) async throws -> ResponseHead {
+        switch try await call.next() {
+        case .metadata(let metadata):
+            return .metadata(metadata)
+        case .status(let status, let trailers):
+            call.markFinished()
+            return .status(status, trailers)
+        case .message:
+            let error = RPCError(code: .internal, message: "Received a response message before response metadata.")
+            call.cancel(with: error)
+            throw error
+        case nil:
+            let error = RPCError(code: .internal, message: "The response ended without a status.")
+            call.cancel(with: error)
+            throw error
+        }
+    }
+
+    /// Sends the request (`send` writes its messages), then half-closes. A write that failed because the
+    /// stream is gone is not an error here: the response says what happened. Any other error cancels the
+    /// RPC.
+    private static func sendRequest(_ call: ClientCall, _ send: () async throws -> Void) async throws {
+        do {
+            try await send()
+            do {
+                try await call.stream.finish()
+            } catch {
+                return  // The stream is gone; the response says why.
+            }
+        } catch is RequestStreamClosed {
+            return
+        } catch let error as RPCError {
+            call.cancel(with: error)
+            throw call.localError ?? error
+        } catch {
+            if let local = call.localError { throw local }
+            let wrapped = RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
+            call.cancel(with: wrapped)
+            throw wrapped
         }
     }
 
@@ -71,48 +145,21 @@ enum ClientRPCExecutor {
         _ deserializer: some MessageDeserializer<Output>,
         _ options: CallOptions
     ) async throws -> ClientResponse<Output> {
-        try request.metadata.validate()
-        if let local = call.localError { throw local }
-        var started = true
-        do {
-            try await call.stream.write(.metadata(request.metadata))
-        } catch {
-            started = false  // the reason comes from the response side
-        }
-        if started {
-            do {
+        if try await sendHead(call, request.metadata) {
+            try await sendRequest(call) {
                 try await RequestWriter(call: call, serializer: serializer, limit: options.maxRequestMessageBytes)
                     .write(request.message, options: .default)
-                do { try await call.stream.finish() } catch {}  // the stream is gone; the response says why
-            } catch is RequestStreamClosed {
-            } catch let error as RPCError {
-                call.cancel(with: error)
-                throw call.localError ?? error
-            } catch {
-                if let local = call.localError { throw local }
-                let wrapped = RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
-                call.cancel(with: wrapped)
-                throw wrapped
             }
         }
 
         let metadata: Metadata
-        switch try await call.next() {
+        switch try await readHead(call) {
         case .metadata(let received):
             metadata = received
         case .status(let status, let trailers):
-            call.markFinished()
             let error = RPCError(status: status, metadata: trailers)
                 ?? RPCError(code: .internal, message: "Expected one response message, received none.")
             return ClientResponse(accepted: .failure(error))
-        case .message:
-            let error = RPCError(code: .internal, message: "Received a response message before response metadata.")
-            call.cancel(with: error)
-            throw error
-        case nil:
-            let error = RPCError(code: .internal, message: "The response ended without a status.")
-            call.cancel(with: error)
-            throw error
         }
 
         var message: Output?
@@ -120,12 +167,7 @@ enum ClientRPCExecutor {
             while true {
                 switch try await call.next() {
                 case .message(let buffer):
-                    if let limit = options.maxResponseMessageBytes, buffer.count > limit {
-                        throw RPCError(
-                            code: .resourceExhausted,
-                            message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-                        )
-                    }
+                    try MessageKind.response.checkSize(buffer, limit: options.maxResponseMessageBytes)
                     let decoded = try deserializer.deserializeForRPC(buffer)
                     guard message == nil else {
                         throw RPCError(code: .internal, message: "Expected one response message, received more.")
@@ -168,45 +210,30 @@ enum ClientRPCExecutor {
         interceptors: [any ClientInterceptor],
         handler: (StreamingClientResponse<Output>) async throws -> Result
     ) async throws -> Result {
-        let clock = transport.clock
-        let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
-        let context = ClientContext(descriptor: descriptor, deadline: deadline)
-
-        return try await transport.withStream(descriptor: descriptor, options: streamOptions) { stream in
-            let call = ClientCall(stream: stream)
-            let timer = deadline.map { deadline in
-                clock.scheduleTimer(at: deadline) {
-                    call.cancel(with: RPCError(code: .deadlineExceeded, message: "Deadline exceeded."))
+        try await withCall(transport: transport, descriptor: descriptor, options: options) { call, deadline in
+            let context = ClientContext(descriptor: descriptor, deadline: deadline)
+            switch producerMode {
+            case .beforeResponse:
+                let response = try await intercept(interceptors[...], request, context) { request, _ in
+                    try await start(call, request, serializer, deserializer, options) { run in try await run() }
                 }
-            }
-            defer { timer?.cancel() }
+                defer { call.cancelIfActive() }
+                return try await handler(response)
 
-            return try await withTaskCancellationHandler {
-                switch producerMode {
-                case .beforeResponse:
+            case .concurrent:
+                return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
                     let response = try await intercept(interceptors[...], request, context) { request, _ in
-                        try await start(call, request, serializer, deserializer, options) { run in try await run() }
+                        try await start(call, request, serializer, deserializer, options) { run in
+                            // Errors are recorded on the call by `runProducer`; the response reports them.
+                            group.addTask { try? await run() }
+                        }
                     }
-                    defer { call.cancelIfActive() }
+                    defer {
+                        call.cancelIfActive()
+                        group.cancelAll()
+                    }
                     return try await handler(response)
-
-                case .concurrent:
-                    return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
-                        let response = try await intercept(interceptors[...], request, context) { request, _ in
-                            try await start(call, request, serializer, deserializer, options) { run in
-                                // Errors are recorded on the call by `runProducer`; the response reports them.
-                                group.addTask { try? await run() }
-                            }
-                        }
-                        defer {
-                            call.cancelIfActive()
-                            group.cancelAll()
-                        }
-                        return try await handler(response)
-                    }
                 }
-            } onCancel: {
-                call.cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
             }
         }
     }
@@ -220,17 +247,7 @@ enum ClientRPCExecutor {
         _ options: CallOptions,
         launch: (_ run: @escaping @Sendable () async throws -> Void) async throws -> Void
     ) async throws -> StreamingClientResponse<Output> {
-        try request.metadata.validate()
-        if let local = call.localError { throw local }
-
-        var started = true
-        do {
-            try await call.stream.write(.metadata(request.metadata))
-        } catch {
-            // The stream could not start; the reason comes from the response side.
-            started = false
-        }
-        if started {
+        if try await sendHead(call, request.metadata) {
             let writer = RPCWriter(
                 wrapping: RequestWriter(call: call, serializer: serializer, limit: options.maxRequestMessageBytes)
             )
@@ -238,14 +255,13 @@ enum ClientRPCExecutor {
             try await launch { try await runProducer(producer, writer: writer, call: call) }
         }
 
-        switch try await call.next() {
+        switch try await readHead(call) {
         case .metadata(let metadata):
             let body = ResponseBody(call: call, deserializer: deserializer, limit: options.maxResponseMessageBytes)
             return StreamingClientResponse(
                 accepted: .success(.init(metadata: metadata, bodyParts: RPCAsyncSequence(wrapping: body)))
             )
         case .status(let status, let trailers):
-            call.markFinished()
             if let error = RPCError(status: status, metadata: trailers) {
                 return StreamingClientResponse(accepted: .failure(error))
             }
@@ -253,42 +269,16 @@ enum ClientRPCExecutor {
             return StreamingClientResponse(
                 accepted: .success(.init(metadata: [:], bodyParts: .elements([.trailingMetadata(trailers)])))
             )
-        case .message:
-            let error = RPCError(code: .internal, message: "Received a response message before response metadata.")
-            call.cancel(with: error)
-            throw error
-        case nil:
-            let error = RPCError(code: .internal, message: "The response ended without a status.")
-            call.cancel(with: error)
-            throw error
         }
     }
 
-    /// Runs the request producer, then half-closes. A write that failed because the stream is gone is
-    /// not an error here: the response says what happened. Any other error cancels the RPC.
+    /// Runs the request producer, then half-closes (see ``sendRequest(_:_:)``).
     private static func runProducer<Input: Sendable>(
         _ producer: @Sendable (RPCWriter<Input>) async throws -> Void,
         writer: RPCWriter<Input>,
         call: ClientCall
     ) async throws {
-        do {
-            try await producer(writer)
-            do {
-                try await call.stream.finish()
-            } catch {
-                return  // The stream is gone; the response says why.
-            }
-        } catch is RequestStreamClosed {
-            return
-        } catch let error as RPCError {
-            call.cancel(with: error)
-            throw call.localError ?? error
-        } catch {
-            if let local = call.localError { throw local }
-            let wrapped = RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
-            call.cancel(with: wrapped)
-            throw wrapped
-        }
+        try await sendRequest(call) { try await producer(writer) }
     }
 
     private static func intercept<Input: Sendable, Output: Sendable>(

@@ -90,12 +90,7 @@ enum ServerRPCExecutor {
     }
 
     static func checkRequestSize(_ buffer: MessageBuffer, limit: Int?) throws(RPCError) {
-        if let limit, buffer.count > limit {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "Request message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-            )
-        }
+        try MessageKind.request.checkSize(buffer, limit: limit)
     }
 
     static func serializeResponse<Serializer: MessageSerializer>(
@@ -103,16 +98,8 @@ enum ServerRPCExecutor {
         _ serializer: Serializer,
         _ options: RPCWriteOptions,
         _ limit: Int?
-    ) throws -> MessageBuffer {
-        var buffer = try serializer.serializeForRPC(message)
-        buffer.allowsCompression = options.compress
-        if let limit, buffer.count > limit {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "Response message of \(buffer.count) bytes exceeds the limit of \(limit) bytes."
-            )
-        }
-        return buffer
+    ) throws(RPCError) -> MessageBuffer {
+        try serializer.serializeForSending(message, options: options, limit: limit, kind: .response)
     }
 
     private static func run<Input: Sendable, Output: Sendable>(
