@@ -80,26 +80,24 @@ public struct RPCRouter: Sendable {
         serializer: some MessageSerializer<Output>,
         handler: @escaping @Sendable (ServerRequest<Input>, ServerContext) async throws -> ServerResponse<Output>
     ) {
-        registerHandler(forMethod: descriptor, deserializer: deserializer, serializer: serializer) {
-            request, context in
-            let single = try await ServerRequest(collecting: request)
-            return try await StreamingServerResponse(handler(single, context))
-        }
-        // Without interceptors (which need the streaming shapes), a shorter path: fewer allocations and
+        // Interceptors need the streaming shapes; without them, a shorter path: fewer allocations and
         // generic instantiations per call.
-        let streaming = handlers[descriptor.path]!.handler
+        let streaming: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+            -> StreamingServerResponse<Output> = { request, context in
+                let single = try await ServerRequest(collecting: request)
+                return try await StreamingServerResponse(handler(single, context))
+            }
         handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
             if environment.interceptors.isEmpty {
                 await ServerRPCExecutor.executeUnary(
-                    stream: stream,
-                    context: context,
-                    environment: environment,
-                    deserializer: deserializer,
-                    serializer: serializer,
-                    handler: handler
+                    stream: stream, context: context, environment: environment,
+                    deserializer: deserializer, serializer: serializer, handler: handler
                 )
             } else {
-                await streaming(stream, context, environment)
+                await ServerRPCExecutor.execute(
+                    stream: stream, context: context, environment: environment,
+                    deserializer: deserializer, serializer: serializer, handler: streaming
+                )
             }
         }
     }
