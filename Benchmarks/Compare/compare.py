@@ -76,10 +76,11 @@ def check(port, body_file, response_size):
         sys.exit(f"server on {port} did not answer grpc-status 0 with {response_size} bytes:\n{text[-2000:]}")
 
 
-def run_h2load(port, body_file, clients, streams, requests, log_file):
+def run_h2load(port, body_file, clients, streams, requests, log_file, headers=()):
+    extra = [argument for header in headers for argument in ("-H", header)]
     result = subprocess.run(
         ["taskset", "-c", "1", "h2load", "-n", str(requests), "-c", str(clients), "-m", str(streams),
-         "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", log_file,
+         "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers", *extra, "--log-file", log_file,
          f"http://127.0.0.1:{port}/grpc.testing.BenchmarkService/UnaryCall"],
         capture_output=True, text=True, timeout=300)
     match = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", result.stdout)
@@ -97,11 +98,13 @@ def percentiles(log_file):
 
 
 SCENARIOS = [
-    # name, response/request payload, clients, streams per client, requests
-    ("(a) 1x1, 0 B", 0, 1, 1, 20000),
-    ("(a) 1x1, 1 KiB", 1024, 1, 1, 20000),
-    ("(b) 4x64, 1 KiB", 1024, 4, 64, 200000),
-    ("(c) 1x4, 1 MiB", 1 << 20, 1, 4, 2000),
+    # name, response/request payload, clients, streams per client, requests, extra request headers
+    ("(a) 1x1, 0 B", 0, 1, 1, 20000, ()),
+    ("(a) 1x1, 1 KiB", 1024, 1, 1, 20000, ()),
+    ("(b) 4x64, 1 KiB", 1024, 4, 64, 200000, ()),
+    # As real clients send it: grpc-go and grpcio send grpc-timeout whenever a call has a deadline.
+    ("(b) 4x64, 1 KiB, grpc-timeout", 1024, 4, 64, 200000, ("grpc-timeout: 10S",)),
+    ("(c) 1x4, 1 MiB", 1 << 20, 1, 4, 2000, ()),
 ]
 
 
@@ -115,7 +118,7 @@ def main():
     servers = [s.split("=", 1) for s in args.servers]
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for scenario, size, clients, streams, requests in SCENARIOS:
+        for scenario, size, clients, streams, requests, headers in SCENARIOS:
             if args.only and scenario[1] not in args.only:
                 continue
             body_file = os.path.join(scratch, f"body-{size}")
@@ -128,12 +131,12 @@ def main():
                         check(port, body_file, size)
                         log_file = os.path.join(scratch, "h2load.log")
                         cpu_before = cpu_seconds(server.pid)
-                        rate = run_h2load(port, body_file, clients, streams, requests, log_file)
+                        rate = run_h2load(port, body_file, clients, streams, requests, log_file, headers)
                         cpu = cpu_seconds(server.pid) - cpu_before
                         p50, p99 = percentiles(log_file)
                         rss = int(open(f"/proc/{server.pid}/status").read().split("VmRSS:")[1].split()[0])
                         results.setdefault((scenario, name), []).append((rate, requests / cpu if cpu else 0, p50, p99, rss))
-                        print(f"{scenario:<18} {name:<10} {rate:>10.0f} req/s  {requests / cpu if cpu else 0:>10.0f} req/CPU-s  "
+                        print(f"{scenario:<31} {name:<10} {rate:>10.0f} req/s  {requests / cpu if cpu else 0:>10.0f} req/CPU-s  "
                               f"p50 {p50:>6} µs  p99 {p99:>6} µs  RSS {rss // 1024} MiB", file=sys.stderr, flush=True)
                     finally:
                         server.kill()
