@@ -29,6 +29,11 @@ public struct CallOptions: Sendable, Hashable {
     /// `UNAVAILABLE` when connecting has failed (gRPC's wait-for-ready). It still ends at its deadline.
     public var waitForReady: Bool
 
+    /// The call's deadline on its transport's ``RPCClock``, set by Courier when the call starts (from
+    /// ``timeout`` and any inherited deadline): a transport in this package computes the time it sends
+    /// (`grpc-timeout`), after a reconnect or a retry too, from the same instant the call's timer fires at.
+    package var deadline: ContinuousClock.Instant?
+
     /// Creates options.
     ///
     /// - Parameters:

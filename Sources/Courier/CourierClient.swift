@@ -43,8 +43,9 @@ public final class CourierClient: Sendable {
     /// Runs the transport's connection management until ``beginGracefulShutdown()`` has been called
     /// and every RPC has finished. Cancelling the calling task closes every connection.
     ///
-    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the client is already running; the transport's
-    ///   error if it fails as a whole. Returns at once if the client was shut down before it ran.
+    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/clientIsAlreadyRunning`` if the client is running or
+    ///   has run; the transport's error if it fails as a whole. Returns at once if the client was shut
+    ///   down before it ran.
     public func run() async throws {
         let old = state.withLock { state -> State in
             let old = state
@@ -55,7 +56,7 @@ public final class CourierClient: Sendable {
         case .notStarted:
             break
         case .running:
-            throw RPCError(code: .failedPrecondition, message: "The client is already running.")
+            throw RuntimeError(code: .clientIsAlreadyRunning, message: "The client is already running.")
         case .stopping, .stopped:
             // Shut down before it ran: nothing to do.
             return
@@ -310,7 +311,7 @@ extension ClientResponse {
                     switch part {
                     case .message(let received):
                         guard message == nil else {
-                            throw RPCError(code: .internal, message: "Expected one response message, received more.")
+                            throw RPCError.moreThanOneMessage(.response)
                         }
                         message = received
                     case .trailingMetadata(let received):
@@ -318,7 +319,7 @@ extension ClientResponse {
                     }
                 }
                 guard let message else {
-                    throw RPCError(code: .internal, message: "Expected one response message, received none.")
+                    throw RPCError.noMessage(.response)
                 }
                 self.init(
                     accepted: .success(Contents(metadata: contents.metadata, message: message, trailingMetadata: trailers))
@@ -326,7 +327,7 @@ extension ClientResponse {
             } catch let error as RPCError {
                 self.init(accepted: .failure(error))
             } catch {
-                self.init(accepted: .failure(RPCError(code: .unknown, message: "Reading the response failed.", cause: error)))
+                self.init(accepted: .failure(.readingResponseFailed(error)))
             }
         }
     }

@@ -16,7 +16,9 @@ public final class CourierServer: Sendable {
     /// Limits applied to every RPC, on top of the transport's own.
     public struct Configuration: Sendable {
         /// The largest request message accepted, in bytes; larger ones fail the RPC with
-        /// `RESOURCE_EXHAUSTED`. Default 4 MiB, as in gRPC. `nil` means no limit.
+        /// `RESOURCE_EXHAUSTED`. Default 4 MiB, as in gRPC. `nil` means no limit. The one knob for it:
+        /// the transport receives it (``ServerTransportOptions``) and rejects a larger message from its
+        /// length prefix, before buffering it, and stops decompressing at it.
         public var maxRequestMessageBytes: Int?
         /// The largest response message sent, in bytes; `nil` (the default) means no limit.
         public var maxResponseMessageBytes: Int?
@@ -102,8 +104,8 @@ public final class CourierServer: Sendable {
     ///
     /// Cancelling the calling task aborts: listening stops and every running RPC is cancelled.
     ///
-    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if the server has already run; the transport's error
-    ///   if listening fails.
+    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/serverIsAlreadyRunning`` if the server runs or has
+    ///   run; the transport's ``RuntimeError`` if listening fails.
     public func run() async throws {
         let start = state.withLock { state -> State in
             let old = state
@@ -118,15 +120,15 @@ public final class CourierServer: Sendable {
             state.withLock { $0 = .stopped }
             return
         case .running:
-            throw RPCError(code: .failedPrecondition, message: "The server is already running.")
+            throw RuntimeError(code: .serverIsAlreadyRunning, message: "The server is already running.")
         }
         defer { state.withLock { $0 = .stopped } }
 
         let router = self.router
         let environment = self.environment
-        let clock = transport.clock
-        try await transport.listen { stream in
-            await Self.serve(stream: stream, router: router, environment: environment, clock: clock)
+        let options = ServerTransportOptions(maxRequestMessageBytes: environment.maxRequestMessageBytes)
+        try await transport.listen(options: options) { stream in
+            await Self.serve(stream: stream, router: router, environment: environment)
         }
     }
 
@@ -145,8 +147,7 @@ public final class CourierServer: Sendable {
     private static func serve(
         stream: any ServerTransportStream,
         router: RPCRouter,
-        environment: ServerRPCEnvironment,
-        clock: any RPCClock
+        environment: ServerRPCEnvironment
     ) async {
         let path = stream.path
         guard let route = router.handlers[path] else {
@@ -154,6 +155,8 @@ public final class CourierServer: Sendable {
             try? await stream.write(.status(Status(code: .unimplemented, message: message), [:]))
             return
         }
+        // The stream's own clock: over HTTP/2, the deadline is a timer on the loop serving the stream.
+        let clock = stream.clock
         let context = ServerContext(
             descriptor: route.descriptor,
             peer: stream.peer,

@@ -57,7 +57,11 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text = message.isEmpty ? "\(code)" : "\(code): \(message)"
-        if let cause { text += " (cause: \(String(reflecting: cause)))" }
+        if let cause {
+            // A message that already carries its cause's text says it once.
+            let causeText = String(describing: cause)
+            if !message.contains(causeText) { text += " (cause: \(String(reflecting: cause)))" }
+        }
         return text
     }
 

@@ -50,22 +50,25 @@ public struct InMemoryTransport: Sendable {
     ///   - clock: The clock both sides enforce deadlines with; tests pass a ``ManualRPCClock``.
     ///   - configuration: Buffering limits.
     public init(clock: any RPCClock = .system, configuration: Configuration = .defaults) {
-        let connection = InMemoryConnection(configuration: configuration)
+        let connection = InMemoryConnection(configuration: configuration, clock: clock)
         self.client = InMemoryClientTransport(connection: connection, clock: clock)
-        self.server = InMemoryServerTransport(connection: connection, clock: clock)
+        self.server = InMemoryServerTransport(connection: connection)
     }
 }
 
 /// The state both sides of an ``InMemoryTransport`` share.
 final class InMemoryConnection: Sendable {
     let configuration: InMemoryTransport.Configuration
+    /// The clock both sides enforce deadlines with.
+    let clock: any RPCClock
     let acceptQueue: StreamChannel<InMemoryServerStream>
 
     let clientStreams = ClientStreamTracker()
     private let listening = Mutex(false)
 
-    init(configuration: InMemoryTransport.Configuration) {
+    init(configuration: InMemoryTransport.Configuration, clock: any RPCClock) {
         self.configuration = configuration
+        self.clock = clock
         self.acceptQueue = StreamChannel(
             maxElements: .max,
             maxBytes: .max,
@@ -109,7 +112,9 @@ public struct InMemoryClientTransport: ClientTransport {
     ) async throws -> Result {
         try connection.clientStreams.open()
         defer { connection.clientStreams.close() }
-        let stream = InMemoryClientStream(descriptor: descriptor, timeout: options.timeout, connection: connection)
+        let stream = InMemoryClientStream(
+            descriptor: descriptor, timeout: options.timeout, connection: connection, serverClock: connection.clock
+        )
         defer { stream.cancel() }
         return try await body(stream)
     }
@@ -118,20 +123,27 @@ public struct InMemoryClientTransport: ClientTransport {
 /// The server side of an ``InMemoryTransport``.
 public struct InMemoryServerTransport: ServerTransport {
     let connection: InMemoryConnection
-    /// The clock deadlines are enforced with.
-    public let clock: any RPCClock
 
-    init(connection: InMemoryConnection, clock: any RPCClock) {
+    init(connection: InMemoryConnection) {
         self.connection = connection
-        self.clock = clock
     }
 
     /// Serves streams, each in a child task, until shut down and drained, or cancelled.
     ///
-    /// - Throws: ``RPCError`` `FAILED_PRECONDITION` if this transport is already listening.
-    public func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws {
+    /// - Parameters:
+    ///   - options: Limits; Courier checks the request message size above the transport, so nothing is
+    ///     enforced here.
+    ///   - streamHandler: Serves one stream.
+    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/transportIsAlreadyRunning`` if this transport is
+    ///   already listening.
+    public func listen(
+        options: ServerTransportOptions,
+        _ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void
+    ) async throws {
         guard connection.claimListening() else {
-            throw RPCError(code: .failedPrecondition, message: "The in-memory server transport is already listening.")
+            throw RuntimeError(
+                code: .transportIsAlreadyRunning, message: "The in-memory server transport is already listening."
+            )
         }
         let queue = connection.acceptQueue
         await withDiscardingTaskGroup { group in
@@ -159,14 +171,16 @@ final class InMemoryClientStream: ClientTransportStream {
     private let descriptor: MethodDescriptor
     private let timeout: Duration?
     private let connection: InMemoryConnection
+    private let serverClock: any RPCClock
     private let requests: StreamChannel<MessageBuffer>
     private let responses: StreamChannel<RPCResponsePart>
     private let state = Mutex(State())
 
-    init(descriptor: MethodDescriptor, timeout: Duration?, connection: InMemoryConnection) {
+    init(descriptor: MethodDescriptor, timeout: Duration?, connection: InMemoryConnection, serverClock: any RPCClock) {
         self.descriptor = descriptor
         self.timeout = timeout
         self.connection = connection
+        self.serverClock = serverClock
         let configuration = connection.configuration
         self.requests = StreamChannel(
             maxElements: configuration.maxBufferedMessages,
@@ -187,6 +201,7 @@ final class InMemoryClientStream: ClientTransportStream {
                 path: descriptor.path,
                 metadata: metadata,
                 timeout: timeout,
+                clock: serverClock,
                 requests: requests,
                 responses: responses
             )
@@ -241,6 +256,7 @@ final class InMemoryServerStream: ServerTransportStream {
     let path: String
     let metadata: Metadata
     let timeout: Duration?
+    let clock: any RPCClock
     let peer = "in-memory"
     let cancellation = RPCCancellationHandle()
     private let requests: StreamChannel<MessageBuffer>
@@ -250,12 +266,14 @@ final class InMemoryServerStream: ServerTransportStream {
         path: String,
         metadata: Metadata,
         timeout: Duration?,
+        clock: any RPCClock,
         requests: StreamChannel<MessageBuffer>,
         responses: StreamChannel<RPCResponsePart>
     ) {
         self.path = path
         self.metadata = metadata
         self.timeout = timeout
+        self.clock = clock
         self.requests = requests
         self.responses = responses
     }

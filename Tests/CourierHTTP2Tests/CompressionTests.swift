@@ -191,6 +191,17 @@ struct RawRequestTests {
         #expect(output.contains("grpc-status: 8"), "\(output)")
     }
 
+    @Test("A server deadline over HTTP/2 is a timer on the loop serving the stream", .enabled(if: nghttp != nil))
+    func deadlineOnLoopTimer() async throws {
+        // nghttp sends grpc-timeout but enforces no deadline itself, so only the server's timer can end the
+        // RPC; the handler records whether its cancellation arrived on its own (the loop's) thread.
+        let output = try await request(
+            headers: ["content-type: application/grpc", "te: trailers", "grpc-timeout: 50m"], path: "/echo.Echo/AwaitDeadline"
+        )
+        #expect(output.contains("grpc-status: 4"), "\(output)")
+        #expect(DeadlineProbe.observations == [true])
+    }
+
     @Test("A malformed grpc-timeout: INTERNAL", .enabled(if: nghttp != nil))
     func badTimeout() async throws {
         let output = try await request(headers: ["content-type: application/grpc", "grpc-timeout: 1x"])

@@ -2,6 +2,7 @@ import Courier
 import CourierTestSupport
 import CourierHTTP2
 import Foundation
+import Synchronization
 import Testing
 
 /// Bytes in, bytes out.
@@ -53,7 +54,27 @@ struct RawEchoService: RegistrableRPCService {
             try await Task.sleep(for: .seconds(60))  // stands for slow work; the deadline cancels it
             return ServerResponse(message: request.message)
         }
+        // Waits to be cancelled and records whether the cancellation came on the thread the handler runs on
+        // (the loop serving the stream): only the loop's timer delivers a deadline there.
+        router.registerUnary(forMethod: method("AwaitDeadline"), deserializer: codec, serializer: codec) { _, _ in
+            let handlerThread = pthread_self()
+            await withTaskCancellationHandler {
+                await DeadlineProbe.gate.wait()
+            } onCancel: {
+                DeadlineProbe.record(onHandlerThread: pthread_equal(pthread_self(), handlerThread) != 0)
+                DeadlineProbe.gate.open()
+            }
+            throw CancellationError()
+        }
     }
+}
+
+/// What the `AwaitDeadline` method observed.
+enum DeadlineProbe {
+    static let gate = Gate()
+    private static let observed = Mutex<[Bool]>([])
+    static func record(onHandlerThread: Bool) { observed.withLock { $0.append(onHandlerThread) } }
+    static var observations: [Bool] { observed.withLock { $0 } }
 }
 
 let peersDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers")

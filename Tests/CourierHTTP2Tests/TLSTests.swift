@@ -185,13 +185,13 @@ struct TLSTests {
             var server = HTTP2ServerTransport.Configuration()
             server.tls = configuration
             let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: server)
-            let error = await #expect(throws: RPCError.self) { try await transport.listen { _ in } }
-            #expect(error?.code == .invalidArgument)
+            let error = await #expect(throws: RuntimeError.self) { try await transport.listen(options: .init()) { _ in } }
+            #expect(error?.code == .invalidConfiguration)
             #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         }
         var client = HTTP2ClientTransport.Configuration()
         client.tls = .client(trustRoots: .pemFile("\(pki)/missing-ca.pem"))
-        let error = #expect(throws: RPCError.self) { _ = try HTTP2ClientTransport(target: "127.0.0.1:1", configuration: client) }
+        let error = #expect(throws: RuntimeError.self) { _ = try HTTP2ClientTransport(target: "127.0.0.1:1", configuration: client) }
         #expect(error?.message.contains("cannot read the CA bundle") == true, "\(String(describing: error))")
     }
 

@@ -5,25 +5,50 @@
 /// the event loop that owns the stream. Courier's core does routing, deadlines, interceptors and
 /// status semantics above it.
 public protocol ServerTransport: Sendable {
-    /// The clock Courier enforces this transport's deadlines with.
-    var clock: any RPCClock { get }
-
     /// Listens for streams and calls `streamHandler` once for each, in a child task, until
     /// ``beginGracefulShutdown()`` is called and every stream has finished. Cancelling the calling task
     /// stops listening and cancels every stream.
     ///
-    /// - Parameter streamHandler: Serves one stream; it returns once the stream is finished.
-    /// - Throws: If listening fails (for example, the address is in use).
-    func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws
+    /// - Parameters:
+    ///   - options: What the server asks of every stream (limits the transport enforces as bytes arrive).
+    ///   - streamHandler: Serves one stream; it returns once the stream is finished.
+    /// - Throws: ``RuntimeError`` if listening fails (``RuntimeError/Code/transportError``: the address is
+    ///   in use; ``RuntimeError/Code/invalidConfiguration``: a TLS file can't be read) or the transport
+    ///   is already listening (``RuntimeError/Code/transportIsAlreadyRunning``).
+    func listen(
+        options: ServerTransportOptions,
+        _ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void
+    ) async throws
 
     /// Stops accepting new streams; open ones finish, then ``listen(_:)`` returns.
     func beginGracefulShutdown()
+}
+
+/// What a ``CourierServer`` asks of its transport's streams: limits that are best enforced where the bytes
+/// arrive.
+public struct ServerTransportOptions: Sendable, Hashable {
+    /// The largest request message a stream accepts, in bytes; `nil` for no limit. A transport that frames
+    /// messages rejects a larger one from its length prefix, before buffering it, with
+    /// `RESOURCE_EXHAUSTED`, and decompresses no further than this (zip bombs). Courier checks it again
+    /// above the transport.
+    public var maxRequestMessageBytes: Int?
+
+    /// Creates options.
+    ///
+    /// - Parameter maxRequestMessageBytes: See ``maxRequestMessageBytes``.
+    public init(maxRequestMessageBytes: Int? = 4 * 1024 * 1024) {
+        self.maxRequestMessageBytes = maxRequestMessageBytes
+    }
 }
 
 /// One RPC's stream on the server side.
 ///
 /// The request head (path, metadata, timeout, peer) is known when the stream is handed over.
 public protocol ServerTransportStream: AnyObject, Sendable {
+    /// The clock the stream's deadline is enforced with: for the HTTP/2 transport, timers on the event
+    /// loop that serves the stream; for the in-memory transport, the clock it was given.
+    var clock: any RPCClock { get }
+
     /// The request path, such as `/hello.HelloService/SayHello`.
     var path: String { get }
     /// The request metadata.

@@ -73,13 +73,14 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         self.descriptor = descriptor
         self.options = options
         self.deframer = GRPCMessageDeframer(maxMessageBytes: options.maxResponseMessageBytes)
-        self.deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        // The instant the call's own timer fires at, on the same clock (the transport's loop clock).
+        self.deadline = options.deadline ?? options.timeout.map { manager.clock.now.advanced(by: $0) }
         outbound.startRetaining(limit: Self.replayLimit)
     }
 
     /// The time left for the `grpc-timeout` header.
     var timeRemaining: Duration? {
-        deadline.map { max(.zero, ContinuousClock.now.duration(to: $0)) }
+        deadline.map { max(.zero, manager.clock.now.duration(to: $0)) }
     }
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {

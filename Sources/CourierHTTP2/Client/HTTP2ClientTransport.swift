@@ -66,13 +66,14 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameters:
     ///   - target: Where the server is.
     ///   - configuration: Limits and tuning.
-    /// - Throws: ``RPCError`` `INVALID_ARGUMENT` for a target that doesn't parse or resolve, or a TLS
-    ///   configuration whose files can't be read or don't match.
+    /// - Throws: ``RuntimeError``: ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse
+    ///   or resolve, ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration whose files can't
+    ///   be read or don't match.
     public init(target: String, configuration: Configuration = .defaults) throws {
         let (addresses, authority) = try Self.resolve(target)
-        let tls = try configuration.tls.map { configuration throws(RPCError) in
+        let tls = try configuration.tls.map { configuration throws(RuntimeError) in
             guard !configuration.isServer else {
-                throw RPCError(code: .invalidArgument, message: "TLS: a client needs TLSConfiguration.client(...).")
+                throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
             }
             return try TLSContext(configuration)
         }
@@ -84,7 +85,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             configuration: configuration,
             tls: tls
         )
-        self.clock = LoopClock(loops: [loop])
+        self.clock = LoopClock(loop: loop)
     }
 
     deinit {
@@ -148,9 +149,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     }
 
     /// Parses a target into the addresses to try, in order, and the default `:authority`.
-    static func resolve(_ target: String) throws(RPCError) -> ([SocketAddress], String) {
-        func invalid(_ why: String) -> RPCError {
-            RPCError(code: .invalidArgument, message: "Invalid target '\(target.prefix(256))': \(why).")
+    static func resolve(_ target: String) throws(RuntimeError) -> ([SocketAddress], String) {
+        func invalid(_ why: String) -> RuntimeError {
+            RuntimeError(code: .invalidArgument, message: "Invalid target '\(target.prefix(256))': \(why).")
         }
         if target.hasPrefix("unix:") {
             let path = String(target.dropFirst("unix:".count).drop { $0 == "/" && target.hasPrefix("unix:///") })

@@ -7,6 +7,8 @@ final class HTTP2ConnectionManager: @unchecked Sendable {
     // @unchecked Sendable: mutable state is touched on `loop` only, except `connectionAttempts`, which
     // tests read after the fact.
     let loop: EventLoop
+    /// The clock the transport's deadlines are enforced with.
+    var clock: LoopClock { LoopClock(loop: loop) }
     let configuration: HTTP2ClientTransport.Configuration
     private let addresses: [SocketAddress]
     private let authority: String

@@ -28,6 +28,8 @@ final class HTTP2ServerConnection: @unchecked Sendable {
     private var resetsInWindow = 0
 
     let configuration: HTTP2ServerTransport.Configuration
+    /// What the server asks of every stream.
+    var options: ServerTransportOptions { owner.options }
 
     init(
         fd: Int32,

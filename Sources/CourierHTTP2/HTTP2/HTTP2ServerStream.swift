@@ -22,6 +22,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     private(set) var metadata = Metadata()
     private(set) var timeout: Duration?
     var peer: String { connection.peer }
+    /// Timers on the loop that serves the stream.
+    var clock: any RPCClock { LoopClock(loop: connection.loop) }
     var peerIdentity: PeerIdentity? { connection.peerIdentity }
     private var loop: EventLoop { connection.loop }
 
@@ -63,7 +65,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     init(id: Int32, connection: HTTP2ServerConnection) {
         self.id = id
         self.connection = connection
-        self.deframer = GRPCMessageDeframer(maxMessageBytes: connection.configuration.maxReceiveMessageBytes)
+        self.deframer = GRPCMessageDeframer(maxMessageBytes: connection.options.maxRequestMessageBytes)
     }
 
     // MARK: The request head (loop)
@@ -155,7 +157,7 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
                     do {
                         var decompressed = try Zlib.decompress(
                             message.bytes, algorithm: compression,
-                            limit: connection.configuration.maxReceiveMessageBytes
+                            limit: connection.options.maxRequestMessageBytes
                         )
                         decompressed.arrivedCompressed = true
                         inbound.append(decompressed)

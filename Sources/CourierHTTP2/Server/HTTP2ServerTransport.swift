@@ -29,9 +29,6 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         public var connectionWindowBytes: Int
         /// SETTINGS_MAX_HEADER_LIST_SIZE. Default 16 KiB.
         public var maxHeaderListBytes: Int
-        /// The largest request message accepted; larger ones fail with `RESOURCE_EXHAUSTED`, decided from
-        /// the length prefix before anything is allocated. Default 4 MiB.
-        public var maxReceiveMessageBytes: Int
         /// Response bytes buffered per stream before the handler's writer suspends. Default 64 KiB.
         public var maxBufferedBytesPerStream: Int
         /// TLS, or `nil` (the default) for cleartext HTTP/2 with prior knowledge (h2c). See
@@ -56,7 +53,6 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.streamWindowBytes = 1 << 20
             self.connectionWindowBytes = 16 << 20
             self.maxHeaderListBytes = 16 << 10
-            self.maxReceiveMessageBytes = 4 << 20
             self.maxBufferedBytesPerStream = 64 << 10
             self.tls = nil
             self.ioBackend = nil
@@ -72,7 +68,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
     private let address: SocketAddress
     private let configuration: Configuration
     private let state = Mutex<State>(State())
-    private let boundAddress = Mutex<(address: SocketAddress?, waiters: [UnsafeContinuation<SocketAddress, any Error>], failure: RPCError?)>((nil, [], nil))
+    private let boundAddress = Mutex<(address: SocketAddress?, waiters: [UnsafeContinuation<SocketAddress, any Error>], failure: RuntimeError?)>((nil, [], nil))
 
     private struct State {
         var listener: Listener?
@@ -90,14 +86,9 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         self.configuration = configuration
     }
 
-    /// The clock deadlines are enforced with: timers on the event loops.
-    public var clock: any RPCClock {
-        state.withLock { $0.listener?.clock } ?? SystemRPCClock()
-    }
-
     /// The address the transport is listening on, once it is; with port 0, the port the kernel chose.
     ///
-    /// - Throws: ``RPCError`` `UNAVAILABLE` if listening failed or the transport stopped before it began.
+    /// - Throws: The ``RuntimeError`` that listening failed with.
     public func listeningAddress() async throws -> SocketAddress {
         try await withUnsafeThrowingContinuation { continuation in
             let ready = boundAddress.withLock { state -> Result<SocketAddress, any Error>? in
@@ -110,7 +101,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         }
     }
 
-    private func resolveBoundAddress(_ result: Result<SocketAddress, RPCError>) {
+    private func resolveBoundAddress(_ result: Result<SocketAddress, RuntimeError>) {
         let waiters = boundAddress.withLock { state -> [UnsafeContinuation<SocketAddress, any Error>] in
             switch result {
             case .success(let address): state.address = address
@@ -122,23 +113,32 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         for waiter in waiters { waiter.resume(with: result.mapError { $0 }) }
     }
 
-    public func listen(_ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void) async throws {
+    public func listen(
+        options: ServerTransportOptions,
+        _ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void
+    ) async throws {
         let listener: Listener
         do {
-            let tls = try configuration.tls.map { configuration throws(RPCError) in
+            let tls = try configuration.tls.map { configuration throws(RuntimeError) in
                 guard configuration.isServer else {
-                    throw RPCError(code: .invalidArgument, message: "TLS: a server needs TLSConfiguration.server(...).")
+                    throw RuntimeError(
+                        code: .invalidConfiguration, message: "TLS: a server needs TLSConfiguration.server(...)."
+                    )
                 }
                 return try TLSContext(configuration)
             }
-            listener = try Listener(address: address, configuration: configuration, tls: tls, handler: streamHandler)
-        } catch let error as RPCError {
+            listener = try Listener(
+                address: address, configuration: configuration, options: options, tls: tls, handler: streamHandler
+            )
+        } catch let error as RuntimeError {
             resolveBoundAddress(.failure(error))
             throw error
         } catch {
-            let rpcError = RPCError(code: .unavailable, message: "Could not listen on \(address): \(error)", cause: error)
-            resolveBoundAddress(.failure(rpcError))
-            throw rpcError
+            let runtimeError = RuntimeError(
+                code: .transportError, message: "Could not listen on \(address): \(error)", cause: error
+            )
+            resolveBoundAddress(.failure(runtimeError))
+            throw runtimeError
         }
         let shutdownEarly = state.withLock { state -> Bool in
             state.listener = listener
@@ -175,18 +175,6 @@ extension ServerTransport where Self == HTTP2ServerTransport {
     }
 }
 
-/// Timers on the event loops: on the caller's loop when called from one, else on the first.
-struct LoopClock: RPCClock {
-    let loops: [EventLoop]
-
-    var now: ContinuousClock.Instant { .now }
-
-    func scheduleTimer(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> any RPCTimer {
-        let loop = loops.first { $0.inEventLoop } ?? loops[0]
-        return loop.scheduleTimer(at: deadline, action)
-    }
-}
-
 extension HTTP2ServerTransport {
     /// Accepts connections, owns them and the handler tasks; the part of the transport that lives while
     /// it listens.
@@ -194,10 +182,11 @@ extension HTTP2ServerTransport {
         // @unchecked Sendable: `connections` and the accept state are touched on loops[0] or the
         // connection's own loop only; shared counters are behind `state`.
         let loops: [EventLoop]
-        let clock: LoopClock
         let boundAddress: SocketAddress
         private let listenFD: Int32
         private let configuration: Configuration
+        /// What the server asks of every stream.
+        let options: ServerTransportOptions
         let tls: TLSContext?
         private let handler: @Sendable (any ServerTransportStream) async -> Void
         private var acceptHandler: AcceptHandler!
@@ -221,10 +210,12 @@ extension HTTP2ServerTransport {
         init(
             address: SocketAddress,
             configuration: Configuration,
+            options: ServerTransportOptions,
             tls: TLSContext?,
             handler: @escaping @Sendable (any ServerTransportStream) async -> Void
         ) throws {
             self.tls = tls
+            self.options = options
             let (fd, bound) = try Sockets.listen(on: address)
             self.listenFD = fd
             self.boundAddress = bound
@@ -241,7 +232,6 @@ extension HTTP2ServerTransport {
                 throw error
             }
             self.loops = loops
-            self.clock = LoopClock(loops: loops)
             self.acceptHandler = AcceptHandler(listener: self)
         }
 

@@ -13,8 +13,9 @@ final class TLSContext: @unchecked Sendable {
 
     /// Builds the context, reading every file now so that mistakes surface at start-up.
     ///
-    /// - Throws: ``RPCError`` `INVALID_ARGUMENT` naming the file and what is wrong with it.
-    init(_ configuration: TLSConfiguration) throws(RPCError) {
+    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/invalidConfiguration`` naming the file and what is
+    ///   wrong with it.
+    init(_ configuration: TLSConfiguration) throws(RuntimeError) {
         self.configuration = configuration
         guard let context = SSL_CTX_new(configuration.isServer ? TLS_server_method() : TLS_client_method()) else {
             throw Self.error("could not create an SSL context")
@@ -30,7 +31,7 @@ final class TLSContext: @unchecked Sendable {
                 throw Self.error("could not load the certificate chain '\(chain)' (is it PEM?)")
             }
             guard let key = configuration.privateKeyFile else {
-                throw RPCError(code: .invalidArgument, message: "TLS: a certificate chain needs a private key file.")
+                throw RuntimeError(code: .invalidConfiguration, message: "TLS: a certificate chain needs a private key file.")
             }
             try Self.checkReadable(key, what: "private key")
             guard SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 else {
@@ -38,15 +39,15 @@ final class TLSContext: @unchecked Sendable {
                 let what = reasons.contains("mismatch")
                     ? "the private key '\(key)' does not match the certificate in '\(chain)'"
                     : "could not load the private key '\(key)' (is it PEM?)"
-                throw RPCError(code: .invalidArgument, message: "TLS: \(what): \(reasons).")
+                throw RuntimeError(code: .invalidConfiguration, message: "TLS: \(what): \(reasons).")
             }
             guard SSL_CTX_check_private_key(context) == 1 else {
                 throw Self.error("the private key '\(key)' does not match the certificate in '\(chain)'")
             }
         } else if configuration.isServer {
-            throw RPCError(code: .invalidArgument, message: "TLS: a server needs a certificate chain and a private key.")
+            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a server needs a certificate chain and a private key.")
         } else if configuration.privateKeyFile != nil {
-            throw RPCError(code: .invalidArgument, message: "TLS: a private key needs a certificate chain file.")
+            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a private key needs a certificate chain file.")
         }
 
         let verifies = configuration.isServer ? configuration.clientCertificates != .none : configuration.verifiesServer
@@ -80,16 +81,16 @@ final class TLSContext: @unchecked Sendable {
         SSL_CTX_free(context)
     }
 
-    private static func checkReadable(_ path: String, what: String) throws(RPCError) {
+    private static func checkReadable(_ path: String, what: String) throws(RuntimeError) {
         guard access(path, R_OK) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw RPCError(code: .invalidArgument, message: "TLS: cannot read the \(what) '\(path)': \(reason).")
+            throw RuntimeError(code: .invalidConfiguration, message: "TLS: cannot read the \(what) '\(path)': \(reason).")
         }
     }
 
     /// An error with OpenSSL's reasons appended (and its error queue cleared).
-    static func error(_ what: String) -> RPCError {
-        RPCError(code: .invalidArgument, message: "TLS: \(what): \(TLSSession.drainErrors()).")
+    static func error(_ what: String) -> RuntimeError {
+        RuntimeError(code: .invalidConfiguration, message: "TLS: \(what): \(TLSSession.drainErrors()).")
     }
 }
 

@@ -95,7 +95,8 @@ struct ShutdownTests {
                 deserializer: codec
             )
             #expect(reply == "m")
-            await expectRPCError(.failedPrecondition) { try await server.run() }
+            let error = await #expect(throws: RuntimeError.self) { try await server.run() }
+            #expect(error?.code == .serverIsAlreadyRunning)
         }
     }
 }

@@ -177,10 +177,10 @@ extension ServerRequest {
     package init(collecting request: StreamingServerRequest<Message>) async throws {
         var iterator = request.messages.makeAsyncIterator()
         guard let message = try await iterator.next() else {
-            throw RPCError(code: .internal, message: "Expected one request message, received none.")
+            throw RPCError.noMessage(.request)
         }
         guard try await iterator.next() == nil else {
-            throw RPCError(code: .internal, message: "Expected one request message, received more.")
+            throw RPCError.moreThanOneMessage(.request)
         }
         self.init(metadata: request.metadata, message: message)
     }

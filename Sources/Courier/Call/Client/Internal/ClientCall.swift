@@ -11,6 +11,7 @@ final class ClientCall: Sendable {
 
     let stream: any ClientTransportStream
     private let state = Mutex(State.active)
+    private let requestClosed = Atomic(false)
 
     init(stream: any ClientTransportStream) {
         self.stream = stream
@@ -28,7 +29,7 @@ final class ClientCall: Sendable {
 
     /// Cancels the stream if the status hasn't arrived: the caller has left the RPC's scope.
     func cancelIfActive() {
-        cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+        cancel(with: .cancelledLocally)
     }
 
     /// The status arrived.
@@ -36,6 +37,18 @@ final class ClientCall: Sendable {
         state.withLock { state in
             if case .active = state { state = .finished }
         }
+    }
+
+    /// A request write failed because the stream can no longer carry messages (the server finished the
+    /// RPC, the stream was reset): the RPC's outcome then comes from the response, not from the error
+    /// the writer saw.
+    var requestStreamClosed: Bool { requestClosed.load(ordering: .relaxed) }
+
+    /// Records that a request write found the stream closed and returns the error the writer throws:
+    /// the local reason if the RPC ended early, else the transport's (an ``RPCError``).
+    func requestWriteFailed(_ error: any Error) -> RPCError {
+        requestClosed.store(true, ordering: .relaxed)
+        return map(error)
     }
 
     /// The error the RPC ended with locally, if any.
@@ -47,7 +60,7 @@ final class ClientCall: Sendable {
     func map(_ error: any Error) -> RPCError {
         if let local = localError { return local }
         if let rpcError = error as? RPCError { return rpcError }
-        if error is CancellationError { return RPCError(code: .cancelled, message: "The RPC was cancelled.") }
+        if error is CancellationError { return .cancelledLocally }
         return RPCError(code: .unknown, message: "The transport failed.", cause: error)
     }
 
@@ -61,12 +74,6 @@ final class ClientCall: Sendable {
             throw map(error)
         }
     }
-}
-
-/// Marks a request write that failed because the stream can no longer carry messages; the RPC's
-/// outcome then comes from the response.
-struct RequestStreamClosed: Error {
-    var underlying: any Error
 }
 
 /// Serializes request messages and writes them to the stream.
@@ -85,7 +92,7 @@ struct RequestWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Ser
         do {
             try await call.stream.write(.message(buffer))
         } catch {
-            throw RequestStreamClosed(underlying: error)
+            throw call.requestWriteFailed(error)
         }
     }
 }
@@ -123,9 +130,9 @@ where Deserializer.Message: Sendable {
                     if let error = RPCError(status: status, metadata: trailers) { throw error }
                     return .trailingMetadata(trailers)
                 case .metadata:
-                    throw RPCError(code: .internal, message: "Received response metadata twice.")
+                    throw RPCError.metadataTwice
                 case nil:
-                    throw RPCError(code: .internal, message: "The response ended without a status.")
+                    throw RPCError.endedWithoutStatus
                 }
             } catch let error as RPCError {
                 done = true

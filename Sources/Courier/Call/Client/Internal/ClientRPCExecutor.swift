@@ -27,33 +27,14 @@ enum ClientRPCExecutor {
                 throw RPCError(code: .deadlineExceeded, message: "Deadline exceeded before the call started.")
             }
             streamOptions.timeout = remaining
+            streamOptions.deadline = deadline
         }
         return (deadline, streamOptions)
     }
 
-    /// A unary call without interceptors: the request written and the response read directly, without
-    /// the streaming shapes (request producer, response sequence) that interceptors need. Same wire
-    /// behaviour and errors as ``execute(request:descriptor:serializer:deserializer:options:producerMode:transport:interceptors:handler:)``
-    /// followed by collecting the one response.
-    static func executeUnary<Input: Sendable, Output: Sendable, Result: Sendable>(
-        request: ClientRequest<Input>,
-        descriptor: MethodDescriptor,
-        serializer: some MessageSerializer<Input>,
-        deserializer: some MessageDeserializer<Output>,
-        options: CallOptions,
-        transport: any ClientTransport,
-        handler: (ClientResponse<Output>) async throws -> Result
-    ) async throws -> Result {
-        try await withCall(transport: transport, descriptor: descriptor, options: options) { call, _ in
-            let response = try await unaryResponse(call, request, serializer, deserializer, options)
-            defer { call.cancelIfActive() }
-            return try await handler(response)
-        }
-    }
-
     /// What every call gets around its work: the stream, the deadline's timer, and cancellation of the
     /// calling task turned into cancelling the call.
-    private static func withCall<Result: Sendable>(
+    static func withCall<Result: Sendable>(
         transport: any ClientTransport,
         descriptor: MethodDescriptor,
         options: CallOptions,
@@ -65,21 +46,21 @@ enum ClientRPCExecutor {
             let call = ClientCall(stream: stream)
             let timer = deadline.map { deadline in
                 clock.scheduleTimer(at: deadline) {
-                    call.cancel(with: RPCError(code: .deadlineExceeded, message: "Deadline exceeded."))
+                    call.cancel(with: .deadlineExceeded)
                 }
             }
             defer { timer?.cancel() }
             return try await withTaskCancellationHandler {
                 try await body(call, deadline)
             } onCancel: {
-                call.cancel(with: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+                call.cancel(with: .cancelledLocally)
             }
         }
     }
 
     /// Sends the request metadata, opening the stream; false if the stream could not start (the reason
     /// then comes from the response side).
-    private static func sendHead(_ call: ClientCall, _ metadata: Metadata) async throws -> Bool {
+    static func sendHead(_ call: ClientCall, _ metadata: Metadata) async throws -> Bool {
         try metadata.validate()
         if let local = call.localError { throw local }
         do {
@@ -91,12 +72,12 @@ enum ClientRPCExecutor {
     }
 
     /// The response head: metadata, or the status of a Trailers-Only response (the call is then finished).
-    private enum ResponseHead {
+    enum ResponseHead {
         case metadata(Metadata)
         case status(Status, Metadata)
     }
 
-    private static func readHead(_ call: ClientCall) async throws -> ResponseHead {
+    static func readHead(_ call: ClientCall) async throws -> ResponseHead {
         switch try await call.next() {
         case .metadata(let metadata):
             return .metadata(metadata)
@@ -104,20 +85,18 @@ enum ClientRPCExecutor {
             call.markFinished()
             return .status(status, trailers)
         case .message:
-            let error = RPCError(code: .internal, message: "Received a response message before response metadata.")
-            call.cancel(with: error)
-            throw error
+            call.cancel(with: .messageBeforeMetadata)
+            throw RPCError.messageBeforeMetadata
         case nil:
-            let error = RPCError(code: .internal, message: "The response ended without a status.")
-            call.cancel(with: error)
-            throw error
+            call.cancel(with: .endedWithoutStatus)
+            throw RPCError.endedWithoutStatus
         }
     }
 
     /// Sends the request (`send` writes its messages), then half-closes. A write that failed because the
     /// stream is gone is not an error here: the response says what happened. Any other error cancels the
     /// RPC.
-    private static func sendRequest(_ call: ClientCall, _ send: () async throws -> Void) async throws {
+    static func sendRequest(_ call: ClientCall, _ send: () async throws -> Void) async throws {
         do {
             try await send()
             do {
@@ -125,9 +104,9 @@ enum ClientRPCExecutor {
             } catch {
                 return  // The stream is gone; the response says why.
             }
-        } catch is RequestStreamClosed {
-            return
         } catch let error as RPCError {
+            // A write that failed because the stream is gone: the response says what happened.
+            if call.requestStreamClosed { return }
             call.cancel(with: error)
             throw call.localError ?? error
         } catch {
@@ -135,67 +114,6 @@ enum ClientRPCExecutor {
             let wrapped = RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
             call.cancel(with: wrapped)
             throw wrapped
-        }
-    }
-
-    private static func unaryResponse<Input: Sendable, Output: Sendable>(
-        _ call: ClientCall,
-        _ request: ClientRequest<Input>,
-        _ serializer: some MessageSerializer<Input>,
-        _ deserializer: some MessageDeserializer<Output>,
-        _ options: CallOptions
-    ) async throws -> ClientResponse<Output> {
-        if try await sendHead(call, request.metadata) {
-            try await sendRequest(call) {
-                try await RequestWriter(call: call, serializer: serializer, limit: options.maxRequestMessageBytes)
-                    .write(request.message, options: .default)
-            }
-        }
-
-        let metadata: Metadata
-        switch try await readHead(call) {
-        case .metadata(let received):
-            metadata = received
-        case .status(let status, let trailers):
-            let error = RPCError(status: status, metadata: trailers)
-                ?? RPCError(code: .internal, message: "Expected one response message, received none.")
-            return ClientResponse(accepted: .failure(error))
-        }
-
-        var message: Output?
-        do {
-            while true {
-                switch try await call.next() {
-                case .message(let buffer):
-                    try MessageKind.response.checkSize(buffer, limit: options.maxResponseMessageBytes)
-                    let decoded = try deserializer.deserializeForRPC(buffer)
-                    guard message == nil else {
-                        throw RPCError(code: .internal, message: "Expected one response message, received more.")
-                    }
-                    message = decoded
-                case .status(let status, let trailers):
-                    call.markFinished()
-                    if let error = RPCError(status: status, metadata: trailers) { throw error }
-                    guard let message else {
-                        throw RPCError(code: .internal, message: "Expected one response message, received none.")
-                    }
-                    return ClientResponse(
-                        accepted: .success(.init(metadata: metadata, message: message, trailingMetadata: trailers))
-                    )
-                case .metadata:
-                    throw RPCError(code: .internal, message: "Received response metadata twice.")
-                case nil:
-                    throw RPCError(code: .internal, message: "The response ended without a status.")
-                }
-            }
-        } catch let error as RPCError {
-            // Local failures (limit, codec, protocol) cancel the RPC; a received status doesn't.
-            call.cancel(with: error)
-            return ClientResponse(accepted: .failure(call.localError ?? error))
-        } catch {
-            let wrapped = RPCError(code: .unknown, message: "Reading the response failed.", cause: error)
-            call.cancel(with: wrapped)
-            return ClientResponse(accepted: .failure(call.localError ?? wrapped))
         }
     }
 
