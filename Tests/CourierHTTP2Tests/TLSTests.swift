@@ -191,7 +191,11 @@ struct TLSTests {
         }
         var client = HTTP2ClientTransport.Configuration()
         client.tls = .client(trustRoots: .pemFile("\(pki)/missing-ca.pem"))
-        let error = #expect(throws: RuntimeError.self) { _ = try HTTP2ClientTransport(target: "127.0.0.1:1", configuration: client) }
+        // The client reads its files when it starts (connect(), which CourierClient.run() calls), not when it
+        // is created: init does no I/O.
+        let clientTransport = try HTTP2ClientTransport(target: "127.0.0.1:1", configuration: client)
+        let error = await #expect(throws: RuntimeError.self) { try await clientTransport.connect() }
+        #expect(error?.code == .invalidConfiguration)
         #expect(error?.message.contains("cannot read the CA bundle") == true, "\(String(describing: error))")
     }
 

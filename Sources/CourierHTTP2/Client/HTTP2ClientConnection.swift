@@ -1,84 +1,160 @@
-internal import CNGHTTP2
 internal import CURing
 internal import Courier
 #if canImport(Glibc)
 internal import Glibc
 #endif
 
-/// One HTTP/2 connection from a client: socket, nghttp2 client session and the streams multiplexed on
-/// it, confined to one event loop. RPCs started while it connects wait; if connecting fails they fail
-/// with `UNAVAILABLE`. nghttp2 queues streams beyond the server's MAX_CONCURRENT_STREAMS.
-final class HTTP2ClientConnection: @unchecked Sendable {
-    // @unchecked Sendable: mutable state is touched on `loop` only.
-    enum State {
-        case idle
-        case connecting
-        case ready
-        case failed(RPCError)
-    }
+/// What a client connection tells its owner (the connection manager).
+protocol HTTP2ClientConnectionDelegate: AnyObject {
+    /// The server's SETTINGS arrived: the connection takes streams.
+    func connectionReady(_ connection: HTTP2ClientConnection)
+    /// Connecting failed; `waiting` are the streams that were waiting for it.
+    func connectionFailed(_ connection: HTTP2ClientConnection, waiting: [HTTP2ClientStream], error: RPCError)
+    /// The server sent GOAWAY: the next stream needs another connection.
+    func connectionGoingAway(_ connection: HTTP2ClientConnection)
+    /// The socket is closed and nothing is in flight: the connection can be let go.
+    func connectionClosed(_ connection: HTTP2ClientConnection)
+    /// A stream this connection can't carry (it went away, or the server refused the stream unprocessed):
+    /// open it elsewhere.
+    func reroute(_ stream: HTTP2ClientStream)
+}
 
-    let loop: EventLoop
+/// One HTTP/2 connection from a client: the socket (``ConnectionIO``), the nghttp2 session
+/// (``HTTP2Connection``), the streams multiplexed on it and the ``ClientConnectionStateMachine``, confined
+/// to one event loop.
+final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
+    // @unchecked Sendable: mutable state is touched on `loop` only, except `isUsable`'s reads in tests.
     let configuration: HTTP2ClientTransport.Configuration
-    /// Every address the target resolved to, tried in order.
-    private let addresses: [SocketAddress]
-    private var addressIndex = 0
-    private var address: SocketAddress { addresses[addressIndex] }
     private let authority: String
-    private unowned let manager: HTTP2ConnectionManager
+    private let tls: TLSContext?
+    private unowned let delegate: any HTTP2ClientConnectionDelegate
+    private var machine: ClientConnectionStateMachine
     private var fd: Int32 = -1
-    private var session: OpaquePointer?
-    private(set) var state = State.idle
     private var streams: [Int32: HTTP2ClientStream] = [:]
-    private var pendingOpens: [(HTTP2ClientStream, Metadata)] = []
-
-    private let io: ConnectionIO
-    /// The server sent GOAWAY: no new streams here; the connection closes once its streams have ended.
-    private var goingAway = false
+    /// Streams waiting for the connection to be ready.
+    private var waiting: [HTTP2ClientStream] = []
     private var connectHandler: IOHandler!
     private var connectAddress: UnsafeMutableRawPointer?
-    private var connecting: Bool { io.otherOperationsInFlight > 0 }
-    private var closed: Bool { io.closed }
+    /// The request's `:scheme`.
+    private let scheme: String
 
     init(
-        manager: HTTP2ConnectionManager,
+        delegate: any HTTP2ClientConnectionDelegate,
+        loop: EventLoop,
         addresses: [SocketAddress],
         authority: String,
-        configuration: HTTP2ClientTransport.Configuration
+        configuration: HTTP2ClientTransport.Configuration,
+        tls: TLSContext?
     ) {
-        self.manager = manager
-        self.loop = manager.loop
-        self.addresses = addresses
+        self.delegate = delegate
+        self.machine = ClientConnectionStateMachine(addresses: addresses)
         self.authority = authority
         self.configuration = configuration
-        self.io = ConnectionIO(loop: manager.loop)
+        self.tls = tls
+        self.scheme = tls == nil ? "http" : "https"
+        super.init(loop: loop)
         self.connectHandler = IOHandler { [unowned self] in self.connected($0) }
         io.onReceive = { [unowned self] bytes in self.received(bytes) }
         io.onFailure = { [unowned self] result, sending in
-            self.lost(result == 0 ? "the server closed the connection" : "\(sending ? "send" : "recv") failed (\(-result))")
+            let reason = result == 0 ? "the server closed the connection" : "\(sending ? "send" : "recv") failed (\(-result))"
+            self.perform(self.machine.transportFailed(reason))
         }
-        io.produceOutput = { [unowned self] output in self.produceOutput(&output) }
-        io.onFinalized = { [unowned self] in self.manager.connectionClosed(self) }
-        io.onTLSFailure = { [unowned self] failure in self.tlsFailed(failure) }
+        io.produceOutput = { [unowned self] output in self.drainOutput(into: &output) }
+        io.afterOutput = { [unowned self] in self.outputFlushed() }
+        io.onFinalized = { [unowned self] in self.delegate.connectionClosed(self) }
+        io.onTLSFailure = { [unowned self] failure in self.perform(self.machine.tlsFailed(failure.description)) }
     }
 
     deinit {
         connectAddress?.deallocate()
-        if let session { nghttp2_session_del(session) }
     }
 
-    var nghttp2Session: OpaquePointer? { session }
+    /// Whether new streams can still be opened on this connection.
+    var isUsable: Bool { machine.isUsable && !io.closed }
+
+    /// Whether streams are open or waiting.
+    var hasStreams: Bool { !streams.isEmpty || !waiting.isEmpty }
+
+    // MARK: Performing the machine's actions
+
+    private func perform(_ action: ClientConnectionStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .connect(let index):
+            connect(to: machine.addresses[index])
+        case .startSession:
+            startSession()
+        case .openWaitingStreams:
+            delegate.connectionReady(self)
+            let ready = waiting
+            waiting = []
+            for stream in ready { submit(stream) }
+        case .connectFailed(let error):
+            let failed = waiting
+            waiting = []
+            delegate.connectionFailed(self, waiting: failed, error: error)
+            shutDown(error)
+        case .goingAway(let lastStreamID):
+            delegate.connectionGoingAway(self)
+            let rerouted = waiting
+            waiting = []
+            for stream in rerouted { delegate.reroute(stream) }
+            // Streams the server will never process: forget them here (a CANCEL tells nghttp2 and the
+            // server) and send them again elsewhere, as if refused.
+            for id in streams.keys.sorted() where id > lastStreamID {
+                guard let stream = streams.removeValue(forKey: id) else { continue }
+                resetStream(id, .cancel)
+                if stream.streamClosed(.refusedStream) { delegate.reroute(stream) }
+            }
+            closeIfDrained()
+        case .lost(let error):
+            shutDown(error)
+        case .close:
+            shutDown(RPCError(code: .unavailable, message: "The connection was closed."))
+        }
+    }
+
+    /// Fails every stream on the connection with `error` and closes the socket.
+    private func shutDown(_ error: RPCError) {
+        let open = streams
+        streams.removeAll()
+        let pending = waiting
+        waiting = []
+        for stream in open.values { stream.connectionLost(error) }
+        for stream in pending { stream.connectionLost(error) }
+        io.close()
+    }
+
+    private func closeIfDrained() {
+        guard streams.isEmpty, waiting.isEmpty else { return }
+        perform(machine.streamsDrained())
+    }
 
     // MARK: Connecting (loop)
 
-    func startConnecting() {
-        state = .connecting
-        manager.connectionAttempts += 1
+    func start() {
+        loop.preconditionInEventLoop()
+        perform(machine.start())
+    }
+
+    private func connect(to address: SocketAddress) {
+        if fd >= 0 {
+            // A previous address's socket: it failed to connect, nothing else is in flight on it.
+            loop.willClose(fd: fd)
+            Glibc.close(fd)
+            fd = -1
+            io.attach(fd: -1)
+        }
+        connectAddress?.deallocate()
+        connectAddress = nil
         fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
-        io.attach(fd: fd)
         guard fd >= 0 else {
-            connectFailed(IOError(errno: errno, call: "socket"))
+            let error = IOError(errno: errno, call: "socket")
+            perform(machine.connectCompleted(errno: error.errno, description: error.description))
             return
         }
+        io.attach(fd: fd)
         do {
             // The address must outlive the operation: copy it into memory this object owns.
             try address.withSockAddr { pointer, length in
@@ -89,60 +165,37 @@ final class HTTP2ClientConnection: @unchecked Sendable {
                 loop.submitConnect(fd: fd, address: copy.assumingMemoryBound(to: sockaddr.self), length: length, handler: connectHandler)
             }
         } catch {
-            connectFailed(error)
+            perform(machine.connectCompleted(errno: EINVAL, description: "\(error)"))
         }
     }
 
     private func connected(_ result: Int32) {
         io.otherOperationsInFlight -= 1
-        if closed {
+        if io.closed {
             io.finalizeIfIdle()
             return
         }
-        guard result == 0 else {
-            if addressIndex + 1 < addresses.count {
-                // Try the next address the name resolved to.
-                Glibc.close(fd)
-                fd = -1
-                io.attach(fd: -1)
-                connectAddress?.deallocate()
-                connectAddress = nil
-                addressIndex += 1
-                startConnecting()
-                return
-            }
-            connectFailed(IOError(errno: -result, call: "connect(\(address))"))
-            return
-        }
-        if address.family != AF_UNIX { _ = Sockets.setNoDelay(fd) }
-        var callbacks: OpaquePointer?
-        nghttp2_session_callbacks_new(&callbacks)
-        defer { nghttp2_session_callbacks_del(callbacks) }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks, clientOnHeader)
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, clientOnFrameReceive)
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, clientOnDataChunk)
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, clientOnStreamClose)
-        var option: OpaquePointer?
-        nghttp2_option_new(&option)
-        defer { nghttp2_option_del(option) }
-        nghttp2_option_set_no_auto_window_update(option, 1)
-        guard nghttp2_session_client_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option) == 0 else {
-            connectFailed(IOError(errno: ENOMEM, call: "nghttp2_session_client_new2"))
-            return
-        }
-        SessionSettings(
+        let error = result == 0 ? nil : IOError(errno: -result, call: "connect(\(machine.address))")
+        perform(machine.connectCompleted(errno: -result, description: error?.description ?? ""))
+    }
+
+    private func startSession() {
+        if machine.address.family != AF_UNIX { Sockets.setNoDelay(fd) }
+        let settings = SessionSettings(
             enablePush: false,
             streamWindowBytes: configuration.streamWindowBytes,
             maxHeaderListBytes: configuration.maxHeaderListBytes,
             connectionWindowBytes: configuration.connectionWindowBytes
-        ).submit(to: session)
-        // Streams wait for the server's SETTINGS: until then its MAX_CONCURRENT_STREAMS is unknown, and
-        // streams over it would be refused instead of queued.
-        if let tls = manager.tls {
+        )
+        guard startSession(server: false, settings: settings) else {
+            perform(machine.transportFailed("nghttp2_session_client_new2 failed"))
+            return
+        }
+        if let tls {
             do {
-                io.tls = try TLSSession(context: tls, serverName: HTTP2ClientTransport.host(ofAuthority: authority))
+                io.tls = try TLSSession(context: tls, serverName: ClientTarget.host(ofAuthority: authority))
             } catch {
-                tlsFailed(error)
+                perform(machine.tlsFailed(error.description))
                 return
             }
             io.armReceive()
@@ -153,281 +206,113 @@ final class HTTP2ClientConnection: @unchecked Sendable {
         io.scheduleFlush()
     }
 
-    /// TLS failed: while connecting, the attempt failed (with the reason, such as a certificate that
-    /// didn't verify); afterwards, the connection is lost.
-    private func tlsFailed(_ failure: TLSSession.Failure) {
-        if case .connecting = state {
-            connectFailed(RPCError(code: .unavailable, message: "TLS with \(address) failed: \(failure)."))
-        } else {
-            lost("TLS failed: \(failure)")
+    // MARK: The socket's side (loop)
+
+    private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard feed(bytes) else {
+            perform(machine.protocolViolation("the server violated HTTP/2"))
+            return false
         }
+        if sessionIsFinished {
+            // nghttp2 gave up on the session (for instance: the server's first frame wasn't SETTINGS) and
+            // wants neither to read nor to write: no answer will come on this connection.
+            perform(machine.protocolViolation("the server's bytes are not HTTP/2 (the session ended)"))
+            return false
+        }
+        return true
     }
 
-    /// The server's first SETTINGS arrived: the connection is ready.
-    fileprivate func receivedSettings() {
-        guard case .connecting = state else { return }
-        state = .ready
-        manager.connectionReady(self)
-        let pending = pendingOpens
-        pendingOpens = []
-        for (stream, metadata) in pending { submit(stream, metadata: metadata) }
-        scheduleFlush()
-    }
-
-    private func connectFailed(_ error: any Error) {
-        let rpcError = error as? RPCError
-            ?? RPCError(code: .unavailable, message: "Could not connect to \(address): \(error)", cause: error)
-        state = .failed(rpcError)
-        let pending = pendingOpens
-        pendingOpens = []
-        manager.connectionFailed(self, pending: pending, error: rpcError)
-        close()
+    private func outputFlushed() {
+        guard !io.closed, io.outputIdle, hasSession, sessionIsFinished else { return }
+        perform(machine.protocolViolation("the HTTP/2 session ended"))
     }
 
     // MARK: Streams (loop)
 
-    func open(_ stream: HTTP2ClientStream, metadata: Metadata) {
+    /// Opens `stream` here: now if the connection is ready, once it is otherwise; elsewhere if it can't.
+    func open(_ stream: HTTP2ClientStream) {
         loop.preconditionInEventLoop()
-        if goingAway {
-            manager.open(stream, metadata: metadata)  // this connection takes no new streams
-            return
-        }
-        switch state {
-        case .idle, .connecting:
-            pendingOpens.append((stream, metadata))
-        case .ready:
-            submit(stream, metadata: metadata)
-        case .failed(let error):
-            stream.fail(error)
+        switch machine.streamRequested() {
+        case .open: submit(stream)
+        case .wait: waiting.append(stream)
+        case .reroute: delegate.reroute(stream)
+        case .fail(let error): stream.connectionLost(error)
         }
     }
 
-    private func submit(_ stream: HTTP2ClientStream, metadata: Metadata) {
-        guard let session, !closed else {
-            stream.fail(RPCError(code: .unavailable, message: "The connection is closed."))
-            return
-        }
+    private func submit(_ stream: HTTP2ClientStream) {
         var headers = HeaderList([
-            (":method", "POST"), (":scheme", manager.tls == nil ? "http" : "https"), (":path", stream.descriptor.path), (":authority", authority),
+            (":method", "POST"), (":scheme", scheme), (":path", stream.descriptor.path), (":authority", authority),
         ])
         if let timeout = stream.timeRemaining { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
         headers.add("content-type", "application/grpc")
         headers.add("te", "trailers")
         if let compression = stream.requestCompression { headers.add("grpc-encoding", compression.name) }
         headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
-        headers.add("user-agent", "grpc-swift-courier/0.1")
-        headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
-        var provider = nghttp2_data_provider()
-        provider.read_callback = clientReadRequestData
-        let id = headers.withNV { nv, count in
-            nghttp2_submit_request(session, nil, nv, count, &provider, nil)
-        }
+        headers.add("user-agent", HTTP2ClientTransport.userAgent)
+        headers.add(contentsOf: GRPCHeaders.fields(for: stream.requestMetadata))
+        let id = submitRequest(headers)
         guard id > 0 else {
-            stream.fail(RPCError(code: .unavailable, message: "Could not open a stream (nghttp2 error \(id))."))
+            stream.connectionLost(RPCError(code: .unavailable, message: "Could not open a stream (nghttp2 error \(id))."))
             return
         }
         streams[id] = stream
-        stream.opened(streamID: id, on: self)
-        scheduleFlush()
+        stream.attach(to: self, streamID: id)
     }
 
-    func stream(id: Int32) -> HTTP2ClientStream? { streams[id] }
+    // MARK: Session events
 
-    func resetStream(_ id: Int32) {
-        guard let session, !closed else { return }
-        nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_CANCEL.rawValue))
-        scheduleFlush()
+    override func headersBegin(streamID: Int32, category: HTTP2HeadersCategory) {
+        streams[streamID]?.responseHeadersBegin()
     }
 
-    func consume(streamID: Int32, bytes: Int) {
-        guard let session, bytes > 0, !closed else { return }
-        nghttp2_session_consume(session, streamID, bytes)
-        scheduleFlush()
+    override func header(streamID: Int32, name: HeaderBytes, value: HeaderBytes) -> Bool {
+        // Over the limit, the stream has failed and is reset; the rest of the block is skipped.
+        streams[streamID]?.receiveHeader(name: name, value: value) ?? true
     }
 
-    fileprivate func streamClosed(_ id: Int32, errorCode: UInt32) {
-        defer { closeIfDrained() }
-        streams.removeValue(forKey: id)?.closed(errorCode: errorCode)
+    override func headersComplete(streamID: Int32, category: HTTP2HeadersCategory, endStream: Bool) {
+        streams[streamID]?.receiveHeadersComplete(endStream: endStream)
     }
 
-    // MARK: The session's side of the socket (loop)
-
-    private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let session else { return false }
-        if nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) < 0 {
-            lost("the server violated HTTP/2")
-            return false
+    override func dataReceived(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID] else {
+            consume(streamID: streamID, bytes: bytes.count)
+            return
         }
-        return true
+        stream.receiveData(bytes)
     }
 
-    private func produceOutput(_ output: inout [UInt8]) {
-        guard let session else { return }
-        while true {
-            var data: UnsafePointer<UInt8>?
-            let count = nghttp2_session_mem_send(session, &data)
-            if count <= 0 { break }
-            output.append(contentsOf: UnsafeBufferPointer(start: data, count: count))
-        }
-    }
-
-    func scheduleFlush() {
-        io.scheduleFlush()
-    }
-
-    /// The connection failed: every RPC on it fails with `UNAVAILABLE`.
-    private func lost(_ reason: String) {
-        let error = RPCError(code: .unavailable, message: "The connection was lost: \(reason).")
-        state = .failed(error)
-        for stream in streams.values { stream.fail(error) }
-        streams.removeAll()
-        close()
-    }
-
-    /// Closes the connection; open streams fail with `UNAVAILABLE`.
-    func close() {
-        guard !closed else { return }
-        let error = RPCError(code: .unavailable, message: "The connection was closed.")
-        for stream in streams.values { stream.fail(error) }
-        streams.removeAll()
-        for (stream, _) in pendingOpens { stream.fail(error) }
-        pendingOpens.removeAll()
-        if case .ready = state { state = .failed(error) }
-        io.close()
-    }
-
-    /// GOAWAY: stop using the connection for new streams and reopen the ones not yet sent elsewhere.
-    /// Streams above `lastStreamID` are closed by nghttp2 with REFUSED_STREAM, and retry themselves. No
-    /// GOAWAY goes back.
-    fileprivate func receivedGoAway(lastStreamID: Int32, errorCode: UInt32) {
-        guard !goingAway else { return }
-        goingAway = true
-        manager.connectionGoingAway(self)
-        let pending = pendingOpens
-        pendingOpens = []
-        for (stream, metadata) in pending { manager.open(stream, metadata: metadata) }
-        // Streams the server will never process: forget them here (a CANCEL tells nghttp2 and the server)
-        // and let them retry elsewhere, as if refused.
-        for id in streams.keys.sorted() where id > lastStreamID {
-            guard let stream = streams.removeValue(forKey: id) else { continue }
-            if let session { nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, UInt32(NGHTTP2_CANCEL.rawValue)) }
-            stream.closed(errorCode: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
-        }
-        scheduleFlush()
-        closeIfDrained()
-    }
-
-    private func closeIfDrained() {
-        guard goingAway, streams.isEmpty, pendingOpens.isEmpty, !closed else { return }
-        close()
-    }
-
-    /// Whether new streams can still be opened on this connection.
-    var isUsable: Bool {
-        if goingAway { return false }
-        return switch state {
-        case .idle, .connecting, .ready: !closed
-        case .failed: false
-        }
-    }
-
-    var hasStreams: Bool { !streams.isEmpty || !pendingOpens.isEmpty }
-}
-
-// MARK: nghttp2 client callbacks
-
-@inline(__always)
-private func clientConnection(_ userData: UnsafeMutableRawPointer?) -> HTTP2ClientConnection {
-    Unmanaged<HTTP2ClientConnection>.fromOpaque(userData!).takeUnretainedValue()
-}
-
-private func clientOnHeader(
-    _ session: OpaquePointer?,
-    _ frame: UnsafePointer<nghttp2_frame>?,
-    _ name: UnsafePointer<UInt8>?,
-    _ nameLength: Int,
-    _ value: UnsafePointer<UInt8>?,
-    _ valueLength: Int,
-    _ flags: UInt8,
-    _ userData: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
-        let stream = clientConnection(userData).stream(id: frame.pointee.hd.stream_id)
-    else { return 0 }
-    let accepted = stream.header(
-        name: String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self),
-        value: String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-    )
-    // Over the limit: the stream has failed and is reset; ignore the rest of the block.
-    return accepted ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-}
-
-private func clientOnFrameReceive(
-    _ session: OpaquePointer?,
-    _ frame: UnsafePointer<nghttp2_frame>?,
-    _ userData: UnsafeMutableRawPointer?
-) -> Int32 {
-    guard let frame else { return 0 }
-    let header = frame.pointee.hd
-    if header.type == UInt8(NGHTTP2_SETTINGS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 {
-        clientConnection(userData).receivedSettings()
-        return 0
-    }
-    if header.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
-        clientConnection(userData).receivedGoAway(
-            lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code
-        )
-        return 0
-    }
-    guard let stream = clientConnection(userData).stream(id: header.stream_id) else { return 0 }
-    let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-    if header.type == UInt8(NGHTTP2_HEADERS.rawValue) {
-        stream.headersComplete(endStream: endStream)
-    } else if header.type == UInt8(NGHTTP2_DATA.rawValue), endStream {
+    override func dataEndedStream(streamID: Int32) {
         // DATA with END_STREAM and no trailers: the response ended without a status.
-        stream.headersComplete(endStream: true)
+        streams[streamID]?.receiveEndWithoutTrailers()
     }
-    return 0
-}
 
-private func clientOnDataChunk(
-    _ session: OpaquePointer?,
-    _ flags: UInt8,
-    _ streamID: Int32,
-    _ data: UnsafePointer<UInt8>?,
-    _ length: Int,
-    _ userData: UnsafeMutableRawPointer?
-) -> Int32 {
-    let connection = clientConnection(userData)
-    if let stream = connection.stream(id: streamID) {
-        stream.receivedData(UnsafeRawBufferPointer(start: data, count: length))
-    } else if let session {
-        nghttp2_session_consume(session, streamID, length)
+    override func settingsReceived() {
+        perform(machine.receivedSettings())
     }
-    return 0
-}
 
-private func clientOnStreamClose(
-    _ session: OpaquePointer?,
-    _ streamID: Int32,
-    _ errorCode: UInt32,
-    _ userData: UnsafeMutableRawPointer?
-) -> Int32 {
-    clientConnection(userData).streamClosed(streamID, errorCode: errorCode)
-    return 0
-}
-
-private func clientReadRequestData(
-    _ session: OpaquePointer?,
-    _ streamID: Int32,
-    _ buffer: UnsafeMutablePointer<UInt8>?,
-    _ length: Int,
-    _ flags: UnsafeMutablePointer<UInt32>?,
-    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
-    _ userData: UnsafeMutableRawPointer?
-) -> Int {
-    guard let stream = clientConnection(userData).stream(id: streamID), let buffer, let flags else {
-        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode) {
+        // No GOAWAY goes back: the server is closing this connection anyway.
+        perform(machine.receivedGoAway(lastStreamID: lastStreamID))
     }
-    return stream.readData(into: buffer, length: length, flags: flags)
+
+    override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
+        defer { closeIfDrained() }
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if stream.streamClosed(code) { delegate.reroute(stream) }
+    }
+
+    override func pullData(
+        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int
+    ) -> GRPCStreamStateMachine.DataPull? {
+        streams[streamID]?.pullData(into: buffer, length: length)
+    }
+
+    // MARK: Closing
+
+    /// Closes the connection; its streams fail with `UNAVAILABLE`.
+    func close() {
+        perform(machine.close())
+    }
 }

@@ -1,20 +1,24 @@
 public import Courier
-internal import CURing
-#if canImport(Glibc)
-internal import Glibc
-#endif
+internal import Synchronization
 
-/// A gRPC client transport over cleartext HTTP/2 (h2c, prior knowledge) on an io_uring event loop.
+/// A gRPC client transport over HTTP/2 on an io_uring (or epoll) event loop: cleartext with prior
+/// knowledge (h2c) by default, TLS with ``Configuration/tls``.
 ///
 /// ```swift
 /// let transport = try HTTP2ClientTransport(target: "127.0.0.1:50051")
 /// try await withCourierClient(transport: transport) { client in ... }
 /// ```
 ///
+/// Creating the transport does no I/O and starts no thread: ``connect()`` (which ``CourierClient/run()``
+/// calls) starts its event loop and reads its TLS files, and stops the loop before it returns. RPCs made
+/// before `connect()` has started wait for it. A name is resolved off the loop and off the caller's
+/// thread when the first RPC needs a connection; a name that doesn't resolve fails RPCs with
+/// `UNAVAILABLE` (wait-for-ready RPCs keep waiting while the transport retries with gRPC's connection
+/// backoff).
+///
 /// One connection multiplexes every RPC; streams beyond the server's MAX_CONCURRENT_STREAMS wait for a
-/// free slot. The connection is made on the first RPC; RPCs started while it is being made wait for it,
-/// and fail with `UNAVAILABLE` if it can't be made. Calls run with the connection's event loop as their
-/// task executor, so the codec, the interceptors and the transport share its thread.
+/// free slot. The connection is made on the first RPC. Calls run with the connection's event loop as
+/// their task executor, so the codec, the interceptors and the transport share its thread.
 public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// Limits and tuning, with safe defaults.
     public struct Configuration: Sendable {
@@ -53,65 +57,84 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         public static var defaults: Configuration { Configuration() }
     }
 
-    private let loop: EventLoop
-    let manager: HTTP2ConnectionManager
-    /// The clock deadlines are enforced with: timers on the transport's loop.
+    /// The `user-agent` Courier sends.
+    static let userAgent = "grpc-swift-courier/0.1"
+
+    private let target: ClientTarget
+    private let authority: String
+    private let configuration: Configuration
+    private let streams = ClientStreamTracker()
+    private let lifecycle: Lifecycle
+    /// The clock deadlines are enforced with: timers on the transport's loop (once it runs).
     public let clock: any RPCClock
 
-    private let streams = ClientStreamTracker()
-
     /// Creates a transport for a gRPC target: `host:port`, `dns:///host:port`, `ipv4:addr:port`,
-    /// `ipv6:[addr]:port` or `unix:path`.
+    /// `ipv6:[addr]:port` or `unix:path`. Parses the target only: no I/O, no thread.
     ///
     /// - Parameters:
     ///   - target: Where the server is.
     ///   - configuration: Limits and tuning.
-    /// - Throws: ``RuntimeError``: ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse
-    ///   or resolve, ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration whose files can't
-    ///   be read or don't match.
+    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse,
+    ///   ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration meant for a server.
     public init(target: String, configuration: Configuration = .defaults) throws {
-        let (addresses, authority) = try Self.resolve(target)
-        let tls = try configuration.tls.map { configuration throws(RuntimeError) in
-            guard !configuration.isServer else {
-                throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
-            }
-            return try TLSContext(configuration)
+        let (parsed, authority) = try ClientTarget.parse(target)
+        if let tls = configuration.tls, tls.isServer {
+            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
         }
-        self.loop = try EventLoop(name: "courier-client", backend: configuration.ioBackend ?? .automatic)
-        self.manager = HTTP2ConnectionManager(
-            loop: loop,
-            addresses: addresses,
-            authority: configuration.authority ?? authority,
-            configuration: configuration,
-            tls: tls
-        )
-        self.clock = LoopClock(loop: loop)
+        self.target = parsed
+        self.authority = configuration.authority ?? authority
+        self.configuration = configuration
+        self.lifecycle = Lifecycle()
+        self.clock = TransportClock(lifecycle: lifecycle)
     }
 
-    deinit {
-        let manager = self.manager
-        loop.execute { manager.close() }
-        loop.stop()
-    }
-
-    /// Waits until ``beginGracefulShutdown()`` has been called and every RPC has finished, then closes
-    /// the connection and stops the loop. Cancelling the calling task closes at once.
+    /// Starts the event loop and runs the connections until ``beginGracefulShutdown()`` has been called
+    /// and every RPC has finished, then closes them and stops the loop. Cancelling the calling task
+    /// closes at once.
+    ///
+    /// - Throws: ``RuntimeError``: ``RuntimeError/Code/transportIsAlreadyRunning`` when called twice,
+    ///   ``RuntimeError/Code/invalidConfiguration`` for TLS files that can't be read or don't match,
+    ///   ``RuntimeError/Code/transportError`` if the event loop can't start.
     public func connect() async throws {
+        try lifecycle.claim()
+        let running: Running
+        do {
+            let tls = try configuration.tls.map { try TLSContext($0) }
+            let loop: EventLoop
+            do {
+                loop = try EventLoop(name: "courier-client", backend: configuration.ioBackend ?? .automatic)
+            } catch {
+                throw RuntimeError(code: .transportError, message: "Could not start the event loop: \(error)", cause: error)
+            }
+            let manager = ClientConnectionManager(
+                loop: loop, target: target, authority: authority, configuration: configuration, tls: tls
+            )
+            running = Running(loop: loop, manager: manager)
+        } catch {
+            lifecycle.stop(failure: error as? RuntimeError)
+            throw error
+        }
+        lifecycle.start(running)
         await streams.waitUntilDrained()
-        let manager = self.manager
+        let manager = running.manager
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            loop.execute {
+            running.loop.execute {
                 manager.close()
                 continuation.resume()
             }
         }
+        lifecycle.stop(failure: nil)
+        running.loop.stop()
+        await running.loop.waitUntilStopped()
     }
 
     public func beginGracefulShutdown() {
         streams.beginShutdown()
+        lifecycle.shutDownBeforeStart()
     }
 
-    /// Runs `body`, and the child tasks it creates, preferring the transport's event-loop thread.
+    /// Runs `body`, and the child tasks it creates, preferring the transport's event-loop thread (once
+    /// ``connect()`` has started it; before that, `body` runs where it is).
     ///
     /// Every call runs its transport work on that thread; a caller already there makes its calls
     /// without a thread hop each way (a few microseconds per call). Load generators and other
@@ -121,7 +144,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameter body: The work.
     /// - Returns: What `body` returns.
     public func withExecutorPreference<Result>(_ body: () async throws -> Result) async rethrows -> Result {
-        try await withTaskExecutorPreference(loop.taskExecutor) { try await body() }
+        guard let loop = lifecycle.running?.loop else { return try await body() }
+        return try await withTaskExecutorPreference(loop.taskExecutor) { try await body() }
     }
 
     public func withStream<Result: Sendable>(
@@ -131,97 +155,154 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ) async throws -> Result {
         try streams.open()
         defer { streams.close() }
-        let stream = HTTP2ClientStream(manager: manager, descriptor: descriptor, options: options)
+        let running = try await lifecycle.waitUntilRunning()
+        let stream = HTTP2ClientStream(
+            loop: running.loop, router: running.manager, descriptor: descriptor, options: options,
+            configuration: configuration
+        )
         defer { stream.cancel() }
-        return try await withTaskExecutorPreference(loop.taskExecutor) {
+        return try await withTaskExecutorPreference(running.loop.taskExecutor) {
             try await body(stream)
         }
     }
 
-    /// The host part of an authority (`host`, `host:port`, `[v6]:port`), for SNI and verification.
-    static func host(ofAuthority authority: String) -> String {
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            return String(authority[authority.index(after: authority.startIndex)..<close])
-        }
-        let colons = authority.filter { $0 == ":" }.count
-        if colons == 1, let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
-        return authority
+    /// The parts that exist while ``connect()`` runs.
+    struct Running: Sendable {
+        let loop: EventLoop
+        let manager: ClientConnectionManager
     }
 
-    /// Parses a target into the addresses to try, in order, and the default `:authority`.
-    static func resolve(_ target: String) throws(RuntimeError) -> ([SocketAddress], String) {
-        func invalid(_ why: String) -> RuntimeError {
-            RuntimeError(code: .invalidArgument, message: "Invalid target '\(target.prefix(256))': \(why).")
-        }
-        if target.hasPrefix("unix:") {
-            let path = String(target.dropFirst("unix:".count).drop { $0 == "/" && target.hasPrefix("unix:///") })
-            guard !path.isEmpty else { throw invalid("no path") }
-            let absolute = target.hasPrefix("unix:///") ? "/" + path : path
-            return ([.unix(path: absolute)], "localhost")
-        }
-        var rest = Substring(target)
-        for scheme in ["dns:///", "ipv4:", "ipv6:"] where rest.hasPrefix(scheme) {
-            rest = rest.dropFirst(scheme.count)
-            break
-        }
-        let host: Substring
-        let portText: Substring
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw invalid("unterminated IPv6 literal") }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            guard after.hasPrefix(":") else { throw invalid("missing port") }
-            portText = after.dropFirst()
-        } else {
-            guard let colon = rest.lastIndex(of: ":") else { throw invalid("missing port") }
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        }
-        guard let port = Int(portText), (1...65535).contains(port) else { throw invalid("bad port") }
-        guard !host.isEmpty else { throw invalid("missing host") }
-        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let hostString = String(host)
-        if let v4 = try? SocketAddress.ipv4(host: hostString, port: port).withSockAddr({ _, _ in true }), v4 {
-            return ([.ipv4(host: hostString, port: port)], authority)
-        }
-        if let v6 = try? SocketAddress.ipv6(host: hostString, port: port).withSockAddr({ _, _ in true }), v6 {
-            return ([.ipv6(host: hostString, port: port)], authority)
-        }
-        // A name: resolve it; every address is tried in order until one connects.
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(hostString, nil, &hints, &result) == 0, result != nil else {
-            throw invalid("the host does not resolve")
-        }
-        defer { freeaddrinfo(result) }
-        var addresses: [SocketAddress] = []
-        var entry = result
-        while let current = entry {
-            var storage = sockaddr_storage()
-            withUnsafeMutableBytes(of: &storage) { raw in
-                raw.copyMemory(from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen)))
+    /// Connection attempts made so far (tests).
+    var connectionAttempts: Int {
+        get async {
+            guard let running = lifecycle.running else { return 0 }
+            return await withUnsafeContinuation { continuation in
+                running.loop.execute { continuation.resume(returning: running.manager.connectionAttempts) }
             }
-            switch SocketAddress(storage: storage) {
-            case .ipv4(let address, _): addresses.append(.ipv4(host: address, port: port))
-            case .ipv6(let address, _): addresses.append(.ipv6(host: address, port: port))
-            default: break
-            }
-            entry = current.pointee.ai_next
         }
-        var unique: [SocketAddress] = []
-        for address in addresses where !unique.contains(address) { unique.append(address) }
-        guard !unique.isEmpty else { throw invalid("the host resolves to no IP address") }
-        return (unique, authority)
+    }
+}
+
+extension HTTP2ClientTransport {
+    /// Whether ``connect()`` has started, runs, or has stopped; RPCs made before it runs wait for it.
+    final class Lifecycle: Sendable {
+        private enum Phase {
+            case notStarted
+            case starting
+            case running(Running)
+            case stopped(RuntimeError?)
+        }
+
+        private struct State {
+            var phase = Phase.notStarted
+            var waiters: [UInt64: UnsafeContinuation<Running, any Error>] = [:]
+            var nextWaiter: UInt64 = 0
+
+            mutating func takeWaiters() -> [UnsafeContinuation<Running, any Error>] {
+                defer { waiters.removeAll() }
+                return Array(waiters.values)
+            }
+        }
+
+        private let state = Mutex(State())
+
+        /// The running parts, while `connect()` runs.
+        var running: Running? {
+            state.withLock { if case .running(let running) = $0.phase { running } else { nil } }
+        }
+
+        /// Marks `connect()` as started. Throws if it has been called before.
+        func claim() throws(RuntimeError) {
+            try state.withLock { state throws(RuntimeError) in
+                guard case .notStarted = state.phase else {
+                    throw RuntimeError(code: .transportIsAlreadyRunning, message: "The client transport is already running.")
+                }
+                state.phase = .starting
+            }
+        }
+
+        func start(_ running: Running) {
+            let waiters = state.withLock { state in
+                state.phase = .running(running)
+                return state.takeWaiters()
+            }
+            for waiter in waiters { waiter.resume(returning: running) }
+        }
+
+        func stop(failure: RuntimeError?) {
+            let waiters = state.withLock { state in
+                state.phase = .stopped(failure)
+                return state.takeWaiters()
+            }
+            let error = Self.notRunning(failure)
+            for waiter in waiters { waiter.resume(throwing: error) }
+        }
+
+        /// Graceful shutdown before `connect()` runs: RPCs waiting for it fail.
+        func shutDownBeforeStart() {
+            let waiters = state.withLock { state -> [UnsafeContinuation<Running, any Error>] in
+                guard case .notStarted = state.phase else { return [] }
+                return state.takeWaiters()
+            }
+            let error = RPCError(code: .unavailable, message: "The client transport is shutting down.")
+            for waiter in waiters { waiter.resume(throwing: error) }
+        }
+
+        private static func notRunning(_ failure: RuntimeError?) -> RPCError {
+            RPCError(code: .unavailable, message: "The client transport is not running.", cause: failure)
+        }
+
+        /// The running parts; waits (cancellably) until `connect()` has started them.
+        func waitUntilRunning() async throws -> Running {
+            if let running { return running }
+            let id = state.withLock { state -> UInt64 in
+                defer { state.nextWaiter += 1 }
+                return state.nextWaiter
+            }
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Running, any Error>) in
+                    let ready = state.withLock { state -> Result<Running, any Error>? in
+                        switch state.phase {
+                        case .running(let running):
+                            return .success(running)
+                        case .stopped(let failure):
+                            return .failure(Self.notRunning(failure))
+                        case .notStarted, .starting:
+                            if Task.isCancelled { return .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")) }
+                            state.waiters[id] = continuation
+                            return nil
+                        }
+                    }
+                    if let ready { continuation.resume(with: ready) }
+                }
+            } onCancel: {
+                let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume(throwing: RPCError(code: .cancelled, message: "The RPC was cancelled."))
+            }
+        }
+    }
+
+    /// The transport's ``RPCClock``: timers on its loop. Deadlines are computed before a call's stream
+    /// exists, so the clock exists before the loop does; timers are only scheduled once the loop runs.
+    struct TransportClock: RPCClock {
+        let lifecycle: Lifecycle
+
+        var now: ContinuousClock.Instant { .now }
+
+        func scheduleTimer(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> any RPCTimer {
+            if let loop = lifecycle.running?.loop { return loop.scheduleTimer(at: deadline, action) }
+            return SystemRPCClock().scheduleTimer(at: deadline, action)
+        }
     }
 }
 
 extension ClientTransport where Self == HTTP2ClientTransport {
-    /// A cleartext HTTP/2 (h2c) client transport.
+    /// An HTTP/2 client transport (h2c unless the configuration has TLS).
     ///
     /// - Parameters:
     ///   - target: `host:port`, `dns:///host:port`, `ipv4:addr:port`, `ipv6:[addr]:port` or `unix:path`.
     ///   - configuration: Limits and tuning.
+    /// - Throws: See ``HTTP2ClientTransport/init(target:configuration:)``.
     public static func http2(target: String, configuration: HTTP2ClientTransport.Configuration = .defaults) throws -> Self {
         try HTTP2ClientTransport(target: target, configuration: configuration)
     }

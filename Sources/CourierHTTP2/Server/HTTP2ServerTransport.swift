@@ -283,7 +283,9 @@ extension HTTP2ServerTransport {
                 Glibc.close(fd)
                 return
             }
-            let connection = HTTP2ServerConnection(fd: fd, loop: loop, owner: self, configuration: configuration)
+            let connection = HTTP2ServerConnection(
+                fd: fd, loop: loop, owner: self, configuration: configuration, options: options
+            )
             shared.withLock { $0.connections[ObjectIdentifier(connection)] = connection }
             connection.start()
         }

@@ -1,5 +1,3 @@
-internal import CNGHTTP2
-
 /// Framed messages waiting to go out on one stream, handed to nghttp2's data provider in pieces of any
 /// size. Loop-confined, like its stream.
 ///

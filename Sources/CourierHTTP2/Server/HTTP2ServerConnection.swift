@@ -1,0 +1,231 @@
+internal import Courier
+
+/// One accepted HTTP/2 connection on the server: the socket (``ConnectionIO``), the nghttp2 session
+/// (``HTTP2Connection``), the stream table and the ``ServerConnectionStateMachine``, confined to one event
+/// loop and driven synchronously from I/O completions.
+///
+/// An event goes: completion → ``ConnectionIO`` → ``HTTP2Connection/feed(_:)`` → an nghttp2 callback →
+/// an override below → the connection's or a stream's state machine → actions, performed here.
+final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
+    // @unchecked Sendable: every mutable property is touched on `loop` only.
+    let fd: Int32
+    let peer: String
+    private let owner: HTTP2ServerTransport.Listener
+    let configuration: HTTP2ServerTransport.Configuration
+    /// What the server asks of every stream.
+    let options: ServerTransportOptions
+    private var machine: ServerConnectionStateMachine
+    private var timers: [ServerConnectionStateMachine.Timer: LoopTimer] = [:]
+    private var streams: [Int32: HTTP2ServerStream] = [:]
+    /// The stream whose request head is arriving: its header callbacks skip the table lookup.
+    private var headerStream: HTTP2ServerStream?
+    /// Request paths, interned.
+    let paths = PathInterner()
+    /// The client's verified certificate (mutual TLS), set when the handshake completes, before any stream.
+    private(set) var peerIdentity: PeerIdentity?
+
+    var closed: Bool { io.closed }
+
+    init(
+        fd: Int32,
+        loop: EventLoop,
+        owner: HTTP2ServerTransport.Listener,
+        configuration: HTTP2ServerTransport.Configuration,
+        options: ServerTransportOptions
+    ) {
+        self.fd = fd
+        self.owner = owner
+        self.configuration = configuration
+        self.options = options
+        self.peer = Sockets.peerAddress(of: fd)?.description ?? "unknown"
+        self.machine = ServerConnectionStateMachine(
+            configuration: .init(
+                handshakeTimeout: configuration.handshakeTimeout,
+                maxStreamResetsPerSecond: configuration.maxStreamResetsPerSecond
+            )
+        )
+        super.init(loop: loop)
+        io.attach(fd: fd)
+        io.onReceive = { [unowned self] bytes in self.received(bytes) }
+        io.onFailure = { [unowned self] result, _ in
+            self.perform(self.machine.transportFailed(reason: result == 0 ? "peer closed" : "I/O failed"))
+        }
+        io.produceOutput = { [unowned self] output in self.drainOutput(into: &output) }
+        io.afterOutput = { [unowned self] in self.outputFlushed() }
+        io.onFinalized = { [unowned self] in self.owner.connectionClosed(self) }
+        io.onTLSFailure = { [unowned self] failure in
+            self.perform(self.machine.transportFailed(reason: failure.description))
+        }
+        io.onHandshakeComplete = { [unowned self] in self.peerIdentity = self.io.tls?.peerIdentity }
+    }
+
+    /// Sets up TLS and the session, sends SETTINGS and starts reading. On the loop.
+    func start() {
+        loop.preconditionInEventLoop()
+        Sockets.setNoDelay(fd)
+        perform(machine.start(now: .now))
+        if let tls = owner.tls {
+            do {
+                io.tls = try TLSSession(context: tls, serverName: nil)
+            } catch {
+                perform(machine.transportFailed(reason: error.description))
+                return
+            }
+        }
+        let settings = SessionSettings(
+            maxConcurrentStreams: configuration.maxConcurrentStreams,
+            streamWindowBytes: configuration.streamWindowBytes,
+            maxHeaderListBytes: configuration.maxHeaderListBytes,
+            connectionWindowBytes: configuration.connectionWindowBytes
+        )
+        guard startSession(server: true, settings: settings) else {
+            perform(machine.transportFailed(reason: "nghttp2_session_server_new2 failed"))
+            return
+        }
+        io.armReceive()
+        io.scheduleFlush()
+    }
+
+    // MARK: Performing the machine's actions
+
+    private func perform(_ action: ServerConnectionStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .armTimer(let timer, let deadline):
+            timers[timer]?.cancel()
+            // unowned(unsafe), not weak: a weak reference gives the connection a side table, which sends every
+            // retain and release of it down Swift's slow path (measured: ≈9 % of a unary benchmark). Safe: the
+            // timer fires on the loop and is cancelled when the connection closes.
+            timers[timer] = loop.scheduleTimer(at: deadline) { [unowned(unsafe) self] in
+                self.timers[timer] = nil
+                self.perform(self.machine.timerFired(timer))
+            }
+        case .cancelTimer(let timer):
+            timers.removeValue(forKey: timer)?.cancel()
+        case .goAway(let lastStreamID, _):
+            // `thenClose` is carried out by the machine itself: it is `.closing`, and closes once flushed.
+            submitGoAway(lastStreamID: lastStreamID, .noError)
+        case .terminate(let lastStreamID, let code):
+            submitGoAway(lastStreamID: lastStreamID, code)
+            cancelStreams()
+            io.scheduleFlush()
+        case .closeWhenFlushed:
+            io.scheduleFlush()
+        case .close:
+            for timer in timers.values { timer.cancel() }
+            timers.removeAll()
+            cancelStreams()
+            io.close()
+        }
+    }
+
+    private func cancelStreams() {
+        let open = streams
+        streams.removeAll()
+        headerStream = nil
+        for stream in open.values { stream.connectionClosed() }
+    }
+
+    // MARK: The socket's side
+
+    private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard machine.isServing else { return false }
+        guard feed(bytes) else {
+            // A protocol error: nghttp2 has queued GOAWAY; send it, then close.
+            perform(machine.receivedProtocolViolation())
+            return false
+        }
+        return machine.isServing
+    }
+
+    private func outputFlushed() {
+        guard !io.closed, io.outputIdle else { return }
+        perform(machine.outputFlushed(sessionFinished: sessionIsFinished))
+    }
+
+    // MARK: Lifecycle (from the listener)
+
+    /// Starts a graceful close: GOAWAY now; the connection closes when its streams have finished.
+    func beginGracefulShutdown() {
+        guard hasSession, !io.closed else { return }
+        perform(machine.beginGracefulShutdown(lastProcessedStreamID: lastProcessedStreamID))
+    }
+
+    /// Closes the socket now; every open stream is cancelled.
+    func close(reason: String) {
+        perform(machine.transportFailed(reason: reason))
+    }
+
+    // MARK: Session events
+
+    override func frameBegins(type: HTTP2FrameType, streamID: Int32) {
+        guard type == .headers else { return }
+        perform(machine.headersBegin(streamID: streamID, streamIsOpen: streamExists(streamID)))
+    }
+
+    override func headersBegin(streamID: Int32, category: HTTP2HeadersCategory) {
+        guard category == .request else { return }
+        guard machine.streamOpened() else {  // e.g. after a Rapid Reset GOAWAY: serve nothing more
+            headerStream = nil
+            return
+        }
+        let stream = HTTP2ServerStream(id: streamID, connection: self)
+        streams[streamID] = stream
+        headerStream = stream
+    }
+
+    override func header(streamID: Int32, name: HeaderBytes, value: HeaderBytes) -> Bool {
+        if let stream = headerStream, stream.id == streamID { return stream.receiveHeader(name: name, value: value) }
+        return streams[streamID]?.receiveHeader(name: name, value: value) ?? true
+    }
+
+    override func headersComplete(streamID: Int32, category: HTTP2HeadersCategory, endStream: Bool) {
+        if category == .request {
+            let stream = headerStream?.id == streamID ? headerStream : streams[streamID]
+            headerStream = nil
+            guard let stream, machine.isServing else { return }
+            if stream.receiveHeadComplete(endStream: endStream) { owner.serve(stream) }
+        } else if endStream {
+            streams[streamID]?.receiveEndOfStream()  // trailers from the client end its request
+        }
+    }
+
+    override func dataReceived(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID] else {
+            consumeConnection(bytes: bytes.count)  // nothing reads it: give the window back at once
+            return
+        }
+        stream.receiveData(bytes)
+    }
+
+    override func dataEndedStream(streamID: Int32) {
+        streams[streamID]?.receiveEndOfStream()
+    }
+
+    override func settingsReceived() {
+        perform(machine.receivedSettings())
+    }
+
+    override func resetReceived(streamID: Int32, code: HTTP2ErrorCode) {
+        perform(machine.receivedReset(now: .now))
+    }
+
+    override func endStreamHeadersSent(streamID: Int32) {
+        guard let stream = streams[streamID], stream.sentEndOfStream() else { return }
+        // The response ended while the client was still sending: PROTOCOL-HTTP2 asks for RST_STREAM(NO_ERROR).
+        resetStream(streamID, .noError)
+    }
+
+    override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.streamClosed(code)
+        perform(machine.streamClosed())
+    }
+
+    override func pullData(
+        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int
+    ) -> GRPCStreamStateMachine.DataPull? {
+        streams[streamID]?.pullData(into: buffer, length: length)
+    }
+}

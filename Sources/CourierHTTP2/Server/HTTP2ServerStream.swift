@@ -1,0 +1,222 @@
+internal import Courier
+
+/// One gRPC call on an HTTP/2 server connection: an adapter between the core's ``ServerTransportStream``
+/// calls, nghttp2's callbacks (through ``HTTP2ServerConnection``) and a server-configured
+/// ``GRPCStreamStateMachine``, which decides everything; this class performs its actions.
+///
+/// Confined to the connection's loop. The handler's task normally runs on that loop too (the transport
+/// gives it the loop as its task executor), so its reads and writes take the fast paths below; from any
+/// other thread they hop to the loop first.
+final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
+    // @unchecked Sendable: mutable state is touched on `connection.loop` only; `path`, `metadata` and
+    // `timeout` are written before the stream is handed to a handler and never again.
+    let id: Int32
+    let connection: HTTP2ServerConnection
+    let cancellation = RPCCancellationHandle()
+    private(set) var path = ""
+    private(set) var metadata = Metadata()
+    private(set) var timeout: Duration?
+    var peer: String { connection.peer }
+    var peerIdentity: PeerIdentity? { connection.peerIdentity }
+    /// Timers on the loop that serves the stream.
+    var clock: any RPCClock { LoopClock(loop: connection.loop) }
+    var requestCompression: CompressionAlgorithm? { machine.requestCompression }
+    private var loop: EventLoop { connection.loop }
+
+    private var head: GRPCRequestHead
+    private var machine: GRPCStreamStateMachine
+    private var waiters = StreamWaiters<MessageBuffer>()
+
+    init(id: Int32, connection: HTTP2ServerConnection) {
+        self.id = id
+        self.connection = connection
+        self.head = GRPCRequestHead(maxListBytes: connection.configuration.maxHeaderListBytes)
+        self.machine = GRPCStreamStateMachine(
+            configuration: .server(.init(
+                maxRequestMessageBytes: connection.options.maxRequestMessageBytes,
+                maxBufferedBytes: connection.configuration.maxBufferedBytesPerStream
+            ))
+        )
+    }
+
+    // MARK: The request head (loop)
+
+    /// A request header; false when the list exceeds the limit (the stream is reset).
+    func receiveHeader(name: HeaderBytes, value: HeaderBytes) -> Bool {
+        head.add(name: name, value: value, paths: connection.paths)
+    }
+
+    /// The request head is complete. True when a handler should serve the stream; otherwise it has been
+    /// answered already (405, 415, or a Trailers-Only status).
+    func receiveHeadComplete(endStream: Bool) -> Bool {
+        guard machine.termination == nil else { return false }
+        path = head.path
+        metadata = head.metadata
+        switch machine.receiveRequestHead(head, endStream: endStream) {
+        case .serve:
+            timeout = machine.timeout
+            return true
+        case .reject(let rejection):
+            connection.submitRejection(streamID: id, rejection)
+            return false
+        }
+    }
+
+    // MARK: Inbound (loop)
+
+    func receiveData(_ bytes: UnsafeRawBufferPointer) {
+        handle(machine.receiveData(bytes))
+    }
+
+    func receiveEndOfStream() {
+        handle(machine.receiveEndOfStream())
+    }
+
+    private func handle(_ result: GRPCStreamStateMachine.OnInbound) {
+        connection.consume(streamID: id, bytes: result.releaseWindow)
+        if case .terminate(let error) = result.failure {
+            // The request is unusable: answer now; the handler's reads fail with the same error.
+            terminateOnLoop(status: error.status, trailers: error.metadata)
+        }
+        wakeReader()
+    }
+
+    private func wakeReader() {
+        guard waiters.hasReader else { return }
+        let next = machine.nextInbound()
+        connection.consume(streamID: id, bytes: next.releaseWindow)
+        if let result = next.result.readerResult(Self.message) { waiters.resumeReader(with: result) }
+    }
+
+    private static func message(_ part: RPCResponsePart) -> MessageBuffer? {
+        if case .message(let buffer) = part { buffer } else { nil }
+    }
+
+    // MARK: ServerTransportStream (any thread)
+
+    func nextMessage() async throws -> MessageBuffer? {
+        // Fast path, on the loop (where handlers normally run): a message is already here, or the request
+        // has ended. No continuation, no cancellation handler.
+        if loop.inEventLoop, !waiters.hasReader {
+            let next = machine.nextInbound()
+            connection.consume(streamID: id, bytes: next.releaseWindow)
+            if let result = next.result.readerResult(Self.message) { return try result.get() }
+        }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<MessageBuffer?, any Error>) in
+                onLoop {
+                    self.waiters.parkReader(continuation)
+                    self.wakeReader()
+                }
+            }
+        } onCancel: {
+            self.loop.execute {
+                self.waiters.resumeReader(with: .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")))
+            }
+        }
+    }
+
+    func write(_ part: RPCResponsePart) async throws {
+        // Fast path, on the loop: queue the part and return unless the buffer is full.
+        if loop.inEventLoop, !waiters.hasWriter {
+            if try writeOnLoop(part) { return }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                // Still on the loop: nothing can have drained the buffer since writeOnLoop returned.
+                self.waiters.parkWriter(continuation)
+            }
+            return
+        }
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            onLoop {
+                do {
+                    if try self.writeOnLoop(part) { continuation.resume() } else { self.waiters.parkWriter(continuation) }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func setResponseCompression(_ algorithm: CompressionAlgorithm) {
+        onLoop { self.machine.setResponseCompression(algorithm) }
+    }
+
+    func terminate(status: Status, trailers: Metadata) {
+        onLoop { self.terminateOnLoop(status: status, trailers: trailers) }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    // MARK: Outbound (loop)
+
+    /// Writes a part; false when the writer must wait for the buffer to drain.
+    private func writeOnLoop(_ part: RPCResponsePart) throws(RPCError) -> Bool {
+        switch part {
+        case .metadata(let metadata):
+            switch machine.sendHead(metadata) {
+            case .submit(let head): connection.submitResponseHead(streamID: id, head)
+            case .ignore: break
+            case .failed(let error): throw error
+            }
+            return true
+        case .message(let buffer):
+            switch machine.sendMessage(buffer) {
+            case .failed(let error):
+                throw error
+            case .queued(let head, let resumeData, let mustWait):
+                if let head { connection.submitResponseHead(streamID: id, head) }
+                if resumeData { connection.resumeData(streamID: id) }
+                return !mustWait
+            }
+        case .status(let status, let trailers):
+            perform(machine.sendStatus(status, trailers: trailers))
+            return true
+        }
+    }
+
+    private func perform(_ result: GRPCStreamStateMachine.OnSendStatus) {
+        switch result {
+        case .trailersOnly(let status, let trailers):
+            connection.submitTrailersOnly(streamID: id, status: status, trailers: trailers)
+        case .queued(let resumeData):
+            if resumeData { connection.resumeData(streamID: id) } else { connection.io.scheduleFlush() }
+        case .ignore:
+            break
+        }
+    }
+
+    private func terminateOnLoop(status: Status, trailers: Metadata) {
+        let result = machine.terminate(status: status, trailers: trailers)
+        guard result != .ignore else { return }
+        perform(result)
+        waiters.failWriter(GRPCStreamStateMachine.streamEnded)
+    }
+
+    /// nghttp2's data provider asks for up to `length` bytes of DATA.
+    func pullData(into buffer: UnsafeMutablePointer<UInt8>, length: Int) -> GRPCStreamStateMachine.DataPull {
+        let pull = machine.pullData(into: buffer, length: length)
+        if pull.writerMayResume { waiters.resumeWriter() }
+        return pull
+    }
+
+    /// HEADERS with END_STREAM went out; true when the stream must be reset with NO_ERROR.
+    func sentEndOfStream() -> Bool {
+        machine.sentEndOfStream()
+    }
+
+    // MARK: The end (loop)
+
+    /// The HTTP/2 stream closed (the client reset it, or both sides ended).
+    func streamClosed(_ code: HTTP2ErrorCode) {
+        if machine.streamClosed(code) == .cancelHandler { cancellation.cancel() }
+        waiters.failWriter(GRPCStreamStateMachine.clientCancelled)
+        wakeReader()
+    }
+
+    /// The connection closed under the stream.
+    func connectionClosed() {
+        streamClosed(.cancel)
+    }
+}
