@@ -75,6 +75,8 @@ struct MisbehavingServerTests {
         ("rst-internal", .internal),
         ("header-flood", .resourceExhausted),
         ("garbage", .unavailable),
+        // Not HTTP/2, and the socket left open: the RPC fails at once (not at its 10 s deadline).
+        ("garbage-open", .unavailable),
     ])
     func badAnswers(mode: String, expected: RPCError.Code) async throws {
         try await withMisbehavingServer(mode) { client in

@@ -21,6 +21,7 @@ Modes:
   header-flood         1,000 response headers of 100 bytes each
   ping-flood           1,000 PINGs before the answer
   garbage              garbage bytes instead of SETTINGS
+  garbage-open         garbage bytes instead of SETTINGS, and the socket kept open (until stdin closes)
 """
 import socket
 import sys
@@ -47,8 +48,16 @@ def grpc_frame(payload, compressed=False):
 
 
 def serve(sock, number):
-    if mode == "garbage":
+    if mode in ("garbage", "garbage-open"):
         sock.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\xff" * 64)
+        if mode == "garbage-open":
+            # Keep the socket open, reading what comes, until the client closes it (or 60 s pass).
+            sock.settimeout(60)
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
         sock.close()
         return
     config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8", validate_outbound_headers=False,
