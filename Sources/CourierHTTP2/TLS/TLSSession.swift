@@ -21,9 +21,13 @@ final class TLSContext: @unchecked Sendable {
             throw Self.error("could not create an SSL context")
         }
         self.context = context
-        _ = courier_ssl_ctx_set_min_tls12(context)
-        _ = courier_ssl_ctx_set_options(context)
-        courier_ssl_ctx_release_buffers(context)
+        guard COpenSSL_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1 else {
+            throw Self.error("could not require TLS 1.2 or later")
+        }
+        // No compression (CRIME), no renegotiation.
+        _ = SSL_CTX_set_options(context, COpenSSL_SSL_OP_NO_COMPRESSION | COpenSSL_SSL_OP_NO_RENEGOTIATION)
+        // Idle connections give their record buffers back (an idle connection should cost little).
+        _ = COpenSSL_SSL_CTX_set_mode(context, Int(SSL_MODE_RELEASE_BUFFERS))
 
         if let chain = configuration.certificateChainFile {
             try Self.checkReadable(chain, what: "certificate chain")
@@ -70,10 +74,14 @@ final class TLSContext: @unchecked Sendable {
             case .optional: SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
             case .required: SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
             }
-            courier_ssl_ctx_select_h2(context)
+            SSL_CTX_set_alpn_select_cb(context, selectH2, nil)
         } else {
             SSL_CTX_set_verify(context, verifies ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nil)
-            _ = courier_ssl_ctx_offer_h2(context)
+            // Zero is success here.
+            let offered = ALPN.clientOffer.withUnsafeBufferPointer {
+                SSL_CTX_set_alpn_protos(context, $0.baseAddress, UInt32($0.count))
+            }
+            guard offered == 0 else { throw Self.error("could not offer ALPN h2") }
         }
     }
 
@@ -92,6 +100,29 @@ final class TLSContext: @unchecked Sendable {
     static func error(_ what: String) -> RuntimeError {
         RuntimeError(code: .invalidConfiguration, message: "TLS: \(what): \(TLSSession.drainErrors()).")
     }
+}
+
+/// The server's ALPN callback (`SSL_CTX_set_alpn_select_cb`): points OpenSSL at `h2` in the client's list, or
+/// refuses the handshake with a fatal no_application_protocol alert. OpenSSL calls it on the connection's loop
+/// thread during the handshake; a nonisolated free function, since a C function pointer can't be formed from a
+/// method and a closure could pick up an actor's isolation.
+private func selectH2(
+    ssl: OpaquePointer?,
+    out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+    outLength: UnsafeMutablePointer<UInt8>?,
+    offered: UnsafePointer<UInt8>?,
+    offeredLength: UInt32,
+    argument: UnsafeMutableRawPointer?
+) -> Int32 {
+    guard let out, let outLength, let offered,
+          let h2 = ALPN.h2Range(in: UnsafeBufferPointer(start: offered, count: Int(offeredLength)))
+    else {
+        return SSL_TLSEXT_ERR_ALERT_FATAL
+    }
+    // A pointer into the client's list: OpenSSL copies the name when this returns.
+    out.pointee = offered + h2.lowerBound
+    outLength.pointee = UInt8(h2.count)
+    return SSL_TLSEXT_ERR_OK
 }
 
 /// One connection's TLS, over memory BIOs: ciphertext comes from and goes to the connection's socket
@@ -123,7 +154,8 @@ final class TLSSession {
         self.writeBIO = writeBIO
         self.isServer = context.configuration.isServer
         self.scratch = .allocate(byteCount: 16 * 1024, alignment: 16)
-        courier_bio_set_mem_eof_return(readBIO, -1)
+        // An empty read BIO means "wait for more" (-1, retry), not end of file.
+        _ = COpenSSL_BIO_set_mem_eof_return(readBIO, -1)
         SSL_set_bio(ssl, readBIO, writeBIO)
         if isServer {
             SSL_set_accept_state(ssl)
@@ -135,7 +167,7 @@ final class TLSSession {
                         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName)
                     }
                 } else {
-                    _ = courier_ssl_set_sni(ssl, serverName)
+                    _ = COpenSSL_SSL_set_tlsext_host_name(ssl, serverName)
                     if context.configuration.verifiesServer { SSL_set1_host(ssl, serverName) }
                 }
             }
@@ -156,7 +188,7 @@ final class TLSSession {
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             handshakeComplete = true
-            guard courier_ssl_negotiated_h2(ssl) != 0 else {
+            guard negotiatedH2 else {
                 throw Failure(description: "the peer did not agree on HTTP/2 (ALPN \"h2\")")
             }
             return
@@ -164,6 +196,15 @@ final class TLSSession {
         let code = SSL_get_error(ssl, result)
         if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return }
         throw failure(code, during: "handshake")
+    }
+
+    /// Whether the handshake agreed on `h2` by ALPN.
+    private var negotiatedH2: Bool {
+        var selected: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &selected, &length)
+        guard let selected else { return false }
+        return UnsafeBufferPointer(start: selected, count: Int(length)).elementsEqual(ALPN.h2)
     }
 
     /// Takes ciphertext from the socket and passes the plaintext it yields to `deliver`.
@@ -208,7 +249,7 @@ final class TLSSession {
     /// Appends the TLS records waiting to be sent to `ciphertext`.
     func drainCiphertext(into ciphertext: inout [UInt8]) {
         while true {
-            let pending = Int(courier_bio_pending(writeBIO))
+            let pending = Int(BIO_ctrl_pending(writeBIO))
             guard pending > 0 else { return }
             let start = ciphertext.count
             ciphertext.append(contentsOf: repeatElement(0, count: pending))
@@ -223,25 +264,7 @@ final class TLSSession {
         guard handshakeComplete, let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
         defer { X509_free(certificate) }
         guard SSL_get_verify_result(ssl) == X509_V_OK else { return nil }
-        var buffer = [CChar](repeating: 0, count: 1024)
-        let length = courier_x509_subject(certificate, &buffer, Int32(buffer.count))
-        let subject = length > 0 ? String(decoding: buffer[..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        func names(_ type: Int32) -> [[UInt8]] {
-            let count = courier_x509_san(certificate, type, -1, nil, 0)
-            var result: [[UInt8]] = []
-            var bytes = [UInt8](repeating: 0, count: 1024)
-            for index in 0..<max(0, count) {
-                let length = courier_x509_san(certificate, type, index, &bytes, Int32(bytes.count))
-                if length >= 0 { result.append(Array(bytes[..<Int(length)])) }
-            }
-            return result
-        }
-        return PeerIdentity(
-            subject: subject,
-            dnsNames: names(GEN_DNS).map { String(decoding: $0, as: UTF8.self) },
-            uris: names(GEN_URI).map { String(decoding: $0, as: UTF8.self) },
-            ipAddresses: names(GEN_IPADD).compactMap(SocketAddress.ipText)
-        )
+        return PeerIdentity(certificate: certificate)
     }
 
     private func failure(_ code: Int32, during step: String) -> Failure {
