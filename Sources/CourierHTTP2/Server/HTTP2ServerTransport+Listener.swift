@@ -1,0 +1,220 @@
+internal import CURing
+internal import Courier
+internal import Synchronization
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+extension HTTP2ServerTransport {
+    /// Accepts connections, owns them and the handler tasks; the part of the transport that lives while
+    /// it listens.
+    final class Listener: @unchecked Sendable {
+        // @unchecked Sendable: `connections` and the accept state are touched on loops[0] or the
+        // connection's own loop only; shared counters are behind `state`.
+        let loops: [EventLoop]
+        let boundAddress: SocketAddress
+        private let listenFD: Int32
+        private let configuration: Configuration
+        /// What the server asks of every stream.
+        let options: ServerTransportOptions
+        let tls: TLSContext?
+        private let handler: @Sendable (any ServerTransportStream) async -> Void
+        private var acceptHandler: AcceptHandler!
+        private var accepting = false
+        private var nextLoop = 0
+
+        private struct Shared {
+            var connections: [ObjectIdentifier: HTTP2ServerConnection] = [:]
+            var tasks: [UInt64: Task<Void, Never>] = [:]
+            var finishedTasks: Set<UInt64> = []
+            var nextTaskID: UInt64 = 0
+            var activeTasks = 0
+            var shuttingDown = false
+            var aborted = false
+            var acceptClosed = false
+            var finished = false
+            var finishWaiters: [UnsafeContinuation<Void, Never>] = []
+        }
+        private let shared = Mutex(Shared())
+
+        init(
+            address: SocketAddress,
+            configuration: Configuration,
+            options: ServerTransportOptions,
+            tls: TLSContext?,
+            handler: @escaping @Sendable (any ServerTransportStream) async -> Void
+        ) throws {
+            self.tls = tls
+            self.options = options
+            let (fd, bound) = try Sockets.listen(on: address)
+            self.listenFD = fd
+            self.boundAddress = bound
+            self.configuration = configuration
+            self.handler = handler
+            var loops: [EventLoop] = []
+            do {
+                for index in 0..<max(1, configuration.loops) {
+                    loops.append(try EventLoop(name: "courier-loop-\(index)", backend: configuration.ioBackend ?? .automatic))
+                }
+            } catch {
+                for loop in loops { loop.stop(); loop.join() }
+                close(fd)
+                throw error
+            }
+            self.loops = loops
+            self.acceptHandler = AcceptHandler(listener: self)
+        }
+
+        func start() {
+            loops[0].execute { self.armAccept() }
+        }
+
+        private func armAccept() {
+            let closed = shared.withLock { $0.shuttingDown || $0.aborted }
+            guard !closed else {
+                closeListenSocketIfIdle()
+                return
+            }
+            accepting = true
+            loops[0].submitAccept(fd: listenFD, handler: acceptHandler)
+        }
+
+        fileprivate func accepted(_ result: Int32) {
+            accepting = false
+            if result >= 0 {
+                let loop = loops[nextLoop % loops.count]
+                nextLoop &+= 1
+                let fd = result
+                loop.execute { self.open(fd: fd, on: loop) }
+            }
+            // EMFILE and friends: keep accepting; the next connection may fit.
+            armAccept()
+        }
+
+        private func closeListenSocketIfIdle() {
+            guard !accepting else { return }
+            let close = shared.withLock { state -> Bool in
+                guard !state.acceptClosed else { return false }
+                state.acceptClosed = true
+                return true
+            }
+            if close {
+                Glibc.close(listenFD)
+                if case .unix(let path) = boundAddress { unlink(path) }
+                checkFinished()
+            }
+        }
+
+        private func open(fd: Int32, on loop: EventLoop) {
+            let refused = shared.withLock {
+                $0.shuttingDown || $0.aborted || $0.connections.count >= configuration.maxConnections
+            }
+            if refused {
+                Glibc.close(fd)
+                return
+            }
+            let connection = HTTP2ServerConnection(
+                fd: fd, loop: loop, owner: self, configuration: configuration, options: options
+            )
+            shared.withLock { $0.connections[ObjectIdentifier(connection)] = connection }
+            connection.start()
+        }
+
+        func connectionClosed(_ connection: HTTP2ServerConnection) {
+            shared.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+            checkFinished()
+        }
+
+        /// Starts a handler task for a stream, preferring the stream's loop.
+        func serve(_ stream: HTTP2ServerStream) {
+            let id = shared.withLock { state -> UInt64 in
+                state.nextTaskID += 1
+                state.activeTasks += 1
+                return state.nextTaskID
+            }
+            let handler = self.handler
+            let task = Task(executorPreference: stream.connection.loop.taskExecutor) {
+                await handler(stream)
+                self.taskFinished(id)
+            }
+            shared.withLock { state in
+                if state.finishedTasks.remove(id) == nil { state.tasks[id] = task }
+                if state.aborted { task.cancel() }
+            }
+        }
+
+        private func taskFinished(_ id: UInt64) {
+            shared.withLock { state in
+                if state.tasks.removeValue(forKey: id) == nil { state.finishedTasks.insert(id) }
+                state.activeTasks -= 1
+            }
+            checkFinished()
+        }
+
+        func beginGracefulShutdown() {
+            let connections = shared.withLock { state -> [HTTP2ServerConnection] in
+                state.shuttingDown = true
+                return Array(state.connections.values)
+            }
+            loops[0].execute {
+                Glibc.shutdown(self.listenFD, Int32(SHUT_RDWR))
+                self.closeListenSocketIfIdle()
+            }
+            for connection in connections {
+                connection.loop.execute { connection.beginGracefulShutdown() }
+            }
+            checkFinished()
+        }
+
+        func abort() {
+            let (connections, tasks) = shared.withLock { state -> ([HTTP2ServerConnection], [Task<Void, Never>]) in
+                state.shuttingDown = true
+                state.aborted = true
+                return (Array(state.connections.values), Array(state.tasks.values))
+            }
+            loops[0].execute {
+                Glibc.shutdown(self.listenFD, Int32(SHUT_RDWR))
+                self.closeListenSocketIfIdle()
+            }
+            for connection in connections {
+                connection.loop.execute { connection.close(reason: "server aborted") }
+            }
+            for task in tasks { task.cancel() }
+        }
+
+        private func checkFinished() {
+            let waiters = shared.withLock { state -> [UnsafeContinuation<Void, Never>] in
+                guard state.shuttingDown, !state.finished, state.acceptClosed, state.connections.isEmpty,
+                    state.activeTasks == 0
+                else { return [] }
+                state.finished = true
+                defer { state.finishWaiters = [] }
+                return state.finishWaiters
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        func waitUntilFinished() async {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let done = shared.withLock { state -> Bool in
+                    if state.finished { return true }
+                    state.finishWaiters.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        }
+
+        func stopLoops() async {
+            for loop in loops { loop.stop() }
+            for loop in loops { await loop.waitUntilStopped() }
+        }
+    }
+}
+
+/// Accept completions of the listening socket.
+private final class AcceptHandler: IOCompletionHandler {
+    unowned let listener: HTTP2ServerTransport.Listener
+    init(listener: HTTP2ServerTransport.Listener) { self.listener = listener }
+    override func complete(result: Int32, flags: UInt32) { listener.accepted(result) }
+}
