@@ -46,6 +46,42 @@ struct FlowControlTests {
         }
     }
 
+    @Test("A request writer that never awaits anything else starves neither its replies nor other calls")
+    func writerFairness() async throws {
+        // The producer writes small messages in a loop on the client's event loop, where every write takes
+        // the fast path and need not suspend. Replies must still arrive early (not after the whole 1 MiB
+        // window, ≈50,000 messages), and a unary call made meanwhile must not wait behind the writer.
+        let total = 40_000
+        let written = Count()
+        let (atFirstReply, duringUnary) = try await withHTTP2 { client in
+            try await client.bidirectionalStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    for _ in 0..<total {
+                        try await writer.write([7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7])
+                        written.increment()
+                    }
+                },
+                descriptor: method("Update"), serializer: codec, deserializer: codec
+            ) { response -> (Int, Int) in
+                var iterator = response.messages.makeAsyncIterator()
+                _ = try await iterator.next()
+                let atFirstReply = written.current
+                let before = written.current
+                let reply = try await client.unary(
+                    request: ClientRequest(message: [1]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                )
+                #expect(reply == [1])
+                let duringUnary = written.current - before
+                var replies = 1
+                while try await iterator.next() != nil { replies += 1 }
+                #expect(replies == total)
+                return (atFirstReply, duringUnary)
+            }
+        }
+        #expect(atFirstReply < 5_000, "\(atFirstReply) messages were written before the first reply arrived")
+        #expect(duringUnary < 5_000, "\(duringUnary) messages were written while a unary call waited")
+    }
+
     @Test("RPCs beyond the server's MAX_CONCURRENT_STREAMS queue; none fails")
     func concurrencyLimitQueues() async throws {
         var configuration = HTTP2ServerTransport.Configuration()
