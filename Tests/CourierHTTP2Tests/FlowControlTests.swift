@@ -82,6 +82,48 @@ struct FlowControlTests {
         #expect(duringUnary < 5_000, "\(duringUnary) messages were written while a unary call waited")
     }
 
+    @Test("Streams reset while the server holds their unread messages give that window back to the connection")
+    func resetStreamsReturnConnectionWindow() async throws {
+        var configuration = HTTP2ServerTransport.Configuration()
+        configuration.streamWindowBytes = 64 << 10
+        configuration.connectionWindowBytes = 160 << 10
+        try await withHTTP2(services: [IgnoringSink(), RawEchoService()], serverConfiguration: configuration) { client in
+            // Four streams, each filling its 64 KiB window with messages the handler never reads, then
+            // cancelled: 256 KiB in all, more than the connection's 160 KiB window.
+            for _ in 0..<4 {
+                let written = Count()
+                let call = Task {
+                    try await client.clientStreaming(
+                        request: StreamingClientRequest<[UInt8]> { writer in
+                            while true {
+                                try await writer.write([UInt8](repeating: 1, count: 1_000))
+                                written.increment()
+                            }
+                        },
+                        descriptor: method("Ignore"), serializer: codec, deserializer: codec
+                    ) { try $0.message }
+                }
+                // 64 KiB in the server's window and up to 64 KiB in the client's buffer: ≈130 messages.
+                var turns = 0
+                while written.current < 120, turns < 2_000_000 {
+                    await Task.yield()
+                    turns += 1
+                }
+                #expect(written.current >= 120, "the stream's window didn't fill: the connection's is used up")
+                call.cancel()
+                _ = await call.result
+            }
+            // The connection still carries a request.
+            var options = CallOptions.defaults
+            options.timeout = .seconds(10)
+            let reply = try await client.unary(
+                request: ClientRequest(message: [1, 2, 3]), descriptor: method("Get"), serializer: codec,
+                deserializer: codec, options: options
+            )
+            #expect(reply == [1, 2, 3])
+        }
+    }
+
     @Test("RPCs beyond the server's MAX_CONCURRENT_STREAMS queue; none fails")
     func concurrencyLimitQueues() async throws {
         var configuration = HTTP2ServerTransport.Configuration()
@@ -117,6 +159,18 @@ struct BlockingSink: RegistrableRPCService {
             var count = 0
             for try await _ in request.messages { count += 1 }
             return ServerResponse(message: withUnsafeBytes(of: UInt64(count).bigEndian) { Array($0) })
+        }
+    }
+}
+
+/// Never reads its request: waits until the RPC is cancelled, then answers nothing.
+struct IgnoringSink: RegistrableRPCService {
+    func registerMethods(with router: inout RPCRouter) {
+        router.registerClientStreaming(forMethod: method("Ignore"), deserializer: codec, serializer: codec) { _, _ in
+            let (forever, continuation) = AsyncStream<Void>.makeStream()
+            for await _ in forever {}  // ends when the handler's task is cancelled
+            continuation.finish()
+            return ServerResponse(message: [])
         }
     }
 }

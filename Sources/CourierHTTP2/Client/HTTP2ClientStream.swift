@@ -183,6 +183,9 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     /// After the call failed or ended: the start waiter and the writer get the write error, the reader
     /// what is left to read.
     private func wakeAll() {
+        // The call has ended: window held for unread messages goes back to the connection (a reader may
+        // never take them, and the stream is reset or closed).
+        if machine.termination != nil { releaseWindow(machine.releaseHeldWindow()) }
         if case .failed(let error) = machine.termination {
             startWaiter?.resume(throwing: error)
             startWaiter = nil
@@ -206,7 +209,8 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     func attach(to connection: HTTP2ClientConnection, streamID: Int32) {
         id = streamID
         self.connection = connection
-        machine.streamOpened()
+        // The call ended while it waited for this stream: nothing will be sent on it.
+        if machine.streamOpened() { connection.resetStream(streamID, .cancel) }
         if let startWaiter {
             self.startWaiter = nil
             startWaiter.resume()

@@ -276,6 +276,15 @@ struct GRPCStreamStateMachine {
         return OnInbound(releaseWindow: release, failure: .failed(error, reset: reset))
     }
 
+    /// Bytes held back from the peer's window for messages no reader has taken, handed over to be given
+    /// back now. Call it when the stream is gone or the call has ended: no reader may ever take those
+    /// messages, and nghttp2 doesn't return a closed stream's unconsumed bytes to the *connection* window
+    /// by itself (`nghttp2_session_consume` still credits the connection after the stream is gone). Without
+    /// it, each stream reset or cancelled with unread messages shrank the connection window for good.
+    mutating func releaseHeldWindow() -> Int {
+        takeUnconsumed()
+    }
+
     private mutating func takeUnconsumed() -> Int {
         defer { unconsumedBytes = 0 }
         return unconsumedBytes
@@ -474,7 +483,10 @@ struct GRPCStreamStateMachine {
     mutating func terminate(status: Status, trailers: Metadata) -> OnSendStatus {
         precondition(isServer, "a client cancels")
         guard send != .closing, send != .closed, termination != .closed else { return .ignore }
-        outbound.removeAll()
+        // Keeps the rest of a message the data provider has started: cutting it short would leave the
+        // client inside a message when the trailers come, and it would report INTERNAL ("ended inside a
+        // message") instead of this status. (Was `removeAll()`.)
+        outbound.removeAllButStarted()
         return sendStatus(status, trailers: trailers)
     }
 
@@ -505,10 +517,16 @@ struct GRPCStreamStateMachine {
     }
 
     /// Client: an HTTP/2 stream was opened for the call (its head submitted, with a data provider).
-    mutating func streamOpened() {
-        guard send == .awaitingStream else { return }
+    /// True when the call ended (was cancelled, failed) while it waited for the stream: the stream was
+    /// opened for nothing and must be reset at once (RST_STREAM CANCEL). Before, the event was silently
+    /// applied and a call cancelled while its connection was being made still sent its HEADERS, and its
+    /// stream stayed open (no END_STREAM, no reset) until the server ended it.
+    @discardableResult
+    mutating func streamOpened() -> Bool {
+        guard send == .awaitingStream else { return false }
         send = .open
         dataDeferred = false
+        return termination != nil
     }
 
     /// Whether the call has an HTTP/2 stream (which a reset must name).
@@ -518,7 +536,9 @@ struct GRPCStreamStateMachine {
 
     /// Client: the caller half-closed. True when the data provider must be resumed (to send END_STREAM).
     mutating func finishRequest() -> Bool {
-        guard !halfClosed else { return false }
+        // After the call ended nothing more is sent: ignored (it used to ask for the data provider of a
+        // reset stream to be resumed).
+        guard !halfClosed, termination == nil else { return false }
         halfClosed = true
         return takeDeferredIfSending()
     }

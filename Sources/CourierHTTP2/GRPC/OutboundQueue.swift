@@ -52,6 +52,18 @@ struct OutboundQueue {
         if retaining, totalBytes > retainedLimit { stopRetaining() }
     }
 
+    /// Drops every message not yet started; the rest of a message partly handed out stays, so that what
+    /// the peer receives still deframes. Retaining stops (what was handed out before is forgotten).
+    mutating func removeAllButStarted() {
+        guard headOffset > 0 else { return removeAll() }
+        let started = chunks[head]
+        chunks = [started]
+        head = 0
+        byteCount = started.count - headOffset
+        totalBytes = started.count
+        retaining = false
+    }
+
     mutating func removeAll() {
         chunks.removeAll()
         head = 0

@@ -211,6 +211,8 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     /// The HTTP/2 stream closed (the client reset it, or both sides ended).
     func streamClosed(_ code: HTTP2ErrorCode) {
         if machine.streamClosed(code) == .cancelHandler { cancellation.cancel() }
+        // Window held for unread messages goes back to the connection: no reader may take them now.
+        connection.consume(streamID: id, bytes: machine.releaseHeldWindow())
         waiters.failWriter(GRPCStreamStateMachine.clientCancelled)
         wakeReader()
     }
