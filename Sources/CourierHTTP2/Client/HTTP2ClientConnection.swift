@@ -1,5 +1,5 @@
+internal import CCourierLinux
 internal import CNGHTTP2
-internal import CURing
 internal import Courier
 #if canImport(Glibc)
 internal import Glibc
@@ -73,7 +73,7 @@ final class HTTP2ClientConnection: @unchecked Sendable {
     func startConnecting() {
         state = .connecting
         manager.connectionAttempts += 1
-        fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
+        fd = socket(address.family, CCourierLinux_SOCK_STREAM_CLOEXEC, 0)
         io.attach(fd: fd)
         guard fd >= 0 else {
             connectFailed(IOError(errno: errno, call: "socket"))

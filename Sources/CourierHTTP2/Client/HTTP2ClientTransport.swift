@@ -1,5 +1,4 @@
 public import Courier
-internal import CURing
 #if canImport(Glibc)
 internal import Glibc
 #endif

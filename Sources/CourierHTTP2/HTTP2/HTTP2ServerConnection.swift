@@ -1,5 +1,5 @@
+internal import CCourierLinux
 internal import CNGHTTP2
-internal import CURing
 internal import Courier
 #if canImport(Glibc)
 internal import Glibc
