@@ -1,4 +1,5 @@
 public import Courier
+internal import CCourierLinux
 #if canImport(Glibc)
 internal import Glibc
 #endif
