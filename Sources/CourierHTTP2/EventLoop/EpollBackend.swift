@@ -179,6 +179,7 @@ final class EpollBackend: EventLoopBackend, @unchecked Sendable {
     /// registered: the connection re-arms its receive as soon as the completion is delivered, and
     /// dropping and re-adding the interest would cost two `epoll_ctl` calls per receive. If readiness
     /// arrives while nothing is pending, the interest is dropped then (see ``waitForCompletions(timeout:)``).
+    /// This is why an fd must be forgotten (``willClose(fd:)``) before it is closed.
     private func update(_ fd: Int32, _ registration: inout Registration, keepReadInterest: Bool = false) {
         var wanted: UInt32 = 0
         if registration.read != nil { wanted |= Self.readInterest }

@@ -72,6 +72,10 @@ protocol EventLoopBackend: AnyObject, Sendable {
 
     /// The descriptor is about to be closed: forget what is known about it, so that a later descriptor
     /// with the same number starts from nothing.
+    ///
+    /// - Important: Required before closing a descriptor that had operations on this backend. epoll keeps
+    ///   a socket's read interest between receives; closed without this call, its number, once reused,
+    ///   would look registered while the kernel watches nothing.
     func willClose(fd: Int32)
 
     /// Closes a descriptor (after ``willClose(fd:)``) whose operations have all completed.
