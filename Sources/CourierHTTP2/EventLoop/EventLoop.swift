@@ -117,6 +117,7 @@ final class EventLoop: @unchecked Sendable {
             throw error
         }
         self.thread = started
+        // sched_yield(2) always succeeds on Linux.
         while !ready.load(ordering: .acquiring) { sched_yield() }
         if case .failure(let error) = setup.withLock({ $0! }) {
             LoopThread.join(started)

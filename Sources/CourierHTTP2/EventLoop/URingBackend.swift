@@ -141,7 +141,9 @@ final class URingBackend: EventLoopBackend, @unchecked Sendable {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
         let submitted = io_uring_submit(ring)
         guard let sqe = io_uring_get_sqe(ring) else {
-            let reason = submitted < 0 ? IOError(errno: -submitted, call: "io_uring_submit").description : "\(submitted) submitted"
+            let reason =
+                submitted < 0
+                ? IOError(errno: -submitted, call: "io_uring_submit").description : "\(submitted) submitted"
             fatalError("io_uring submission queue is still full after io_uring_submit (\(reason))")
         }
         return sqe

@@ -105,7 +105,7 @@ struct BackendTests {
         #expect(try harness.peerRead(upTo: 16) == bytes)
     }
 
-    @Test("A pending receive ends with 0 when the socket is shut down, or the peer closes", arguments: availableBackends)
+    @Test("A pending receive ends with 0 when the peer closes or the socket is shut down", arguments: availableBackends)
     func endOfStream(kind: IOBackend) throws {
         let harness = try BackendHarness(kind)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)

@@ -246,6 +246,20 @@ struct ConnectionIOTests {
         }
     }
 
+    @Test("The example in DesignNotes/0005 (a short send, then the rest)")
+    func designNoteExample() throws {
+        try withFakeLoop { fake in
+            let io = ConnectionIO(loop: fake.loop)
+            io.attach(fd: 7)
+            io.produceOutput = { $0.append(contentsOf: [1, 2, 3]) }
+            io.scheduleFlush()
+            fake.turn()  // the flush submits one send
+            fake.kernel.send(fd: 7, count: 1)  // a short send
+            fake.turn()  // delivered: the rest is submitted
+            #expect(fake.kernel.pending(.send, fd: 7)?.bytes == [2, 3])
+        }
+    }
+
     private static func isWait(_ call: FakeBackend.Call) -> Bool {
         if case .wait = call { true } else { false }
     }
