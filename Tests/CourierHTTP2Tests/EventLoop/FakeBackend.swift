@@ -16,13 +16,13 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     // @unchecked Sendable: `wakeUps` is atomic; everything else is touched on the loop's thread, which is
     // the test's (the loop runs with `.caller`).
 
-    enum Kind: Equatable, Sendable {
+    enum OperationKind: Equatable, Sendable {
         case recv, send, connect, accept
     }
 
     /// An operation the loop submitted and the test hasn't completed yet.
     struct Operation {
-        let kind: Kind
+        let kind: OperationKind
         let fd: Int32
         let count: Int
         fileprivate let buffer: UnsafeRawPointer?
@@ -51,7 +51,7 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     /// Operations submitted and not yet completed, in submission order.
     private(set) var pending: [Operation] = []
     /// Every submission so far, in order.
-    private(set) var submitted: [(kind: Kind, fd: Int32, count: Int)] = []
+    private(set) var submitted: [(kind: OperationKind, fd: Int32, count: Int)] = []
     /// The loop's other calls, in order.
     private(set) var calls: [Call] = []
     /// Completions the test has made, delivered in this order by the next wait.
@@ -127,12 +127,12 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     // MARK: Playing the kernel
 
     /// The oldest pending operation of a kind on an fd.
-    func pending(_ kind: Kind, fd: Int32) -> Operation? {
+    func pending(_ kind: OperationKind, fd: Int32) -> Operation? {
         pending.first { $0.kind == kind && $0.fd == fd }
     }
 
     /// Completes the oldest pending operation of a kind on an fd with `result`.
-    func complete(_ kind: Kind, fd: Int32, result: Int32, sourceLocation: SourceLocation = #_sourceLocation) {
+    func complete(_ kind: OperationKind, fd: Int32, result: Int32, sourceLocation: SourceLocation = #_sourceLocation) {
         guard let index = pending.firstIndex(where: { $0.kind == kind && $0.fd == fd }) else {
             Issue.record("no \(kind) pending on fd \(fd)", sourceLocation: sourceLocation)
             return
