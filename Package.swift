@@ -57,13 +57,15 @@ let targets: [Target] = [
     ),
 
     // The HTTP/2 transport, and the C libraries it alone touches.
+    // Linux headers Swift's Glibc module leaves out (epoll, eventfd, TCP options) and prefixed constants.
+    .systemLibrary(name: "CCourierLinux"),
     .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
     .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
     .target(
         name: "CourierHTTP2",
-        dependencies: ["Courier", "CURing", "CNGHTTP2", "CZlib", "COpenSSL"],
+        dependencies: ["Courier", "CCourierLinux", "CURing", "CNGHTTP2", "CZlib", "COpenSSL"],
         swiftSettings: defaultSwiftSettings
     ),
     // Helpers for the tests that run real processes (not a product).

@@ -1,4 +1,4 @@
-internal import CURing
+internal import CCourierLinux
 internal import Courier
 #if canImport(Glibc)
 internal import Glibc

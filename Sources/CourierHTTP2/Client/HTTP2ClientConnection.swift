@@ -1,4 +1,4 @@
-internal import CURing
+internal import CCourierLinux
 internal import Courier
 #if canImport(Glibc)
 internal import Glibc
@@ -141,14 +141,13 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private func connect(to address: SocketAddress) {
         if fd >= 0 {
             // A previous address's socket: it failed to connect, nothing else is in flight on it.
-            loop.willClose(fd: fd)
-            Glibc.close(fd)
+            loop.closeSocket(fd: fd)
             fd = -1
             io.attach(fd: -1)
         }
         connectAddress?.deallocate()
         connectAddress = nil
-        fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
+        fd = socket(address.family, CCourierLinux_SOCK_STREAM_CLOEXEC, 0)
         guard fd >= 0 else {
             let error = IOError(errno: errno, call: "socket")
             perform(machine.connectCompleted(errno: error.errno, description: error.description))

@@ -1,38 +1,40 @@
-internal import CURing
-internal import Courier
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc
 #endif
 
-/// Something that receives an io_uring completion. Its owner keeps it alive until the last completion of
-/// every operation it submitted (the one without `IORING_CQE_F_MORE`).
+/// One thread and one kernel interface (io_uring or epoll, see ``EventLoopBackend``): runs Swift jobs (as a
+/// serial executor, and as a task executor through ``taskExecutor``), I/O completions and timers, all on
+/// that thread.
 ///
-/// A class rather than a protocol so that the SQE's user data is an unretained pointer to it, and a
-/// completion is a virtual call with no existential box.
-class IOCompletionHandler {
-    /// Handles one completion, on the loop's thread.
-    func complete(result: Int32, flags: UInt32) {
-        fatalError("IOCompletionHandler.complete must be overridden")
-    }
-}
-
-/// One thread and one io_uring: runs Swift jobs (as a serial executor, and as a task executor through
-/// ``taskExecutor``), I/O completions and timers, all on that thread.
+/// A turn of the loop:
+/// ```
+/// run queued jobs in rounds (no kernel entry between rounds), flushing after each round
+/// run the timers that are due, then the jobs they queued
+/// enter the kernel once: submit what the turn produced, wait (not at all if work is queued, else until
+///     the next timer or a completion or a wake-up), deliver the completions
+/// ```
 ///
 /// Threading: everything but ``enqueue(_:)``, ``execute(_:)``, ``scheduleTimer(at:_:)`` and ``stop()``
-/// must be called on the loop's thread. A loop runs jobs in rounds and enters the kernel once per turn
-/// (submitting every SQE of the turn and collecting completions together), after running each
-/// registered flush hook, so each connection sends once per turn.
+/// must be called on the loop's thread. Each connection registered with ``requestFlush(_:)`` sends once per
+/// round.
 final class EventLoop: @unchecked Sendable {
-    // @unchecked Sendable: the ring, the timer heap, the local queue and the flush list are touched only
-    // on the loop thread (checked with `preconditionInEventLoop` in debug builds); cross-thread state is
-    // in `incoming`, behind a lock.
+    // @unchecked Sendable: the backend (but its `wakeUp()`), the timer heap, the local queue and the flush
+    // list are touched only on the loop thread (checked with `preconditionInEventLoop` in debug builds);
+    // cross-thread state is in `incoming`, behind a lock.
 
     enum Work: Sendable {
         case actorJob(UnownedJob)
         case taskJob(UnownedJob)
         case closure(@Sendable () -> Void)
+    }
+
+    /// Which thread runs the loop.
+    enum Thread {
+        /// A thread of its own, started by the initializer.
+        case own
+        /// The thread that creates the loop, which drives it by calling ``runTurn()``: for tests.
+        case caller
     }
 
     private struct Incoming {
@@ -43,111 +45,90 @@ final class EventLoop: @unchecked Sendable {
     let name: String
     private let incoming = Mutex(Incoming())
     private var local: [Work] = []
-    private var ring: UnsafeMutablePointer<io_uring>
-    private var cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
-    private let cqeBatch: Int32 = 256
-    private let eventFD: Int32
-    private let eventBuffer: UnsafeMutablePointer<UInt64>
-    private var eventReadArmed = false
+    /// The kernel interface. A `let`, so that calls through it need no exclusivity check.
+    private let io: any EventLoopBackend
     private var timers = TimerHeap()
     private var flushQueue: [ConnectionIO] = []
     private var flushing: [ConnectionIO] = []
     private var thread: pthread_t?
     private let threadID = Atomic<UInt64>(0)
+    private var ended = false
     private let finished = Mutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
 
     /// The facade through which tasks prefer this loop.
     let taskExecutor = EventLoopTaskExecutor()
 
-    /// Whether the ring was created with SINGLE_ISSUER|DEFER_TASKRUN (else plain).
-    private(set) var usesDeferredTaskRun = false
+    /// Whether the ring was created with SINGLE_ISSUER|DEFER_TASKRUN (else plain, or not io_uring).
+    var usesDeferredTaskRun: Bool { io.usesDeferredTaskRun }
     /// How this loop does I/O.
     let backend: IOBackend
-    /// The epoll side, when ``backend`` is epoll.
-    private var poller: EpollPoller?
-
-    private static let eventFDUserData: UInt64 = 1
-    private static let ignoredUserData: UInt64 = 2
 
     /// Creates a loop and starts its thread.
     ///
-    /// - Throws: ``IOError`` if the ring or the eventfd can't be created.
-    init(name: String, entries: UInt32 = 1024, backend: IOBackend = .automatic) throws {
+    /// - Throws: ``IOError`` if the ring, the epoll instance, the eventfd or the thread can't be created.
+    convenience init(name: String, entries: UInt32 = 1024, backend: IOBackend = .automatic) throws {
+        try self.init(name: name, io: try backend.makeBackend(entries: entries), thread: .own)
+    }
+
+    /// Creates a loop over a backend that isn't set up yet (a test's fake, or a real one).
+    ///
+    /// - Parameters:
+    ///   - io: The backend; its ``EventLoopBackend/setUp()`` runs on the loop's thread.
+    ///   - thread: `.own` starts a thread; `.caller` makes the calling thread the loop's, driven by
+    ///     ``runTurn()``.
+    /// - Throws: ``IOError`` if the backend can't be set up or the thread can't be created.
+    init(name: String, io: any EventLoopBackend, thread: Thread) throws {
         self.name = name
-        self.backend = backend
-        ring = .allocate(capacity: 1)
-        ring.initialize(to: io_uring())
-        cqes = .allocate(capacity: 256)
-        eventBuffer = .allocate(capacity: 1)
-        eventBuffer.initialize(to: 0)
-        let fd = eventfd(0, CURing_EFD_CLOEXEC)
-        guard fd >= 0 else {
-            let error = IOError(errno: errno, call: "eventfd")
-            ring.deallocate()
-            cqes.deallocate()
-            eventBuffer.deallocate()
-            throw error
-        }
-        eventFD = fd
+        self.io = io
+        self.backend = io.kind
         taskExecutor.loop = self
 
-        // The ring is created on the loop thread: SINGLE_ISSUER binds it to its creator.
+        if case .caller = thread {
+            threadID.store(UInt64(pthread_self()), ordering: .relaxed)
+            do {
+                try io.setUp()
+            } catch {
+                finished.withLock { $0.done = true }
+                throw error
+            }
+            return
+        }
+
+        // The backend is set up on the loop thread: SINGLE_ISSUER binds a ring to its creator.
         let setup = Mutex<Result<Void, IOError>?>(nil)
         let ready = Atomic<Bool>(false)
         // The thread holds the loop strongly until it exits, so the loop outlives its thread even when
         // its last owner lets go right after `stop()`.
-        let box = Unmanaged.passRetained(ThreadStart { [self] in
-            let result = Result { try self.setUpRing(entries: entries) }.mapError { $0 as! IOError }
-            setup.withLock { $0 = result }
-            ready.store(true, ordering: .releasing)
-            if case .success = result {
-                self.run()
-            } else {
-                self.finished.withLock { $0.done = true }
+        let started: pthread_t
+        do {
+            started = try LoopThread.start { [self] in
+                self.threadID.store(UInt64(pthread_self()), ordering: .relaxed)
+                let result = Result { () throws(IOError) in try self.io.setUp() }
+                setup.withLock { $0 = result }
+                ready.store(true, ordering: .releasing)
+                if case .success = result {
+                    self.run()
+                } else {
+                    self.finished.withLock { $0.done = true }
+                }
             }
-        })
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, eventLoopThreadEntry, box.toOpaque())
-        guard rc == 0 else {
-            box.release()
-            throw IOError(errno: rc, call: "pthread_create")  // deinit frees the ring memory and the eventfd
+        } catch {
+            finished.withLock { $0.done = true }
+            throw error
         }
-        self.thread = thread
+        self.thread = started
+        // sched_yield(2) always succeeds on Linux.
         while !ready.load(ordering: .acquiring) { sched_yield() }
         if case .failure(let error) = setup.withLock({ $0! }) {
-            pthread_join(thread, nil)
+            LoopThread.join(started)
             self.thread = nil
-            throw error  // deinit frees the ring memory and the eventfd
+            throw error
         }
     }
 
     deinit {
-        // The ring is freed here, so the thread that drives it must be gone.
+        // The backend's resources are released here, so the thread that drives them must be gone.
         assert(finished.withLock { $0.done }, "event loop \(name) released while its thread runs")
-        ring.deallocate()
-        cqes.deallocate()
-        eventBuffer.deallocate()
-        close(eventFD)
-    }
-
-    private func setUpRing(entries: UInt32) throws {
-        threadID.store(UInt64(pthread_self()), ordering: .relaxed)
-        if backend == .epoll {
-            let poller = try EpollPoller()
-            poller.watchEventFD(eventFD)
-            self.poller = poller
-            return
-        }
-        var params = io_uring_params()
-        params.flags = CURing_SETUP_SINGLE_ISSUER | CURing_SETUP_DEFER_TASKRUN
-        var rc = io_uring_queue_init_params(entries, ring, &params)
-        if rc == -EINVAL {
-            params = io_uring_params()
-            rc = io_uring_queue_init_params(entries, ring, &params)
-        } else if rc == 0 {
-            usesDeferredTaskRun = true
-        }
-        guard rc == 0 else { throw IOError(errno: -rc, call: "io_uring_queue_init_params") }
     }
 
     /// Whether the caller runs on this loop's thread.
@@ -172,7 +153,7 @@ final class EventLoop: @unchecked Sendable {
             incoming.work.append(work)
             return incoming.work.count == 1
         }
-        if wake { wakeUp() }
+        if wake { io.wakeUp() }
     }
 
     /// Runs `body` on the loop.
@@ -180,15 +161,10 @@ final class EventLoop: @unchecked Sendable {
         enqueue(.closure(body))
     }
 
-    private func wakeUp() {
-        var one: UInt64 = 1
-        _ = write(eventFD, &one, 8)
-    }
-
     /// Stops the loop after the work queued so far; ``waitUntilStopped()`` returns once its thread exits.
     func stop() {
         incoming.withLock { $0.stopping = true }
-        wakeUp()
+        io.wakeUp()
     }
 
     /// Suspends until the loop's thread has exited.
@@ -207,7 +183,7 @@ final class EventLoop: @unchecked Sendable {
     func join() {
         precondition(!inEventLoop, "a loop can't join itself")
         if let thread {
-            pthread_join(thread, nil)
+            LoopThread.join(thread)
             self.thread = nil
         }
     }
@@ -249,102 +225,85 @@ final class EventLoop: @unchecked Sendable {
 
     /// The socket `fd` is about to be closed by its owner (on the loop).
     func willClose(fd: Int32) {
-        poller?.forget(fd)
+        preconditionInEventLoop()
+        io.willClose(fd: fd)
+    }
+
+    /// Forgets `fd` (``willClose(fd:)``) and closes it. Its operations must all have completed.
+    func closeSocket(fd: Int32) {
+        preconditionInEventLoop()
+        io.willClose(fd: fd)
+        io.close(fd: fd)
+    }
+
+    /// Shuts the socket down in both directions (best effort): its operations in flight complete soon.
+    func shutdownSocket(fd: Int32) {
+        preconditionInEventLoop()
+        io.shutdown(fd: fd)
     }
 
     /// Receives into `buffer`; `handler` gets the byte count (0 at end of stream) or a negative errno.
     func submitRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, handler: IOCompletionHandler) {
-        if let poller {
-            poller.recv(fd, buffer, count, handler)
-            return
-        }
-        let sqe = makeSQE()
-        io_uring_prep_recv(sqe, fd, buffer, count, 0)
-        setHandler(handler, on: sqe)
+        preconditionInEventLoop()
+        io.submitRecv(fd: fd, buffer: buffer, count: count, handler: handler)
     }
 
     /// Sends from `buffer` (which must stay valid until the completion); `handler` gets the count sent.
     func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler) {
-        if let poller {
-            poller.send(fd, buffer, count, handler)
-            return
-        }
-        let sqe = makeSQE()
-        io_uring_prep_send(sqe, fd, buffer, count, Int32(MSG_NOSIGNAL))
-        setHandler(handler, on: sqe)
+        preconditionInEventLoop()
+        io.submitSend(fd: fd, buffer: buffer, count: count, handler: handler)
     }
 
     /// Connects a socket; `handler` gets 0 or a negative errno. `address` must stay valid until then.
     func submitConnect(fd: Int32, address: UnsafePointer<sockaddr>, length: socklen_t, handler: IOCompletionHandler) {
-        if let poller {
-            poller.connect(fd, address, length, handler)
-            return
-        }
-        let sqe = makeSQE()
-        io_uring_prep_connect(sqe, fd, address, length)
-        setHandler(handler, on: sqe)
+        preconditionInEventLoop()
+        io.submitConnect(fd: fd, address: address, length: length, handler: handler)
     }
 
     /// Accepts a connection; `handler` gets the new fd (close-on-exec) or a negative errno.
     func submitAccept(fd: Int32, handler: IOCompletionHandler) {
-        if let poller {
-            poller.accept(fd, handler)
-            return
-        }
-        let sqe = makeSQE()
-        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        setHandler(handler, on: sqe)
-    }
-
-    /// A submission queue entry; submits pending ones first if the queue is full.
-    func makeSQE() -> UnsafeMutablePointer<io_uring_sqe> {
         preconditionInEventLoop()
-        if let sqe = io_uring_get_sqe(ring) { return sqe }
-        _ = io_uring_submit(ring)
-        guard let sqe = io_uring_get_sqe(ring) else { fatalError("io_uring submission queue is full after submit") }
-        return sqe
+        io.submitAccept(fd: fd, handler: handler)
     }
 
-    /// Sets a handler as an SQE's user data.
-    @inline(__always)
-    func setHandler(_ handler: IOCompletionHandler, on sqe: UnsafeMutablePointer<io_uring_sqe>) {
-        io_uring_sqe_set_data64(sqe, UInt64(UInt(bitPattern: Unmanaged.passUnretained(handler).toOpaque())))
+    /// Sends what fits now, without waiting or a completion; returns the count sent or a negative errno.
+    func sendWithoutWaiting(fd: Int32, buffer: UnsafeRawPointer, count: Int) -> Int32 {
+        preconditionInEventLoop()
+        return io.sendWithoutWaiting(fd: fd, buffer: buffer, count: count)
     }
 
     // MARK: The loop
 
     private func run() {
-        armEventRead()
-        while true {
-            runWork()
-            let now = ContinuousClock.now
-            runDueTimers(now: now)
-            runWork()  // what the timers started, and the flushes
+        while runTurn() {}
+    }
 
-            let (stopping, hasRemoteWork) = incoming.withLock { ($0.stopping, !$0.work.isEmpty) }
-            if stopping && local.isEmpty && !hasRemoteWork { break }
+    /// Runs one turn of the loop (see the type's documentation) on the loop's thread.
+    ///
+    /// - Returns: false once the loop has stopped: ``stop()`` was called and no work is left. The backend
+    ///   is torn down then, and ``waitUntilStopped()`` returns.
+    @discardableResult
+    func runTurn() -> Bool {
+        preconditionInEventLoop()
+        if ended { return false }
+        runWork()
+        let now = ContinuousClock.now
+        runDueTimers(now: now)
+        runWork()  // what the timers started, and the flushes
 
-            if let poller {
-                let busy = !local.isEmpty || hasRemoteWork
-                poller.wait(timeout: busy ? .zero : timers.nextDeadline().map { now.duration(to: $0) })
-                poller.reap()
-                continue
-            }
-            if !local.isEmpty || hasRemoteWork {
-                _ = io_uring_submit_and_get_events(ring)
-            } else if let next = timers.nextDeadline() {
-                let wait = now.duration(to: next)
-                var ts = __kernel_timespec(wait)
-                var cqe: UnsafeMutablePointer<io_uring_cqe>?
-                _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
-            } else {
-                var cqe: UnsafeMutablePointer<io_uring_cqe>?
-                _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, nil, nil)
-            }
-            reapCompletions()
+        let (stopping, hasRemoteWork) = incoming.withLock { ($0.stopping, !$0.work.isEmpty) }
+        let busy = !local.isEmpty || hasRemoteWork
+        if stopping && !busy {
+            end()
+            return false
         }
-        if poller == nil { io_uring_queue_exit(ring) }
-        poller = nil
+        io.waitForCompletions(timeout: busy ? .zero : timers.nextDeadline().map { now.duration(to: $0) })
+        return true
+    }
+
+    private func end() {
+        ended = true
+        io.tearDown()
         let waiters = finished.withLock { state -> [UnsafeContinuation<Void, Never>] in
             state.done = true
             defer { state.waiters = [] }
@@ -393,7 +352,7 @@ final class EventLoop: @unchecked Sendable {
                         let now = ContinuousClock.now
                         if roundStart.duration(to: now) >= Self.earlyFlushAfter {
                             runFlushes()
-                            if poller == nil { _ = io_uring_submit(ring) }
+                            io.submit()
                             roundStart = now
                         }
                     }
@@ -407,37 +366,6 @@ final class EventLoop: @unchecked Sendable {
     private func runDueTimers(now: ContinuousClock.Instant) {
         while let timer = timers.popDue(now: now) {
             timer.fire()
-        }
-    }
-
-    private func armEventRead() {
-        if poller != nil { return }  // epoll watches the eventfd from the start
-        let sqe = makeSQE()
-        io_uring_prep_read(sqe, eventFD, eventBuffer, 8, 0)
-        io_uring_sqe_set_data64(sqe, Self.eventFDUserData)
-        eventReadArmed = true
-    }
-
-    private func reapCompletions() {
-        while true {
-            let count = io_uring_peek_batch_cqe(ring, cqes, UInt32(cqeBatch))
-            if count == 0 { return }
-            for index in 0..<Int(count) {
-                let cqe = cqes[index]!.pointee
-                switch cqe.user_data {
-                case Self.eventFDUserData:
-                    armEventRead()
-                case Self.ignoredUserData, 0:
-                    break
-                default:
-                    let handler = Unmanaged<IOCompletionHandler>
-                        .fromOpaque(UnsafeRawPointer(bitPattern: UInt(cqe.user_data))!)
-                        .takeUnretainedValue()
-                    handler.complete(result: cqe.res, flags: cqe.flags)
-                }
-            }
-            io_uring_cq_advance(ring, count)
-            if count < UInt32(cqeBatch) { return }
         }
     }
 }
@@ -468,130 +396,5 @@ final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         loop.enqueue(.taskJob(UnownedJob(job)))
-    }
-}
-
-/// A timer on a loop; cancellable from any thread.
-final class LoopTimer: RPCTimer, @unchecked Sendable {
-    // @unchecked Sendable: `deadline` and `action` are immutable; `cancelled` is atomic; `heapIndex` is
-    // touched only on the loop.
-    let deadline: ContinuousClock.Instant
-    private let action: @Sendable () -> Void
-    private let cancelled = Atomic<Bool>(false)
-    let sequence: UInt64
-
-    private static let counter = Atomic<UInt64>(0)
-
-    init(deadline: ContinuousClock.Instant, action: @escaping @Sendable () -> Void) {
-        self.deadline = deadline
-        self.action = action
-        self.sequence = Self.counter.add(1, ordering: .relaxed).newValue
-    }
-
-    func cancel() {
-        cancelled.store(true, ordering: .relaxed)
-    }
-
-    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
-
-    func fire() {
-        if !isCancelled { action() }
-    }
-}
-
-/// A binary min-heap of timers by deadline (then by creation order).
-struct TimerHeap {
-    private var heap: [LoopTimer] = []
-
-    mutating func nextDeadline() -> ContinuousClock.Instant? {
-        while let first = heap.first, first.isCancelled { _ = removeFirst() }
-        return heap.first?.deadline
-    }
-
-    var count: Int { heap.count }
-
-    mutating func insert(_ timer: LoopTimer) {
-        heap.append(timer)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Self.before(heap[child], heap[parent]) else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func popDue(now: ContinuousClock.Instant) -> LoopTimer? {
-        while let first = heap.first {
-            if first.isCancelled {
-                _ = removeFirst()
-                continue
-            }
-            return first.deadline <= now ? removeFirst() : nil
-        }
-        return nil
-    }
-
-    private mutating func removeFirst() -> LoopTimer {
-        let first = heap[0]
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1
-                let right = left + 1
-                var smallest = parent
-                if left < heap.count, Self.before(heap[left], heap[smallest]) { smallest = left }
-                if right < heap.count, Self.before(heap[right], heap[smallest]) { smallest = right }
-                if smallest == parent { break }
-                heap.swapAt(parent, smallest)
-                parent = smallest
-            }
-        }
-        return first
-    }
-
-    private static func before(_ a: LoopTimer, _ b: LoopTimer) -> Bool {
-        a.deadline < b.deadline || (a.deadline == b.deadline && a.sequence < b.sequence)
-    }
-}
-
-/// The thread entry's payload.
-final class ThreadStart {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// A pthread entry point: a free function, not a closure, so it carries no actor isolation.
-private func eventLoopThreadEntry(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    let start = Unmanaged<ThreadStart>.fromOpaque(argument!).takeRetainedValue()
-    start.body()
-    return nil
-}
-
-extension __kernel_timespec {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) {
-            self.init(tv_sec: 0, tv_nsec: 0)
-        } else {
-            self.init(tv_sec: seconds, tv_nsec: attoseconds / 1_000_000_000)
-        }
-    }
-}
-
-/// A failed system call.
-struct IOError: Error, CustomStringConvertible, Equatable {
-    var errno: Int32
-    var call: String
-
-    init(errno: Int32, call: String) {
-        self.errno = errno
-        self.call = call
-    }
-
-    var description: String {
-        "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }
 }

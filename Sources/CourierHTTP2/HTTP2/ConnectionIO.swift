@@ -1,4 +1,3 @@
-internal import CURing
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -7,7 +6,8 @@ internal import Glibc
 /// buffer; everything the session produced in a loop turn gathered and sent with one send; and a close
 /// that waits for the operations in flight (`close(2)` does not cancel them) before releasing the socket.
 ///
-/// The owner supplies the session's side through closures, which run on the loop.
+/// The owner supplies the session's side through closures, which run on the loop. Every socket call goes
+/// through the loop's backend, so a test's fake backend can play the kernel.
 final class ConnectionIO: @unchecked Sendable {
     // @unchecked Sendable: touched on `loop` only; Sendable so that it can queue work on its own loop.
     let loop: EventLoop
@@ -19,6 +19,8 @@ final class ConnectionIO: @unchecked Sendable {
     private(set) var sending = false
     private(set) var closed = false
     private var finalized = false
+    /// A failure was reported (``onFailure`` or ``onTLSFailure``): later ones are not.
+    private var failed = false
     private var flushScheduled = false
     private var pendingOutput: [UInt8] = []
     private var inFlight: [UInt8] = []
@@ -32,9 +34,11 @@ final class ConnectionIO: @unchecked Sendable {
 
     /// Received bytes. Return false to stop reading (the owner is closing).
     var onReceive: (UnsafeRawBufferPointer) -> Bool = { _ in true }
-    /// The peer closed (`0`) or recv/send failed (a negative errno).
+    /// The peer closed (`0`) or recv/send failed (a negative errno). Called at most once, and not after
+    /// ``onTLSFailure``.
     var onFailure: (_ result: Int32, _ whileSending: Bool) -> Void = { _, _ in }
-    /// TLS failed (handshake, verification, a bad record); the owner should close.
+    /// TLS failed (handshake, verification, a bad record); the owner should close. Called at most once, and
+    /// not after ``onFailure``.
     var onTLSFailure: (TLSSession.Failure) -> Void = { _ in }
     /// Appends what the session wants to send.
     var produceOutput: (inout [UInt8]) -> Void = { _ in }
@@ -77,7 +81,11 @@ final class ConnectionIO: @unchecked Sendable {
             return
         }
         guard result > 0 else {
-            onFailure(result, false)
+            if Self.madeNoProgress(result) {
+                armReceive()
+            } else {
+                reportFailure(result, whileSending: false)
+            }
             return
         }
         let bytes = UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: Int(result))
@@ -100,7 +108,7 @@ final class ConnectionIO: @unchecked Sendable {
                 armReceive()
             } else if !stopped, !closed {
                 // The peer ended TLS (close_notify).
-                onFailure(0, false)
+                reportFailure(0, whileSending: false)
                 return
             }
         } else if onReceive(bytes) {
@@ -153,7 +161,11 @@ final class ConnectionIO: @unchecked Sendable {
             return
         }
         guard result > 0 else {
-            onFailure(result, true)
+            if Self.madeNoProgress(result) {
+                submitSend()
+            } else {
+                reportFailure(result, whileSending: true)
+            }
             return
         }
         inFlightOffset += Int(result)
@@ -166,14 +178,30 @@ final class ConnectionIO: @unchecked Sendable {
         afterOutput()
     }
 
+    /// A completion that moved nothing and failed nothing: `EAGAIN` (a non-blocking socket had no room or
+    /// no data) or `EINTR`. The same operation is submitted again.
+    @inline(__always)
+    private static func madeNoProgress(_ result: Int32) -> Bool {
+        result == -EAGAIN || result == -EWOULDBLOCK || result == -EINTR
+    }
+
+    private func reportFailure(_ result: Int32, whileSending: Bool) {
+        guard !failed else { return }
+        failed = true
+        onFailure(result, whileSending)
+    }
+
     /// Sends the alert OpenSSL queued (best effort, without waiting: it tells the peer why), then
     /// reports the failure.
     private func failTLS(_ failure: TLSSession.Failure) {
         var alert: [UInt8] = []
         tls?.drainCiphertext(into: &alert)
         if !alert.isEmpty, !sending, fd >= 0 {
-            _ = alert.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            // Best effort: the connection is failing, and an alert that doesn't fit now is not waited for.
+            _ = alert.withUnsafeBytes { loop.sendWithoutWaiting(fd: fd, buffer: $0.baseAddress!, count: $0.count) }
         }
+        guard !failed else { return }
+        failed = true
         onTLSFailure(failure)
     }
 
@@ -193,7 +221,7 @@ final class ConnectionIO: @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        if fd >= 0 { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        if fd >= 0 { loop.shutdownSocket(fd: fd) }
         finalizeIfIdle()
     }
 
@@ -201,10 +229,7 @@ final class ConnectionIO: @unchecked Sendable {
     func finalizeIfIdle() {
         guard closed, !receiving, !sending, otherOperationsInFlight == 0, !finalized else { return }
         finalized = true
-        if fd >= 0 {
-            loop.willClose(fd: fd)
-            Glibc.close(fd)
-        }
+        if fd >= 0 { loop.closeSocket(fd: fd) }
         onFinalized()
     }
 }

@@ -1,4 +1,3 @@
-internal import CURing
 internal import Courier
 internal import Synchronization
 #if canImport(Glibc)
@@ -58,7 +57,8 @@ extension HTTP2ServerTransport {
                 }
             } catch {
                 for loop in loops { loop.stop(); loop.join() }
-                close(fd)
+                // Already failing; the descriptor is released whatever close(2) reports.
+                try? Posix.close(fd)
                 throw error
             }
             self.loops = loops
@@ -99,8 +99,10 @@ extension HTTP2ServerTransport {
                 return true
             }
             if close {
-                Glibc.close(listenFD)
-                if case .unix(let path) = boundAddress { unlink(path) }
+                loops[0].closeSocket(fd: listenFD)
+                // The socket file goes with the listener. If it is gone already (someone removed it) or
+                // can't be removed, nothing depends on it any more: the next listen replaces a stale file.
+                if case .unix(let path) = boundAddress, unlink(path) != 0, errno != ENOENT {}
                 checkFinished()
             }
         }
@@ -110,7 +112,7 @@ extension HTTP2ServerTransport {
                 $0.shuttingDown || $0.aborted || $0.connections.count >= configuration.maxConnections
             }
             if refused {
-                Glibc.close(fd)
+                loop.closeSocket(fd: fd)  // nothing was submitted on it
                 return
             }
             let connection = HTTP2ServerConnection(
@@ -157,7 +159,7 @@ extension HTTP2ServerTransport {
                 return Array(state.connections.values)
             }
             loops[0].execute {
-                Glibc.shutdown(self.listenFD, Int32(SHUT_RDWR))
+                self.loops[0].shutdownSocket(fd: self.listenFD)
                 self.closeListenSocketIfIdle()
             }
             for connection in connections {
@@ -173,7 +175,7 @@ extension HTTP2ServerTransport {
                 return (Array(state.connections.values), Array(state.tasks.values))
             }
             loops[0].execute {
-                Glibc.shutdown(self.listenFD, Int32(SHUT_RDWR))
+                self.loops[0].shutdownSocket(fd: self.listenFD)
                 self.closeListenSocketIfIdle()
             }
             for connection in connections {

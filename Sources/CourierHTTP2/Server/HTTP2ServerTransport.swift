@@ -1,5 +1,4 @@
 public import Courier
-internal import CURing
 internal import Synchronization
 #if canImport(Glibc)
 internal import Glibc

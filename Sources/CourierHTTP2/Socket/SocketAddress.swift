@@ -1,4 +1,4 @@
-internal import CURing
+internal import CCourierLinux
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -109,13 +109,14 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
             let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
             var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             var sinAddr = address.sin_addr
-            inet_ntop(AF_INET, &sinAddr, &buffer, socklen_t(buffer.count))
+            // inet_ntop fails only for a buffer too small or an unknown family, neither possible here.
+            guard inet_ntop(AF_INET, &sinAddr, &buffer, socklen_t(buffer.count)) != nil else { return nil }
             self = .ipv4(host: Self.string(buffer), port: Int(UInt16(bigEndian: address.sin_port)))
         case AF_INET6:
             let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
             var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             var sinAddr = address.sin6_addr
-            inet_ntop(AF_INET6, &sinAddr, &buffer, socklen_t(buffer.count))
+            guard inet_ntop(AF_INET6, &sinAddr, &buffer, socklen_t(buffer.count)) != nil else { return nil }
             self = .ipv6(host: Self.string(buffer), port: Int(UInt16(bigEndian: address.sin6_port)))
         case AF_UNIX:
             let path = withUnsafeBytes(of: &storage) { raw -> String in
@@ -136,49 +137,65 @@ enum Sockets {
     ///
     /// - Returns: The socket and the address it is bound to (with the real port when `port` was 0).
     static func listen(on address: SocketAddress, backlog: Int32 = 1024) throws -> (fd: Int32, bound: SocketAddress) {
-        let fd = socket(address.family, CURing_SOCK_STREAM_CLOEXEC, 0)
-        guard fd >= 0 else { throw IOError(errno: errno, call: "socket") }
+        let fd = try syscall("socket") { socket(address.family, CCourierLinux_SOCK_STREAM_CLOEXEC, 0) }
         do {
             if case .unix(let path) = address {
-                unlink(path)
+                try removeStaleSocket(at: path)
             } else {
                 try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
                 if case .ipv6 = address { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
             }
-            try address.withSockAddr { pointer, length in
-                guard bind(fd, pointer, length) == 0 else { throw IOError(errno: errno, call: "bind(\(address))") }
+            try address.withSockAddr { pointer, length -> Void in
+                try syscall("bind(\(address))") { bind(fd, pointer, length) }
             }
-            guard Glibc.listen(fd, backlog) == 0 else { throw IOError(errno: errno, call: "listen") }
+            try syscall("listen") { Glibc.listen(fd, backlog) }
             return (fd, try localAddress(of: fd) ?? address)
         } catch {
-            close(fd)
+            // Already failing; the descriptor is released whatever close(2) reports.
+            try? Posix.close(fd)
             throw error
+        }
+    }
+
+    /// Removes what a previous listener left at a Unix socket path (nothing there is fine).
+    static func removeStaleSocket(at path: String) throws(IOError) {
+        do {
+            try syscall("unlink(\(path))") { unlink(path) }
+        } catch where error.errno == ENOENT {
+            return
         }
     }
 
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws {
         var value = value
-        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-            throw IOError(errno: errno, call: "setsockopt")
-        }
+        try syscall("setsockopt") { setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) }
     }
 
     static func localAddress(of fd: Int32) throws -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        try withUnsafeMutablePointer(to: &storage) { pointer throws(IOError) -> Void in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(IOError) -> Void in
+                try syscall("getsockname") { getsockname(fd, address, &length) }
+            }
         }
-        guard rc == 0 else { throw IOError(errno: errno, call: "getsockname") }
         return SocketAddress(storage: storage)
     }
 
+    /// The peer's address; nil when the peer is already gone (`ENOTCONN`) or unknown.
     static func peerAddress(of fd: Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        do {
+            try withUnsafeMutablePointer(to: &storage) { pointer throws(IOError) -> Void in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(IOError) -> Void in
+                    try syscall("getpeername") { getpeername(fd, address, &length) }
+                }
+            }
+        } catch {
+            // ENOTCONN (reset before we asked) or ENOBUFS: the peer is reported as unknown.
+            return nil
         }
-        return rc == 0 ? SocketAddress(storage: storage) : nil
+        return SocketAddress(storage: storage)
     }
 }

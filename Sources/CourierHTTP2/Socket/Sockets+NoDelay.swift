@@ -1,4 +1,4 @@
-internal import CURing
+internal import CCourierLinux
 #if canImport(Glibc)
 internal import Glibc
 #endif

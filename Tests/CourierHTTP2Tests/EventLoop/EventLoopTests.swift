@@ -28,7 +28,7 @@ actor LoopBound {
     }
 }
 
-@Suite("The io_uring event loop")
+@Suite("The event loop, on the backend COURIER_IO or the probe chose")
 struct EventLoopTests {
     func withLoop<R>(_ body: (EventLoop) async throws -> R) async throws -> R {
         let loop = try EventLoop(name: "test-loop")
