@@ -74,6 +74,14 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     /// The request metadata (sent again by a transparent retry).
     var requestMetadata: Metadata { machine.requestMetadata }
 
+    /// Parks the writer until the loop has polled for I/O (its share of the turn is used). On the loop.
+    private func waitForNextTurn() async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            waiters.parkWriterForNextTurn(continuation)
+            loop.runAfterNextPoll { self.waiters.nextTurnBegan(bufferFull: self.machine.outboundIsFull) }
+        }
+    }
+
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inEventLoop { body() } else { loop.execute(body) }
     }
@@ -84,7 +92,14 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         // Fast path, on the loop (where calls normally run): done at once unless the stream has to open
         // first or the buffer is full.
         if loop.inEventLoop, !waiters.hasWriter, startWaiter == nil {
-            if try writeOnLoop(part) { return }
+            if try writeOnLoop(part) {
+                // A writer that never has to wait would keep the loop to itself: after its share of the
+                // turn it waits for the loop's next poll, so replies and other streams get their turn.
+                if case .message(let buffer) = part, waiters.chargeWrite(bytes: buffer.count, turn: loop.ioTurn) {
+                    try await waitForNextTurn()
+                }
+                return
+            }
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 // Still on the loop: nothing has changed since writeOnLoop returned.
                 self.park(continuation, for: part)

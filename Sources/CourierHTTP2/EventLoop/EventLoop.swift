@@ -50,6 +50,9 @@ final class EventLoop: @unchecked Sendable {
     private var timers = TimerHeap()
     private var flushQueue: [ConnectionIO] = []
     private var flushing: [ConnectionIO] = []
+    /// Work that waits for the next kernel entry: writers that have used their share of a turn.
+    private var afterPoll: [() -> Void] = []
+    private var runningAfterPoll: [() -> Void] = []
     private var thread: pthread_t?
     private let threadID = Atomic<UInt64>(0)
     private var ended = false
@@ -216,6 +219,19 @@ final class EventLoop: @unchecked Sendable {
     /// How long a round may hold output back.
     static let earlyFlushAfter = Duration.microseconds(50)
 
+    /// How many times the loop has polled for I/O (entered the kernel). Work done between two polls shares
+    /// one turn: a stream's writer gets a bounded share of it (see ``runAfterNextPoll(_:)``).
+    private(set) var ioTurn: UInt64 = 0
+
+    /// Runs `body` once the loop has next polled for I/O and delivered the completions it found (on the
+    /// loop's thread). A writer that has used its share of the turn waits here, so that what arrived
+    /// meanwhile (its own replies, other streams' requests) is handled before it writes more. The loop
+    /// doesn't block in that poll while such work waits.
+    func runAfterNextPoll(_ body: @escaping () -> Void) {
+        preconditionInEventLoop()
+        afterPoll.append(body)
+    }
+
     private func runFlushes() {
         guard !flushQueue.isEmpty else { return }
         swap(&flushQueue, &flushing)
@@ -292,12 +308,18 @@ final class EventLoop: @unchecked Sendable {
         runWork()  // what the timers started, and the flushes
 
         let (stopping, hasRemoteWork) = incoming.withLock { ($0.stopping, !$0.work.isEmpty) }
-        let busy = !local.isEmpty || hasRemoteWork
+        let busy = !local.isEmpty || hasRemoteWork || !afterPoll.isEmpty
         if stopping && !busy {
             end()
             return false
         }
         io.waitForCompletions(timeout: busy ? .zero : timers.nextDeadline().map { now.duration(to: $0) })
+        ioTurn &+= 1
+        if !afterPoll.isEmpty {
+            swap(&afterPoll, &runningAfterPoll)
+            for body in runningAfterPoll { body() }
+            runningAfterPoll.removeAll(keepingCapacity: true)
+        }
         return true
     }
 

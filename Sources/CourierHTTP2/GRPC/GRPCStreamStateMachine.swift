@@ -736,6 +736,9 @@ struct GRPCStreamStateMachine {
 
     /// Bytes queued and not yet handed to HTTP/2.
     var queuedBytes: Int { outbound.byteCount }
+
+    /// Whether the queue is over the limit: a writer must wait for it to drain.
+    var outboundIsFull: Bool { outbound.byteCount > maxBufferedBytes }
 }
 
 extension Error {

@@ -5,9 +5,24 @@ internal import Courier
 ///
 /// A continuation parked here, not an `AsyncStream`: resuming one costs tens of nanoseconds on the loop,
 /// an `AsyncStream` element about a microsecond.
+///
+/// It also keeps the writer's share of a loop turn. A writer on the loop whose writes never need to wait (the
+/// buffer has room) would otherwise run without pause: a bidirectional producer filled its whole 1 MiB window
+/// before its own replies were read, and other streams' work waited behind it. Once a writer has written
+/// ``turnShareBytes`` or ``turnShareMessages`` in one turn, it waits for the loop's next poll for I/O.
 struct StreamWaiters<Element: Sendable> {
     private var reader: UnsafeContinuation<Element?, any Error>?
     private var writer: UnsafeContinuation<Void, any Error>?
+    /// The parked writer waits for the next turn (its share is used), not for the buffer to drain.
+    private var writerWaitsForTurn = false
+    private var shareTurn: UInt64 = .max
+    private var shareBytes = 0
+    private var shareMessages = 0
+
+    /// The bytes a writer may write per loop turn before it waits for the next.
+    static var turnShareBytes: Int { 64 * 1024 }
+    /// The messages a writer may write per loop turn before it waits for the next.
+    static var turnShareMessages: Int { 256 }
 
     var hasReader: Bool { reader != nil }
     var hasWriter: Bool { writer != nil }
@@ -29,9 +44,9 @@ struct StreamWaiters<Element: Sendable> {
         writer = continuation
     }
 
-    /// Resumes the parked writer, if any: it may write again.
+    /// Resumes the parked writer, if any, unless it waits for the next turn: the buffer has room again.
     mutating func resumeWriter() {
-        guard let writer else { return }
+        guard let writer, !writerWaitsForTurn else { return }
         self.writer = nil
         writer.resume()
     }
@@ -40,7 +55,35 @@ struct StreamWaiters<Element: Sendable> {
     mutating func failWriter(_ error: RPCError) {
         guard let writer else { return }
         self.writer = nil
+        writerWaitsForTurn = false
         writer.resume(throwing: error)
+    }
+
+    /// Counts a message of `bytes` written in loop turn `turn`; true when the writer's share of the turn is
+    /// used and it must wait for the next (``parkWriterForNextTurn(_:)``).
+    mutating func chargeWrite(bytes: Int, turn: UInt64) -> Bool {
+        if turn != shareTurn {
+            shareTurn = turn
+            shareBytes = 0
+            shareMessages = 0
+        }
+        shareBytes += bytes
+        shareMessages += 1
+        return shareBytes >= Self.turnShareBytes || shareMessages >= Self.turnShareMessages
+    }
+
+    /// Parks the writer until ``nextTurnBegan(bufferFull:)``.
+    mutating func parkWriterForNextTurn(_ continuation: UnsafeContinuation<Void, any Error>) {
+        parkWriter(continuation)
+        writerWaitsForTurn = true
+    }
+
+    /// The loop has polled for I/O: a writer that waited for the turn goes on, or, if the buffer is still
+    /// full, waits for it to drain.
+    mutating func nextTurnBegan(bufferFull: Bool) {
+        guard writerWaitsForTurn else { return }
+        writerWaitsForTurn = false
+        if !bufferFull { resumeWriter() }
     }
 }
 

@@ -119,7 +119,14 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     func write(_ part: RPCResponsePart) async throws {
         // Fast path, on the loop: queue the part and return unless the buffer is full.
         if loop.inEventLoop, !waiters.hasWriter {
-            if try writeOnLoop(part) { return }
+            if try writeOnLoop(part) {
+                // A writer that never has to wait would keep the loop to itself: after its share of the
+                // turn it waits for the loop's next poll, so replies and other streams get their turn.
+                if case .message(let buffer) = part, waiters.chargeWrite(bytes: buffer.count, turn: loop.ioTurn) {
+                    try await waitForNextTurn()
+                }
+                return
+            }
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 // Still on the loop: nothing can have drained the buffer since writeOnLoop returned.
                 self.waiters.parkWriter(continuation)
@@ -143,6 +150,14 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     func terminate(status: Status, trailers: Metadata) {
         onLoop { self.terminateOnLoop(status: status, trailers: trailers) }
+    }
+
+    /// Parks the writer until the loop has polled for I/O (its share of the turn is used). On the loop.
+    private func waitForNextTurn() async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            waiters.parkWriterForNextTurn(continuation)
+            loop.runAfterNextPoll { self.waiters.nextTurnBegan(bufferFull: self.machine.outboundIsFull) }
+        }
     }
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {
