@@ -291,7 +291,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         perform(machine.receivedSettings())
     }
 
-    override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode) {
+    override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String) {
         // No GOAWAY goes back: the server is closing this connection anyway.
         perform(machine.receivedGoAway(lastStreamID: lastStreamID))
     }

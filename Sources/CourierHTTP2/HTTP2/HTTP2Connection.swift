@@ -205,6 +205,18 @@ class HTTP2Connection: @unchecked Sendable {
         io.scheduleFlush()
     }
 
+    /// PING with an 8-byte payload (the peer echoes it in its ACK). nghttp2 answers the peer's PINGs itself.
+    final func submitPing(_ payload: UInt64) {
+        guard let session else { return }
+        var bytes = payload.bigEndian
+        withUnsafeBytes(of: &bytes) { raw in
+            _ = nghttp2_submit_ping(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            )
+        }
+        io.scheduleFlush()
+    }
+
     /// Submits the trailers of a stream whose data provider just reported EOF without END_STREAM.
     private func submitTrailers(streamID: Int32, _ trailers: GRPCStreamStateMachine.Trailers) {
         guard let session else { return }
@@ -245,8 +257,14 @@ class HTTP2Connection: @unchecked Sendable {
     /// The peer's RST_STREAM.
     func resetReceived(streamID: Int32, code: HTTP2ErrorCode) {}
 
-    /// The peer's GOAWAY.
-    func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode) {}
+    /// The peer's GOAWAY; `debugData` is its opaque data as text (grpc's `too_many_pings`, say).
+    func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String) {}
+
+    /// The peer's PING (nghttp2 has queued the ACK) or the ACK of ours (`ack`), with its payload.
+    func pingReceived(ack: Bool, payload: UInt64) {}
+
+    /// A HEADERS or DATA frame went out (activity that, for example, resets the peer's ping strikes).
+    func headersOrDataSent(streamID: Int32) {}
 
     /// A HEADERS frame with END_STREAM went out.
     func endStreamHeadersSent(streamID: Int32) {}
@@ -395,10 +413,18 @@ private func onFrameReceive(
         case .rstStream:
             connection.resetReceived(streamID: header.stream_id, code: HTTP2ErrorCode(rawValue: frame.pointee.rst_stream.error_code))
         case .goAway:
+            let goAway = frame.pointee.goaway
+            let debugData = goAway.opaque_data.map {
+                String(decoding: UnsafeBufferPointer(start: $0, count: min(goAway.opaque_data_len, 256)), as: UTF8.self)
+            } ?? ""
             connection.goAwayReceived(
-                lastStreamID: frame.pointee.goaway.last_stream_id, code: HTTP2ErrorCode(rawValue: frame.pointee.goaway.error_code)
+                lastStreamID: goAway.last_stream_id, code: HTTP2ErrorCode(rawValue: goAway.error_code), debugData: debugData
             )
-        case .ping, .windowUpdate, .other:
+        case .ping:
+            let ack = header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+            let payload = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { $0.loadUnaligned(as: UInt64.self) }
+            connection.pingReceived(ack: ack, payload: UInt64(bigEndian: payload))
+        case .windowUpdate, .other:
             break
         }
     }
@@ -424,8 +450,12 @@ private func onFrameSend(
 ) -> Int32 {
     guard let frame else { return 0 }
     let header = frame.pointee.hd
-    if header.type == UInt8(NGHTTP2_HEADERS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
-        withConnection(userData) { $0.endStreamHeadersSent(streamID: header.stream_id) }
+    guard header.type == UInt8(NGHTTP2_HEADERS.rawValue) || header.type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
+    withConnection(userData) { connection in
+        connection.headersOrDataSent(streamID: header.stream_id)
+        if header.type == UInt8(NGHTTP2_HEADERS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {
+            connection.endStreamHeadersSent(streamID: header.stream_id)
+        }
     }
     return 0
 }
