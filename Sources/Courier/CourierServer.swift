@@ -48,6 +48,7 @@ public final class CourierServer: Sendable {
     private let router: RPCRouter
     private let environment: ServerRPCEnvironment
     private let state = Mutex(State.notStarted)
+    private let grace = GracePeriod()
 
     /// Creates a server.
     ///
@@ -126,14 +127,42 @@ public final class CourierServer: Sendable {
 
         let router = self.router
         let environment = self.environment
+        let transport = self.transport
+        let grace = self.grace
         let options = ServerTransportOptions(maxRequestMessageBytes: environment.maxRequestMessageBytes)
-        try await transport.listen(options: options) { stream in
-            await Self.serve(stream: stream, router: router, environment: environment)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await transport.listen(options: options) { stream in
+                    await Self.serve(stream: stream, router: router, environment: environment)
+                }
+            }
+            // Ends the drain when its grace period has passed: cancelling `listen` aborts, which cancels the
+            // RPCs still running and closes their connections.
+            group.addTask {
+                guard let period = await grace.waitForStart() else { return }
+                try await Task.sleep(for: period)
+                throw GracePeriod.Expired()
+            }
+            do {
+                try await group.next()
+            } catch is GracePeriod.Expired {
+                environment.logger.debug("The shutdown's grace period passed; cancelling the RPCs left")
+            }
+            group.cancelAll()
+            try await group.waitForAll()
         }
     }
 
     /// Stops accepting RPCs; running ones finish, then ``run()`` returns.
-    public func beginGracefulShutdown() {
+    ///
+    /// Over HTTP/2 every connection gets gRPC's two-phase GOAWAY: a first GOAWAY and a PING, so that RPCs
+    /// the client sent meanwhile are still served, then the final GOAWAY; each connection closes when its
+    /// last RPC has finished.
+    ///
+    /// - Parameter grace: How long running RPCs may take; when it has passed they are cancelled (their
+    ///   handlers' tasks too) and the connections closed, and ``run()`` returns. `nil` (the default): as
+    ///   long as they take. The first grace given counts; later ones are ignored.
+    public func beginGracefulShutdown(grace: Duration? = nil) {
         state.withLock { state in
             switch state {
             case .notStarted: state = .stopped
@@ -141,6 +170,7 @@ public final class CourierServer: Sendable {
             case .stopping, .stopped: break
             }
         }
+        if let grace { self.grace.start(grace) }
         transport.beginGracefulShutdown()
     }
 
@@ -166,6 +196,52 @@ public final class CourierServer: Sendable {
             peerIdentity: stream.peerIdentity
         )
         await route.handler(stream, context, environment)
+    }
+}
+
+/// The grace period of a graceful shutdown, waited for by ``CourierServer/run()``.
+private final class GracePeriod: Sendable {
+    struct Expired: Error {}
+
+    private struct State {
+        var period: Duration?
+        var waiter: UnsafeContinuation<Duration?, Never>?
+        var cancelled = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Starts the grace period; once started, later calls are ignored.
+    func start(_ period: Duration) {
+        let waiter = state.withLock { state -> UnsafeContinuation<Duration?, Never>? in
+            guard state.period == nil else { return nil }
+            state.period = period
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: period)
+    }
+
+    /// Suspends until a grace period starts; `nil` if the waiting task is cancelled first (the server stopped).
+    func waitForStart() async -> Duration? {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Duration?, Never>) in
+                let ready = state.withLock { state -> Duration?? in
+                    if state.cancelled { return .some(nil) }
+                    if let period = state.period { return .some(period) }
+                    state.waiter = continuation
+                    return .none
+                }
+                if case .some(let value) = ready { continuation.resume(returning: value) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> UnsafeContinuation<Duration?, Never>? in
+                state.cancelled = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
     }
 }
 

@@ -94,10 +94,14 @@ public final class ChildProcess: Sendable {
         let handle = pipe.fileHandleForReading
         Thread { [self] in
             var line = [UInt8]()
+            var chunk = [UInt8](repeating: 0, count: 4096)
             while true {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                for byte in data {
+                // read(2) itself, not FileHandle.availableData: that traps when a signal (SIGCHLD from another
+                // test's child) interrupts the read; here EINTR just reads again.
+                let count = chunk.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                for byte in chunk[..<count] {
                     if byte == UInt8(ascii: "\n") {
                         deliver(String(decoding: line, as: UTF8.self))
                         line.removeAll()

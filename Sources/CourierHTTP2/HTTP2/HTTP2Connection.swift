@@ -205,6 +205,15 @@ class HTTP2Connection: @unchecked Sendable {
         io.scheduleFlush()
     }
 
+    /// Server: the first GOAWAY of a graceful shutdown, naming stream 2³¹−1: a notice that the session
+    /// will end, after which the session still takes the streams the client sends (the final GOAWAY, with
+    /// the real last stream ID, follows through ``submitGoAway(lastStreamID:_:debugData:)``).
+    final func submitShutdownNotice() {
+        guard let session else { return }
+        _ = nghttp2_submit_shutdown_notice(session)
+        io.scheduleFlush()
+    }
+
     /// PING with an 8-byte payload (the peer echoes it in its ACK). nghttp2 answers the peer's PINGs itself.
     final func submitPing(_ payload: UInt64) {
         guard let session else { return }

@@ -16,6 +16,8 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     let options: ServerTransportOptions
     private var machine: ServerConnectionStateMachine
     private var timers: [ServerConnectionStateMachine.Timer: LoopTimer] = [:]
+    /// PINGs to submit once the output queued before them has been drained from the session.
+    private var pingsAfterOutput: [UInt64] = []
     private var streams: [Int32: HTTP2ServerStream] = [:]
     /// The stream whose request head is arriving: its header callbacks skip the table lookup.
     private var headerStream: HTTP2ServerStream?
@@ -41,7 +43,16 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         self.machine = ServerConnectionStateMachine(
             configuration: .init(
                 handshakeTimeout: configuration.handshakeTimeout,
-                maxStreamResetsPerSecond: configuration.maxStreamResetsPerSecond
+                maxStreamResetsPerSecond: configuration.maxStreamResetsPerSecond,
+                keepaliveTime: configuration.keepaliveTime,
+                keepaliveTimeout: configuration.keepaliveTimeout,
+                minPingInterval: configuration.minPingInterval,
+                permitPingsWithoutStreams: configuration.permitPingsWithoutStreams,
+                maxPingStrikes: configuration.maxPingStrikes,
+                maxConnectionIdle: configuration.maxConnectionIdle,
+                maxConnectionAge: configuration.maxConnectionAge,
+                maxConnectionAgeGrace: configuration.maxConnectionAgeGrace,
+                goAwayPingTimeout: configuration.goAwayPingTimeout
             )
         )
         super.init(loop: loop)
@@ -63,7 +74,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     func start() {
         loop.preconditionInEventLoop()
         Sockets.setNoDelay(fd)
-        perform(machine.start(now: .now))
+        perform(machine.start(now: .now, ageJitter: Double.random(in: -1...1)))
         if let tls = owner.tls {
             do {
                 io.tls = try TLSSession(context: tls, serverName: nil)
@@ -88,6 +99,10 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
 
     // MARK: Performing the machine's actions
 
+    private func perform(_ actions: [ServerConnectionStateMachine.Action]) {
+        for action in actions { perform(action) }
+    }
+
     private func perform(_ action: ServerConnectionStateMachine.Action) {
         switch action {
         case .none:
@@ -99,15 +114,25 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             // timer fires on the loop and is cancelled when the connection closes.
             timers[timer] = loop.scheduleTimer(at: deadline) { [unowned(unsafe) self] in
                 self.timers[timer] = nil
-                self.perform(self.machine.timerFired(timer))
+                self.perform(self.machine.timerFired(timer, now: .now))
             }
         case .cancelTimer(let timer):
             timers.removeValue(forKey: timer)?.cancel()
-        case .goAway(let lastStreamID, _):
+        case .goAway(let lastStreamID, let thenClose):
+            if lastStreamID == ServerConnectionStateMachine.maxStreamID {
+                submitShutdownNotice()  // the first phase: streams still arrive and are served
+            } else {
+                submitGoAway(lastStreamID: lastStreamID, .noError)
+            }
             // `thenClose` is carried out by the machine itself: it is `.closing`, and closes once flushed.
-            submitGoAway(lastStreamID: lastStreamID, .noError)
-        case .terminate(let lastStreamID, let code):
-            submitGoAway(lastStreamID: lastStreamID, code)
+            if thenClose { io.scheduleFlush() }
+        case .ping(let payload):
+            // After what is queued has gone out: nghttp2 sends PINGs ahead of other frames, and the first
+            // GOAWAY's PING must follow the GOAWAY, so that its ACK proves the client has seen it.
+            pingsAfterOutput.append(payload)
+            io.scheduleFlush()
+        case .terminate(let lastStreamID, let code, let debugData):
+            submitGoAway(lastStreamID: lastStreamID, code, debugData: debugData)
             cancelStreams()
             io.scheduleFlush()
         case .closeWhenFlushed:
@@ -140,16 +165,21 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     }
 
     private func outputFlushed() {
+        if !pingsAfterOutput.isEmpty, !io.closed {
+            for payload in pingsAfterOutput { submitPing(payload) }
+            pingsAfterOutput.removeAll()
+        }
         guard !io.closed, io.outputIdle else { return }
         perform(machine.outputFlushed(sessionFinished: sessionIsFinished))
     }
 
     // MARK: Lifecycle (from the listener)
 
-    /// Starts a graceful close: GOAWAY now; the connection closes when its streams have finished.
+    /// Starts a graceful close: the two-phase GOAWAY now; the connection closes when its streams have
+    /// finished.
     func beginGracefulShutdown() {
         guard hasSession, !io.closed else { return }
-        perform(machine.beginGracefulShutdown(lastProcessedStreamID: lastProcessedStreamID))
+        perform(machine.beginGracefulShutdown(now: .now))
     }
 
     /// Closes the socket now; every open stream is cancelled.
@@ -160,6 +190,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     // MARK: Session events
 
     override func frameBegins(type: HTTP2FrameType, streamID: Int32) {
+        machine.frameReceived()
         guard type == .headers else { return }
         perform(machine.headersBegin(streamID: streamID, streamIsOpen: streamExists(streamID)))
     }
@@ -211,6 +242,18 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         perform(machine.receivedReset(now: .now))
     }
 
+    override func pingReceived(ack: Bool, payload: UInt64) {
+        if ack {
+            perform(machine.receivedPingAck(payload: payload))
+        } else {
+            perform(machine.receivedPing(now: .now))
+        }
+    }
+
+    override func headersOrDataSent(streamID: Int32) {
+        machine.headersOrDataSent()
+    }
+
     override func endStreamHeadersSent(streamID: Int32) {
         guard let stream = streams[streamID], stream.sentEndOfStream() else { return }
         // The response ended while the client was still sending: PROTOCOL-HTTP2 asks for RST_STREAM(NO_ERROR).
@@ -220,7 +263,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.streamClosed(code)
-        perform(machine.streamClosed())
+        perform(machine.streamClosed(now: .now))
     }
 
     override func pullData(

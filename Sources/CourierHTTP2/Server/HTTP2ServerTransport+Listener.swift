@@ -91,6 +91,14 @@ extension HTTP2ServerTransport {
             armAccept()
         }
 
+        /// Shuts the listening socket down (waking the accept in flight) and closes it once idle. On loops[0];
+        /// a second call (an abort after a graceful shutdown) finds it closed and does nothing.
+        private func stopAccepting() {
+            guard !shared.withLock({ $0.acceptClosed }) else { return }
+            loops[0].shutdownSocket(fd: listenFD)
+            closeListenSocketIfIdle()
+        }
+
         private func closeListenSocketIfIdle() {
             guard !accepting else { return }
             let close = shared.withLock { state -> Bool in
@@ -158,10 +166,7 @@ extension HTTP2ServerTransport {
                 state.shuttingDown = true
                 return Array(state.connections.values)
             }
-            loops[0].execute {
-                self.loops[0].shutdownSocket(fd: self.listenFD)
-                self.closeListenSocketIfIdle()
-            }
+            loops[0].execute { self.stopAccepting() }
             for connection in connections {
                 connection.loop.execute { connection.beginGracefulShutdown() }
             }
@@ -174,10 +179,7 @@ extension HTTP2ServerTransport {
                 state.aborted = true
                 return (Array(state.connections.values), Array(state.tasks.values))
             }
-            loops[0].execute {
-                self.loops[0].shutdownSocket(fd: self.listenFD)
-                self.closeListenSocketIfIdle()
-            }
+            loops[0].execute { self.stopAccepting() }
             for connection in connections {
                 connection.loop.execute { connection.close(reason: "server aborted") }
             }

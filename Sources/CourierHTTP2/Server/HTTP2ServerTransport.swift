@@ -44,6 +44,35 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// RST_STREAM frames a client may send per second on one connection before the server answers
         /// GOAWAY(ENHANCE_YOUR_CALM) and closes it (HTTP/2 Rapid Reset, CVE-2023-44487). Default 500.
         public var maxStreamResetsPerSecond: Int
+        /// After this long without a frame from a client, the server pings it; `nil`: never. Default 2 h
+        /// (grpc-go's `keepalive.ServerParameters.Time`).
+        public var keepaliveTime: Duration?
+        /// How long that PING may wait for its ACK before the connection is closed (its RPCs are
+        /// cancelled). Default 20 s (`Timeout`).
+        public var keepaliveTimeout: Duration
+        /// The shortest interval between a client's PINGs the server tolerates; sooner ones are strikes
+        /// (grpc-go's `keepalive.EnforcementPolicy.MinTime`). Default 5 min.
+        public var minPingInterval: Duration
+        /// Whether a client may ping while it has no stream open (`PermitWithoutStream`); if not, such PINGs
+        /// are strikes unless two hours apart. Default false.
+        public var permitPingsWithoutStreams: Bool
+        /// Strikes tolerated; one more and the server sends GOAWAY(ENHANCE_YOUR_CALM) with debug data
+        /// `too_many_pings` and closes the connection. HEADERS or DATA sent by the server forgive them (a
+        /// client may ping in answer). Default 2 (grpc-go's).
+        public var maxPingStrikes: Int
+        /// A connection with no stream for this long is drained (two-phase GOAWAY); `nil` (the default):
+        /// never (`MaxConnectionIdle`).
+        public var maxConnectionIdle: Duration?
+        /// A connection older than this, ±10 % jitter, is drained; `nil` (the default): never
+        /// (`MaxConnectionAge`). Behind load balancers this spreads long-lived clients over new backends.
+        public var maxConnectionAge: Duration?
+        /// After an aged connection's drain began, how long its RPCs may still run before the connection
+        /// is closed and they are cancelled; `nil` (the default): as long as they like
+        /// (`MaxConnectionAgeGrace`).
+        public var maxConnectionAgeGrace: Duration?
+        /// How long the first GOAWAY's PING may wait for its ACK before the final GOAWAY is sent anyway.
+        /// Default 1 min (grpc-go's).
+        public var goAwayPingTimeout: Duration
 
         /// The defaults.
         public init() {
@@ -58,6 +87,15 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxConnections = 10_000
             self.handshakeTimeout = .seconds(10)
             self.maxStreamResetsPerSecond = 500
+            self.keepaliveTime = .seconds(2 * 60 * 60)
+            self.keepaliveTimeout = .seconds(20)
+            self.minPingInterval = .seconds(5 * 60)
+            self.permitPingsWithoutStreams = false
+            self.maxPingStrikes = 2
+            self.maxConnectionIdle = nil
+            self.maxConnectionAge = nil
+            self.maxConnectionAgeGrace = nil
+            self.goAwayPingTimeout = .seconds(60)
         }
 
         /// The defaults.

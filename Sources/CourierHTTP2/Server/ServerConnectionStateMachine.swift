@@ -2,20 +2,43 @@
 /// of its own (instants come with the events).
 ///
 /// ```
-///  handshaking ──SETTINGS──▶ active ──graceful shutdown──▶ draining ──last stream closed──▶ closing ──▶ closed
-///       │                      │                               │                               ▲
-///       └──handshake timer─────┴──connection error (GOAWAY)────┴───────────────────────────────┘
+///  handshaking ──SETTINGS──▶ active ──drain──▶ draining ──PING ACK (or timeout): final GOAWAY──▶ … ──last stream──▶ closing ──▶ closed
+///       │                      │                  │                                                                 ▲
+///       └──handshake timer─────┴──connection error, too many pings, keepalive timeout, age grace───────────────────┘
 /// ```
 ///
+/// A drain — graceful shutdown, max connection idle, max connection age — is gRPC's two-phase GOAWAY:
+/// GOAWAY with last-stream-id 2³¹−1 and a PING; once the PING is acknowledged (or a timeout passes), the
+/// final GOAWAY with the real last stream ID. Streams that raced the first GOAWAY are served, not refused.
+///
 /// ``HTTP2ServerConnection`` performs the actions: it owns the timers, the nghttp2 session and the socket.
-/// A new timer (keepalive, idle, age) is a ``Timer`` case armed and handled here; a new frame the
-/// connection reacts to is an event method here.
+/// A new timer is a ``Timer`` case armed and handled here; a new frame the connection reacts to is an event
+/// method here.
 struct ServerConnectionStateMachine {
     struct Configuration {
         /// How long TLS, the preface and the client's SETTINGS may take.
         var handshakeTimeout: Duration
         /// RST_STREAMs a client may send per second before the connection is an attack (Rapid Reset).
         var maxStreamResetsPerSecond: Int
+        /// After this long without a frame from the client, ping it; `nil`: never.
+        var keepaliveTime: Duration? = nil
+        /// How long a keepalive PING may wait for its ACK before the connection is closed.
+        var keepaliveTimeout: Duration = .seconds(20)
+        /// The shortest interval between the client's PINGs the server tolerates (grpc's enforcement policy).
+        var minPingInterval: Duration = .seconds(300)
+        /// Whether the client may ping while it has no stream open.
+        var permitPingsWithoutStreams = false
+        /// PINGs that break the policy before the server answers GOAWAY(ENHANCE_YOUR_CALM, `too_many_pings`).
+        var maxPingStrikes = 2
+        /// A connection with no stream for this long is drained; `nil`: never.
+        var maxConnectionIdle: Duration? = nil
+        /// A connection older than this (±10 % jitter) is drained; `nil`: never.
+        var maxConnectionAge: Duration? = nil
+        /// How long an aged connection's streams may run after its drain began; then it is closed. `nil`: as
+        /// long as they like.
+        var maxConnectionAgeGrace: Duration? = nil
+        /// How long the first GOAWAY's PING may wait for its ACK before the final GOAWAY goes anyway.
+        var goAwayPingTimeout: Duration = .seconds(60)
     }
 
     enum State: Equatable {
@@ -23,7 +46,7 @@ struct ServerConnectionStateMachine {
         case handshaking
         /// Serving.
         case active
-        /// GOAWAY sent for a graceful shutdown: the open streams are served, no new ones.
+        /// Draining (see ``drainPhase``): the open streams are served.
         case draining
         /// Nothing more is served; the socket closes once the output (a GOAWAY) is out.
         case closing
@@ -31,35 +54,76 @@ struct ServerConnectionStateMachine {
         case closed
     }
 
+    /// Where a drain is.
+    enum DrainPhase: Equatable {
+        /// The first GOAWAY (last-stream-id 2³¹−1) and its PING are out; streams still arrive and are served.
+        case awaitingPingAck
+        /// The final GOAWAY is out: no new streams; the connection closes when the last stream has.
+        case final
+    }
+
     /// The connection's timers.
-    enum Timer: Hashable {
+    enum Timer: Hashable, CaseIterable {
         /// Closes a connection that hasn't completed its handshake.
         case handshake
+        /// Pings a client that has been silent, then closes the connection if the ACK doesn't come.
+        case keepalive
+        /// Drains a connection that has had no stream for ``Configuration/maxConnectionIdle``.
+        case idle
+        /// Drains a connection older than ``Configuration/maxConnectionAge``.
+        case age
+        /// Closes an aged connection once its grace has passed.
+        case ageGrace
+        /// Sends the final GOAWAY when the first GOAWAY's PING isn't acknowledged in time.
+        case goAwayPing
     }
 
     enum Action: Equatable {
         case none
         case armTimer(Timer, at: ContinuousClock.Instant)
         case cancelTimer(Timer)
-        /// Send GOAWAY(NO_ERROR) naming `lastStreamID`; close once it is out when `thenClose`.
+        /// Send GOAWAY(NO_ERROR) naming `lastStreamID`; the machine closes once it is out when `thenClose`.
         case goAway(lastStreamID: Int32, thenClose: Bool)
-        /// A connection error: GOAWAY with `code` naming `lastStreamID`, every stream cancelled, no more
-        /// reading; close once the GOAWAY is out.
-        case terminate(lastStreamID: Int32, code: HTTP2ErrorCode)
+        /// Send a PING with this payload.
+        case ping(UInt64)
+        /// A connection error: GOAWAY with `code` and `debugData` naming `lastStreamID`, every stream
+        /// cancelled, no more reading; close once the GOAWAY is out.
+        case terminate(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String)
         /// Stop reading; close once what is queued (nghttp2's own GOAWAY) is out.
         case closeWhenFlushed
         /// Close the socket now, cancelling every stream.
         case close(reason: String)
     }
 
+    /// The payload of keepalive PINGs.
+    static let keepalivePing: UInt64 = 0x636F_7572_6B61_6C76
+    /// The payload of the first GOAWAY's PING.
+    static let goAwayPing: UInt64 = 0x636F_7572_676F_6177
+    /// The first GOAWAY's last stream ID: every stream the client may have sent is still served.
+    static let maxStreamID = Int32.max
+
     let configuration: Configuration
     private(set) var state: State = .handshaking
+    private(set) var drainPhase: DrainPhase?
     /// Streams with a live request (counted from their first HEADERS to their close).
     private(set) var openStreams = 0
     /// The highest stream ID the client has opened.
     private(set) var highestStreamID: Int32 = 0
     private var resetWindowStart: ContinuousClock.Instant?
     private var resetsInWindow = 0
+
+    // Keepalive: a frame arrived since the timer last looked (a store per frame, nothing else).
+    private(set) var activity = false
+    private(set) var keepalivePingOutstanding = false
+
+    // Ping enforcement, grpc-go's rule: a strike for each PING sooner than the policy allows; sending
+    // HEADERS or DATA (which may make a client ping) forgives them.
+    private var lastPingAt: ContinuousClock.Instant?
+    private(set) var pingStrikes = 0
+    private var forgivePingStrikes = false
+
+    /// Since when the connection has had no stream (for max connection idle).
+    private var idleSince: ContinuousClock.Instant?
 
     init(configuration: Configuration) {
         self.configuration = configuration
@@ -68,9 +132,24 @@ struct ServerConnectionStateMachine {
     /// Whether the connection still reads and serves new streams.
     var isServing: Bool { state == .handshaking || state == .active || state == .draining }
 
-    /// The connection was accepted and its session set up.
-    mutating func start(now: ContinuousClock.Instant) -> Action {
-        .armTimer(.handshake, at: now.advanced(by: configuration.handshakeTimeout))
+    // MARK: Start and handshake
+
+    /// The connection was accepted and its session set up. `ageJitter` in -1...1 spreads the age limit by
+    /// ±10 % (so that connections made together don't all drain together).
+    mutating func start(now: ContinuousClock.Instant, ageJitter: Double = 0) -> [Action] {
+        var actions: [Action] = [.armTimer(.handshake, at: now.advanced(by: configuration.handshakeTimeout))]
+        if let time = configuration.keepaliveTime { actions.append(.armTimer(.keepalive, at: now.advanced(by: time))) }
+        if let idle = configuration.maxConnectionIdle {
+            idleSince = now
+            actions.append(.armTimer(.idle, at: now.advanced(by: idle)))
+        }
+        if let age = configuration.maxConnectionAge {
+            let factor = 1 + 0.1 * min(1, max(-1, ageJitter))
+            let (seconds, attoseconds) = age.components
+            let milliseconds = (Double(seconds) * 1000 + Double(attoseconds) / 1e15) * factor
+            actions.append(.armTimer(.age, at: now.advanced(by: .milliseconds(Int64(milliseconds.rounded())))))
+        }
+        return actions
     }
 
     /// The client's SETTINGS arrived: the handshake is complete.
@@ -80,13 +159,95 @@ struct ServerConnectionStateMachine {
         return .cancelTimer(.handshake)
     }
 
+    // MARK: Timers
+
     /// A timer fired.
-    mutating func timerFired(_ timer: Timer) -> Action {
+    mutating func timerFired(_ timer: Timer, now: ContinuousClock.Instant) -> [Action] {
         switch timer {
         case .handshake:
-            guard state == .handshaking else { return .none }
+            guard state == .handshaking else { return [] }
             state = .closed
-            return .close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")
+            return [.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")]
+        case .keepalive:
+            guard isServing, let time = configuration.keepaliveTime else { return [] }
+            if activity {
+                activity = false
+                keepalivePingOutstanding = false
+                return [.armTimer(.keepalive, at: now.advanced(by: time))]
+            }
+            if keepalivePingOutstanding {
+                state = .closed
+                return [.close(reason: "keepalive: no PING ACK within \(configuration.keepaliveTimeout)")]
+            }
+            keepalivePingOutstanding = true
+            return [.ping(Self.keepalivePing), .armTimer(.keepalive, at: now.advanced(by: configuration.keepaliveTimeout))]
+        case .idle:
+            guard isServing, drainPhase == nil, let idle = configuration.maxConnectionIdle else { return [] }
+            guard openStreams == 0, let since = idleSince else {
+                return [.armTimer(.idle, at: now.advanced(by: idle))]  // busy: look again later
+            }
+            let due = since.advanced(by: idle)
+            guard now >= due else { return [.armTimer(.idle, at: due)] }
+            return drain(now: now)
+        case .age:
+            guard isServing else { return [] }
+            var actions = drain(now: now)
+            if let grace = configuration.maxConnectionAgeGrace {
+                actions.append(.armTimer(.ageGrace, at: now.advanced(by: grace)))
+            }
+            return actions
+        case .ageGrace:
+            guard isServing else { return [] }
+            state = .closed
+            return [.close(reason: "max connection age: the grace period has passed")]
+        case .goAwayPing:
+            return finalGoAway()
+        }
+    }
+
+    // MARK: Frames
+
+    /// A frame arrived (anything counts as activity for keepalive).
+    mutating func frameReceived() {
+        activity = true
+    }
+
+    /// HEADERS or DATA went out: the client may ping in answer, so its strikes are forgiven.
+    mutating func headersOrDataSent() {
+        forgivePingStrikes = true
+    }
+
+    /// The client's PING (not an ACK): counted against the ping policy.
+    mutating func receivedPing(now: ContinuousClock.Instant) -> Action {
+        guard isServing else { return .none }
+        defer { lastPingAt = now }
+        if forgivePingStrikes {
+            forgivePingStrikes = false
+            pingStrikes = 0
+            return .none
+        }
+        if let last = lastPingAt {
+            // Without streams a client that doesn't have permission shouldn't ping at all: grpc-go allows one
+            // every two hours then.
+            let allowed = openStreams == 0 && !configuration.permitPingsWithoutStreams
+                ? Duration.seconds(7200) : configuration.minPingInterval
+            if last.duration(to: now) < allowed { pingStrikes += 1 }
+        }
+        guard pingStrikes > configuration.maxPingStrikes else { return .none }
+        state = .closing
+        return .terminate(lastStreamID: highestStreamID, code: .enhanceYourCalm, debugData: "too_many_pings")
+    }
+
+    /// The client acknowledged one of our PINGs.
+    mutating func receivedPingAck(payload: UInt64) -> [Action] {
+        switch payload {
+        case Self.keepalivePing:
+            keepalivePingOutstanding = false
+            return []
+        case Self.goAwayPing:
+            return finalGoAway()
+        default:
+            return []
         }
     }
 
@@ -107,13 +268,16 @@ struct ServerConnectionStateMachine {
     mutating func streamOpened() -> Bool {
         guard isServing else { return false }
         openStreams += 1
+        idleSince = nil
         return true
     }
 
-    /// A stream that ``streamOpened()`` counted has closed.
-    mutating func streamClosed() -> Action {
+    /// A stream that ``streamOpened()`` counted has closed. `now` is read only when the connection tracks
+    /// idleness.
+    mutating func streamClosed(now: @autoclosure () -> ContinuousClock.Instant) -> Action {
         openStreams -= 1
-        guard state == .draining, openStreams == 0 else { return .none }
+        if openStreams == 0, configuration.maxConnectionIdle != nil { idleSince = now() }
+        guard state == .draining, drainPhase == .final, openStreams == 0 else { return .none }
         state = .closing
         return .closeWhenFlushed
     }
@@ -131,15 +295,33 @@ struct ServerConnectionStateMachine {
         return terminate(.enhanceYourCalm)
     }
 
-    /// Graceful shutdown: GOAWAY now; the connection closes when its open streams have finished.
-    mutating func beginGracefulShutdown(lastProcessedStreamID: Int32) -> Action {
-        guard state == .handshaking || state == .active else { return .none }
-        if openStreams == 0 {
-            state = .closing
-            return .goAway(lastStreamID: lastProcessedStreamID, thenClose: true)
-        }
+    // MARK: Draining and closing
+
+    /// Graceful shutdown: the two-phase GOAWAY; the connection closes when its streams have finished.
+    mutating func beginGracefulShutdown(now: ContinuousClock.Instant) -> [Action] {
+        drain(now: now)
+    }
+
+    /// The first phase of a drain: GOAWAY(2³¹−1) and a PING, with a timer in case the ACK doesn't come.
+    private mutating func drain(now: ContinuousClock.Instant) -> [Action] {
+        guard state == .handshaking || state == .active else { return [] }
         state = .draining
-        return .goAway(lastStreamID: lastProcessedStreamID, thenClose: false)
+        drainPhase = .awaitingPingAck
+        return [
+            .cancelTimer(.idle),
+            .goAway(lastStreamID: Self.maxStreamID, thenClose: false),
+            .ping(Self.goAwayPing),
+            .armTimer(.goAwayPing, at: now.advanced(by: configuration.goAwayPingTimeout)),
+        ]
+    }
+
+    /// The second phase: the final GOAWAY, naming the last stream the server will serve.
+    private mutating func finalGoAway() -> [Action] {
+        guard state == .draining, drainPhase == .awaitingPingAck else { return [] }
+        drainPhase = .final
+        let close = openStreams == 0
+        if close { state = .closing }
+        return [.cancelTimer(.goAwayPing), .goAway(lastStreamID: highestStreamID, thenClose: close)]
     }
 
     /// nghttp2 found a connection error in the received bytes (and has queued its GOAWAY).
@@ -173,6 +355,6 @@ struct ServerConnectionStateMachine {
 
     private mutating func terminate(_ code: HTTP2ErrorCode) -> Action {
         state = .closing
-        return .terminate(lastStreamID: highestStreamID, code: code)
+        return .terminate(lastStreamID: highestStreamID, code: code, debugData: "")
     }
 }

@@ -32,7 +32,7 @@ struct ServerConnectionStateMachineTests {
     @Test("start arms the handshake timer at now + the timeout", arguments: [Duration.seconds(10), .milliseconds(1)])
     func start(timeout: Duration) {
         var machine = Machine.make(handshakeTimeout: timeout)
-        #expect(machine.start(now: t0) == .armTimer(.handshake, at: t0.advanced(by: timeout)))
+        #expect(machine.start(now: t0) == [.armTimer(.handshake, at: t0.advanced(by: timeout))])
         #expect(machine.state == .handshaking)
     }
 
@@ -55,7 +55,7 @@ struct ServerConnectionStateMachineTests {
     func handshakeTimeout() {
         var machine = Machine.make()
         _ = machine.start(now: t0)
-        #expect(machine.timerFired(.handshake) == .close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout"))
+        #expect(machine.timerFired(.handshake, now: t0) == [.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")])
         #expect(machine.state == .closed)
         #expect(!machine.isServing)
     }
@@ -63,7 +63,7 @@ struct ServerConnectionStateMachineTests {
     @Test("The handshake timer in any other state is ignored (a late firing)", arguments: [State.active, .draining, .closing, .closed])
     func handshakeTimerIgnored(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state)
-        #expect(machine.timerFired(.handshake) == .none)
+        #expect(machine.timerFired(.handshake, now: t0) == [])
         #expect(machine.state == state)
     }
 
@@ -93,7 +93,7 @@ struct ServerConnectionStateMachineTests {
     )
     func streamIDReuse(state: ServerConnectionStateMachine.State, streamID: Int32) {
         var machine = Machine.driven(to: state, streams: 3)
-        #expect(machine.headersBegin(streamID: streamID, streamIsOpen: false) == .terminate(lastStreamID: 5, code: .protocolError))
+        #expect(machine.headersBegin(streamID: streamID, streamIsOpen: false) == .terminate(lastStreamID: 5, code: .protocolError, debugData: ""))
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         #expect(machine.streamOpened() == false)
@@ -138,9 +138,9 @@ struct ServerConnectionStateMachineTests {
     @Test("A stream closes while active: counted down, nothing to do")
     func streamClosedActive() {
         var machine = Machine.driven(to: .active, streams: 2)
-        #expect(machine.streamClosed() == .none)
+        #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.openStreams == 1)
-        #expect(machine.streamClosed() == .none)
+        #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.openStreams == 0)
         #expect(machine.state == .active)
     }
@@ -148,9 +148,9 @@ struct ServerConnectionStateMachineTests {
     @Test("While draining, the last stream to close makes the connection close once flushed")
     func streamClosedDraining() {
         var machine = Machine.driven(to: .draining, streams: 2)
-        #expect(machine.streamClosed() == .none)
+        #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.state == .draining)
-        #expect(machine.streamClosed() == .closeWhenFlushed)
+        #expect(machine.streamClosed(now: t0) == .closeWhenFlushed)
         #expect(machine.openStreams == 0)
         #expect(machine.state == .closing)
         #expect(machine.outputFlushed(sessionFinished: false) == .close(reason: "closing"))
@@ -160,7 +160,7 @@ struct ServerConnectionStateMachineTests {
     @Test("A stream that closes while closing or closed is counted down; nothing more happens", arguments: finishedStates)
     func streamClosedWhenFinished(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, streams: 2)
-        #expect(machine.streamClosed() == .none)
+        #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.openStreams == 1)
         #expect(machine.state == state)
     }
@@ -174,7 +174,7 @@ struct ServerConnectionStateMachineTests {
             #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(100 * index))) == .none)
         }
         #expect(machine.state == .active)
-        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(999))) == .terminate(lastStreamID: 7, code: .enhanceYourCalm))
+        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(999))) == .terminate(lastStreamID: 7, code: .enhanceYourCalm, debugData: ""))
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         // Once terminated, more resets change nothing.
@@ -194,7 +194,7 @@ struct ServerConnectionStateMachineTests {
         }
         #expect(machine.state == .active)
         // ... and the fourth in that window is not.
-        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(1999))) == .terminate(lastStreamID: 1, code: .enhanceYourCalm))
+        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(1999))) == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: ""))
     }
 
     @Test("Resets spread out never add up")
@@ -210,7 +210,7 @@ struct ServerConnectionStateMachineTests {
     @Test("A limit of zero: the first reset is an attack")
     func zeroLimit() {
         var machine = Machine.driven(to: .active, maxStreamResetsPerSecond: 0)
-        #expect(machine.receivedReset(now: t0) == .terminate(lastStreamID: 1, code: .enhanceYourCalm))
+        #expect(machine.receivedReset(now: t0) == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: ""))
         #expect(machine.state == .closing)
     }
 
@@ -218,7 +218,7 @@ struct ServerConnectionStateMachineTests {
     func rapidResetWhileServing(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, maxStreamResetsPerSecond: 1)
         #expect(machine.receivedReset(now: t0) == .none)
-        #expect(machine.receivedReset(now: t0) == .terminate(lastStreamID: machine.highestStreamID, code: .enhanceYourCalm))
+        #expect(machine.receivedReset(now: t0) == .terminate(lastStreamID: machine.highestStreamID, code: .enhanceYourCalm, debugData: ""))
         #expect(machine.state == .closing)
     }
 
@@ -231,21 +231,36 @@ struct ServerConnectionStateMachineTests {
 
     // MARK: Graceful shutdown
 
-    @Test("Graceful shutdown with no open stream: GOAWAY, then close once it is out", arguments: [State.handshaking, .active])
+    /// The first phase of a drain at `now`.
+    fileprivate func firstPhase(_ now: ContinuousClock.Instant, timeout: Duration = .seconds(60)) -> [Machine.Action] {
+        [
+            .cancelTimer(.idle), .goAway(lastStreamID: Int32.max, thenClose: false), .ping(Machine.goAwayPing),
+            .armTimer(.goAwayPing, at: now.advanced(by: timeout)),
+        ]
+    }
+
+    @Test("Graceful shutdown with no open stream: GOAWAY(2^31-1) and a PING; on the ACK the final GOAWAY, then close", arguments: [State.handshaking, .active])
     func gracefulIdle(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, streams: 0)
-        #expect(machine.beginGracefulShutdown(lastProcessedStreamID: 0) == .goAway(lastStreamID: 0, thenClose: true))
+        #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
+        #expect(machine.state == .draining)
+        #expect(machine.drainPhase == .awaitingPingAck)
+        #expect(machine.isServing)
+        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 0, thenClose: true)])
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         #expect(machine.outputFlushed(sessionFinished: false) == .close(reason: "closing"))
         #expect(machine.state == .closed)
     }
 
-    @Test("Graceful shutdown with open streams: GOAWAY naming the last processed stream; draining serves them")
+    @Test("Graceful shutdown with open streams: the final GOAWAY names the last stream; draining serves them")
     func gracefulWithStreams() {
         var machine = Machine.driven(to: .active, streams: 2)
-        #expect(machine.beginGracefulShutdown(lastProcessedStreamID: 3) == .goAway(lastStreamID: 3, thenClose: false))
+        #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
         #expect(machine.state == .draining)
+        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false)])
+        #expect(machine.state == .draining)
+        #expect(machine.drainPhase == .final)
         #expect(machine.isServing)
         #expect(machine.outputFlushed(sessionFinished: false) == .none)
         #expect(machine.state == .draining)
@@ -254,7 +269,7 @@ struct ServerConnectionStateMachineTests {
     @Test("Graceful shutdown a second time, or once closing or closed, is ignored", arguments: [State.draining, .closing, .closed])
     func gracefulIgnored(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state)
-        #expect(machine.beginGracefulShutdown(lastProcessedStreamID: 1) == .none)
+        #expect(machine.beginGracefulShutdown(now: t0) == [])
         #expect(machine.state == state)
     }
 
@@ -317,20 +332,21 @@ struct ServerConnectionStateMachineTests {
     @Test("A whole life: handshake, streams, graceful shutdown, drained, flushed, closed")
     func lifecycle() {
         var machine = Machine.make(handshakeTimeout: .seconds(5))
-        #expect(machine.start(now: t0) == .armTimer(.handshake, at: t0.advanced(by: .seconds(5))))
+        #expect(machine.start(now: t0) == [.armTimer(.handshake, at: t0.advanced(by: .seconds(5)))])
         #expect(machine.receivedSettings() == .cancelTimer(.handshake))
-        #expect(machine.timerFired(.handshake) == .none)  // cancelled too late: ignored
+        #expect(machine.timerFired(.handshake, now: t0) == [])  // cancelled too late: ignored
         #expect(machine.headersBegin(streamID: 1, streamIsOpen: false) == .none)
         #expect(machine.streamOpened() == true)
         #expect(machine.headersBegin(streamID: 3, streamIsOpen: false) == .none)
         #expect(machine.streamOpened() == true)
         #expect(machine.headersBegin(streamID: 1, streamIsOpen: true) == .none)  // trailers on 1
-        #expect(machine.streamClosed() == .none)
-        #expect(machine.beginGracefulShutdown(lastProcessedStreamID: 3) == .goAway(lastStreamID: 3, thenClose: false))
-        #expect(machine.headersBegin(streamID: 5, streamIsOpen: false) == .none)  // still draining: counted
+        #expect(machine.streamClosed(now: t0) == .none)
+        #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
+        #expect(machine.headersBegin(streamID: 5, streamIsOpen: false) == .none)  // raced the first GOAWAY: served
         #expect(machine.streamOpened() == true)
-        #expect(machine.streamClosed() == .none)
-        #expect(machine.streamClosed() == .closeWhenFlushed)
+        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 5, thenClose: false)])
+        #expect(machine.streamClosed(now: t0) == .none)
+        #expect(machine.streamClosed(now: t0) == .closeWhenFlushed)
         #expect(machine.state == .closing)
         #expect(machine.outputFlushed(sessionFinished: true) == .close(reason: "closing"))
         #expect(machine.state == .closed)

@@ -57,6 +57,72 @@ struct ShutdownTests {
         }
     }
 
+    @Test("A graceful shutdown's grace period: when it has passed, the RPCs still running are cancelled and run() returns")
+    func gracePeriod() async throws {
+        let started = Signal()
+        let cancelled = Signal()
+        let service = ClosureService { router in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { _, _ in
+                started.fire()
+                let never = Signal()
+                await withTaskCancellationHandler {
+                    await never.wait()
+                } onCancel: {
+                    never.fire()
+                    cancelled.fire()
+                }
+                throw CancellationError()
+            }
+        }
+        let transport = InMemoryTransport()
+        let server = CourierServer(transport: transport.server, services: [service])
+        let client = CourierClient(transport: transport.client)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "held"), descriptor: Echo.get, serializer: codec, deserializer: codec
+                )
+            }
+            await started.wait()
+            server.beginGracefulShutdown(grace: .milliseconds(50))
+            await cancelled.wait()  // the handler's task was cancelled when the grace had passed
+            try await group.waitForAll()  // and run() returned
+            await #expect(throws: RPCError.self) { try await call.value }
+        }
+    }
+
+    @Test("Without a grace period the drain waits for running RPCs however long they take")
+    func noGracePeriod() async throws {
+        let started = Signal()
+        let release = Signal()
+        let service = ClosureService { router in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+                started.fire()
+                await release.wait()
+                #expect(!Task.isCancelled)
+                return ServerResponse(message: request.message)
+            }
+        }
+        let transport = InMemoryTransport()
+        let server = CourierServer(transport: transport.server, services: [service])
+        let client = CourierClient(transport: transport.client)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "slow"), descriptor: Echo.get, serializer: codec, deserializer: codec
+                )
+            }
+            await started.wait()
+            server.beginGracefulShutdown()
+            server.beginGracefulShutdown(grace: nil)
+            release.fire()
+            #expect(try await call.value == "slow")
+            try await group.waitForAll()
+        }
+    }
+
     @Test("A client that has begun shutting down refuses new RPCs")
     func clientRefusesAfterShutdown() async throws {
         let transport = InMemoryTransport()
