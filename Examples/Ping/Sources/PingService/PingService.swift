@@ -46,7 +46,7 @@ public struct RPCLoggingInterceptor: ServerInterceptor {
     public func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
-        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
         let start = ContinuousClock.now
         let logger = self.logger
