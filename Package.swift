@@ -136,6 +136,11 @@ let targets: [Target] = [
         dependencies: ["protoc-gen-courier", .product(name: "protoc-gen-swift", package: "swift-protobuf")],
         path: "Plugins/CourierProtobufGeneratorCommand"
     ),
+    // The plugins' shared code (configuration, protoc lookup, names), through a symlink to Plugins/PluginsShared.
+    .testTarget(
+        name: "CourierGeneratorPluginTests",
+        swiftSettings: defaultSwiftSettings
+    ),
     .testTarget(
         name: "CourierCodeGenTests",
         dependencies: [

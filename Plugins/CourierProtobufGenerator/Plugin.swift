@@ -22,8 +22,7 @@ struct CourierProtobufGenerator: BuildToolPlugin {
                 protocGenCourier: try context.tool(named: "protoc-gen-courier").url
             )
         } catch {
-            Diagnostics.error("CourierProtobufGenerator (target \(target.name)): \(error)")
-            throw error
+            throw GeneratorPluginError.inTarget(target.name, error)
         }
     }
 

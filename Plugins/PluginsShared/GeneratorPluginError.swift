@@ -9,6 +9,7 @@ enum GeneratorPluginError: Error, CustomStringConvertible {
     case protoOutsideImportPaths(proto: String)
     case wellKnownTypeMissing(proto: String, import: String)
     case inFile(String, any Error)
+    case inTarget(String, any Error)
     case protocFailed(status: Int32, arguments: [String])
     case unknownTarget(String)
 
@@ -48,6 +49,8 @@ enum GeneratorPluginError: Error, CustomStringConvertible {
                 """
         case .inFile(let path, let error):
             return "\(path): \(error)"
+        case .inTarget(let target, let error):
+            return "Courier's generator plugin, target \(target): \(error)"
         case .protocFailed(let status, let arguments):
             return "protoc exited with status \(status): protoc \(arguments.joined(separator: " "))"
         case .unknownTarget(let name):
