@@ -26,7 +26,12 @@ struct CourierProtobufGenerator: BuildToolPlugin {
         }
     }
 
-    private func commands(groups: [ProtoGroup], workDirectory: URL, protocGenSwift: URL, protocGenCourier: URL)
+    private func commands(
+        groups: [ProtoGroup],
+        workDirectory: URL,
+        protocGenSwift: URL,
+        protocGenCourier: URL
+    )
         throws -> [Command]
     {
         var commands: [Command] = []
@@ -36,7 +41,8 @@ struct CourierProtobufGenerator: BuildToolPlugin {
             try group.checkWellKnownTypes(importDirectories: imports)
             let mappings = try group.writeModuleMappings(into: workDirectory)
             // Every file of the group is an input of each command: a change to an imported file reruns them.
-            let inputs = group.protos + [group.configFile, protocGenSwift, protocGenCourier] + (mappings.map { [$0] } ?? [])
+            let inputs =
+                group.protos + [group.configFile, protocGenSwift, protocGenCourier] + (mappings.map { [$0] } ?? [])
             for proto in group.protos {
                 let name = try group.protocName(of: proto, importDirectories: imports)
                 let (messages, services) = group.arguments(
@@ -49,26 +55,34 @@ struct CourierProtobufGenerator: BuildToolPlugin {
                     protocGenCourier: protocGenCourier
                 )
                 if let messages {
-                    commands.append(.buildCommand(
-                        displayName: "Generating messages for \(name)",
-                        executable: protoc,
-                        arguments: messages,
-                        inputFiles: inputs,
-                        outputFiles: [workDirectory.appendingPathComponent(
-                            outputName(for: name, naming: .pathToUnderscores, suffix: ".pb.swift")
-                        )]
-                    ))
+                    commands.append(
+                        .buildCommand(
+                            displayName: "Generating messages for \(name)",
+                            executable: protoc,
+                            arguments: messages,
+                            inputFiles: inputs,
+                            outputFiles: [
+                                workDirectory.appendingPathComponent(
+                                    outputName(for: name, naming: .pathToUnderscores, suffix: ".pb.swift")
+                                )
+                            ]
+                        )
+                    )
                 }
                 if let services, declaresService(proto) {
-                    commands.append(.buildCommand(
-                        displayName: "Generating Courier services for \(name)",
-                        executable: protoc,
-                        arguments: services,
-                        inputFiles: inputs,
-                        outputFiles: [workDirectory.appendingPathComponent(
-                            outputName(for: name, naming: .pathToUnderscores, suffix: ".courier.swift")
-                        )]
-                    ))
+                    commands.append(
+                        .buildCommand(
+                            displayName: "Generating Courier services for \(name)",
+                            executable: protoc,
+                            arguments: services,
+                            inputFiles: inputs,
+                            outputFiles: [
+                                workDirectory.appendingPathComponent(
+                                    outputName(for: name, naming: .pathToUnderscores, suffix: ".courier.swift")
+                                )
+                            ]
+                        )
+                    )
                 }
             }
         }

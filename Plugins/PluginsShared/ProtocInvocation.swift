@@ -1,7 +1,10 @@
 import Foundation
 
 /// Finds protoc: the config's `protocPath`, then `PROTOC_PATH`, then `PATH`.
-func findProtoc(config: GenerationConfig, environment: [String: String] = ProcessInfo.processInfo.environment)
+func findProtoc(
+    config: GenerationConfig,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+)
     throws -> URL
 {
     if let path = config.protocPath {
@@ -126,17 +129,19 @@ struct ProtoGroup {
 
         var messages: [String]?
         if config.messages {
-            messages = includes + [
-                "--plugin=protoc-gen-swift=\(protocGenSwift.path)",
-                "--swift_out=\(outputDirectory.path)",
-            ] + common.map { "--swift_opt=\($0)" } + protocNames
+            messages =
+                includes + [
+                    "--plugin=protoc-gen-swift=\(protocGenSwift.path)",
+                    "--swift_out=\(outputDirectory.path)",
+                ] + common.map { "--swift_opt=\($0)" } + protocNames
         }
         var services: [String]?
         if config.server || config.client {
-            services = includes + [
-                "--plugin=protoc-gen-courier=\(protocGenCourier.path)",
-                "--courier_out=\(outputDirectory.path)",
-            ] + (common + ["Server=\(config.server)", "Client=\(config.client)"]).map { "--courier_opt=\($0)" }
+            services =
+                includes + [
+                    "--plugin=protoc-gen-courier=\(protocGenCourier.path)",
+                    "--courier_out=\(outputDirectory.path)",
+                ] + (common + ["Server=\(config.server)", "Client=\(config.client)"]).map { "--courier_opt=\($0)" }
                 + protocNames
         }
         return (messages, services)
@@ -149,7 +154,8 @@ func groupProtos(protos: [URL], configFiles: [URL]) throws -> [ProtoGroup] {
     let configs = try configFiles.map { ($0, try GenerationConfig.load($0)) }
     for proto in protos.sorted(by: { $0.path < $1.path }) {
         let directory = proto.deletingLastPathComponent().standardizedFileURL.pathComponents
-        let nearest = configs
+        let nearest =
+            configs
             .filter { config in
                 let base = config.0.deletingLastPathComponent().standardizedFileURL.pathComponents
                 return directory.starts(with: base)

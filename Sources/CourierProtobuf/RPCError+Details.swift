@@ -1,5 +1,5 @@
-public import Courier
-public import SwiftProtobuf
+public import Courier  // extends RPCError
+public import SwiftProtobuf  // details are Message values and Google_Protobuf_Any
 
 extension RPCError {
     /// The metadata key gRPC uses for rich error details: a serialized `google.rpc.Status`.

@@ -12,7 +12,10 @@ struct GeneratorPluginTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         for (path, contents) in files {
             let url = directory.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(),
+                withIntermediateDirectories: true
+            )
             try contents.write(to: url, atomically: true, encoding: .utf8)
         }
         try body(directory)
@@ -52,13 +55,16 @@ struct GeneratorPluginTests {
         }
     }
 
-    @Test("Mistakes are errors that say what is wrong", arguments: [
-        (#"{"visibilty": "public"}"#, #"Unknown key "visibilty". Known keys: visibility"#),
-        (#"{"visibility": "open"}"#, "Visibility"),
-        (#"{"server": "yes"}"#, #""server""#),
-        (#"{"reflectionData": true}"#, "not supported yet"),
-        ("{", "c.json"),
-    ])
+    @Test(
+        "Mistakes are errors that say what is wrong",
+        arguments: [
+            (#"{"visibilty": "public"}"#, #"Unknown key "visibilty". Known keys: visibility"#),
+            (#"{"visibility": "open"}"#, "Visibility"),
+            (#"{"server": "yes"}"#, #""server""#),
+            (#"{"reflectionData": true}"#, "not supported yet"),
+            ("{", "c.json"),
+        ]
+    )
     func mistakes(json: String, expected: String) throws {
         try withDirectory(["c.json": json]) { directory in
             let error = #expect(throws: GeneratorPluginError.self) {
@@ -71,7 +77,9 @@ struct GeneratorPluginTests {
     @Test("protoc: the config's path, then PROTOC_PATH, then PATH; missing names the Debian package")
     func findsProtoc() throws {
         var config = GenerationConfig()
-        #expect(throws: GeneratorPluginError.self) { try findProtoc(config: config, environment: ["PATH": "/nonexistent"]) }
+        #expect(throws: GeneratorPluginError.self) {
+            try findProtoc(config: config, environment: ["PATH": "/nonexistent"])
+        }
         do {
             _ = try findProtoc(config: config, environment: ["PATH": "/nonexistent"])
         } catch {
@@ -102,7 +110,9 @@ struct GeneratorPluginTests {
             let url = { (path: String) in directory.appendingPathComponent(path) }
             let groups = try groupProtos(
                 protos: [url("a.proto"), url("sub/b.proto"), url("other/c.proto")],
-                configFiles: [url("courier-proto-generator-config.json"), url("other/courier-proto-generator-config.json")]
+                configFiles: [
+                    url("courier-proto-generator-config.json"), url("other/courier-proto-generator-config.json"),
+                ]
             )
             #expect(groups.count == 2)
             #expect(groups[0].protos.map(\.lastPathComponent) == ["a.proto", "b.proto"])
@@ -110,7 +120,10 @@ struct GeneratorPluginTests {
             #expect(groups[1].config.visibility == .public)
 
             #expect(throws: GeneratorPluginError.self) {
-                try groupProtos(protos: [url("a.proto")], configFiles: [url("other/courier-proto-generator-config.json")])
+                try groupProtos(
+                    protos: [url("a.proto")],
+                    configFiles: [url("other/courier-proto-generator-config.json")]
+                )
             }
         }
     }
@@ -121,7 +134,9 @@ struct GeneratorPluginTests {
             "courier-proto-generator-config.json": #"{"importPaths": ["protos"]}"#,
             "protos/echo/v1/echo.proto": "", "top.proto": "",
         ]) { directory in
-            let config = try GenerationConfig.load(directory.appendingPathComponent("courier-proto-generator-config.json"))
+            let config = try GenerationConfig.load(
+                directory.appendingPathComponent("courier-proto-generator-config.json")
+            )
             let group = ProtoGroup(
                 configFile: directory.appendingPathComponent("courier-proto-generator-config.json"),
                 config: config,
@@ -129,16 +144,30 @@ struct GeneratorPluginTests {
             )
             let imports = group.importDirectories(protoc: URL(fileURLWithPath: "/usr/bin/protoc"))
             #expect(imports.last?.path == "/usr/include")
-            let echo = try group.protocName(of: directory.appendingPathComponent("protos/echo/v1/echo.proto"), importDirectories: imports)
+            let echo = try group.protocName(
+                of: directory.appendingPathComponent("protos/echo/v1/echo.proto"),
+                importDirectories: imports
+            )
             #expect(echo == "echo/v1/echo.proto")
-            #expect(try group.protocName(of: directory.appendingPathComponent("top.proto"), importDirectories: imports) == "top.proto")
+            #expect(
+                try group.protocName(of: directory.appendingPathComponent("top.proto"), importDirectories: imports)
+                    == "top.proto"
+            )
             #expect(throws: GeneratorPluginError.self) {
                 try group.protocName(of: URL(fileURLWithPath: "/elsewhere/x.proto"), importDirectories: imports)
             }
         }
-        #expect(outputName(for: "echo/v1/echo.proto", naming: .pathToUnderscores, suffix: ".pb.swift") == "echo_v1_echo.pb.swift")
-        #expect(outputName(for: "echo/v1/echo.proto", naming: .fullPath, suffix: ".courier.swift") == "echo/v1/echo.courier.swift")
-        #expect(outputName(for: "echo/v1/echo.proto", naming: .dropPath, suffix: ".courier.swift") == "echo.courier.swift")
+        #expect(
+            outputName(for: "echo/v1/echo.proto", naming: .pathToUnderscores, suffix: ".pb.swift")
+                == "echo_v1_echo.pb.swift"
+        )
+        #expect(
+            outputName(for: "echo/v1/echo.proto", naming: .fullPath, suffix: ".courier.swift")
+                == "echo/v1/echo.courier.swift"
+        )
+        #expect(
+            outputName(for: "echo/v1/echo.proto", naming: .dropPath, suffix: ".courier.swift") == "echo.courier.swift"
+        )
     }
 
     @Test("A well-known type that no import directory holds names libprotobuf-dev; one that exists passes")
@@ -164,7 +193,8 @@ struct GeneratorPluginTests {
 
     @Test("Services: only files that declare one get a services command")
     func services() throws {
-        try withDirectory(["s.proto": "syntax = \"proto3\";\nservice S {}\n", "m.proto": "message M {}\n"]) { directory in
+        try withDirectory(["s.proto": "syntax = \"proto3\";\nservice S {}\n", "m.proto": "message M {}\n"]) {
+            directory in
             #expect(declaresService(directory.appendingPathComponent("s.proto")))
             #expect(!declaresService(directory.appendingPathComponent("m.proto")))
         }
@@ -172,7 +202,9 @@ struct GeneratorPluginTests {
 
     @Test("protoc's arguments carry the options to both generators; module mappings become a file")
     func arguments() throws {
-        try withDirectory(["c.json": #"{"visibility": "public", "client": false, "moduleMappings": {"M": ["m.proto"]}}"#]) { directory in
+        try withDirectory([
+            "c.json": #"{"visibility": "public", "client": false, "moduleMappings": {"M": ["m.proto"]}}"#
+        ]) { directory in
             let group = ProtoGroup(
                 configFile: directory.appendingPathComponent("c.json"),
                 config: try GenerationConfig.load(directory.appendingPathComponent("c.json")),

@@ -1,5 +1,5 @@
-public import Courier
-public import Logging
+public import Courier  // PingService and the interceptor conform to Courier protocols
+public import Logging  // the interceptor takes a Logger
 internal import SwiftProtobuf
 #if canImport(Glibc)
 internal import Glibc

@@ -20,17 +20,26 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
         self.threads = threads
     }
 
-    public func get(request: ServerRequest<Kv_GetRequest>, context: ServerContext) async throws
+    public func get(
+        request: ServerRequest<Kv_GetRequest>,
+        context: ServerContext
+    ) async throws
         -> ServerResponse<Kv_Entry>
     {
         threads?.record("get")
         guard let entry = store.entries.withLock({ $0[request.message.key] }) else {
             throw RPCError(code: .notFound, message: "No entry for \(request.message.key).")
         }
-        return ServerResponse(message: entry, metadata: ["x-served-by": "kv \(ProcessInfo.processInfo.processIdentifier)"])
+        return ServerResponse(
+            message: entry,
+            metadata: ["x-served-by": "kv \(ProcessInfo.processInfo.processIdentifier)"]
+        )
     }
 
-    public func watch(request: ServerRequest<Kv_WatchRequest>, context: ServerContext) async throws
+    public func watch(
+        request: ServerRequest<Kv_WatchRequest>,
+        context: ServerContext
+    ) async throws
         -> StreamingServerResponse<Kv_Change>
     {
         threads?.record("watch")
@@ -49,7 +58,10 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
         }
     }
 
-    public func putMany(request: StreamingServerRequest<Kv_Entry>, context: ServerContext) async throws
+    public func putMany(
+        request: StreamingServerRequest<Kv_Entry>,
+        context: ServerContext
+    ) async throws
         -> ServerResponse<Kv_PutSummary>
     {
         threads?.record("putMany")
@@ -62,7 +74,10 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
         return ServerResponse(message: .with { $0.written = written })
     }
 
-    public func sync(request: StreamingServerRequest<Kv_Command>, context: ServerContext) async throws
+    public func sync(
+        request: StreamingServerRequest<Kv_Command>,
+        context: ServerContext
+    ) async throws
         -> StreamingServerResponse<Kv_Change>
     {
         StreamingServerResponse { writer in
@@ -73,10 +88,12 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
                     try await writer.write(.with { $0.entry = entry })
                 case .delete(let key):
                     let removed = store.entries.withLock { $0.removeValue(forKey: key) }
-                    try await writer.write(.with {
-                        $0.entry = removed ?? .with { $0.key = key }
-                        $0.deleted = true
-                    })
+                    try await writer.write(
+                        .with {
+                            $0.entry = removed ?? .with { $0.key = key }
+                            $0.deleted = true
+                        }
+                    )
                 case nil:
                     throw RPCError(code: .invalidArgument, message: "A command needs put or delete.")
                 }

@@ -28,20 +28,29 @@ try await withCourierServer(
 ) { _ in
     let port = try await server.listeningAddress().port ?? 0
     let transport = try HTTP2ClientTransport(target: "localhost:\(port)", configuration: clientConfiguration)
-    try await withCourierClient(transport: transport, interceptors: [APIKeyClientInterceptor(key: "secret")]) { courier in
+    try await withCourierClient(transport: transport, interceptors: [APIKeyClientInterceptor(key: "secret")]) {
+        courier in
         let kv = Kv_KeyValue.Client(wrapping: courier)
         let options = CallOptions(timeout: .seconds(5))
 
         // Client streaming: three entries with a oneof, an enum, a map, a nested message and a timestamp.
         let summary = try await kv.putMany(options: options) { writer in
             for (key, value) in [("color", "blue"), ("size", "42"), ("shape", "round")] {
-                try await writer.write(.with {
-                    $0.key = key
-                    if let number = Int64(value) { $0.number = number; $0.kind = .number } else { $0.text = value; $0.kind = .text }
-                    $0.labels = ["owner": "ada"]
-                    $0.author = .with { $0.name = "Ada" }
-                    $0.updated = .init(date: .now)
-                })
+                try await writer.write(
+                    .with {
+                        $0.key = key
+                        if let number = Int64(value) {
+                            $0.number = number
+                            $0.kind = .number
+                        } else {
+                            $0.text = value
+                            $0.kind = .text
+                        }
+                        $0.labels = ["owner": "ada"]
+                        $0.author = .with { $0.name = "Ada" }
+                        $0.updated = .init(date: .now)
+                    }
+                )
             }
         }
         print("putMany: wrote \(summary.written)")
@@ -58,7 +67,14 @@ try await withCourierServer(
         // Bidirectional streaming.
         try await kv.sync(options: options) { writer in
             try await writer.write(.with { $0.delete = "color" })
-            try await writer.write(.with { $0.put = .with { $0.key = "color"; $0.text = "green" } })
+            try await writer.write(
+                .with {
+                    $0.put = .with {
+                        $0.key = "color"
+                        $0.text = "green"
+                    }
+                }
+            )
         } onResponse: { response in
             for try await change in response.messages {
                 print("sync: \(change.entry.key) \(change.deleted ? "deleted" : "= \(change.entry.text)")")

@@ -28,7 +28,8 @@ func withKeyValue<R: Sendable>(
     switch wire {
     case .inMemory:
         let pair = InMemoryTransport()
-        return try await withCourierServer(transport: pair.server, services: services, interceptors: serverInterceptors) { _ in
+        return try await withCourierServer(transport: pair.server, services: services, interceptors: serverInterceptors)
+        { _ in
             try await withCourierClient(transport: pair.client, interceptors: clientInterceptors, body)
         }
     case .h2c, .tls:
@@ -45,8 +46,12 @@ func withKeyValue<R: Sendable>(
             )
             clientConfiguration.tls = .client(trustRoots: .pemFile("\(directory)/ca.pem"))
         }
-        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: serverConfiguration)
-        return try await withCourierServer(transport: server, services: services, interceptors: serverInterceptors) { _ in
+        let server = HTTP2ServerTransport(
+            address: .ipv4(host: "127.0.0.1", port: 0),
+            configuration: serverConfiguration
+        )
+        return try await withCourierServer(transport: server, services: services, interceptors: serverInterceptors) {
+            _ in
             let port = try #require(try await server.listeningAddress().port)
             let transport = try HTTP2ClientTransport(target: "localhost:\(port)", configuration: clientConfiguration)
             return try await withCourierClient(transport: transport, interceptors: clientInterceptors, body)
@@ -62,11 +67,23 @@ struct KeyValueTests {
             let kv = Kv_KeyValue.Client(wrapping: courier)
             let now = Google_Protobuf_Timestamp(date: Date(timeIntervalSince1970: 1_700_000_000))
             let summary = try await kv.putMany { writer in
-                try await writer.write(.with {
-                    $0.key = "a"; $0.text = "one"; $0.kind = .text; $0.labels = ["x": "y"]
-                    $0.author = .with { $0.name = "Ada" }; $0.updated = now
-                })
-                try await writer.write(.with { $0.key = "b"; $0.number = 2; $0.kind = .number })
+                try await writer.write(
+                    .with {
+                        $0.key = "a"
+                        $0.text = "one"
+                        $0.kind = .text
+                        $0.labels = ["x": "y"]
+                        $0.author = .with { $0.name = "Ada" }
+                        $0.updated = now
+                    }
+                )
+                try await writer.write(
+                    .with {
+                        $0.key = "b"
+                        $0.number = 2
+                        $0.kind = .number
+                    }
+                )
             }
             #expect(summary.written == 2)
 
@@ -85,7 +102,14 @@ struct KeyValueTests {
 
             let changes = try await kv.sync { writer in
                 try await writer.write(.with { $0.delete = "a" })
-                try await writer.write(.with { $0.put = .with { $0.key = "c"; $0.number = 3 } })
+                try await writer.write(
+                    .with {
+                        $0.put = .with {
+                            $0.key = "c"
+                            $0.number = 3
+                        }
+                    }
+                )
             } onResponse: { response in
                 var changes: [Kv_Change] = []
                 for try await change in response.messages { changes.append(change) }
@@ -138,8 +162,13 @@ struct KeyValueTests {
         let pair = InMemoryTransport()
         let counting = CountingClientTransport(wrapping: pair.client)
         let written = Counter()
-        try await withCourierServer(transport: pair.server, services: [KeyValueService()], interceptors: [APIKeyInterceptor(key: "k")]) { _ in
-            try await withCourierClient(transport: counting, interceptors: [APIKeyClientInterceptor(key: "k")]) { courier in
+        try await withCourierServer(
+            transport: pair.server,
+            services: [KeyValueService()],
+            interceptors: [APIKeyInterceptor(key: "k")]
+        ) { _ in
+            try await withCourierClient(transport: counting, interceptors: [APIKeyClientInterceptor(key: "k")]) {
+                courier in
                 let summary = try await Kv_KeyValue.Client(wrapping: courier).putMany { writer in
                     let writer = CountingWriter(base: writer, counter: written)
                     for key in ["x", "y", "z"] { try await writer.write(.with { $0.key = key }) }

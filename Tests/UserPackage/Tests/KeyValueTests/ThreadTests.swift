@@ -76,12 +76,15 @@ struct ThreadTests {
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
         try await withCourierServer(
             transport: server,
-            services: [ProbeService(threads: threads, finished: finished.continuation), KeyValueService(threads: threads)],
+            services: [
+                ProbeService(threads: threads, finished: finished.continuation), KeyValueService(threads: threads),
+            ],
             interceptors: [APIKeyInterceptor(key: "k", threads: threads)]
         ) { _ in
             let port = try #require(try await server.listeningAddress().port)
             let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)")
-            try await withCourierClient(transport: transport, interceptors: [APIKeyClientInterceptor(key: "k")]) { client in
+            try await withCourierClient(transport: transport, interceptors: [APIKeyClientInterceptor(key: "k")]) {
+                client in
                 // A generated handler too (client streaming, then server streaming), before the probe.
                 let kv = Kv_KeyValue.Client(wrapping: client)
                 _ = try await kv.putMany { writer in try await writer.write(.with { $0.key = "a" }) }
@@ -100,10 +103,12 @@ struct ThreadTests {
         }
         let records = threads.all
         let loopThread = try #require(records.first { $0.label == "cancellation handler" }?.thread)
-        #expect(Set(records.map(\.label)).isSuperset(of: [
-            "server interceptor", "server interceptor, after next", "putMany", "putMany, after reading", "watch",
-            "watch producer", "watch producer, after writes", "handler", "producer", "producer, after write",
-        ]))
+        #expect(
+            Set(records.map(\.label)).isSuperset(of: [
+                "server interceptor", "server interceptor, after next", "putMany", "putMany, after reading", "watch",
+                "watch producer", "watch producer, after writes", "handler", "producer", "producer, after write",
+            ])
+        )
         for record in records {
             #expect(pthread_equal(record.thread, loopThread) != 0, "\(record.label) ran off the loop's thread")
         }
