@@ -24,7 +24,7 @@ public protocol ServerTransport: Sendable {
         _ streamHandler: nonisolated(nonsending) @escaping @Sendable (any ServerTransportStream) async -> Void
     ) async throws
 
-    /// Stops accepting new streams; open ones finish, then ``listen(_:)`` returns.
+    /// Stops accepting new streams; open ones finish, then ``listen(options:_:)`` returns.
     func beginGracefulShutdown()
 }
 

@@ -66,8 +66,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameters:
     ///   - target: Where the server is.
     ///   - configuration: Limits and tuning.
-    /// - Throws: ``RuntimeError``: ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse
-    ///   or resolve, ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration whose files can't
+    /// - Throws: `RuntimeError`: `RuntimeError/Code/invalidArgument` for a target that doesn't parse
+    ///   or resolve, `RuntimeError/Code/invalidConfiguration` for a TLS configuration whose files can't
     ///   be read or don't match.
     public init(target: String, configuration: Configuration = .defaults) throws {
         let (addresses, authority) = try Self.resolve(target)
