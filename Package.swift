@@ -136,6 +136,11 @@ let targets: [Target] = [
         dependencies: ["protoc-gen-courier", .product(name: "protoc-gen-swift", package: "swift-protobuf")],
         path: "Plugins/CourierProtobufGeneratorCommand"
     ),
+    // Every ```swift and ```proto block of the DocC articles and READMEs quotes a file that CI compiles.
+    .testTarget(
+        name: "DocumentationTests",
+        swiftSettings: defaultSwiftSettings
+    ),
     // The plugins' shared code (configuration, protoc lookup, names), through a symlink to Plugins/PluginsShared.
     .testTarget(
         name: "CourierGeneratorPluginTests",
@@ -253,6 +258,7 @@ let targets: [Target] = [
         name: "in-memory-greeter",
         dependencies: ["Courier", "CourierInMemory"],
         path: "Examples/InMemoryGreeter",
+        exclude: ["README.md"],
         swiftSettings: defaultSwiftSettings
     ),
 

@@ -21,7 +21,7 @@ ln -sfn "$root" "$work/courier"
 mkdir -p "$work/KeyValueApp"
 (cd Tests/UserPackage && tar -cf - --exclude=.build --exclude=Generated .) | (cd "$work/KeyValueApp" && tar -xpf -)
 cd "$work/KeyValueApp"
-export COURIER_PATH="$work/courier"
+
 
 echo "== User package: the command plugin writes Sources/Echo/Generated"
 swift package --allow-writing-to-package-directory generate-courier-code-from-protos --target Echo

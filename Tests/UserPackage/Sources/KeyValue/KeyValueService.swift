@@ -9,16 +9,13 @@ import Synchronization
 /// An in-memory key-value store served over gRPC: the four RPC kinds of `kv.KeyValue`.
 public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
     private let store = Store()
-    private let threads: ThreadLog?
 
     private final class Store: Sendable {
         let entries = Mutex<[String: Kv_Entry]>([:])
     }
 
-    /// Creates an empty store; `threads` records where each handler runs, for the tests.
-    public init(threads: ThreadLog? = nil) {
-        self.threads = threads
-    }
+    /// Creates an empty store.
+    public init() {}
 
     public func get(
         request: ServerRequest<Kv_GetRequest>,
@@ -26,7 +23,6 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
     ) async throws
         -> ServerResponse<Kv_Entry>
     {
-        threads?.record("get")
         guard let entry = store.entries.withLock({ $0[request.message.key] }) else {
             throw RPCError(code: .notFound, message: "No entry for \(request.message.key).")
         }
@@ -42,18 +38,14 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
     ) async throws
         -> StreamingServerResponse<Kv_Change>
     {
-        threads?.record("watch")
         let matches = store.entries.withLock { entries in
             entries.values.filter { $0.key.hasPrefix(request.message.prefix) }.sorted { $0.key < $1.key }
         }
         let limit = request.message.limit > 0 ? Int(request.message.limit) : matches.count
-        let threads = self.threads
         return StreamingServerResponse { writer in
-            threads?.record("watch producer")
             for entry in matches.prefix(limit) {
                 try await writer.write(.with { $0.entry = entry })
             }
-            threads?.record("watch producer, after writes")
             return ["x-matched": "\(matches.count)"]
         }
     }
@@ -64,13 +56,11 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
     ) async throws
         -> ServerResponse<Kv_PutSummary>
     {
-        threads?.record("putMany")
         var written: Int32 = 0
         for try await entry in request.messages {
             store.entries.withLock { $0[entry.key] = entry }
             written += 1
         }
-        threads?.record("putMany, after reading")
         return ServerResponse(message: .with { $0.written = written })
     }
 
@@ -119,12 +109,10 @@ public struct APIKeyInterceptor: ServerInterceptor {
         context: ServerContext,
         next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
-        threads?.record("server interceptor")
         guard request.metadata.firstString(forKey: "x-api-key") == key else {
             throw RPCError(code: .unauthenticated, message: "Missing or wrong API key.")
         }
         let response = try await next(request, context)
-        threads?.record("server interceptor, after next")
         return response
     }
 }
