@@ -109,10 +109,12 @@ public struct APIKeyInterceptor: ServerInterceptor {
         context: ServerContext,
         next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
+        threads?.record("server interceptor")
         guard request.metadata.firstString(forKey: "x-api-key") == key else {
             throw RPCError(code: .unauthenticated, message: "Missing or wrong API key.")
         }
         let response = try await next(request, context)
+        threads?.record("server interceptor, after next")
         return response
     }
 }
