@@ -17,7 +17,12 @@ func rejected() throws -> RPCError {
     try RPCError(
         code: .failedPrecondition,
         message: "The account is locked.",
-        details: [Grpc_Testing_EchoStatus.with { $0.code = 9; $0.message = "locked until tomorrow" }]
+        details: [
+            Grpc_Testing_EchoStatus.with {
+                $0.code = 9
+                $0.message = "locked until tomorrow"
+            }
+        ]
     )
 }
 

@@ -68,5 +68,8 @@ let server = CourierServer(
     services: [],
     interceptors: [MetricsInterceptor(), serverAuth, APIKeyInterceptor()]
 )
-let client = CourierClient(transport: transport.client, interceptors: [ClientVersionInterceptor(version: 2), clientAuth])
+let client = CourierClient(
+    transport: transport.client,
+    interceptors: [ClientVersionInterceptor(version: 2), clientAuth]
+)
 _ = (server, client)

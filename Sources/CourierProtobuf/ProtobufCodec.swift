@@ -1,5 +1,5 @@
-public import Courier
-public import SwiftProtobuf
+public import Courier  // the codec conforms to MessageSerializer and MessageDeserializer
+public import SwiftProtobuf  // generic over SwiftProtobuf.Message
 
 /// Serializes protobuf messages in the binary format, straight into a `MessageBuffer`: one
 /// allocation, no copy, with the headroom a transport needs for framing.

@@ -58,7 +58,9 @@ func quotableFiles(language: String) throws -> [String: [String]] {
         while let path = enumerator?.nextObject() as? String {
             guard path.hasSuffix(suffix), !path.contains("/.build/"), !path.hasPrefix(".build") else { continue }
             let text = try String(contentsOf: base.appendingPathComponent(path), encoding: .utf8)
-            contents["\(directory)/\(path)"] = normalized(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
+            contents["\(directory)/\(path)"] = normalized(
+                text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            )
         }
     }
     return contents
@@ -110,7 +112,10 @@ struct DocumentationCodeTests {
         #expect(!files.isEmpty)
         for piece in fragments(block) {
             let found = files.contains { $0.value.containsContiguous(piece) }
-            #expect(found, "\(block.file):\(block.line): not found in any compiled file:\n\(piece.joined(separator: "\n"))")
+            #expect(
+                found,
+                "\(block.file):\(block.line): not found in any compiled file:\n\(piece.joined(separator: "\n"))"
+            )
         }
     }
 }
