@@ -16,12 +16,22 @@ let products: [Product] = [
     .library(name: "GRPCTestingProtos", targets: ["GRPCTestingProtos"]),
     .library(name: "CourierCodeGen", targets: ["CourierCodeGen"]),
     .executable(name: "protoc-gen-courier", targets: ["protoc-gen-courier"]),
+    // .proto → Swift in every build (messages and services), configured by courier-proto-generator-config.json.
+    .plugin(name: "CourierProtobufGenerator", targets: ["CourierProtobufGenerator"]),
+    // The same output written into the source tree, for projects that commit generated code.
+    .plugin(name: "generate-courier-code-from-protos", targets: ["generate-courier-code-from-protos"]),
 ]
 
-let dependencies: [Package.Dependency] = [
+var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
 ]
+
+// `swift package generate-documentation` needs swift-docc-plugin; only documentation builds resolve it
+// (`COURIER_DOCS=1`, as `./dev/docs.sh` sets), so Courier's users never do.
+if Context.environment["COURIER_DOCS"] != nil {
+    dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"))
+}
 
 let defaultSwiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -108,6 +118,34 @@ let targets: [Target] = [
     .executableTarget(
         name: "protoc-gen-courier",
         dependencies: ["CourierCodeGen", .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    // The build plugin and the command plugin, sharing Plugins/PluginsShared (symlinked into each).
+    .plugin(
+        name: "CourierProtobufGenerator",
+        capability: .buildTool(),
+        dependencies: ["protoc-gen-courier", .product(name: "protoc-gen-swift", package: "swift-protobuf")]
+    ),
+    .plugin(
+        name: "generate-courier-code-from-protos",
+        capability: .command(
+            intent: .custom(
+                verb: "generate-courier-code-from-protos",
+                description: "Generate messages and Courier services from the .proto files of a target into its sources."
+            ),
+            permissions: [.writeToPackageDirectory(reason: "To write the generated Swift files into the target.")]
+        ),
+        dependencies: ["protoc-gen-courier", .product(name: "protoc-gen-swift", package: "swift-protobuf")],
+        path: "Plugins/CourierProtobufGeneratorCommand"
+    ),
+    // Every ```swift and ```proto block of the DocC articles and READMEs quotes a file that CI compiles.
+    .testTarget(
+        name: "DocumentationTests",
+        swiftSettings: defaultSwiftSettings
+    ),
+    // The plugins' shared code (configuration, protoc lookup, names), through a symlink to Plugins/PluginsShared.
+    .testTarget(
+        name: "CourierGeneratorPluginTests",
         swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
@@ -222,6 +260,7 @@ let targets: [Target] = [
         name: "in-memory-greeter",
         dependencies: ["Courier", "CourierInMemory"],
         path: "Examples/InMemoryGreeter",
+        exclude: ["README.md"],
         swiftSettings: defaultSwiftSettings
     ),
 

@@ -3,6 +3,8 @@
 #
 #   ./dev/generate.sh
 #
+# Courier's own targets enable InternalImportsByDefault, so their generated code carries access levels on
+# its imports (UseAccessLevelOnImports=true; the generator's default is bare imports, for default packages).
 # Needs protoc and Debian's grpc-proto (installed when missing). Builds protoc-gen-swift (release, about a
 # minute) and protoc-gen-courier into .build-generate/. CI never runs this: it checks instead that the
 # committed services code matches what protoc-gen-courier makes from the committed descriptor sets.
@@ -45,6 +47,7 @@ generate() {
         protoc -I "$include" -I "$WKT" \
             --plugin=protoc-gen-courier="$bin/protoc-gen-courier" --courier_out="$out" \
             --courier_opt=Visibility="$visibility" --courier_opt=FileNaming=DropPath \
+            --courier_opt=UseAccessLevelOnImports=true \
             "$file"
         protoc -I "$include" -I "$WKT" --include_imports --include_source_info \
             --descriptor_set_out="$descriptors/$(basename "$file" .proto).pb" "$file"
@@ -78,11 +81,11 @@ golden() {
     mv "$tmp"/*.courier.swift "$target"
     rm -rf "$tmp"
 }
-golden Visibility=Public Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift
+golden Visibility=Public,UseAccessLevelOnImports=true Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift
 golden Visibility=Internal,Client=false,UseAccessLevelOnImports=false \
     Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift
-golden Visibility=Package,Server=false,FileNaming=PathToUnderscores \
+golden Visibility=Package,Server=false,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
     Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift
-golden "Visibility=Public,ProtoPathModuleMappings=$root/Tests/CourierCodeGenTests/Protos/module_mappings.asciipb" \
+golden "Visibility=Public,UseAccessLevelOnImports=true,ProtoPathModuleMappings=$root/Tests/CourierCodeGenTests/Protos/module_mappings.asciipb" \
     Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift
 echo "== Done: review 'git diff'."

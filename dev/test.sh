@@ -3,7 +3,9 @@
 #
 #   ./dev/test.sh
 #
-# Debug build with warnings as errors, then `swift test`. `.ci/run` calls this script.
+# Debug build with warnings as errors (Snippets/ included), then `swift test`, the snippets run, the DocC
+# documentation (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the
+# repository with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,3 +49,16 @@ COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
 echo "== The transport tests and the core suite over HTTP/2 again, on the epoll backend"
 COURIER_IO=epoll swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
 COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
+
+echo "== The snippets the documentation quotes"
+bin=$(swift build --show-bin-path)
+for snippet in Snippets/*.swift; do
+    name=$(basename "$snippet" .swift)
+    timeout 60 "$bin/$name" >/dev/null || { echo "snippet $name failed" >&2; exit 1; }
+done
+
+echo "== Documentation (DocC, warnings are errors)"
+./dev/docs.sh
+
+echo "== A user's package with default settings, the build and command plugins"
+./dev/test-user-package.sh

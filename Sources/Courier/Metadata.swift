@@ -16,13 +16,23 @@
 /// ```
 public struct Metadata: Sendable, Hashable {
     /// A metadata value.
-    public enum Value: Sendable, Hashable, ExpressibleByStringLiteral, ExpressibleByArrayLiteral {
+    ///
+    /// String literals, interpolated or not, are ``string(_:)`` values and arrays of bytes are
+    /// ``binary(_:)`` values: `["x-client": "v\(version)", "x-trace-bin": [0xAB, 0xCD]]`.
+    public enum Value: Sendable, Hashable, ExpressibleByStringInterpolation, ExpressibleByArrayLiteral {
         /// A printable-ASCII string, for keys that don't end in `-bin`.
         case string(String)
         /// Bytes, for keys that end in `-bin`.
         case binary([UInt8])
 
+        /// A ``string(_:)`` value from a string literal (interpolations included).
+        ///
+        /// - Parameter value: The string.
         public init(stringLiteral value: String) { self = .string(value) }
+
+        /// A ``binary(_:)`` value from an array literal of bytes.
+        ///
+        /// - Parameter elements: The bytes.
         public init(arrayLiteral elements: UInt8...) { self = .binary(elements) }
     }
 

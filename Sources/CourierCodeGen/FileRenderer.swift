@@ -209,7 +209,7 @@ struct FileRenderer {
             for (index, method) in service.methods.enumerated() {
                 if index > 0 { out.line() }
                 comments(method.descriptor, out)
-                out.line("///")
+                if !method.descriptor.protoSourceComments().isEmpty { out.line("///") }
                 out.line("/// `\(method.descriptor.name)`, \(method.kind).")
                 let request = method.descriptor.clientStreaming
                     ? "StreamingServerRequest<\(method.input)>" : "ServerRequest<\(method.input)>"

@@ -8,7 +8,14 @@ internal import SwiftProtobufPluginLibrary
 /// | `FileNaming` | `FullPath`, `PathToUnderscores`, `DropPath` (as protoc-gen-swift) | `FullPath` |
 /// | `ProtoPathModuleMappings` | a module-mappings file (as protoc-gen-swift) | none |
 /// | `Server`, `Client` | `true`, `false`: generate that side | `true` |
-/// | `UseAccessLevelOnImports` | `true`, `false` | `true` |
+/// | `UseAccessLevelOnImports` | `true`, `false` | `false` |
+///
+/// `UseAccessLevelOnImports=false` writes bare imports (`import Courier`), which suit a package with
+/// Swift's default settings, where a bare import elsewhere in the module would clash with an
+/// `internal import` here ("ambiguous implicit access level for import"). Packages that enable
+/// `InternalImportsByDefault` and generate `Public` code need `UseAccessLevelOnImports=true`
+/// (`public import Courier`, `internal import CourierProtobuf`), as protoc-gen-swift's option of the
+/// same name does for messages.
 public struct GeneratorOptions: Sendable, Equatable {
     /// The access level of generated declarations.
     public enum Visibility: String, Sendable {
@@ -48,8 +55,9 @@ public struct GeneratorOptions: Sendable, Equatable {
     public var generateServer = true
     /// Whether to generate the client.
     public var generateClient = true
-    /// Whether imports carry an access level (`public import Courier`).
-    public var useAccessLevelOnImports = true
+    /// Whether imports carry an access level (`public import Courier`); bare imports by default, as
+    /// protoc-gen-swift writes them.
+    public var useAccessLevelOnImports = false
 
     /// Default options.
     public init() {}

@@ -1,4 +1,4 @@
-public import Courier
+public import Courier  // InMemoryTransport's halves conform to ClientTransport and ServerTransport
 internal import Synchronization
 
 /// A connected client and server transport in one process, with the semantics of the network.
@@ -39,9 +39,9 @@ public struct InMemoryTransport: Sendable {
         public static var defaults: Configuration { Configuration() }
     }
 
-    /// The client side; give it to a ``CourierClient``.
+    /// The client side; give it to a `CourierClient`.
     public let client: InMemoryClientTransport
-    /// The server side; give it to a ``CourierServer``.
+    /// The server side; give it to a `CourierServer`.
     public let server: InMemoryServerTransport
 
     /// Creates a connected pair.
@@ -134,7 +134,7 @@ public struct InMemoryServerTransport: ServerTransport {
     ///   - options: Limits; Courier checks the request message size above the transport, so nothing is
     ///     enforced here.
     ///   - streamHandler: Serves one stream.
-    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/transportIsAlreadyRunning`` if this transport is
+    /// - Throws: `RuntimeError` `RuntimeError/Code/transportIsAlreadyRunning` if this transport is
     ///   already listening.
     public func listen(
         options: ServerTransportOptions,

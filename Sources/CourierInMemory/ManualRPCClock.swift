@@ -1,7 +1,7 @@
-public import Courier
+public import Courier  // ManualRPCClock conforms to RPCClock
 internal import Synchronization
 
-/// An ``RPCClock`` that moves only when told to, for deadline tests that never sleep.
+/// An `RPCClock` that moves only when told to, for deadline tests that never sleep.
 ///
 /// ```swift
 /// let clock = ManualRPCClock()

@@ -1,7 +1,7 @@
-public import Courier
-public import SwiftProtobuf
+public import Courier  // the codec conforms to MessageSerializer and MessageDeserializer
+public import SwiftProtobuf  // generic over SwiftProtobuf.Message
 
-/// Serializes protobuf messages in the binary format, straight into a ``MessageBuffer``: one
+/// Serializes protobuf messages in the binary format, straight into a `MessageBuffer`: one
 /// allocation, no copy, with the headroom a transport needs for framing.
 public struct ProtobufSerializer<Message: SwiftProtobuf.Message>: MessageSerializer {
     /// Creates the serializer.
@@ -9,7 +9,7 @@ public struct ProtobufSerializer<Message: SwiftProtobuf.Message>: MessageSeriali
 
     /// Serializes `message`.
     ///
-    /// - Throws: ``RPCError`` `INTERNAL` if the message can't be serialized (a proto2 message with
+    /// - Throws: `RPCError` `INTERNAL` if the message can't be serialized (a proto2 message with
     ///   required fields missing).
     public func serialize(_ message: Message) throws -> MessageBuffer {
         do {
@@ -31,7 +31,7 @@ public struct ProtobufDeserializer<Message: SwiftProtobuf.Message>: MessageDeser
 
     /// Deserializes `buffer`.
     ///
-    /// - Throws: ``RPCError`` `INTERNAL` naming the message type when the bytes don't parse.
+    /// - Throws: `RPCError` `INTERNAL` naming the message type when the bytes don't parse.
     public func deserialize(_ buffer: MessageBuffer) throws -> Message {
         do {
             return try Message(serializedBytes: buffer)

@@ -1,5 +1,5 @@
-public import Courier
-public import SwiftProtobuf
+public import Courier  // extends RPCError
+public import SwiftProtobuf  // details are Message values and Google_Protobuf_Any
 
 extension RPCError {
     /// The metadata key gRPC uses for rich error details: a serialized `google.rpc.Status`.
@@ -44,8 +44,15 @@ extension RPCError {
 
     /// The error's rich details, each still packed in a `google.protobuf.Any`; empty if there are none.
     ///
-    /// Unpack one with `try Google_Rpc_BadRequest(unpackingAny: detail)`, or test its type with
-    /// `detail.isA(Google_Rpc_BadRequest.self)`.
+    /// Unpack one as the message type it holds, with swift-protobuf's `init(unpackingAny:)`, or test
+    /// its type with `isA(_:)` first. The types are yours: any generated message, such as the
+    /// `google.rpc` detail messages (`error_details.proto`) generated into your own target.
+    ///
+    /// ```swift
+    /// for detail in error.details where detail.isA(Hello_HelloResponse.self) {
+    ///     let reply = try Hello_HelloResponse(unpackingAny: detail)
+    /// }
+    /// ```
     public var details: [Google_Protobuf_Any] {
         statusDetails?.details ?? []
     }

@@ -60,25 +60,25 @@ struct GeneratorTests {
     }
 
     static let committedCode: [Case] = [
-        Case(descriptorSet: "hello", file: "hello.proto", parameter: "Visibility=Public,FileNaming=DropPath",
+        Case(descriptorSet: "hello", file: "hello.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
              outputName: "hello.courier.swift",
              committed: "Examples/Greeter/Sources/GreeterService/Generated/hello.courier.swift"),
-        Case(descriptorSet: "ping", file: "ping.proto", parameter: "Visibility=Public,FileNaming=DropPath",
+        Case(descriptorSet: "ping", file: "ping.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
              outputName: "ping.courier.swift",
              committed: "Examples/Ping/Sources/PingService/Generated/ping.courier.swift"),
-        Case(descriptorSet: "health", file: "grpc/health/v1/health.proto", parameter: "Visibility=Public,FileNaming=DropPath",
+        Case(descriptorSet: "health", file: "grpc/health/v1/health.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
              outputName: "health.courier.swift", committed: "Sources/CourierHealth/Generated/health.courier.swift"),
-        Case(descriptorSet: "test", file: "grpc/testing/test.proto", parameter: "Visibility=Public,FileNaming=DropPath",
+        Case(descriptorSet: "test", file: "grpc/testing/test.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
              outputName: "test.courier.swift",
              committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/test.courier.swift"),
         Case(descriptorSet: "benchmark_service", file: "grpc/testing/benchmark_service.proto",
-             parameter: "Visibility=Public,FileNaming=DropPath", outputName: "benchmark_service.courier.swift",
+             parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true", outputName: "benchmark_service.courier.swift",
              committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/benchmark_service.courier.swift"),
     ]
 
     static let golden: [Case] = [
         // Compiled and called by CodeGenGoldenCompileTests.
-        Case(descriptorSet: "codegen_test", file: "codegen_test.proto", parameter: "Visibility=Public",
+        Case(descriptorSet: "codegen_test", file: "codegen_test.proto", parameter: "Visibility=Public,UseAccessLevelOnImports=true",
              outputName: "codegen_test.courier.swift",
              committed: "Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift"),
         Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
@@ -86,12 +86,12 @@ struct GeneratorTests {
              outputName: "codegen_test.courier.swift",
              committed: "Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift"),
         Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
-             parameter: "Visibility=Package,Server=false,FileNaming=PathToUnderscores",
+             parameter: "Visibility=Package,Server=false,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true",
              outputName: "codegen_test.courier.swift",
              committed: "Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift"),
         // Types from another module: imported publicly, because the declarations name them.
         Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
-             parameter: "Visibility=Public,ProtoPathModuleMappings="
+             parameter: "Visibility=Public,UseAccessLevelOnImports=true,ProtoPathModuleMappings="
                 + repositoryRoot.appendingPathComponent("Tests/CourierCodeGenTests/Protos/module_mappings.asciipb").path,
              outputName: "codegen_test.courier.swift",
              committed: "Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift"),
@@ -117,6 +117,36 @@ struct GeneratorTests {
         try #require(response.file.count == 1)
         #expect(response.file[0].name == testCase.outputName)
         try expectMatches(response.file[0].content, committed: testCase.committed)
+    }
+
+    @Test("By default imports are bare, so that they agree with a default package's own `import Courier`")
+    func defaultImportsAreBare() throws {
+        for visibility in ["Public", "Internal", "Package"] {
+            let response = try runGenerator(
+                descriptorSet: "hello",
+                file: "hello.proto",
+                parameter: "Visibility=\(visibility)"
+            )
+            let content = try #require(response.file.first?.content)
+            #expect(content.contains("\nimport Courier\n"), "\(visibility)")
+            #expect(content.contains("\nimport CourierProtobuf\n"), "\(visibility)")
+            #expect(!content.contains("internal import"), "\(visibility)")
+            #expect(!content.contains("public import"), "\(visibility)")
+        }
+    }
+
+    @Test("No generated doc comment starts with an empty `///` line", arguments: committedCode + golden)
+    func noEmptyFirstDocLine(_ testCase: Case) throws {
+        let response = try runGenerator(
+            descriptorSet: testCase.descriptorSet,
+            file: testCase.file,
+            parameter: testCase.parameter
+        )
+        let lines = try #require(response.file.first?.content).split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, line) in lines.enumerated() where line.trimmingCharacters(in: .whitespaces) == "///" {
+            let previous = index > 0 ? lines[index - 1].trimmingCharacters(in: .whitespaces) : ""
+            #expect(previous.hasPrefix("///"), "line \(index + 1) of \(testCase.outputName) opens a doc comment with an empty line")
+        }
     }
 
     @Test("Files without services produce nothing")
@@ -166,7 +196,7 @@ struct GeneratorTests {
             "-I", repositoryRoot.appendingPathComponent("Examples/Greeter").path,
             "--plugin=protoc-gen-courier=\(plugin.path)",
             "--courier_out=\(output.path)",
-            "--courier_opt=Visibility=Public,FileNaming=DropPath",
+            "--courier_opt=Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
             "hello.proto",
         ]
         try process.run()

@@ -28,7 +28,7 @@ public struct BearerTokenClientInterceptor: ClientInterceptor {
     public func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingClientRequest<Input>,
         context: ClientContext,
-        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+        next: ClientInterceptorNext<Input, Output>
     ) async throws -> StreamingClientResponse<Output> {
         let token: String
         do {

@@ -58,7 +58,7 @@ public struct BearerTokenServerInterceptor: ServerInterceptor {
     public func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
-        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
         guard requiresAuthentication(context.descriptor) else {
             return try await next(request, context)

@@ -11,6 +11,10 @@
 ///
 /// Threading: a transport may run `body` with a task-executor preference for the event loop that owns
 /// the stream, so that user code, the codec and the transport share one thread.
+///
+/// Implementing it in a package without `NonisolatedNonsendingByDefault`: write `body`'s type as
+/// `nonisolated(nonsending) (any ClientTransportStream) async throws -> Result`, as the requirement
+/// does; `body` runs on the caller's executor.
 public protocol ClientTransport: Sendable {
     /// The clock Courier enforces this transport's deadlines with.
     var clock: any RPCClock { get }
@@ -39,7 +43,7 @@ public protocol ClientTransport: Sendable {
     func withStream<Result: Sendable>(
         descriptor: MethodDescriptor,
         options: CallOptions,
-        _ body: (any ClientTransportStream) async throws -> Result
+        _ body: nonisolated(nonsending) (any ClientTransportStream) async throws -> Result
     ) async throws -> Result
 }
 

@@ -4,6 +4,10 @@
 /// task runs interceptors and the handler, so a transport can give it a task-executor preference for
 /// the event loop that owns the stream. Courier's core does routing, deadlines, interceptors and
 /// status semantics above it.
+///
+/// Implementing it in a package without `NonisolatedNonsendingByDefault`: write `streamHandler`'s
+/// type as `nonisolated(nonsending) @escaping @Sendable (any ServerTransportStream) async -> Void`, as
+/// the requirement does; the handler runs on the executor of the task that calls it.
 public protocol ServerTransport: Sendable {
     /// Listens for streams and calls `streamHandler` once for each, in a child task, until
     /// ``beginGracefulShutdown()`` is called and every stream has finished. Cancelling the calling task
@@ -17,10 +21,10 @@ public protocol ServerTransport: Sendable {
     ///   is already listening (``RuntimeError/Code/transportIsAlreadyRunning``).
     func listen(
         options: ServerTransportOptions,
-        _ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void
+        _ streamHandler: nonisolated(nonsending) @escaping @Sendable (any ServerTransportStream) async -> Void
     ) async throws
 
-    /// Stops accepting new streams; open ones finish, then ``listen(_:)`` returns.
+    /// Stops accepting new streams; open ones finish, then ``listen(options:_:)`` returns.
     func beginGracefulShutdown()
 }
 

@@ -74,8 +74,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameters:
     ///   - target: Where the server is.
     ///   - configuration: Limits and tuning.
-    /// - Throws: ``RuntimeError`` ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse,
-    ///   ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration meant for a server.
+    /// - Throws: `RuntimeError` `RuntimeError/Code/invalidArgument` for a target that doesn't parse,
+    ///   `RuntimeError/Code/invalidConfiguration` for a TLS configuration meant for a server.
     public init(target: String, configuration: Configuration = .defaults) throws {
         let (parsed, authority) = try ClientTarget.parse(target)
         if let tls = configuration.tls, tls.isServer {

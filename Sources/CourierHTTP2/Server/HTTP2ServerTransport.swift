@@ -125,7 +125,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
 
     /// The address the transport is listening on, once it is; with port 0, the port the kernel chose.
     ///
-    /// - Throws: The ``RuntimeError`` that listening failed with.
+    /// - Throws: The `RuntimeError` that listening failed with.
     public func listeningAddress() async throws -> SocketAddress {
         try await withUnsafeThrowingContinuation { continuation in
             let ready = boundAddress.withLock { state -> Result<SocketAddress, any Error>? in

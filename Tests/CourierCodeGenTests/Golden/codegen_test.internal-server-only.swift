@@ -163,7 +163,6 @@ internal enum CGKinds {
             context: ServerContext
         ) async throws -> ServerResponse<CGOuter>
 
-        ///
         /// `GetThing`, unary.
         func getThing2(
             request: ServerRequest<CGOuter>,
@@ -262,7 +261,6 @@ internal enum CGPinger {
     ///
     /// Throw an `RPCError` to fail an RPC with its status; any other error is sent as `UNKNOWN`.
     internal protocol ServiceProtocol: RegistrableRPCService {
-        ///
         /// `Ping`, unary.
         func ping(
             request: ServerRequest<CGSecond>,

@@ -164,7 +164,6 @@ public enum CGKinds {
             context: ServerContext
         ) async throws -> ServerResponse<CGOuter>
 
-        ///
         /// `GetThing`, unary.
         func getThing2(
             request: ServerRequest<CGOuter>,
@@ -607,7 +606,6 @@ public enum CGPinger {
     ///
     /// Throw an `RPCError` to fail an RPC with its status; any other error is sent as `UNKNOWN`.
     public protocol ServiceProtocol: RegistrableRPCService {
-        ///
         /// `Ping`, unary.
         func ping(
             request: ServerRequest<CGSecond>,

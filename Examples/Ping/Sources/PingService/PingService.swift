@@ -1,5 +1,5 @@
-public import Courier
-public import Logging
+public import Courier  // PingService and the interceptor conform to Courier protocols
+public import Logging  // the interceptor takes a Logger
 internal import SwiftProtobuf
 #if canImport(Glibc)
 internal import Glibc
@@ -46,7 +46,7 @@ public struct RPCLoggingInterceptor: ServerInterceptor {
     public func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
-        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
         let start = ContinuousClock.now
         let logger = self.logger

@@ -10,7 +10,7 @@
 ///     func intercept<Input: Sendable, Output: Sendable>(
 ///         request: StreamingClientRequest<Input>,
 ///         context: ClientContext,
-///         next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+///         next: ClientInterceptorNext<Input, Output>
 ///     ) async throws -> StreamingClientResponse<Output> {
 ///         var request = request
 ///         request.metadata.addString("42", forKey: "x-request-id")
@@ -18,6 +18,15 @@
 ///     }
 /// }
 /// ```
+///
+/// Write `next`'s type as ``ClientInterceptorNext``: it compiles the same whether or not your package
+/// enables `NonisolatedNonsendingByDefault`. (Spelled out, the type is a `nonisolated(nonsending)`
+/// closure: `next` runs on the caller's executor, so calling it costs no executor switch.)
+///
+/// The interceptor runs on the caller's task. An interceptor compiled without
+/// `NonisolatedNonsendingByDefault` is `@concurrent`: called from an actor (the main actor, say), it
+/// leaves that actor for the global executor; mark it `nonisolated(nonsending)`, or enable the feature, to
+/// stay on the caller's executor.
 public protocol ClientInterceptor: Sendable {
     /// Intercepts one call.
     ///
@@ -30,6 +39,17 @@ public protocol ClientInterceptor: Sendable {
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingClientRequest<Input>,
         context: ClientContext,
-        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+        next: ClientInterceptorNext<Input, Output>
     ) async throws -> StreamingClientResponse<Output>
 }
+
+/// The rest of a client's interceptor chain, then the transport: the `next` of
+/// ``ClientInterceptor/intercept(request:context:next:)``.
+///
+/// A `nonisolated(nonsending)` closure, spelled out so that conforming types declare the same type
+/// whether or not their package enables `NonisolatedNonsendingByDefault`: call it as
+/// `try await next(request, context)`, at most once.
+public typealias ClientInterceptorNext<Input: Sendable, Output: Sendable> = nonisolated(nonsending) (
+    StreamingClientRequest<Input>,
+    ClientContext
+) async throws -> StreamingClientResponse<Output>

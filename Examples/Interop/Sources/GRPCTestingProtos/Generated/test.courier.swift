@@ -735,14 +735,12 @@ public enum Grpc_Testing_ReconnectService {
     ///
     /// Throw an `RPCError` to fail an RPC with its status; any other error is sent as `UNKNOWN`.
     public protocol ServiceProtocol: RegistrableRPCService {
-        ///
         /// `Start`, unary.
         func start(
             request: ServerRequest<Grpc_Testing_ReconnectParams>,
             context: ServerContext
         ) async throws -> ServerResponse<Grpc_Testing_Empty>
 
-        ///
         /// `Stop`, unary.
         func stop(
             request: ServerRequest<Grpc_Testing_Empty>,
@@ -1093,14 +1091,12 @@ public enum Grpc_Testing_XdsUpdateHealthService {
     ///
     /// Throw an `RPCError` to fail an RPC with its status; any other error is sent as `UNKNOWN`.
     public protocol ServiceProtocol: RegistrableRPCService {
-        ///
         /// `SetServing`, unary.
         func setServing(
             request: ServerRequest<Grpc_Testing_Empty>,
             context: ServerContext
         ) async throws -> ServerResponse<Grpc_Testing_Empty>
 
-        ///
         /// `SetNotServing`, unary.
         func setNotServing(
             request: ServerRequest<Grpc_Testing_Empty>,
