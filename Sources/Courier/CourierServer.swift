@@ -101,7 +101,7 @@ public final class CourierServer: Sendable {
         )
     }
 
-    /// Serves RPCs until ``beginGracefulShutdown()`` has been called and every running RPC has finished.
+    /// Serves RPCs until ``beginGracefulShutdown(grace:)`` has been called and every running RPC has finished.
     ///
     /// Cancelling the calling task aborts: listening stops and every running RPC is cancelled.
     ///

@@ -9,7 +9,7 @@ internal import Synchronization
 /// try await withCourierClient(transport: transport) { client in ... }
 /// ```
 ///
-/// Creating the transport does no I/O and starts no thread: ``connect()`` (which ``CourierClient/run()``
+/// Creating the transport does no I/O and starts no thread: ``connect()`` (which `CourierClient/run()`
 /// calls) starts its event loop and reads its TLS files, and stops the loop before it returns. RPCs made
 /// before `connect()` has started wait for it. A name is resolved off the loop and off the caller's
 /// thread when the first RPC needs a connection; a name that doesn't resolve fails RPCs with
@@ -92,9 +92,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// and every RPC has finished, then closes them and stops the loop. Cancelling the calling task
     /// closes at once.
     ///
-    /// - Throws: ``RuntimeError``: ``RuntimeError/Code/transportIsAlreadyRunning`` when called twice,
-    ///   ``RuntimeError/Code/invalidConfiguration`` for TLS files that can't be read or don't match,
-    ///   ``RuntimeError/Code/transportError`` if the event loop can't start.
+    /// - Throws: `RuntimeError`: `RuntimeError/Code/transportIsAlreadyRunning` when called twice,
+    ///   `RuntimeError/Code/invalidConfiguration` for TLS files that can't be read or don't match,
+    ///   `RuntimeError/Code/transportError` if the event loop can't start.
     public func connect() async throws {
         try lifecycle.claim()
         let running: Running
