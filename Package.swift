@@ -234,7 +234,7 @@ let targets: [Target] = [
     .target(
         name: "InteropTestService",
         dependencies: [
-            "Courier", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierProtobuf", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "Examples/Interop/Sources/InteropTestService",
         swiftSettings: defaultSwiftSettings
@@ -253,7 +253,10 @@ let targets: [Target] = [
     ),
     .testTarget(
         name: "InteropTests",
-        dependencies: ["Courier", "CourierHTTP2", "InteropTestService", "CourierTestSupport"],
+        dependencies: [
+            "Courier", "CourierHTTP2", "GRPCTestingProtos", "InteropTestService", "CourierTestSupport",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
         swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(

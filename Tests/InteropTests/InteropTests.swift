@@ -2,6 +2,8 @@ import Courier
 import CourierTestSupport
 import CourierHTTP2
 import Foundation
+import GRPCTestingProtos
+import SwiftProtobuf
 import InteropTestService
 import Testing
 
@@ -46,7 +48,7 @@ struct InteropTests {
     @Test("grpcio's client passes every case against Courier's TestService")
     func grpcioClientAgainstCourier() async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
-        try await withCourierServer(transport: transport, services: [TestService()]) { _ in
+        try await withCourierServer(transport: transport, services: [TestService.Registration()]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             let result = try await run(["python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all"])
             #expect(result.status == 0, "\(result.output)")
@@ -69,7 +71,7 @@ struct InteropTests {
     @Test("Courier's client passes every case against Courier's server", arguments: InteropTestCase.allCases)
     func courierAgainstCourier(_ testCase: InteropTestCase) async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
-        try await withCourierServer(transport: transport, services: [TestService()]) { _ in
+        try await withCourierServer(transport: transport, services: [TestService.Registration()]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 // Courier's server checks expect_compressed, so every probe must be answered.
@@ -77,6 +79,82 @@ struct InteropTests {
                 #expect(notes.isEmpty, "\(notes)")
             }
         }
+    }
+
+    @Test("expect_compressed is checked per message: on a compressed call, a message sent uncompressed is INVALID_ARGUMENT")
+    func expectCompressedPerMessage() async throws {
+        let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: transport, services: [TestService.Registration()]) { _ in
+            let port = try #require(try await transport.listeningAddress().port)
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                let testService = Grpc_Testing_TestService.Client(wrapping: client)
+                var options = CallOptions(timeout: .seconds(10))
+                options.compression = .gzip  // the call declares grpc-encoding: gzip
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await testService.streamingInputCall(options: options) { writer in
+                        try await writer.write(
+                            .with { $0.expectCompressed = .with { $0.value = true }; $0.payload = .with { $0.body = Data(count: 100) } },
+                            options: .uncompressed
+                        )
+                    }
+                }
+                #expect(error?.code == .invalidArgument, "\(String(describing: error))")
+                // The same message sent compressed is fine.
+                let response = try await testService.streamingInputCall(options: options) { writer in
+                    try await writer.write(.with { $0.expectCompressed = .with { $0.value = true }; $0.payload = .with { $0.body = Data(count: 100) } })
+                }
+                #expect(response.aggregatedPayloadSize == 100)
+            }
+        }
+    }
+
+    /// Starts `interop-server` with `arguments`; returns it and its port, once it listens.
+    func startInteropServer(_ arguments: [String]) async throws -> (ChildProcess, Int) {
+        let server = try ChildProcess(productsDirectory.appendingPathComponent("interop-server").path, ["--port", "0"] + arguments)
+        let line = await server.line(containing: "listening on") ?? ""
+        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) }, "server said: \(line)")
+        return (server, port)
+    }
+
+    /// Runs `Tests/CourierHTTP2Tests/Peers/h2_keepalive_client.py` in `mode` against `port`.
+    func keepalivePeer(port: Int, mode: String) throws -> ChildProcess {
+        let script = peers.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/CourierHTTP2Tests/Peers/h2_keepalive_client.py")
+        return try ChildProcess("/usr/bin/env", ["python3", script.path, "\(port)", mode, "10"])
+    }
+
+    @Test("interop-server on SIGTERM: the two-phase GOAWAY (a stream racing the first is served), then exit 0")
+    func interopServerSIGTERM() async throws {
+        let (server, port) = try await startInteropServer([])
+        let peer = try keepalivePeer(port: port, mode: "race-goaway")
+        _ = await peer.line(containing: "READY")
+        server.signal(SIGTERM)
+        _ = await peer.waitForExit()
+        await peer.waitForEndOfOutput()
+        let lines = peer.output.split(separator: "\n").map(String.init)
+        #expect(lines.contains("GOAWAY last=2147483647 code=NO_ERROR debug="), "\(lines)")
+        #expect(lines.contains("STATUS stream=1 grpc-status=12"), "\(lines)")  // served (an unknown method)
+        #expect(lines.contains("GOAWAY last=1 code=NO_ERROR debug="), "\(lines)")
+        #expect(lines.last == "CLOSED", "\(lines)")
+        #expect(await server.waitForExit() == 0, "\(server.output)")
+        #expect(server.output.contains("stopped"), "\(server.output)")
+    }
+
+    @Test("interop-server's keepalive flags: --keepalive_time_ms and --keepalive_timeout_ms close a silent client")
+    func interopServerKeepaliveFlags() async throws {
+        let (server, port) = try await startInteropServer(["--keepalive_time_ms", "100", "--keepalive_timeout_ms", "100"])
+        let peer = try keepalivePeer(port: port, mode: "silent")
+        _ = await peer.waitForExit()
+        await peer.waitForEndOfOutput()
+        #expect(peer.output.hasSuffix("CLOSED"), "\(peer.output)")
+        server.signal(SIGTERM)
+        #expect(await server.waitForExit() == 0, "\(server.output)")
+    }
+
+    @Test("interop-server rejects a bad connection-management flag")
+    func interopServerBadFlag() async throws {
+        let result = try await run([productsDirectory.appendingPathComponent("interop-server").path, "--max_connection_age_ms", "soon"])
+        #expect(result.status == 2, "\(result.output)")
     }
 
     @Test("Over TLS: grpcio's client against interop-server --use_tls, with the test CA and a host override")

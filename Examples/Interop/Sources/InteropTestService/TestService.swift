@@ -1,6 +1,7 @@
 public import Courier
 public import GRPCTestingProtos
 internal import SwiftProtobuf
+internal import CourierProtobuf
 internal import Foundation
 
 /// `grpc.testing.TestService` as the official interop test descriptions specify it
@@ -163,5 +164,59 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
         context: ServerContext
     ) async throws -> ServerResponse<Grpc_Testing_Empty> {
         throw RPCError(code: .unimplemented, message: "UnimplementedCall is not implemented, by design.")
+    }
+}
+
+extension TestService {
+    /// The service as the interop server runs it: the generated registration, then ``unaryCall`` and
+    /// ``streamingInputCall`` again with a deserializer that checks `expect_compressed` per message.
+    ///
+    /// The interop descriptions check compression per message: a call may declare `grpc-encoding: gzip`
+    /// and still send one message uncompressed (per-message compression off), and that message must be
+    /// answered with `INVALID_ARGUMENT`. Only a deserializer sees how a message arrived
+    /// (``MessageBuffer/arrivedCompressed``), so the check is made there; ``checkExpectedCompression(_:context:)``
+    /// in the handlers covers the call as a whole.
+    public struct Registration: RegistrableRPCService {
+        let service = TestService()
+
+        /// Creates the registration.
+        public init() {}
+
+        public func registerMethods(with router: inout RPCRouter) {
+            service.registerMethods(with: &router)
+            let service = self.service
+            router.registerUnary(
+                forMethod: Grpc_Testing_TestService.Method.UnaryCall.descriptor,
+                deserializer: ExpectedCompressionDeserializer<Grpc_Testing_SimpleRequest> {
+                    $0.hasExpectCompressed ? $0.expectCompressed.value : false
+                },
+                serializer: ProtobufSerializer<Grpc_Testing_SimpleResponse>()
+            ) { request, context in
+                try await service.unaryCall(request: request, context: context)
+            }
+            router.registerClientStreaming(
+                forMethod: Grpc_Testing_TestService.Method.StreamingInputCall.descriptor,
+                deserializer: ExpectedCompressionDeserializer<Grpc_Testing_StreamingInputCallRequest> {
+                    $0.hasExpectCompressed ? $0.expectCompressed.value : false
+                },
+                serializer: ProtobufSerializer<Grpc_Testing_StreamingInputCallResponse>()
+            ) { request, context in
+                try await service.streamingInputCall(request: request, context: context)
+            }
+        }
+    }
+}
+
+/// Decodes a request, then rejects it with `INVALID_ARGUMENT` if it expects to have arrived compressed
+/// and didn't.
+struct ExpectedCompressionDeserializer<Message: SwiftProtobuf.Message & Sendable>: MessageDeserializer {
+    let expectsCompression: @Sendable (Message) -> Bool
+
+    func deserialize(_ buffer: MessageBuffer) throws -> Message {
+        let message = try ProtobufDeserializer<Message>().deserialize(buffer)
+        if expectsCompression(message), !buffer.arrivedCompressed {
+            throw RPCError(code: .invalidArgument, message: "Expected a compressed message, but it arrived uncompressed.")
+        }
+        return message
     }
 }

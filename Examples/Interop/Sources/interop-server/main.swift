@@ -3,10 +3,15 @@
 //
 //   interop-server --port 50051
 //
-// Flags: --port N (or --port=N; default 50051); --use_tls --tls_cert_file F --tls_key_file F.
+// Flags: --port N (or --port=N; default 50051); --use_tls --tls_cert_file F --tls_key_file F; connection
+// management with grpc-go's names, in milliseconds: --keepalive_time_ms, --keepalive_timeout_ms,
+// --max_connection_idle_ms, --max_connection_age_ms, --max_connection_age_grace_ms, --keepalive_min_time_ms,
+// --keepalive_permit_without_calls. On SIGTERM (or SIGINT) it shuts down gracefully — the two-phase GOAWAY on
+// every connection, running RPCs finish — and exits 0.
 
 import Courier
 import CourierHTTP2
+import Dispatch
 import InteropTestService
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +22,13 @@ struct Options {
     var useTLS = false
     var certificateFile: String?
     var keyFile: String?
+    var transport = HTTP2ServerTransport.Configuration()
+}
+
+/// A millisecond flag's value.
+nonisolated func milliseconds(_ value: String?) -> Duration? {
+    guard let value, let number = Int64(value), number >= 0 else { return nil }
+    return .milliseconds(number)
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -39,6 +51,26 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--use_tls": options.useTLS = value == nil || value == "true"
         case "--tls_cert_file": options.certificateFile = value
         case "--tls_key_file": options.keyFile = value
+        case "--keepalive_time_ms":
+            guard let time = milliseconds(value) else { return nil }
+            options.transport.keepaliveTime = time
+        case "--keepalive_timeout_ms":
+            guard let timeout = milliseconds(value) else { return nil }
+            options.transport.keepaliveTimeout = timeout
+        case "--max_connection_idle_ms":
+            guard let idle = milliseconds(value) else { return nil }
+            options.transport.maxConnectionIdle = idle
+        case "--max_connection_age_ms":
+            guard let age = milliseconds(value) else { return nil }
+            options.transport.maxConnectionAge = age
+        case "--max_connection_age_grace_ms":
+            guard let grace = milliseconds(value) else { return nil }
+            options.transport.maxConnectionAgeGrace = grace
+        case "--keepalive_min_time_ms":
+            guard let minimum = milliseconds(value) else { return nil }
+            options.transport.minPingInterval = minimum
+        case "--keepalive_permit_without_calls":
+            options.transport.permitPingsWithoutStreams = value == nil || value == "true"
         default:
             print("interop-server: unknown flag \(flag)")
             return nil
@@ -52,24 +84,55 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
     return options
 }
 
+/// SIGTERM or SIGINT: the first one delivered.
+nonisolated func terminationSignal() async {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingOldest(1))
+    let sources = [SIGTERM, SIGINT].map { number in
+        signal(number, SIG_IGN)  // handled by the dispatch source instead
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { continuation.yield() }
+        source.resume()
+        return source
+    }
+    for await _ in stream { break }
+    _ = sources  // kept alive until the signal came
+}
+
 nonisolated func serve(_ options: Options) async throws {
-    var configuration = HTTP2ServerTransport.Configuration()
+    var configuration = options.transport
     if options.useTLS, let certificate = options.certificateFile, let key = options.keyFile {
         configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
     }
     let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: options.port), configuration: configuration)
-    let server = CourierServer(transport: transport, services: [TestService()])
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await server.run() }
+    let server = CourierServer(transport: transport, services: [TestService.Registration()])
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            try await server.run()
+            return true
+        }
+        group.addTask {
+            await terminationSignal()
+            print("interop-server: signalled; shutting down gracefully")
+            fflush(nil)
+            server.beginGracefulShutdown()
+            return false
+        }
         let address = try await transport.listeningAddress()
         print("interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "") io=\(IOBackend.automatic) (\(IOBackend.automaticReason))")
         fflush(nil)  // all streams: the line is a readiness signal for scripts
-        try await group.waitForAll()
+        while let serverStopped = try await group.next(), !serverStopped {}  // until run() returns: every RPC has finished
+        group.cancelAll()
+        print("interop-server: stopped")
+        fflush(nil)
     }
 }
 
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
-    print("usage: interop-server [--port N] [--use_tls --tls_cert_file F --tls_key_file F]")
+    print(
+        "usage: interop-server [--port N] [--use_tls --tls_cert_file F --tls_key_file F] [--keepalive_time_ms N]"
+            + " [--keepalive_timeout_ms N] [--max_connection_idle_ms N] [--max_connection_age_ms N]"
+            + " [--max_connection_age_grace_ms N] [--keepalive_min_time_ms N] [--keepalive_permit_without_calls]"
+    )
     exit(2)
 }
 do {

@@ -80,7 +80,6 @@ final class TerminationSignal: @unchecked Sendable {
 enum Event: Sendable {
     case serverStopped
     case signal(Int32)
-    case drainTimeout
 }
 
 func serve() async throws -> Int32 {
@@ -128,23 +127,17 @@ func serve() async throws -> Int32 {
         while let event = try await group.next() {
             switch event {
             case .serverStopped:
-                logger.info("stopped: every RPC has finished")
+                logger.info("stopped: every RPC has finished or was cancelled at the end of the grace period")
                 group.cancelAll()
                 return 0
             case .signal(let number):
                 health.markAllNotServing()
-                server.beginGracefulShutdown()
+                // The library drains: GOAWAY (two-phase) on every connection, and when the grace period has
+                // passed the RPCs still running are cancelled; run() returns then.
+                server.beginGracefulShutdown(grace: .milliseconds(Int64(drainSeconds * 1000)))
                 logger.info("draining: no new connections, GOAWAY sent, in-flight RPCs may finish", metadata: [
                     "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
                 ])
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(Int(drainSeconds * 1000)))
-                    return .drainTimeout
-                }
-            case .drainTimeout:
-                logger.warning("grace period over: cancelling the RPCs still running")
-                group.cancelAll()
-                return 0
             }
         }
         return 0
