@@ -140,7 +140,11 @@ public final class CourierServer: Sendable {
             // RPCs still running and closes their connections.
             group.addTask {
                 guard let period = await grace.waitForStart() else { return }
-                try await Task.sleep(for: period)
+                do {
+                    try await Task.sleep(for: period)
+                } catch {
+                    return  // cancelled: listen returned first (every RPC finished in time)
+                }
                 throw GracePeriod.Expired()
             }
             do {
