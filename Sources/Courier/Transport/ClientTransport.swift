@@ -72,4 +72,15 @@ public protocol ClientTransportStream: AnyObject, Sendable {
     /// Cancels the stream on both ends (HTTP/2: RST_STREAM with CANCEL). Pending and later
     /// operations throw `CANCELLED`. Idempotent; does nothing once the status has arrived.
     func cancel()
+
+    /// While the stream waits for a connection because the transport's attempts have failed (a
+    /// wait-for-ready call), why the last attempt failed; `nil` otherwise. Courier adds it to the
+    /// `DEADLINE_EXCEEDED` of a call whose deadline passes while it waits, as grpc-go adds "latest
+    /// connection error". Read on the thread the transport's ``ClientTransport/clock`` fires its timers on.
+    var connectionWaitReason: String? { get }
+}
+
+extension ClientTransportStream {
+    /// No reason: the stream doesn't wait for connections (or the transport doesn't say why).
+    public var connectionWaitReason: String? { nil }
 }

@@ -40,6 +40,14 @@ extension RPCError {
     static var deadlineExceeded: RPCError {
         RPCError(code: .deadlineExceeded, message: "Deadline exceeded.")
     }
+
+    /// The call's deadline passed while it waited for a connection whose last attempt failed for `reason`.
+    static func deadlineExceeded(waitingForConnection reason: String?) -> RPCError {
+        guard let reason else { return .deadlineExceeded }
+        return RPCError(
+            code: .deadlineExceeded, message: "Deadline exceeded while waiting for a connection; the last attempt failed: \(reason)"
+        )
+    }
 }
 
 extension MessageKind {

@@ -46,7 +46,7 @@ enum ClientRPCExecutor {
             let call = ClientCall(stream: stream)
             let timer = deadline.map { deadline in
                 clock.scheduleTimer(at: deadline) {
-                    call.cancel(with: .deadlineExceeded)
+                    call.cancel(with: .deadlineExceeded(waitingForConnection: stream.connectionWaitReason))
                 }
             }
             defer { timer?.cancel() }
