@@ -13,7 +13,7 @@ protocol HTTP2StreamRouter: AnyObject, Sendable {
 /// It talks to two things: its router (once, to be opened; the router hands it to a connection, which
 /// calls ``attach(to:streamID:)``), and the connection it is attached to (to submit, resume, reset and
 /// give back window). State confined to its loop.
-final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
+final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unchecked Sendable {
     // @unchecked Sendable: mutable state is touched on `loop` only.
     let loop: EventLoop
     private let router: any HTTP2StreamRouter
@@ -26,7 +26,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     /// The connection the stream is open on.
     private var connection: HTTP2ClientConnection?
     private var machine: GRPCStreamStateMachine
-    private var waiters = StreamWaiters<RPCResponsePart>()
+    var waiters = StreamWaiters<RPCResponsePart>()
     /// The writer of the request metadata, parked until the stream is opened.
     private var startWaiter: UnsafeContinuation<Void, any Error>?
     /// The response HEADERS block arriving.
@@ -74,18 +74,6 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     /// The request metadata (sent again by a transparent retry).
     var requestMetadata: Metadata { machine.requestMetadata }
 
-    /// Parks the writer until the loop has polled for I/O (its share of the turn is used). On the loop.
-    private func waitForNextTurn() async throws {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-            waiters.parkWriterForNextTurn(continuation)
-            loop.runAfterNextPoll { self.waiters.nextTurnBegan(bufferFull: self.machine.outboundIsFull) }
-        }
-    }
-
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if loop.inEventLoop { body() } else { loop.execute(body) }
-    }
-
     // MARK: ClientTransportStream (any thread)
 
     func write(_ part: RPCRequestPart) async throws {
@@ -93,11 +81,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
         // first or the buffer is full.
         if loop.inEventLoop, !waiters.hasWriter, startWaiter == nil {
             if try writeOnLoop(part) {
-                // A writer that never has to wait would keep the loop to itself: after its share of the
-                // turn it waits for the loop's next poll, so replies and other streams get their turn.
-                if case .message(let buffer) = part, waiters.chargeWrite(bytes: buffer.count, turn: loop.ioTurn) {
-                    try await waitForNextTurn()
-                }
+                if case .message(let buffer) = part { try await yieldIfShareUsed(afterWriting: buffer.count) }
                 return
             }
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
@@ -156,24 +140,7 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
     }
 
     func next() async throws -> RPCResponsePart? {
-        // Fast path, on the loop (where calls normally run): a part is already here, or the RPC is over.
-        if loop.inEventLoop, !waiters.hasReader {
-            let next = machine.nextInbound()
-            releaseWindow(next.releaseWindow)
-            if let result = next.result.readerResult(Self.part) { return try result.get() }
-        }
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RPCResponsePart?, any Error>) in
-                onLoop {
-                    self.waiters.parkReader(continuation)
-                    self.wakeReader()
-                }
-            }
-        } onCancel: {
-            self.loop.execute {
-                self.waiters.resumeReader(with: .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")))
-            }
-        }
+        try await read()
     }
 
     func cancel() {
@@ -188,12 +155,13 @@ final class HTTP2ClientStream: ClientTransportStream, @unchecked Sendable {
 
     // MARK: Waiters (loop)
 
-    private func wakeReader() {
-        guard waiters.hasReader else { return }
+    func pollReader() -> Result<RPCResponsePart?, RPCError>? {
         let next = machine.nextInbound()
         releaseWindow(next.releaseWindow)
-        if let result = next.result.readerResult(Self.part) { waiters.resumeReader(with: result) }
+        return next.result.readerResult(Self.part)
     }
+
+    var outboundIsFull: Bool { machine.outboundIsFull }
 
     /// After the call failed or ended: the start waiter and the writer get the write error, the reader
     /// what is left to read.

@@ -104,3 +104,61 @@ extension GRPCStreamStateMachine.NextInbound.Result {
         }
     }
 }
+
+/// What the two stream adapters (``HTTP2ServerStream``, ``HTTP2ClientStream``) share: the reader — a fast
+/// path on the loop, else a continuation parked in ``StreamWaiters`` and resumed by ``wakeReader()`` — and
+/// the writer's wait for its next turn. Each adapter says how its machine hands the reader a result.
+protocol HTTP2StreamAdapter: AnyObject, Sendable {
+    associatedtype Inbound: Sendable
+    /// The loop the stream is confined to.
+    var loop: EventLoop { get }
+    /// The parked reader and writer.
+    var waiters: StreamWaiters<Inbound> { get set }
+    /// The reader's next result from the stream machine (giving window back as it does), or `nil` while
+    /// there is nothing yet. On the loop.
+    func pollReader() -> Result<Inbound?, RPCError>?
+    /// Whether the outbound queue is over its limit. On the loop.
+    var outboundIsFull: Bool { get }
+}
+
+extension HTTP2StreamAdapter {
+    /// Runs `body` on the loop: now if the caller is on it, else queued.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    /// The reader's next element: at once on the loop when one is there (no continuation, no
+    /// cancellation handler), else once ``wakeReader()`` finds one. Cancelling the task fails the read with
+    /// `CANCELLED`.
+    func read() async throws -> Inbound? {
+        if loop.inEventLoop, !waiters.hasReader, let result = pollReader() { return try result.get() }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Inbound?, any Error>) in
+                onLoop {
+                    self.waiters.parkReader(continuation)
+                    self.wakeReader()
+                }
+            }
+        } onCancel: {
+            self.loop.execute {
+                self.waiters.resumeReader(with: .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")))
+            }
+        }
+    }
+
+    /// Resumes the parked reader if the machine has something for it. On the loop.
+    func wakeReader() {
+        guard waiters.hasReader, let result = pollReader() else { return }
+        waiters.resumeReader(with: result)
+    }
+
+    /// After a message written on the loop: once the writer has used its share of the loop's turn, it waits
+    /// for the loop's next poll for I/O, so that replies and other streams get their turn. On the loop.
+    func yieldIfShareUsed(afterWriting bytes: Int) async throws {
+        guard waiters.chargeWrite(bytes: bytes, turn: loop.ioTurn) else { return }
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            waiters.parkWriterForNextTurn(continuation)
+            loop.runAfterNextPoll { self.waiters.nextTurnBegan(bufferFull: self.outboundIsFull) }
+        }
+    }
+}

@@ -7,7 +7,7 @@ internal import Courier
 /// Confined to the connection's loop. The handler's task normally runs on that loop too (the transport
 /// gives it the loop as its task executor), so its reads and writes take the fast paths below; from any
 /// other thread they hop to the loop first.
-final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
+final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unchecked Sendable {
     // @unchecked Sendable: mutable state is touched on `connection.loop` only; `path`, `metadata` and
     // `timeout` are written before the stream is handed to a handler and never again.
     let id: Int32
@@ -21,11 +21,11 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     /// Timers on the loop that serves the stream.
     var clock: any RPCClock { LoopClock(loop: connection.loop) }
     var requestCompression: CompressionAlgorithm? { machine.requestCompression }
-    private var loop: EventLoop { connection.loop }
+    var loop: EventLoop { connection.loop }
 
     private var head: GRPCRequestHead
     private var machine: GRPCStreamStateMachine
-    private var waiters = StreamWaiters<MessageBuffer>()
+    var waiters = StreamWaiters<MessageBuffer>()
 
     init(id: Int32, connection: HTTP2ServerConnection) {
         self.id = id
@@ -81,12 +81,13 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
         wakeReader()
     }
 
-    private func wakeReader() {
-        guard waiters.hasReader else { return }
+    func pollReader() -> Result<MessageBuffer?, RPCError>? {
         let next = machine.nextInbound()
         connection.consume(streamID: id, bytes: next.releaseWindow)
-        if let result = next.result.readerResult(Self.message) { waiters.resumeReader(with: result) }
+        return next.result.readerResult(Self.message)
     }
+
+    var outboundIsFull: Bool { machine.outboundIsFull }
 
     private static func message(_ part: RPCResponsePart) -> MessageBuffer? {
         if case .message(let buffer) = part { buffer } else { nil }
@@ -95,36 +96,14 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
     // MARK: ServerTransportStream (any thread)
 
     func nextMessage() async throws -> MessageBuffer? {
-        // Fast path, on the loop (where handlers normally run): a message is already here, or the request
-        // has ended. No continuation, no cancellation handler.
-        if loop.inEventLoop, !waiters.hasReader {
-            let next = machine.nextInbound()
-            connection.consume(streamID: id, bytes: next.releaseWindow)
-            if let result = next.result.readerResult(Self.message) { return try result.get() }
-        }
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<MessageBuffer?, any Error>) in
-                onLoop {
-                    self.waiters.parkReader(continuation)
-                    self.wakeReader()
-                }
-            }
-        } onCancel: {
-            self.loop.execute {
-                self.waiters.resumeReader(with: .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")))
-            }
-        }
+        try await read()
     }
 
     func write(_ part: RPCResponsePart) async throws {
         // Fast path, on the loop: queue the part and return unless the buffer is full.
         if loop.inEventLoop, !waiters.hasWriter {
             if try writeOnLoop(part) {
-                // A writer that never has to wait would keep the loop to itself: after its share of the
-                // turn it waits for the loop's next poll, so replies and other streams get their turn.
-                if case .message(let buffer) = part, waiters.chargeWrite(bytes: buffer.count, turn: loop.ioTurn) {
-                    try await waitForNextTurn()
-                }
+                if case .message(let buffer) = part { try await yieldIfShareUsed(afterWriting: buffer.count) }
                 return
             }
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
@@ -150,18 +129,6 @@ final class HTTP2ServerStream: ServerTransportStream, @unchecked Sendable {
 
     func terminate(status: Status, trailers: Metadata) {
         onLoop { self.terminateOnLoop(status: status, trailers: trailers) }
-    }
-
-    /// Parks the writer until the loop has polled for I/O (its share of the turn is used). On the loop.
-    private func waitForNextTurn() async throws {
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
-            waiters.parkWriterForNextTurn(continuation)
-            loop.runAfterNextPoll { self.waiters.nextTurnBegan(bufferFull: self.machine.outboundIsFull) }
-        }
-    }
-
-    private func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     // MARK: Outbound (loop)
