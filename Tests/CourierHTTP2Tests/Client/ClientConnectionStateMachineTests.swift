@@ -39,7 +39,7 @@ struct ClientConnectionStateMachineTests {
     @Test("start from idle: connect to the first address")
     func start() {
         var machine = Machine(addresses: threeAddresses)
-        #expect(machine.start() == .connect(addressIndex: 0))
+        #expect(machine.start(now: t0) == [.connect(addressIndex: 0)])
         #expect(machine.state == .connecting(addressIndex: 0))
         #expect(machine.addressIndex == 0)
     }
@@ -48,18 +48,18 @@ struct ClientConnectionStateMachineTests {
     func startIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.start() == .none)
+        #expect(machine.start(now: t0) == [])
         #expect(machine.state == state)
     }
 
     @Test("The connect succeeds: handshaking; start the session", arguments: [0, 1, 2])
     func connected(failuresFirst: Int) {
         var machine = Machine(addresses: threeAddresses)
-        _ = machine.start()
+        _ = machine.start(now: t0)
         for index in 0..<failuresFirst {
-            #expect(machine.connectCompleted(errno: 111, description: "refused") == .connect(addressIndex: index + 1))
+            #expect(machine.connectCompleted(errno: 111, description: "refused", now: t0) == [.connect(addressIndex: index + 1)])
         }
-        #expect(machine.connectCompleted(errno: 0, description: "") == .startSession)
+        #expect(machine.connectCompleted(errno: 0, description: "", now: t0) == [.startSession])
         #expect(machine.state == .handshaking)
         #expect(machine.addressIndex == failuresFirst)
         #expect(machine.address == threeAddresses[failuresFirst])
@@ -68,15 +68,15 @@ struct ClientConnectionStateMachineTests {
     @Test("A failed connect tries every address in turn, then fails naming the last with UNAVAILABLE")
     func everyAddress() {
         var machine = Machine(addresses: threeAddresses)
-        _ = machine.start()
-        #expect(machine.connectCompleted(errno: 111, description: "Connection refused") == .connect(addressIndex: 1))
+        _ = machine.start(now: t0)
+        #expect(machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [.connect(addressIndex: 1)])
         #expect(machine.state == .connecting(addressIndex: 1))
         #expect(machine.address == threeAddresses[1])
-        #expect(machine.connectCompleted(errno: 113, description: "No route to host") == .connect(addressIndex: 2))
+        #expect(machine.connectCompleted(errno: 113, description: "No route to host", now: t0) == [.connect(addressIndex: 2)])
         #expect(machine.state == .connecting(addressIndex: 2))
         #expect(machine.address == threeAddresses[2])
         let error = RPCError(code: .unavailable, message: "Could not connect to ipv6:[::1]:443: Connection refused.")
-        #expect(machine.connectCompleted(errno: 111, description: "Connection refused") == .connectFailed(error))
+        #expect(machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
         #expect(machine.isClosed)
         #expect(machine.streamRequested() == .fail(error))
@@ -85,9 +85,9 @@ struct ClientConnectionStateMachineTests {
     @Test("A single address that fails: closed at once")
     func singleAddress() {
         var machine = Machine(addresses: [.unix(path: "/tmp/s.sock")])
-        _ = machine.start()
+        _ = machine.start(now: t0)
         let error = RPCError(code: .unavailable, message: "Could not connect to unix:/tmp/s.sock: No such file.")
-        #expect(machine.connectCompleted(errno: 2, description: "No such file") == .connectFailed(error))
+        #expect(machine.connectCompleted(errno: 2, description: "No such file", now: t0) == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
     }
 
@@ -95,15 +95,15 @@ struct ClientConnectionStateMachineTests {
     func connectCompletedIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.connectCompleted(errno: 0, description: "") == .none)
-        #expect(machine.connectCompleted(errno: 111, description: "refused") == .none)
+        #expect(machine.connectCompleted(errno: 0, description: "", now: t0) == [])
+        #expect(machine.connectCompleted(errno: 111, description: "refused", now: t0) == [])
         #expect(machine.state == state)
     }
 
     @Test("The server's SETTINGS while handshaking: ready; open the waiting streams")
     func settings() {
         var machine = Machine.driven(to: .handshaking)
-        #expect(machine.receivedSettings() == .openWaitingStreams)
+        #expect(machine.receivedSettings(now: t0) == [.openWaitingStreams])
         #expect(machine.state == .ready)
     }
 
@@ -111,7 +111,7 @@ struct ClientConnectionStateMachineTests {
     func settingsIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.receivedSettings() == .none)
+        #expect(machine.receivedSettings(now: t0) == [])
         #expect(machine.state == state)
     }
 
@@ -132,7 +132,7 @@ struct ClientConnectionStateMachineTests {
     @Test("A connection closed cleanly (drained after GOAWAY) fails new streams with UNAVAILABLE")
     func streamAfterCleanClose() {
         var machine = Machine.driven(to: .goingAway)
-        #expect(machine.streamsDrained() == .close)
+        #expect(machine.streamsDrained() == [.close(failing: closedByOwner)])
         #expect(machine.state == .closed(nil))
         #expect(machine.streamRequested() == .fail(RPCError(code: .unavailable, message: "The connection is closed.")))
     }
@@ -142,7 +142,7 @@ struct ClientConnectionStateMachineTests {
     @Test("GOAWAY while connecting, handshaking or ready: going away, naming the last stream", arguments: [Stage.connecting, .handshaking, .ready])
     func goAway(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
-        #expect(machine.receivedGoAway(lastStreamID: 7) == .goingAway(lastStreamID: 7))
+        #expect(machine.receivedGoAway(lastStreamID: 7) == [.goingAway(lastStreamID: 7)])
         #expect(machine.state == .goingAway(lastStreamID: 7))
         #expect(!machine.isUsable)
         #expect(machine.streamRequested() == .reroute)
@@ -151,38 +151,38 @@ struct ClientConnectionStateMachineTests {
     @Test("A second, lower GOAWAY lowers the last stream (grpc-go sends two)", arguments: [Int32(0), 3, 4])
     func secondLowerGoAway(lastStreamID: Int32) {
         var machine = Machine.driven(to: .goingAway)  // last stream 5
-        #expect(machine.receivedGoAway(lastStreamID: lastStreamID) == .goingAway(lastStreamID: lastStreamID))
+        #expect(machine.receivedGoAway(lastStreamID: lastStreamID) == [.goingAway(lastStreamID: lastStreamID)])
         #expect(machine.state == .goingAway(lastStreamID: lastStreamID))
     }
 
     @Test("A later GOAWAY that is not lower is ignored", arguments: [Int32(5), 6, .max])
     func laterGoAwayNotLower(lastStreamID: Int32) {
         var machine = Machine.driven(to: .goingAway)
-        #expect(machine.receivedGoAway(lastStreamID: lastStreamID) == .none)
+        #expect(machine.receivedGoAway(lastStreamID: lastStreamID) == [])
         #expect(machine.state == .goingAway(lastStreamID: 5))
     }
 
     @Test("The first GOAWAY at 2^31-1 then the real one (grpc-go's graceful pattern)")
     func doubleGoAway() {
         var machine = Machine.driven(to: .ready)
-        #expect(machine.receivedGoAway(lastStreamID: .max) == .goingAway(lastStreamID: .max))
-        #expect(machine.receivedGoAway(lastStreamID: 9) == .goingAway(lastStreamID: 9))
+        #expect(machine.receivedGoAway(lastStreamID: .max) == [.goingAway(lastStreamID: .max)])
+        #expect(machine.receivedGoAway(lastStreamID: 9) == [.goingAway(lastStreamID: 9)])
         #expect(machine.state == .goingAway(lastStreamID: 9))
-        #expect(machine.streamsDrained() == .close)
+        #expect(machine.streamsDrained() == [.close(failing: closedByOwner)])
     }
 
     @Test("GOAWAY while idle or closed is ignored", arguments: [Stage.idle, .closed])
     func goAwayIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.receivedGoAway(lastStreamID: 1) == .none)
+        #expect(machine.receivedGoAway(lastStreamID: 1) == [])
         #expect(machine.state == state)
     }
 
     @Test("Drained while going away: closed cleanly")
     func drained() {
         var machine = Machine.driven(to: .goingAway)
-        #expect(machine.streamsDrained() == .close)
+        #expect(machine.streamsDrained() == [.close(failing: closedByOwner)])
         #expect(machine.state == .closed(nil))
         #expect(machine.isClosed)
     }
@@ -191,7 +191,7 @@ struct ClientConnectionStateMachineTests {
     func drainedIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.streamsDrained() == .none)
+        #expect(machine.streamsDrained() == [])
         #expect(machine.state == state)
     }
 
@@ -201,7 +201,7 @@ struct ClientConnectionStateMachineTests {
     func tlsBeforeReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let error = RPCError(code: .unavailable, message: "TLS with ipv4:10.0.0.1:443 failed: certificate verify failed.")
-        #expect(machine.tlsFailed("certificate verify failed") == .connectFailed(error))
+        #expect(machine.tlsFailed("certificate verify failed") == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
     }
 
@@ -209,7 +209,7 @@ struct ClientConnectionStateMachineTests {
     func tlsAfterReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let error = RPCError(code: .unavailable, message: "The connection was lost: TLS failed: bad record mac.")
-        #expect(machine.tlsFailed("bad record mac") == .lost(error))
+        #expect(machine.tlsFailed("bad record mac") == [.lost(error)])
         #expect(machine.state == .closed(error))
     }
 
@@ -217,25 +217,25 @@ struct ClientConnectionStateMachineTests {
     func transportBeforeReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let error = RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: reset by peer.")
-        #expect(machine.transportFailed("reset by peer") == .connectFailed(error))
+        #expect(machine.transportFailed("reset by peer") == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
     }
 
     @Test("The transport fails before ready at a later address: the error names that address")
     func transportBeforeReadyLaterAddress() {
         var machine = Machine(addresses: threeAddresses)
-        _ = machine.start()
-        _ = machine.connectCompleted(errno: 111, description: "refused")
-        _ = machine.connectCompleted(errno: 0, description: "")
+        _ = machine.start(now: t0)
+        _ = machine.connectCompleted(errno: 111, description: "refused", now: t0)
+        _ = machine.connectCompleted(errno: 0, description: "", now: t0)
         let error = RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.2:443 failed before it was ready: EOF.")
-        #expect(machine.transportFailed("EOF") == .connectFailed(error))
+        #expect(machine.transportFailed("EOF") == [.connectFailed(error)])
     }
 
     @Test("The transport fails once ready or going away: lost; every stream fails with UNAVAILABLE", arguments: [Stage.ready, .goingAway])
     func transportAfterReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let error = RPCError(code: .unavailable, message: "The connection was lost: the server closed the connection.")
-        #expect(machine.transportFailed("the server closed the connection") == .lost(error))
+        #expect(machine.transportFailed("the server closed the connection") == [.lost(error)])
         #expect(machine.state == .closed(error))
         #expect(machine.streamRequested() == .fail(error))
     }
@@ -247,7 +247,7 @@ struct ClientConnectionStateMachineTests {
         let expected: Machine.Action = beforeReady
             ? .connectFailed(RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: \(reason)."))
             : .lost(RPCError(code: .unavailable, message: "The connection was lost: \(reason)."))
-        #expect(machine.protocolViolation(reason) == expected)
+        #expect(machine.protocolViolation(reason) == [expected])
         #expect(machine.isClosed)
     }
 
@@ -255,18 +255,18 @@ struct ClientConnectionStateMachineTests {
     func failuresIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
-        #expect(machine.tlsFailed("x") == .none)
-        #expect(machine.transportFailed("x") == .none)
-        #expect(machine.protocolViolation("x") == .none)
+        #expect(machine.tlsFailed("x") == [])
+        #expect(machine.transportFailed("x") == [])
+        #expect(machine.protocolViolation("x") == [])
         #expect(machine.state == state)
     }
 
     // MARK: Closing by the owner
 
-    @Test("close in any state but closed: lost with UNAVAILABLE 'closed'", arguments: [Stage.idle, .connecting, .handshaking, .ready, .goingAway])
+    @Test("close in any state but closed: a clean close; streams fail with UNAVAILABLE 'closed'", arguments: [Stage.idle, .connecting, .handshaking, .ready, .goingAway])
     func close(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
-        #expect(machine.close() == .lost(closedByOwner))
+        #expect(machine.close() == [.close(failing: closedByOwner)])
         #expect(machine.state == .closed(closedByOwner))
         #expect(machine.streamRequested() == .fail(closedByOwner))
     }
@@ -274,11 +274,11 @@ struct ClientConnectionStateMachineTests {
     @Test("close once closed is ignored, however it closed")
     func closeIgnored() {
         var owner = Machine.driven(to: .closed)
-        #expect(owner.close() == .none)
+        #expect(owner.close() == [])
 
         var drained = Machine.driven(to: .goingAway)
         _ = drained.streamsDrained()
-        #expect(drained.close() == .none)
+        #expect(drained.close() == [])
         #expect(drained.state == .closed(nil))
     }
 
@@ -287,11 +287,11 @@ struct ClientConnectionStateMachineTests {
         var machine = Machine.driven(to: afterFailure ? .handshaking : .goingAway)
         if afterFailure { _ = machine.transportFailed("x") } else { _ = machine.streamsDrained() }
         let state = machine.state
-        #expect(machine.start() == .none)
-        #expect(machine.connectCompleted(errno: 0, description: "") == .none)
-        #expect(machine.receivedSettings() == .none)
-        #expect(machine.receivedGoAway(lastStreamID: 1) == .none)
-        #expect(machine.streamsDrained() == .none)
+        #expect(machine.start(now: t0) == [])
+        #expect(machine.connectCompleted(errno: 0, description: "", now: t0) == [])
+        #expect(machine.receivedSettings(now: t0) == [])
+        #expect(machine.receivedGoAway(lastStreamID: 1) == [])
+        #expect(machine.streamsDrained() == [])
         #expect(machine.state == state)
     }
 }
