@@ -48,6 +48,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         var keepalivePingsSent = 0
         /// Connections declared dead: no bytes within the keepalive timeout after a PING.
         var keepaliveTimeouts = 0
+        /// Times keepalive went dormant (a quiet connection without streams, not pinged).
+        var keepaliveDormancies = 0
         /// GOAWAY `too_many_pings` received (one per connection at most).
         var tooManyPings = 0
         /// Connections closed for being idle.
@@ -233,6 +235,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
             count { $0.connectTimeouts += 1 }
         case .keepaliveTimedOut?:
             count { $0.keepaliveTimeouts += 1 }
+        case .keepaliveDormant?:
+            count { $0.keepaliveDormancies += 1 }
         case .idle?:
             if current === connection { current = nil }
             count { $0.idleCloses += 1 }

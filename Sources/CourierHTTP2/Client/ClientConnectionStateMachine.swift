@@ -22,10 +22,11 @@ internal import Courier
 ///   connection only records *that* bytes arrived (one store per receive), and the machine looks at that
 ///   record when the timer fires: bytes arrived → armed again for the time; none, and streams are open
 ///   (or pings without calls are permitted) → a PING, and the timer is armed for the keepalive *timeout*;
-///   none and no streams → dormant until a stream opens, which sends the PING at once. When the timeout
-///   fires with nothing received since the PING, the connection is lost (`UNAVAILABLE`). Measured from the
-///   check rather than from the last byte, a PING goes out between one and two keepalive times after the
-///   last byte read.
+///   none and no streams → dormant until a stream opens, which sends the PING at once. The PING's ACK
+///   arms the timer for the time again (so a connection with a quiet stream is pinged once per time plus
+///   a round trip); when the timeout fires first, any bytes received since the PING still count, and
+///   with none the connection is lost (`UNAVAILABLE`). Measured from the check rather than from the last
+///   byte, a PING goes out between one and two keepalive times after the last byte read.
 /// - ``Timer/idle``: armed for the idle timeout once ready. When it fires with no stream open and none
 ///   opened since it was armed, the connection closes cleanly (the next RPC makes a new one); otherwise
 ///   it is armed again. An unused connection thus closes between one and two idle timeouts after its
@@ -129,6 +130,8 @@ struct ClientConnectionStateMachine {
         case connectTimedOut
         /// No bytes arrived within the keepalive timeout after a PING: the connection is dead.
         case keepaliveTimedOut
+        /// Keepalive found the connection quiet with no stream open and went dormant (no PING).
+        case keepaliveDormant
         /// The server sent GOAWAY ENHANCE_YOUR_CALM `too_many_pings`: later connections double their
         /// keepalive time (gRFC A8).
         case tooManyPings
@@ -272,6 +275,13 @@ struct ClientConnectionStateMachine {
         }
     }
 
+    /// The ACK of a PING arrived (the connection sends no PINGs but keepalive's).
+    mutating func receivedPingAck(now: ContinuousClock.Instant) -> [Action] {
+        guard keepalive == .pingOutstanding, let settings = configuration.keepalive else { return [] }
+        keepalive = .waiting
+        return [.armTimer(.keepalive, at: now.advanced(by: settings.time))]
+    }
+
     /// No stream is open or waiting any more.
     mutating func streamsDrained() -> [Action] {
         guard case .goingAway = state else { return [] }
@@ -371,7 +381,7 @@ struct ClientConnectionStateMachine {
             }
             if observed.streams == 0, !settings.permitWithoutCalls {
                 keepalive = .dormant
-                return []
+                return [.notify(.keepaliveDormant)]
             }
             keepalive = .pingOutstanding
             return [.sendPing, .armTimer(.keepalive, at: now.advanced(by: settings.timeout))]

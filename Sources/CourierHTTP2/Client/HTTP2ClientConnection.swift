@@ -366,6 +366,11 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         perform(machine.receivedGoAway(lastStreamID: lastStreamID, code: code, debugData: debugData))
     }
 
+    override func pingReceived(ack: Bool, payload: UInt64) {
+        guard ack else { return }  // nghttp2 answers the server's PINGs itself
+        perform(machine.receivedPingAck(now: .now))
+    }
+
     override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         defer { closeIfDrained() }
         guard let stream = streams.removeValue(forKey: streamID) else { return }

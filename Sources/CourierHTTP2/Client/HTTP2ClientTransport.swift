@@ -151,12 +151,17 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ///   - configuration: Limits and tuning.
     /// - Throws: ``RuntimeError`` ``RuntimeError/Code/invalidArgument`` for a target that doesn't parse,
     ///   ``RuntimeError/Code/invalidConfiguration`` for a TLS configuration meant for a server.
-    public init(target: String, configuration: Configuration = .defaults) throws {
+    public convenience init(target: String, configuration: Configuration = .defaults) throws {
         let (parsed, authority) = try ClientTarget.parse(target)
+        try self.init(target: parsed, authority: authority, configuration: configuration)
+    }
+
+    /// Creates a transport for a parsed target (tests: several addresses without DNS).
+    init(target: ClientTarget, authority: String, configuration: Configuration) throws(RuntimeError) {
         if let tls = configuration.tls, tls.isServer {
             throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
         }
-        self.target = parsed
+        self.target = target
         self.authority = configuration.authority ?? authority
         self.configuration = configuration
         self.lifecycle = Lifecycle()

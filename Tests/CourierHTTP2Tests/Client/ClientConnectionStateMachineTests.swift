@@ -444,6 +444,26 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.state == .ready)
     }
 
+    @Test("The PING's ACK: waiting again, armed for the time from the ACK (not after the whole timeout)")
+    func keepaliveAckEvent() {
+        var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
+        let t1 = t0 + .seconds(10)
+        _ = machine.timerFired(.keepalive, now: t1, observed: .init(streams: 1))
+        let ack = t1 + .milliseconds(40)
+        #expect(machine.receivedPingAck(now: ack) == [.armTimer(.keepalive, at: ack + .seconds(10))])
+        #expect(machine.keepalive == .waiting)
+        // A second ACK (or one of a PING that wasn't keepalive's) changes nothing.
+        #expect(machine.receivedPingAck(now: ack) == [])
+    }
+
+    @Test("A PING ACK when no PING is out changes nothing", arguments: [Stage.handshaking, .ready, .closed])
+    func pingAckIgnored(stage: ClientConnectionStateMachine.Stage) {
+        var machine = Machine.driven(to: stage, configuration: .keepaliveOnly())
+        #expect(machine.receivedPingAck(now: t0) == [])
+        var off = Machine.driven(to: stage)
+        #expect(off.receivedPingAck(now: t0) == [])
+    }
+
     @Test("Nothing arrives within the timeout: the connection is dead; every RPC on it fails with UNAVAILABLE", arguments: [0, 2])
     func keepaliveTimedOut(streams: Int) {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
@@ -463,7 +483,7 @@ struct ClientConnectionStateMachineTests {
     @Test("No bytes and no streams, pings without calls not permitted: dormant, no PING, no timer")
     func keepaliveDormant() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [])
+        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
         #expect(machine.keepalive == .dormant)
         #expect(machine.keepaliveIsDormant)
         // A stale timer firing while dormant does nothing.
@@ -481,7 +501,7 @@ struct ClientConnectionStateMachineTests {
     @Test("A stream opens while dormant: PING at once (before its HEADERS), armed for the timeout (gRFC A8)")
     func keepaliveWakes() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        _ = machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0))
+        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
         let t1 = t0 + .seconds(300)
         #expect(machine.streamOpened(now: t1) == [.sendPing, .armTimer(.keepalive, at: t1 + .seconds(2))])
         #expect(machine.keepalive == .pingOutstanding)
@@ -637,7 +657,7 @@ struct ClientConnectionStateMachineTests {
             == [.armTimer(.keepalive, at: now + .seconds(10))])
         // The stream ends; the next check finds nothing: dormant.
         now = now + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: now, observed: .init(streams: 0)) == [])
+        #expect(machine.timerFired(.keepalive, now: now, observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
         #expect(machine.keepaliveIsDormant)
         // Nothing for the idle timeout, but a stream was opened (and closed) in it: armed again.
         now = ready + .seconds(1800)
