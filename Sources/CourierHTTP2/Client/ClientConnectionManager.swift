@@ -30,6 +30,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
     /// Why the last attempt failed.
     private var lastError: RPCError?
     private var closed = false
+    private var closeCompletion: (() -> Void)?
+    private var closeTimer: LoopTimer?
     /// The keepalive settings of the next connection (`time` doubles after `too_many_pings`).
     private var keepalive: ClientConnectionStateMachine.Configuration.Keepalive?
     /// What happened so far, for tests.
@@ -221,6 +223,7 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
     func connectionClosed(_ connection: HTTP2ClientConnection) {
         if current === connection { current = nil }
         live.removeValue(forKey: ObjectIdentifier(connection))
+        if closed, live.isEmpty { finishClosing() }
     }
 
     func reroute(_ stream: HTTP2ClientStream) {
@@ -269,8 +272,11 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
 
     // MARK: Closing
 
-    func close() {
+    /// Closes every connection (cleanly: TLS close_notify), then calls `completion` once their sockets
+    /// are closed, or after ``closeWait`` at most, so that the loop can stop.
+    func close(completion: @escaping () -> Void = {}) {
         loop.preconditionInEventLoop()
+        closeCompletion = completion
         closed = true
         reconnectTimer?.cancel()
         reconnectTimer = nil
@@ -286,5 +292,24 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
             waiter.timer?.cancel()
             waiter.resume(nil)
         }
+        if live.isEmpty {
+            finishClosing()
+            return
+        }
+        // unowned(unsafe): see resolve(); the transport waits for the completion before letting go.
+        closeTimer = loop.scheduleTimer(at: .now.advanced(by: Self.closeWait)) { [unowned(unsafe) self] in
+            self.finishClosing()
+        }
+    }
+
+    /// How long ``close(completion:)`` waits for the sockets to close (a TLS close lingers at most 1 s).
+    static let closeWait: Duration = .seconds(2)
+
+    private func finishClosing() {
+        closeTimer?.cancel()
+        closeTimer = nil
+        let completion = closeCompletion
+        closeCompletion = nil
+        completion?()
     }
 }

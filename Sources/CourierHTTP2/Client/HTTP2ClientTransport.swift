@@ -197,10 +197,11 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         lifecycle.start(running)
         await streams.waitUntilDrained()
         let manager = running.manager
+        // The connections close cleanly (TLS close_notify) and their sockets are closed before the loop
+        // stops.
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             running.loop.execute {
-                manager.close()
-                continuation.resume()
+                manager.close { continuation.resume() }
             }
         }
         lifecycle.stop(failure: nil)

@@ -252,10 +252,11 @@ final class ConnectionIO: @unchecked Sendable {
     }
 
     /// Closes in the orderly way. On a TLS connection whose handshake completed and that has reported no
-    /// failure, the records already encrypted and then close_notify are sent first (after a send in
-    /// flight, waiting for it at most ``closeNotifyLinger``); then the socket is shut down (waking
-    /// operations in flight), and it is closed once they have completed. Frames the session has queued but
-    /// not yet flushed are not sent: flush first to send them (a GOAWAY, say).
+    /// failure, the records already encrypted and then close_notify are sent first, in one send that
+    /// doesn't wait (after a send in flight completes, waiting for it at most ``closeNotifyLinger``); then
+    /// the socket is shut down (waking operations in flight), and it is closed once they have completed.
+    /// Frames the session has queued but not yet flushed are not sent: flush first to send them (a
+    /// GOAWAY, say). If the socket can't take the last bytes at once, close_notify is given up.
     func close() {
         guard !closed else { return }
         closed = true
@@ -264,11 +265,12 @@ final class ConnectionIO: @unchecked Sendable {
             return
         }
         tls.shutdown(into: &pendingOutput)
-        lingering = true
-        if !sending {
-            sendPendingWhileLingering()
+        guard sending else {
+            sendLastBytes()
+            shutDownAndFinalize()
             return
         }
+        lingering = true
         // unowned(unsafe): the connection is finalized (and may be released) only after the linger ends,
         // which cancels this timer.
         lingerTimer = loop.scheduleTimer(at: .now.advanced(by: Self.closeNotifyLinger)) { [unowned(unsafe) self] in
@@ -288,7 +290,16 @@ final class ConnectionIO: @unchecked Sendable {
         finalizeIfIdle()
     }
 
-    /// Lingering: a send completed.
+    /// The orderly close's last bytes (close_notify last), in one send that doesn't wait.
+    private func sendLastBytes() {
+        guard !pendingOutput.isEmpty else { return }
+        // Best effort: if the socket can't take them now, the peer sees the connection end without
+        // close_notify, as after any failure.
+        _ = pendingOutput.withUnsafeBytes { loop.sendWithoutWaiting(fd: fd, buffer: $0.baseAddress!, count: $0.count) }
+        pendingOutput.removeAll()
+    }
+
+    /// Lingering: the send in flight completed.
     private func continueLinger(_ result: Int32) {
         if result > 0 {
             inFlightOffset += Int(result)
@@ -300,29 +311,9 @@ final class ConnectionIO: @unchecked Sendable {
             submitSend()
             return
         } else {
-            endLinger()  // the send failed: nothing more will go out
-            return
+            pendingOutput.removeAll()  // the send failed: nothing more will go out
         }
-        inFlight.removeAll(keepingCapacity: true)
-        sendPendingWhileLingering()
-    }
-
-    /// Lingering: sends what is pending (close_notify last), or ends the linger when nothing is.
-    private func sendPendingWhileLingering() {
-        guard !pendingOutput.isEmpty else {
-            endLinger()
-            return
-        }
-        swap(&inFlight, &pendingOutput)
-        pendingOutput.removeAll(keepingCapacity: true)
-        inFlightOffset = 0
-        submitSend()
-        if lingerTimer == nil {
-            // unowned(unsafe): see close().
-            lingerTimer = loop.scheduleTimer(at: .now.advanced(by: Self.closeNotifyLinger)) { [unowned(unsafe) self] in
-                self.endLinger()
-            }
-        }
+        endLinger()
     }
 
     private func endLinger() {
@@ -330,6 +321,7 @@ final class ConnectionIO: @unchecked Sendable {
         lingering = false
         lingerTimer?.cancel()
         lingerTimer = nil
+        if !sending { sendLastBytes() }
         shutDownAndFinalize()
     }
 
