@@ -217,3 +217,60 @@ struct ConnectionTimeoutTests {
         }
     }
 }
+
+@Suite("Client keepalive against grpcio's ping enforcement")
+struct GRPCIOKeepaliveTests {
+    /// Runs the grpcio echo server with its ping policy and a Courier client with `configuration`.
+    func withEnforcingServer(
+        minPingIntervalMilliseconds: Int, maxPingStrikes: Int, permitWithoutCalls: Bool,
+        client configuration: HTTP2ClientTransport.Configuration,
+        _ body: (CourierClient, HTTP2ClientTransport) async throws -> Void
+    ) async throws {
+        let peer = try PeerProcess(
+            "grpcio_ping_enforcing_server.py", ["\(minPingIntervalMilliseconds)", "\(maxPingStrikes)", permitWithoutCalls ? "1" : "0"]
+        )
+        do {
+            let port = try await peer.number(after: "PORT")
+            let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
+            try await withCourierClient(transport: transport) { client in try await body(client, transport) }
+        } catch {
+            await peer.stop()
+            throw error
+        }
+        await peer.stop()
+    }
+
+    @Test("grpcio answers pings more frequent than it permits with GOAWAY too_many_pings; the client doubles its keepalive time each time")
+    func tooManyPings() async throws {
+        try await withEnforcingServer(
+            minPingIntervalMilliseconds: 60_000, maxPingStrikes: 1, permitWithoutCalls: false,
+            client: keepalive(time: .milliseconds(100), timeout: .seconds(5), permitWithoutCalls: true)
+        ) { client, transport in
+            let (reply, _) = try await echoCall(client)
+            #expect(reply == Array("hello".utf8))
+            let first = try await transport.waitForCounters { $0.tooManyPings >= 1 }
+            #expect(first?.keepaliveTime == .milliseconds(200), "\(String(describing: first))")
+            // The next RPC makes a new connection, which pings half as often, and is told again.
+            #expect(try await echoCall(client).reply == Array("hello".utf8))
+            let second = try await transport.waitForCounters { $0.tooManyPings >= 2 }
+            #expect(second?.keepaliveTime == .milliseconds(400), "\(String(describing: second))")
+            #expect(second?.connectionAttempts == 2)
+            #expect(second?.keepaliveTimeouts == 0)
+        }
+    }
+
+    @Test("Pings within grpcio's policy are acknowledged: no GOAWAY, the connection stays")
+    func permittedPings() async throws {
+        try await withEnforcingServer(
+            minPingIntervalMilliseconds: 10, maxPingStrikes: 2, permitWithoutCalls: true,
+            client: keepalive(time: .milliseconds(100), timeout: .seconds(5), permitWithoutCalls: true)
+        ) { client, transport in
+            #expect(try await echoCall(client).reply == Array("hello".utf8))
+            let pinged = try await transport.waitForCounters { $0.keepalivePingsSent >= 5 }
+            #expect(pinged?.tooManyPings == 0, "\(String(describing: pinged))")
+            #expect(pinged?.keepaliveTimeouts == 0, "\(String(describing: pinged))")
+            #expect(try await echoCall(client).reply == Array("hello".utf8))
+            #expect(await transport.connectionAttempts == 1)
+        }
+    }
+}
