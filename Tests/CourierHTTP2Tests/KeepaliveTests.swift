@@ -96,6 +96,9 @@ struct KeepaliveTests {
                     #expect(reply == Array("hello".utf8))
                     #expect(connection == "1")
                     #expect(peer.lines(startingWith: "PING 1 ").count >= 3, "\(peer.output)")
+                    // The ACK (not the end of the timeout) starts the next keepalive time: PINGs a time plus
+                    // the late ACK apart, far less than the 5 s timeout.
+                    #expect(pingIntervals(peer, connection: 1).allSatisfy { $0 < 4500 }, "\(peer.output)")
                     #expect(await transport.counters.keepaliveTimeouts == 0)
                 } else {
                     let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(30)) }
