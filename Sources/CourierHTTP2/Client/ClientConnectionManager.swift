@@ -230,20 +230,22 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         open(stream)
     }
 
-    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event?) {
+    func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection) {
+        count { $0.keepalivePingsSent += 1 }
+    }
+
+    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event) {
         switch event {
-        case nil:
-            count { $0.keepalivePingsSent += 1 }
-        case .connectTimedOut?:
+        case .connectTimedOut:
             count { $0.connectTimeouts += 1 }
-        case .keepaliveTimedOut?:
+        case .keepaliveTimedOut:
             count { $0.keepaliveTimeouts += 1 }
-        case .keepaliveDormant?:
+        case .keepaliveDormant:
             count { $0.keepaliveDormancies += 1 }
-        case .idle?:
+        case .idle:
             if current === connection { current = nil }
             count { $0.idleCloses += 1 }
-        case .tooManyPings?:
+        case .tooManyPings:
             // gRFC A8: the server's ping policy is stricter than this client's keepalive time: later
             // connections use twice the time (capped far beyond any useful value, never overflowing).
             if var settings = keepalive {

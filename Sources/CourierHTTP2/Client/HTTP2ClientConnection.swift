@@ -17,9 +17,10 @@ protocol HTTP2ClientConnectionDelegate: AnyObject {
     /// A stream this connection can't carry (it went away, or the server refused the stream unprocessed):
     /// open it elsewhere.
     func reroute(_ stream: HTTP2ClientStream)
-    /// Something the connection's machine reported (a timeout, `too_many_pings`, an idle close), or a
-    /// keepalive PING sent (``HTTP2ClientConnection/keepalivePingSent``).
-    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event?)
+    /// Something the connection's machine reported: a timeout, `too_many_pings`, an idle close.
+    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event)
+    /// A keepalive PING went out.
+    func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection)
 }
 
 /// One HTTP/2 connection from a client: the socket (``ConnectionIO``), the nghttp2 session
@@ -137,7 +138,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         case .sendPing:
             nextPingPayload &+= 1
             submitPing(nextPingPayload)
-            delegate.connection(self, observed: nil)
+            delegate.connectionSentKeepalivePing(self)
         case .lost(let error):
             shutDown(error, orderly: false)
         case .close(let error):
