@@ -48,8 +48,9 @@ final class ConnectionIO: @unchecked Sendable {
     private var lingering = false
     private var lingerTimer: LoopTimer?
 
-    /// How long an orderly close waits for a send in flight before close_notify is given up.
-    static let closeNotifyLinger: Duration = .seconds(1)
+    /// How long an orderly close waits for a send in flight before close_notify is given up. 1 s
+    /// (tests shorten it).
+    var closeNotifyLinger: Duration = .seconds(1)
 
     /// How the peer ended the connection.
     enum PeerEnd: Equatable {
@@ -273,7 +274,7 @@ final class ConnectionIO: @unchecked Sendable {
         lingering = true
         // unowned(unsafe): the connection is finalized (and may be released) only after the linger ends,
         // which cancels this timer.
-        lingerTimer = loop.scheduleTimer(at: .now.advanced(by: Self.closeNotifyLinger)) { [unowned(unsafe) self] in
+        lingerTimer = loop.scheduleTimer(at: .now.advanced(by: closeNotifyLinger)) { [unowned(unsafe) self] in
             self.endLinger()
         }
     }
