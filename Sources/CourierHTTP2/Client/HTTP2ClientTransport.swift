@@ -87,8 +87,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// timer fires (grpc-go's way: no timer work per frame), so a PING goes out between one and two
         /// times ``time`` after the last bytes read. A server whose ping policy is stricter answers
         /// GOAWAY `too_many_pings`; the transport then doubles ``time`` for its later connections (A8).
-        /// Servers limit pings (grpc's default: one per 5 minutes while streams are open, none without):
-        /// agree on ``time`` with the server's owners.
+        /// Servers limit pings (grpc's defaults: one per 5 minutes while streams are open, one per 2 hours
+        /// without): agree on ``time`` with the server's owners.
         public struct Keepalive: Sendable, Hashable {
             /// The time without received bytes after which a PING is sent. Values below
             /// ``minimumTime`` (10 s) are raised to it, as in grpc-go.

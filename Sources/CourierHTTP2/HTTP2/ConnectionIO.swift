@@ -117,7 +117,9 @@ final class ConnectionIO: @unchecked Sendable {
             if Self.madeNoProgress(result) {
                 armReceive()
             } else {
-                if result == 0 { peerEnd = tls == nil ? .eof : (tls!.receivedCloseNotify ? .closeNotify : .truncated) }
+                if result == 0 {
+                    if let tls { peerEnd = tls.receivedCloseNotify ? .closeNotify : .truncated } else { peerEnd = .eof }
+                }
                 reportFailure(result, whileSending: false)
             }
             return
