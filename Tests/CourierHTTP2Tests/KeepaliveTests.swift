@@ -203,6 +203,24 @@ struct ConnectionTimeoutTests {
         }
     }
 
+    @Test("An attempt's connect timeout is at least the current backoff delay (grpc's max(backoff, MIN_CONNECT_TIMEOUT))")
+    func connectTimeoutAtLeastBackoff() async throws {
+        var iterator = ConnectionBackoff(initial: .milliseconds(500), jitter: 0).makeIterator()
+        #expect(iterator.upcoming == .milliseconds(500))
+        _ = iterator.next()
+        #expect(iterator.upcoming == .milliseconds(800))
+        try await withPeer("stall-handshake") { _, port in
+            var configuration = HTTP2ClientTransport.Configuration()
+            configuration.connectTimeout = .milliseconds(100)
+            configuration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(500), maximum: .seconds(1))
+            let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
+            try await withCourierClient(transport: transport) { client in
+                let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(20)) }
+                #expect(error?.message.contains("connect timeout (500 ms)") == true, "\(String(describing: error))")
+            }
+        }
+    }
+
     @Test("A connect that never completes (SYNs dropped): the next address is tried after the connect timeout")
     func stalledConnectNextAddress() async throws {
         try await withPeer("stall-connect") { peer, port in
