@@ -35,6 +35,12 @@ public struct ConnectionBackoff: Sendable, Hashable {
             return .milliseconds(Int64(max(0, base + Double.random(in: -spread...spread)) * 1000))
         }
 
+        /// The delay the next call of ``next()`` is based on, without jitter: the connect timeout of an
+        /// attempt is at least this (grpc/grpc doc/connection-backoff.md).
+        var upcoming: Duration {
+            .milliseconds(Int64(min(current, Self.seconds(backoff.maximum)) * 1000))
+        }
+
         static func seconds(_ duration: Duration) -> Double {
             Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }

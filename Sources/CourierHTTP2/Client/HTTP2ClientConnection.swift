@@ -17,6 +17,10 @@ protocol HTTP2ClientConnectionDelegate: AnyObject {
     /// A stream this connection can't carry (it went away, or the server refused the stream unprocessed):
     /// open it elsewhere.
     func reroute(_ stream: HTTP2ClientStream)
+    /// Something the connection's machine reported: a timeout, `too_many_pings`, an idle close.
+    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event)
+    /// A keepalive PING went out.
+    func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection)
 }
 
 /// One HTTP/2 connection from a client: the socket (``ConnectionIO``), the nghttp2 session
@@ -29,6 +33,15 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private let tls: TLSContext?
     private unowned let delegate: any HTTP2ClientConnectionDelegate
     private var machine: ClientConnectionStateMachine
+    private var timers: [ClientConnectionStateMachine.Timer: LoopTimer] = [:]
+    /// Bytes arrived since the keepalive timer was armed: the one store keepalive costs per receive
+    /// (grpc-go's `activity` flag); the machine reads it when the timer fires.
+    private var receivedSinceKeepaliveArmed = false
+    /// A stream was opened since the idle timer was armed (the one store the idle timeout costs per RPC).
+    private var streamOpenedSinceIdleArmed = false
+    /// A connect that timed out is still in flight: once it completes, connect to this address instead.
+    private var abandonedConnectNext: Int?
+    private var nextPingPayload: UInt64 = 0
     private var fd: Int32 = -1
     private var streams: [Int32: HTTP2ClientStream] = [:]
     /// Streams waiting for the connection to be ready.
@@ -44,10 +57,11 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         addresses: [SocketAddress],
         authority: String,
         configuration: HTTP2ClientTransport.Configuration,
+        management: ClientConnectionStateMachine.Configuration = .none,
         tls: TLSContext?
     ) {
         self.delegate = delegate
-        self.machine = ClientConnectionStateMachine(addresses: addresses)
+        self.machine = ClientConnectionStateMachine(addresses: addresses, configuration: management)
         self.authority = authority
         self.configuration = configuration
         self.tls = tls
@@ -56,7 +70,13 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         self.connectHandler = IOHandler { [unowned self] in self.connected($0) }
         io.onReceive = { [unowned self] bytes in self.received(bytes) }
         io.onFailure = { [unowned self] result, sending in
-            let reason = result == 0 ? "the server closed the connection" : "\(sending ? "send" : "recv") failed (\(-result))"
+            let reason: String
+            switch (result, self.io.peerEnd) {
+            case (0, .closeNotify?): reason = "the server closed the connection (TLS close_notify)"
+            case (0, .truncated?): reason = "the server's TLS connection was truncated (it ended without close_notify)"
+            case (0, _): reason = "the server closed the connection"
+            default: reason = "\(sending ? "send" : "recv") failed (\(-result))"
+            }
             self.perform(self.machine.transportFailed(reason))
         }
         io.produceOutput = { [unowned self] output in self.drainOutput(into: &output) }
@@ -77,12 +97,19 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
 
     // MARK: Performing the machine's actions
 
+    private func perform(_ actions: [ClientConnectionStateMachine.Action]) {
+        for action in actions { perform(action) }
+    }
+
     private func perform(_ action: ClientConnectionStateMachine.Action) {
         switch action {
-        case .none:
-            break
         case .connect(let index):
             connect(to: machine.addresses[index])
+        case .abandonConnect(let next):
+            // close(2) doesn't cancel a connect in flight: shut the socket down (the connect completes
+            // soon, with an error) and connect to the next address once it has.
+            abandonedConnectNext = next
+            if fd >= 0 { loop.shutdownSocket(fd: fd) }
         case .startSession:
             startSession()
         case .openWaitingStreams:
@@ -94,7 +121,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             let failed = waiting
             waiting = []
             delegate.connectionFailed(self, waiting: failed, error: error)
-            shutDown(error)
+            shutDown(error, orderly: false)
         case .goingAway(let lastStreamID):
             delegate.connectionGoingAway(self)
             let rerouted = waiting
@@ -108,22 +135,56 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
                 if stream.streamClosed(.refusedStream) { delegate.reroute(stream) }
             }
             closeIfDrained()
+        case .sendPing:
+            nextPingPayload &+= 1
+            submitPing(nextPingPayload)
+            delegate.connectionSentKeepalivePing(self)
         case .lost(let error):
-            shutDown(error)
-        case .close:
-            shutDown(RPCError(code: .unavailable, message: "The connection was closed."))
+            shutDown(error, orderly: false)
+        case .close(let error):
+            shutDown(error, orderly: true)
+        case .armTimer(let timer, let deadline):
+            timers[timer]?.cancel()
+            switch timer {
+            case .keepalive: receivedSinceKeepaliveArmed = false
+            case .idle: streamOpenedSinceIdleArmed = false
+            case .connect: break
+            }
+            // unowned(unsafe), not weak: a weak reference gives the connection a side table, which slows
+            // every retain and release of it. Safe: the timer fires on the loop, and every timer is
+            // cancelled when the connection shuts down, before it can be released.
+            timers[timer] = loop.scheduleTimer(at: deadline) { [unowned(unsafe) self] in
+                self.timers[timer] = nil
+                self.perform(self.machine.timerFired(timer, now: .now, observed: self.observation))
+            }
+        case .cancelTimer(let timer):
+            timers.removeValue(forKey: timer)?.cancel()
+        case .notify(let event):
+            delegate.connection(self, observed: event)
         }
     }
 
-    /// Fails every stream on the connection with `error` and closes the socket.
-    private func shutDown(_ error: RPCError) {
+    /// What the machine is told when a timer fires.
+    private var observation: ClientConnectionStateMachine.Observation {
+        .init(
+            receivedSinceKeepaliveArmed: receivedSinceKeepaliveArmed,
+            streamOpenedSinceIdleArmed: streamOpenedSinceIdleArmed,
+            streams: streams.count + waiting.count
+        )
+    }
+
+    /// Fails every stream on the connection with `error`, cancels the timers and closes the socket:
+    /// `orderly`, with TLS close_notify (a clean close); otherwise at once (the peer is gone or broken).
+    private func shutDown(_ error: RPCError, orderly: Bool) {
+        for timer in timers.values { timer.cancel() }
+        timers.removeAll()
         let open = streams
         streams.removeAll()
         let pending = waiting
         waiting = []
         for stream in open.values { stream.connectionLost(error) }
         for stream in pending { stream.connectionLost(error) }
-        io.close()
+        if orderly { io.close() } else { io.abort() }
     }
 
     private func closeIfDrained() {
@@ -135,7 +196,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
 
     func start() {
         loop.preconditionInEventLoop()
-        perform(machine.start())
+        perform(machine.start(now: .now))
     }
 
     private func connect(to address: SocketAddress) {
@@ -150,7 +211,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         fd = socket(address.family, CCourierLinux_SOCK_STREAM_CLOEXEC, 0)
         guard fd >= 0 else {
             let error = IOError(errno: errno, call: "socket")
-            perform(machine.connectCompleted(errno: error.errno, description: error.description))
+            perform(machine.connectCompleted(errno: error.errno, description: error.description, now: .now))
             return
         }
         io.attach(fd: fd)
@@ -164,7 +225,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
                 loop.submitConnect(fd: fd, address: copy.assumingMemoryBound(to: sockaddr.self), length: length, handler: connectHandler)
             }
         } catch {
-            perform(machine.connectCompleted(errno: EINVAL, description: "\(error)"))
+            perform(machine.connectCompleted(errno: EINVAL, description: "\(error)", now: .now))
         }
     }
 
@@ -174,8 +235,14 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             io.finalizeIfIdle()
             return
         }
+        if let next = abandonedConnectNext {
+            // The connect that timed out has completed (whatever it says): on to the next address.
+            abandonedConnectNext = nil
+            connect(to: machine.addresses[next])
+            return
+        }
         let error = result == 0 ? nil : IOError(errno: -result, call: "connect(\(machine.address))")
-        perform(machine.connectCompleted(errno: -result, description: error?.description ?? ""))
+        perform(machine.connectCompleted(errno: -result, description: error?.description ?? "", now: .now))
     }
 
     private func startSession() {
@@ -208,6 +275,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     // MARK: The socket's side (loop)
 
     private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        receivedSinceKeepaliveArmed = true
         guard feed(bytes) else {
             perform(machine.protocolViolation("the server violated HTTP/2"))
             return false
@@ -240,6 +308,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     }
 
     private func submit(_ stream: HTTP2ClientStream) {
+        streamOpenedSinceIdleArmed = true
+        // The PING goes out before the stream's HEADERS (gRFC A8).
+        if machine.keepaliveIsDormant { perform(machine.streamOpened(now: .now)) }
         var headers = HeaderList([
             (":method", "POST"), (":scheme", scheme), (":path", stream.descriptor.path), (":authority", authority),
         ])
@@ -288,12 +359,17 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     }
 
     override func settingsReceived() {
-        perform(machine.receivedSettings())
+        perform(machine.receivedSettings(now: .now))
     }
 
     override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String) {
         // No GOAWAY goes back: the server is closing this connection anyway.
-        perform(machine.receivedGoAway(lastStreamID: lastStreamID))
+        perform(machine.receivedGoAway(lastStreamID: lastStreamID, code: code, debugData: debugData))
+    }
+
+    override func pingReceived(ack: Bool, payload: UInt64) {
+        guard ack else { return }  // nghttp2 answers the server's PINGs itself
+        perform(machine.receivedPingAck(now: .now))
     }
 
     override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {

@@ -19,6 +19,13 @@ internal import Synchronization
 /// One connection multiplexes every RPC; streams beyond the server's MAX_CONCURRENT_STREAMS wait for a
 /// free slot. The connection is made on the first RPC. Calls run with the connection's event loop as
 /// their task executor, so the codec, the interceptors and the transport share its thread.
+///
+/// Connection management: an attempt that hasn't connected, completed TLS and received the server's
+/// SETTINGS within ``Configuration/connectTimeout`` (at least the current backoff delay) moves on to the
+/// next address, or fails with `UNAVAILABLE`; a connection unused for ``Configuration/idleTimeout`` is
+/// closed (the next RPC makes a new one); with ``Configuration/keepalive`` a connection that stops
+/// answering is declared dead, its RPCs fail with `UNAVAILABLE` at once, and the next RPC makes a new
+/// one.
 public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// Limits and tuning, with safe defaults.
     public struct Configuration: Sendable {
@@ -40,6 +47,19 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         public var tls: TLSConfiguration?
         /// io_uring or epoll; `nil` (the default) is ``IOBackend/automatic``.
         public var ioBackend: IOBackend?
+        /// Keepalive PINGs (gRFC A8); `nil` (the default) sends none, as in gRPC.
+        public var keepalive: Keepalive?
+        /// How long a connection may go without RPCs before it is closed; the next RPC connects again.
+        /// Default 30 minutes (grpc-go's channel idle timeout); `nil` keeps connections open. The check
+        /// runs once per timeout, so an unused connection closes between one and two timeouts after its
+        /// last RPC.
+        public var idleTimeout: Duration?
+        /// How long one connection attempt to one address may take, from the TCP connect to the server's
+        /// SETTINGS (TLS included): gRPC's `MIN_CONNECT_TIMEOUT` (grpc/grpc doc/connection-backoff.md).
+        /// An attempt gets the larger of this and the current backoff delay; when it runs out, the next
+        /// address is tried, or the attempt fails with `UNAVAILABLE` and the backoff follows. Default 20 s;
+        /// `nil`: no limit but the system's TCP timeouts.
+        public var connectTimeout: Duration?
 
         /// The defaults.
         public init() {
@@ -51,10 +71,65 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.connectionBackoff = ConnectionBackoff()
             self.tls = nil
             self.ioBackend = nil
+            self.keepalive = nil
+            self.idleTimeout = .seconds(30 * 60)
+            self.connectTimeout = .seconds(20)
         }
 
         /// The defaults.
         public static var defaults: Configuration { Configuration() }
+
+        /// Client-side keepalive (gRFC A8, grpc-go's `keepalive.ClientParameters`): after ``time``
+        /// without receiving anything, the client sends a PING; if nothing arrives within ``timeout``
+        /// after it, the connection is dead.
+        ///
+        /// Any received bytes count as activity, not only the PING's ACK. Activity is checked when the
+        /// timer fires (grpc-go's way: no timer work per frame), so a PING goes out between one and two
+        /// times ``time`` after the last bytes read. A server whose ping policy is stricter answers
+        /// GOAWAY `too_many_pings`; the transport then doubles ``time`` for its later connections (A8).
+        /// Servers limit pings (grpc's defaults: one per 5 minutes while streams are open, one per 2 hours
+        /// without): agree on ``time`` with the server's owners.
+        public struct Keepalive: Sendable, Hashable {
+            /// The time without received bytes after which a PING is sent. Values below
+            /// ``minimumTime`` (10 s) are raised to it, as in grpc-go.
+            public var time: Duration
+            /// How long to wait after the PING for any bytes before the connection is declared dead.
+            /// Default 20 s; zero or less means the default.
+            public var timeout: Duration
+            /// Whether PINGs are sent while no RPC is open. Default false: an idle connection is not
+            /// pinged (servers treat such pings as abuse unless they permit them); the first RPC after
+            /// a quiet spell sends a PING before its HEADERS instead.
+            public var permitWithoutCalls: Bool
+            /// Lets tests use a time below ``minimumTime`` (package-internal).
+            var allowsTimeBelowMinimum = false
+
+            /// The smallest keepalive time: 10 s (gRFC A8, grpc-go).
+            public static let minimumTime: Duration = .seconds(10)
+            /// The default timeout: 20 s.
+            public static let defaultTimeout: Duration = .seconds(20)
+
+            /// Creates keepalive settings.
+            ///
+            /// - Parameters:
+            ///   - time: The time without received bytes after which a PING is sent (at least 10 s).
+            ///   - timeout: How long to wait for any bytes after the PING.
+            ///   - permitWithoutCalls: Whether to ping while no RPC is open.
+            public init(time: Duration, timeout: Duration = defaultTimeout, permitWithoutCalls: Bool = false) {
+                self.time = time
+                self.timeout = timeout
+                self.permitWithoutCalls = permitWithoutCalls
+            }
+
+            /// ``time``, raised to ``minimumTime``.
+            var effectiveTime: Duration {
+                allowsTimeBelowMinimum ? max(time, .milliseconds(1)) : max(time, Self.minimumTime)
+            }
+
+            /// ``timeout``, or the default when it is not positive.
+            var effectiveTimeout: Duration {
+                timeout > .zero ? timeout : Self.defaultTimeout
+            }
+        }
     }
 
     /// The `user-agent` Courier sends.
@@ -76,12 +151,17 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ///   - configuration: Limits and tuning.
     /// - Throws: `RuntimeError` `RuntimeError/Code/invalidArgument` for a target that doesn't parse,
     ///   `RuntimeError/Code/invalidConfiguration` for a TLS configuration meant for a server.
-    public init(target: String, configuration: Configuration = .defaults) throws {
+    public convenience init(target: String, configuration: Configuration = .defaults) throws {
         let (parsed, authority) = try ClientTarget.parse(target)
+        try self.init(target: parsed, authority: authority, configuration: configuration)
+    }
+
+    /// Creates a transport for a parsed target (tests: several addresses without DNS).
+    init(target: ClientTarget, authority: String, configuration: Configuration) throws(RuntimeError) {
         if let tls = configuration.tls, tls.isServer {
             throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
         }
-        self.target = parsed
+        self.target = target
         self.authority = configuration.authority ?? authority
         self.configuration = configuration
         self.lifecycle = Lifecycle()
@@ -117,10 +197,11 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         lifecycle.start(running)
         await streams.waitUntilDrained()
         let manager = running.manager
+        // The connections close cleanly (TLS close_notify) and their sockets are closed before the loop
+        // stops.
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             running.loop.execute {
-                manager.close()
-                continuation.resume()
+                manager.close { continuation.resume() }
             }
         }
         lifecycle.stop(failure: nil)
@@ -178,6 +259,31 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             guard let running = lifecycle.running else { return 0 }
             return await withUnsafeContinuation { continuation in
                 running.loop.execute { continuation.resume(returning: running.manager.connectionAttempts) }
+            }
+        }
+    }
+
+    /// What the connection manager counted so far (tests).
+    var counters: ClientConnectionManager.Counters {
+        get async {
+            guard let running = lifecycle.running else { return .init() }
+            return await withUnsafeContinuation { continuation in
+                running.loop.execute { continuation.resume(returning: running.manager.counters) }
+            }
+        }
+    }
+
+    /// Waits (for at most `timeout`) until `predicate` holds for the manager's counters: an explicit
+    /// signal for tests. Returns the counters then, or `nil` if `timeout` passed first or the transport
+    /// stopped.
+    func waitForCounters(
+        within timeout: Duration = .seconds(30),
+        until predicate: @escaping @Sendable (ClientConnectionManager.Counters) -> Bool
+    ) async throws -> ClientConnectionManager.Counters? {
+        let running = try await lifecycle.waitUntilRunning()
+        return await withUnsafeContinuation { continuation in
+            running.loop.execute {
+                running.manager.whenCounters(within: timeout, predicate) { continuation.resume(returning: $0) }
             }
         }
     }

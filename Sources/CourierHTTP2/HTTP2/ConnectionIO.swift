@@ -8,6 +8,19 @@ internal import Glibc
 ///
 /// The owner supplies the session's side through closures, which run on the loop. Every socket call goes
 /// through the loop's backend, so a test's fake backend can play the kernel.
+///
+/// ## Closing and TLS close_notify
+/// ``close()`` is the orderly close, for both sides: on a TLS connection whose handshake completed and
+/// that has reported no failure, what was already encrypted and close_notify go out before the socket is
+/// shut down (waiting for a send in flight at most ``closeNotifyLinger``). ``abort()`` shuts the socket
+/// down at once, for a peer that is gone or broken.
+///
+/// How the peer ended is ``peerEnd``. HTTP/2 delimits everything it carries (END_STREAM, trailers,
+/// GOAWAY), so a connection cut short can end streams only by failing them, never by completing them: an
+/// RPC completes on its own END_STREAM, and a stream still open when the peer's bytes end fails
+/// (`UNAVAILABLE` on a client) whether TLS ended with close_notify or not. A TLS EOF without close_notify is
+/// reported as ``PeerEnd/truncated`` (in the error RPCs get), so that a middlebox cutting connections is
+/// told apart from a peer closing them.
 final class ConnectionIO: @unchecked Sendable {
     // @unchecked Sendable: touched on `loop` only; Sendable so that it can queue work on its own loop.
     let loop: EventLoop
@@ -31,6 +44,26 @@ final class ConnectionIO: @unchecked Sendable {
     var tls: TLSSession?
     /// Plaintext the session produced, waiting for TLS (for the handshake to complete, or to be encrypted).
     private var plaintextOutput: [UInt8] = []
+    /// An orderly TLS close is sending its last bytes (close_notify); the socket is shut down after.
+    private var lingering = false
+    private var lingerTimer: LoopTimer?
+
+    /// How long an orderly close waits for a send in flight before close_notify is given up. 1 s
+    /// (tests shorten it).
+    var closeNotifyLinger: Duration = .seconds(1)
+
+    /// How the peer ended the connection.
+    enum PeerEnd: Equatable {
+        /// End of stream on a cleartext connection.
+        case eof
+        /// TLS ended with the peer's close_notify.
+        case closeNotify
+        /// End of stream on a TLS connection without close_notify: the connection was cut short.
+        case truncated
+    }
+
+    /// How the peer ended the connection, once ``onFailure`` has reported `0`.
+    private(set) var peerEnd: PeerEnd?
 
     /// Received bytes. Return false to stop reading (the owner is closing).
     var onReceive: (UnsafeRawBufferPointer) -> Bool = { _ in true }
@@ -84,6 +117,9 @@ final class ConnectionIO: @unchecked Sendable {
             if Self.madeNoProgress(result) {
                 armReceive()
             } else {
+                if result == 0 {
+                    if let tls { peerEnd = tls.receivedCloseNotify ? .closeNotify : .truncated } else { peerEnd = .eof }
+                }
                 reportFailure(result, whileSending: false)
             }
             return
@@ -108,6 +144,7 @@ final class ConnectionIO: @unchecked Sendable {
                 armReceive()
             } else if !stopped, !closed {
                 // The peer ended TLS (close_notify).
+                peerEnd = .closeNotify
                 reportFailure(0, whileSending: false)
                 return
             }
@@ -157,7 +194,7 @@ final class ConnectionIO: @unchecked Sendable {
     private func sent(_ result: Int32) {
         sending = false
         if closed {
-            finalizeIfIdle()
+            if lingering { continueLinger(result) } else { finalizeIfIdle() }
             return
         }
         guard result > 0 else {
@@ -217,17 +254,83 @@ final class ConnectionIO: @unchecked Sendable {
         scheduleFlush()
     }
 
-    /// Shuts the socket down (waking operations in flight); it is closed once they have completed.
+    /// Closes in the orderly way. On a TLS connection whose handshake completed and that has reported no
+    /// failure, the records already encrypted and then close_notify are sent first, in one send that
+    /// doesn't wait (after a send in flight completes, waiting for it at most ``closeNotifyLinger``); then
+    /// the socket is shut down (waking operations in flight), and it is closed once they have completed.
+    /// Frames the session has queued but not yet flushed are not sent: flush first to send them (a
+    /// GOAWAY, say). If the socket can't take the last bytes at once, close_notify is given up.
     func close() {
         guard !closed else { return }
         closed = true
+        guard fd >= 0, !failed, let tls, tls.handshakeComplete else {
+            shutDownAndFinalize()
+            return
+        }
+        tls.shutdown(into: &pendingOutput)
+        guard sending else {
+            sendLastBytes()
+            shutDownAndFinalize()
+            return
+        }
+        lingering = true
+        // unowned(unsafe): the connection is finalized (and may be released) only after the linger ends,
+        // which cancels this timer.
+        lingerTimer = loop.scheduleTimer(at: .now.advanced(by: closeNotifyLinger)) { [unowned(unsafe) self] in
+            self.endLinger()
+        }
+    }
+
+    /// Closes at once, without close_notify: the peer is gone or broken, or the connection failed.
+    func abort() {
+        guard !closed else { return }
+        closed = true
+        shutDownAndFinalize()
+    }
+
+    private func shutDownAndFinalize() {
         if fd >= 0 { loop.shutdownSocket(fd: fd) }
         finalizeIfIdle()
     }
 
+    /// The orderly close's last bytes (close_notify last), in one send that doesn't wait.
+    private func sendLastBytes() {
+        guard !pendingOutput.isEmpty else { return }
+        // Best effort: if the socket can't take them now, the peer sees the connection end without
+        // close_notify, as after any failure.
+        _ = pendingOutput.withUnsafeBytes { loop.sendWithoutWaiting(fd: fd, buffer: $0.baseAddress!, count: $0.count) }
+        pendingOutput.removeAll()
+    }
+
+    /// Lingering: the send in flight completed.
+    private func continueLinger(_ result: Int32) {
+        if result > 0 {
+            inFlightOffset += Int(result)
+            if inFlightOffset < inFlight.count {
+                submitSend()
+                return
+            }
+        } else if Self.madeNoProgress(result) {
+            submitSend()
+            return
+        } else {
+            pendingOutput.removeAll()  // the send failed: nothing more will go out
+        }
+        endLinger()
+    }
+
+    private func endLinger() {
+        guard lingering else { return }
+        lingering = false
+        lingerTimer?.cancel()
+        lingerTimer = nil
+        if !sending { sendLastBytes() }
+        shutDownAndFinalize()
+    }
+
     /// Called by the owner when an operation it counted in `otherOperationsInFlight` completes.
     func finalizeIfIdle() {
-        guard closed, !receiving, !sending, otherOperationsInFlight == 0, !finalized else { return }
+        guard closed, !lingering, !receiving, !sending, otherOperationsInFlight == 0, !finalized else { return }
         finalized = true
         if fd >= 0 { loop.closeSocket(fd: fd) }
         onFinalized()

@@ -137,11 +137,11 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             io.scheduleFlush()
         case .closeWhenFlushed:
             io.scheduleFlush()
-        case .close:
+        case .close, .abort:
             for timer in timers.values { timer.cancel() }
             timers.removeAll()
             cancelStreams()
-            io.close()
+            if case .abort = action { io.abort() } else { io.close() }
         }
     }
 

@@ -91,8 +91,10 @@ struct ServerConnectionStateMachine {
         case terminate(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String)
         /// Stop reading; close once what is queued (nghttp2's own GOAWAY) is out.
         case closeWhenFlushed
-        /// Close the socket now, cancelling every stream.
+        /// Close the socket now (orderly: TLS's close_notify goes first), cancelling every stream.
         case close(reason: String)
+        /// Close the socket now without close_notify (the peer is gone), cancelling every stream.
+        case abort(reason: String)
     }
 
     /// The payload of keepalive PINGs.
@@ -177,7 +179,7 @@ struct ServerConnectionStateMachine {
             }
             if keepalivePingOutstanding {
                 state = .closed
-                return [.close(reason: "keepalive: no PING ACK within \(configuration.keepaliveTimeout)")]
+                return [.abort(reason: "keepalive: no PING ACK within \(configuration.keepaliveTimeout)")]
             }
             keepalivePingOutstanding = true
             return [.ping(Self.keepalivePing), .armTimer(.keepalive, at: now.advanced(by: configuration.keepaliveTimeout))]

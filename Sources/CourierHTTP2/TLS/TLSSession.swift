@@ -12,6 +12,10 @@ final class TLSSession {
     private let writeBIO: OpaquePointer
     private let isServer: Bool
     private(set) var handshakeComplete = false
+    /// The peer ended TLS with close_notify.
+    private(set) var receivedCloseNotify = false
+    /// close_notify has been produced (``shutdown(into:)``).
+    private(set) var sentCloseNotify = false
     private let scratch: UnsafeMutableRawBufferPointer
 
     /// A TLS failure, described for a log line or an RPC error.
@@ -108,7 +112,10 @@ final class TLSSession {
             }
             let code = SSL_get_error(ssl, count)
             if code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE { return true }
-            if code == SSL_ERROR_ZERO_RETURN { return false }
+            if code == SSL_ERROR_ZERO_RETURN {
+                receivedCloseNotify = true
+                return false
+            }
             throw failure(code, during: "read")
         }
     }
@@ -121,6 +128,19 @@ final class TLSSession {
             plaintext.withUnsafeBytes { result = SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
             guard result > 0 else { throw failure(SSL_get_error(ssl, result), during: "write") }
             plaintext.removeAll(keepingCapacity: true)
+        }
+        drainCiphertext(into: &ciphertext)
+    }
+
+    /// Ends TLS in the orderly way: appends close_notify (after any record still waiting) to
+    /// `ciphertext`. The peer's close_notify is not waited for (RFC 8446 §6.1 lets the closing side stop
+    /// reading). Nothing happens before the handshake has completed, or twice.
+    func shutdown(into ciphertext: inout [UInt8]) {
+        guard handshakeComplete, !sentCloseNotify else { return }
+        sentCloseNotify = true
+        if SSL_shutdown(ssl) < 0 {
+            // The alert could not be written (OpenSSL saw an earlier fatal error): nothing to send.
+            ERR_clear_error()
         }
         drainCiphertext(into: &ciphertext)
     }

@@ -91,7 +91,7 @@ struct ServerConnectionManagementStateMachineTests {
             $0.keepaliveTimeout = .milliseconds(30)
         }
         _ = machine.timerFired(.keepalive, now: at(100))
-        #expect(machine.timerFired(.keepalive, now: at(130)) == [.close(reason: "keepalive: no PING ACK within 0.03 seconds")])
+        #expect(machine.timerFired(.keepalive, now: at(130)) == [.abort(reason: "keepalive: no PING ACK within 0.03 seconds")])
         #expect(machine.state == .closed)
     }
 

@@ -5,7 +5,8 @@
 //
 // Prints one line per case and exits non-zero if any case fails. TLS: --use_tls [--ca_file F]
 // [--server_host_override NAME] (the name the server's certificate is verified against; system roots
-// without --ca_file).
+// without --ca_file). Keepalive, with grpc-go's names, in milliseconds: --keepalive_time_ms N (off
+// unless given; at least 10000), --keepalive_timeout_ms N (default 20000), --keepalive_permit_without_calls.
 
 import Courier
 import CourierHTTP2
@@ -21,6 +22,9 @@ struct Options {
     var hostOverride: String?
     var useTLS = false
     var caFile: String?
+    var keepaliveTimeMilliseconds: Int?
+    var keepaliveTimeoutMilliseconds: Int?
+    var keepalivePermitWithoutCalls = false
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -46,6 +50,15 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--use_tls": options.useTLS = value == nil || value == "true"
         case "--ca_file", "--default_ca_file": options.caFile = value
         case "--use_test_ca": break  // the test CA is the one --ca_file names
+        case "--keepalive_time_ms":
+            guard let milliseconds = value.flatMap(Int.init), milliseconds > 0 else { return nil }
+            options.keepaliveTimeMilliseconds = milliseconds
+        case "--keepalive_timeout_ms":
+            guard let milliseconds = value.flatMap(Int.init), milliseconds > 0 else { return nil }
+            options.keepaliveTimeoutMilliseconds = milliseconds
+        case "--keepalive_permit_without_calls":
+            guard value == nil || value == "true" || value == "false" else { return nil }
+            options.keepalivePermitWithoutCalls = value != "false"
         default:
             print("interop-client: unknown flag \(flag)")
             return nil
@@ -71,6 +84,14 @@ nonisolated func run(_ options: Options) async throws -> Bool {
     if options.useTLS {
         configuration.tls = .client(trustRoots: options.caFile.map { .pemFile($0) } ?? .system)
     }
+    if let time = options.keepaliveTimeMilliseconds {
+        // As in grpc-go: no time, no keepalive; a time below 10 s is raised to 10 s.
+        configuration.keepalive = .init(
+            time: .milliseconds(time),
+            timeout: options.keepaliveTimeoutMilliseconds.map { .milliseconds($0) } ?? HTTP2ClientTransport.Configuration.Keepalive.defaultTimeout,
+            permitWithoutCalls: options.keepalivePermitWithoutCalls
+        )
+    }
     let target = options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
     let transport = try HTTP2ClientTransport(target: target, configuration: configuration)
     return try await withCourierClient(transport: transport) { client in
@@ -90,7 +111,10 @@ nonisolated func run(_ options: Options) async throws -> Bool {
 }
 
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
-    print("usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME] [--use_tls [--ca_file F]]")
+    print(
+        "usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME] [--use_tls [--ca_file F]]"
+            + " [--keepalive_time_ms N] [--keepalive_timeout_ms N] [--keepalive_permit_without_calls]"
+    )
     exit(2)
 }
 exit(try await run(options) ? 0 : 1)
