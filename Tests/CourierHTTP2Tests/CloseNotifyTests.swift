@@ -84,6 +84,9 @@ struct CloseNotifyTests {
         var configuration = HTTP2ServerTransport.Configuration()
         configuration.loops = 1
         configuration.tls = .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key")
+        // Python h2 stops answering once it has seen a GOAWAY, so the first GOAWAY's PING is never
+        // acknowledged: the final GOAWAY follows this timeout.
+        configuration.goAwayPingTimeout = .milliseconds(100)
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
         var probe: PeerProcess?
         try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
