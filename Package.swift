@@ -131,7 +131,8 @@ let targets: [Target] = [
         capability: .command(
             intent: .custom(
                 verb: "generate-courier-code-from-protos",
-                description: "Generate messages and Courier services from the .proto files of a target into its sources."
+                description:
+                    "Generate messages and Courier services from the .proto files of a target into its sources."
             ),
             permissions: [.writeToPackageDirectory(reason: "To write the generated Swift files into the target.")]
         ),
@@ -234,7 +235,8 @@ let targets: [Target] = [
     .target(
         name: "InteropTestService",
         dependencies: [
-            "Courier", "CourierProtobuf", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierProtobuf", "GRPCTestingProtos",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "Examples/Interop/Sources/InteropTestService",
         swiftSettings: defaultSwiftSettings

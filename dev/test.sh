@@ -3,9 +3,10 @@
 #
 #   ./dev/test.sh
 #
-# Debug build with warnings as errors (Snippets/ included), then `swift test`, the snippets run, the DocC
-# documentation (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the
-# repository with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
+# The format and import checks (./dev/check-format.sh, ./dev/check-imports.sh), a debug build with
+# warnings as errors (Snippets/ included), then `swift test`, the snippets run, the DocC documentation
+# (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the repository
+# with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,10 @@ if ! python3 -c "import h2" >/dev/null 2>&1; then
 fi
 
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
+
+echo "== Formatting and imports (./dev/format.sh fixes the first)"
+./dev/check-format.sh
+./dev/check-imports.sh
 
 echo "== Building (debug, warnings are errors)"
 swift build --build-tests -Xswiftc -warnings-as-errors

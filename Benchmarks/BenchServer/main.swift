@@ -9,6 +9,7 @@
 import Courier
 import CourierHTTP2
 import InteropTestService
+
 #if canImport(Glibc)
 import Glibc
 #endif

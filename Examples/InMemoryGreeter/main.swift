@@ -29,7 +29,8 @@ struct Greeter: RegistrableRPCService {
             ServerResponse(message: "Hello, \(request.message)!")
         }
         router.registerServerStreaming(forMethod: HelloService.lotsOfReplies, deserializer: codec, serializer: codec) {
-            request, _ in
+            request,
+            _ in
             StreamingServerResponse { writer in
                 for greeting in ["Hello", "Bonjour", "Hola"] {
                     try await writer.write("\(greeting), \(request.message)!")
@@ -37,14 +38,18 @@ struct Greeter: RegistrableRPCService {
                 return [:]
             }
         }
-        router.registerClientStreaming(forMethod: HelloService.lotsOfGreetings, deserializer: codec, serializer: codec) {
-            request, _ in
+        router.registerClientStreaming(forMethod: HelloService.lotsOfGreetings, deserializer: codec, serializer: codec)
+        {
+            request,
+            _ in
             var names: [String] = []
             for try await name in request.messages { names.append(name) }
             return ServerResponse(message: "Hello, \(names.joined(separator: " and "))!")
         }
-        router.registerBidirectionalStreaming(forMethod: HelloService.bidiHello, deserializer: codec, serializer: codec) {
-            request, _ in
+        router.registerBidirectionalStreaming(forMethod: HelloService.bidiHello, deserializer: codec, serializer: codec)
+        {
+            request,
+            _ in
             StreamingServerResponse { writer in
                 for try await name in request.messages { try await writer.write("Hello, \(name)!") }
                 return [:]

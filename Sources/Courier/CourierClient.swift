@@ -322,7 +322,9 @@ extension ClientResponse {
                     throw RPCError.noMessage(.response)
                 }
                 self.init(
-                    accepted: .success(Contents(metadata: contents.metadata, message: message, trailingMetadata: trailers))
+                    accepted: .success(
+                        Contents(metadata: contents.metadata, message: message, trailingMetadata: trailers)
+                    )
                 )
             } catch let error as RPCError {
                 self.init(accepted: .failure(error))

@@ -1,4 +1,4 @@
-public import Logging
+public import Logging  // Configuration takes a Logger
 internal import Synchronization
 
 /// A gRPC server: routes the streams a ``ServerTransport`` accepts to the services' handlers.

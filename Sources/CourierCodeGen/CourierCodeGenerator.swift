@@ -1,5 +1,5 @@
-public import SwiftProtobuf
-public import SwiftProtobufPluginLibrary
+public import SwiftProtobuf  // the API takes and returns protoc plugin messages
+public import SwiftProtobufPluginLibrary  // and their descriptors
 
 /// The `protoc-gen-courier` code generator: for each service in a `.proto` file, method descriptors, a
 /// server protocol, its registration with a router, and a typed client.

@@ -113,7 +113,9 @@ struct FileRenderer {
             var methods: [MethodPlan] = []
             for method in service.methods {
                 guard let inputType = method.inputType, let outputType = method.outputType else {
-                    throw GeneratorError("\(method.fullName): the request or response type is missing from the descriptors.")
+                    throw GeneratorError(
+                        "\(method.fullName): the request or response type is missing from the descriptors."
+                    )
                 }
                 let typeName = Naming.unique(Naming.sanitizeTypeName(method.name), in: &typeNames)
                 let functionName = Naming.unique(
@@ -211,9 +213,11 @@ struct FileRenderer {
                 comments(method.descriptor, out)
                 if !method.descriptor.protoSourceComments().isEmpty { out.line("///") }
                 out.line("/// `\(method.descriptor.name)`, \(method.kind).")
-                let request = method.descriptor.clientStreaming
+                let request =
+                    method.descriptor.clientStreaming
                     ? "StreamingServerRequest<\(method.input)>" : "ServerRequest<\(method.input)>"
-                let response = method.descriptor.serverStreaming
+                let response =
+                    method.descriptor.serverStreaming
                     ? "StreamingServerResponse<\(method.output)>" : "ServerResponse<\(method.output)>"
                 out.line("func \(method.functionName)(")
                 out.indent {
@@ -303,8 +307,10 @@ struct FileRenderer {
 
         switch (method.descriptor.clientStreaming, method.descriptor.serverStreaming) {
         case (false, false):
-            doc(["- Parameters:", "  - message: The request.", "  - metadata: Request metadata.",
-                 "  - options: Timeout and limits.", "- Returns: The response message."])
+            doc([
+                "- Parameters:", "  - message: The request.", "  - metadata: Request metadata.",
+                "  - options: Timeout and limits.", "- Returns: The response message.",
+            ])
             out.line("\(access) func \(name)(")
             out.indent {
                 out.line("_ message: \(input),")
@@ -322,9 +328,11 @@ struct FileRenderer {
             }
             out.line("}")
             out.line()
-            doc(["- Parameters:", "  - request: The request and its metadata.", "  - options: Timeout and limits.",
-                 "  - handler: Receives the whole response: metadata, message and trailers, or the error.",
-                 "- Returns: What `handler` returns."])
+            doc([
+                "- Parameters:", "  - request: The request and its metadata.", "  - options: Timeout and limits.",
+                "  - handler: Receives the whole response: metadata, message and trailers, or the error.",
+                "- Returns: What `handler` returns.",
+            ])
             out.line("\(access) func \(name)<Result: Sendable>(")
             out.indent {
                 out.line("request: ClientRequest<\(input)>,")
@@ -344,10 +352,12 @@ struct FileRenderer {
             out.line("}")
 
         case (false, true):
-            doc(["- Parameters:", "  - message: The request.", "  - metadata: Request metadata.",
-                 "  - options: Timeout and limits.",
-                 "  - handler: Consumes the responses; the RPC is cancelled if it returns before the end.",
-                 "- Returns: What `handler` returns."])
+            doc([
+                "- Parameters:", "  - message: The request.", "  - metadata: Request metadata.",
+                "  - options: Timeout and limits.",
+                "  - handler: Consumes the responses; the RPC is cancelled if it returns before the end.",
+                "- Returns: What `handler` returns.",
+            ])
             out.line("\(access) func \(name)<Result: Sendable>(")
             out.indent {
                 out.line("_ message: \(input),")
@@ -368,9 +378,11 @@ struct FileRenderer {
             out.line("}")
 
         case (true, false):
-            doc(["- Parameters:", "  - metadata: Request metadata.", "  - options: Timeout and limits.",
-                 "  - producer: Writes the requests; the request stream ends when it returns.",
-                 "- Returns: The response message."])
+            doc([
+                "- Parameters:", "  - metadata: Request metadata.", "  - options: Timeout and limits.",
+                "  - producer: Writes the requests; the request stream ends when it returns.",
+                "- Returns: The response message.",
+            ])
             out.line("\(access) func \(name)(")
             out.indent {
                 out.line("metadata: Metadata = [:],")
@@ -388,10 +400,12 @@ struct FileRenderer {
             }
             out.line("}")
             out.line()
-            doc(["- Parameters:", "  - request: The request metadata and the producer of its messages.",
-                 "  - options: Timeout and limits.",
-                 "  - handler: Receives the whole response: metadata, message and trailers, or the error.",
-                 "- Returns: What `handler` returns."])
+            doc([
+                "- Parameters:", "  - request: The request metadata and the producer of its messages.",
+                "  - options: Timeout and limits.",
+                "  - handler: Receives the whole response: metadata, message and trailers, or the error.",
+                "- Returns: What `handler` returns.",
+            ])
             out.line("\(access) func \(name)<Result: Sendable>(")
             out.indent {
                 out.line("request: StreamingClientRequest<\(input)>,")
@@ -411,10 +425,12 @@ struct FileRenderer {
             out.line("}")
 
         case (true, true):
-            doc(["- Parameters:", "  - metadata: Request metadata.", "  - options: Timeout and limits.",
-                 "  - producer: Writes the requests, concurrently with `handler`; the request stream ends when it returns.",
-                 "  - handler: Consumes the responses; the RPC is cancelled if it returns before the end.",
-                 "- Returns: What `handler` returns."])
+            doc([
+                "- Parameters:", "  - metadata: Request metadata.", "  - options: Timeout and limits.",
+                "  - producer: Writes the requests, concurrently with `handler`; the request stream ends when it returns.",
+                "  - handler: Consumes the responses; the RPC is cancelled if it returns before the end.",
+                "- Returns: What `handler` returns.",
+            ])
             out.line("\(access) func \(name)<Result: Sendable>(")
             out.indent {
                 out.line("metadata: Metadata = [:],")

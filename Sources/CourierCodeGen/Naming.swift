@@ -10,7 +10,8 @@ enum Naming {
 
     /// Function names that would clash with keywords or with what the generated types declare.
     /// Contextual keywords such as `get` or `set` stay usable: they are valid function names.
-    static let reservedFunctionNames: Set<String> = swiftKeywordsUsedInDeclarations
+    static let reservedFunctionNames: Set<String> =
+        swiftKeywordsUsedInDeclarations
         .union(swiftKeywordsUsedInStatements)
         .union(swiftKeywordsUsedInExpressionsAndTypes)
         .union(swiftSpecialVariables)

@@ -1,4 +1,4 @@
-public import Courier
+public import Courier  // HealthService is a Courier service
 internal import Synchronization
 
 /// The standard gRPC health service, `grpc.health.v1.Health`, for load balancers and Kubernetes
@@ -37,7 +37,11 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
     private struct State {
         var statuses: [String: Status] = ["": .serving]
         var draining = false
-        var watchers: [UInt64: (service: String, continuation: AsyncStream<Grpc_Health_V1_HealthCheckResponse.ServingStatus>.Continuation)] = [:]
+        var watchers:
+            [UInt64: (
+                service: String,
+                continuation: AsyncStream<Grpc_Health_V1_HealthCheckResponse.ServingStatus>.Continuation
+            )] = [:]
         var nextWatcherID: UInt64 = 0
     }
 
@@ -70,7 +74,9 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
         let watchers = state.withLock { state in
             state.draining = true
             for key in state.statuses.keys { state.statuses[key] = .notServing }
-            return state.watchers.values.map { (known: state.statuses[$0.service] != nil, continuation: $0.continuation) }
+            return state.watchers.values.map {
+                (known: state.statuses[$0.service] != nil, continuation: $0.continuation)
+            }
         }
         for watcher in watchers {
             if watcher.known { watcher.continuation.yield(.notServing) }

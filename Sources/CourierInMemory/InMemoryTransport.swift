@@ -113,7 +113,10 @@ public struct InMemoryClientTransport: ClientTransport {
         try connection.clientStreams.open()
         defer { connection.clientStreams.close() }
         let stream = InMemoryClientStream(
-            descriptor: descriptor, timeout: options.timeout, connection: connection, serverClock: connection.clock
+            descriptor: descriptor,
+            timeout: options.timeout,
+            connection: connection,
+            serverClock: connection.clock
         )
         defer { stream.cancel() }
         return try await body(stream)
@@ -142,7 +145,8 @@ public struct InMemoryServerTransport: ServerTransport {
     ) async throws {
         guard connection.claimListening() else {
             throw RuntimeError(
-                code: .transportIsAlreadyRunning, message: "The in-memory server transport is already listening."
+                code: .transportIsAlreadyRunning,
+                message: "The in-memory server transport is already listening."
             )
         }
         let queue = connection.acceptQueue

@@ -1,5 +1,5 @@
-internal import Synchronization
 internal import Courier
+internal import Synchronization
 
 /// A bounded single-consumer channel with backpressure: the in-memory stand-in for one direction of
 /// an HTTP/2 stream (its flow-control window) or a listener's accept queue.

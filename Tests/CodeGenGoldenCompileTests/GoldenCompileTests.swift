@@ -27,7 +27,10 @@ struct Kinds: CGKinds.ServiceProtocol {
         return ServerResponse(message: Google_Protobuf_Empty())
     }
 
-    func chat(request: StreamingServerRequest<CGOuter>, context: ServerContext) async throws -> StreamingServerResponse<CGOuter> {
+    func chat(
+        request: StreamingServerRequest<CGOuter>,
+        context: ServerContext
+    ) async throws -> StreamingServerResponse<CGOuter> {
         StreamingServerResponse { writer in
             for try await message in request.messages { try await writer.write(message) }
             return [:]

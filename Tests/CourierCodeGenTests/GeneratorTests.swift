@@ -24,7 +24,11 @@ func runGenerator(
 }
 
 /// Compares generated text with a committed file; with COURIER_UPDATE_GOLDEN=1, rewrites the file.
-func expectMatches(_ generated: String, committed path: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectMatches(
+    _ generated: String,
+    committed path: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
     let url = repositoryRoot.appendingPathComponent(path)
     if ProcessInfo.processInfo.environment["COURIER_UPDATE_GOLDEN"] == "1" {
         try generated.write(to: url, atomically: true, encoding: .utf8)
@@ -60,41 +64,75 @@ struct GeneratorTests {
     }
 
     static let committedCode: [Case] = [
-        Case(descriptorSet: "hello", file: "hello.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
-             outputName: "hello.courier.swift",
-             committed: "Examples/Greeter/Sources/GreeterService/Generated/hello.courier.swift"),
-        Case(descriptorSet: "ping", file: "ping.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
-             outputName: "ping.courier.swift",
-             committed: "Examples/Ping/Sources/PingService/Generated/ping.courier.swift"),
-        Case(descriptorSet: "health", file: "grpc/health/v1/health.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
-             outputName: "health.courier.swift", committed: "Sources/CourierHealth/Generated/health.courier.swift"),
-        Case(descriptorSet: "test", file: "grpc/testing/test.proto", parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
-             outputName: "test.courier.swift",
-             committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/test.courier.swift"),
-        Case(descriptorSet: "benchmark_service", file: "grpc/testing/benchmark_service.proto",
-             parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true", outputName: "benchmark_service.courier.swift",
-             committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/benchmark_service.courier.swift"),
+        Case(
+            descriptorSet: "hello",
+            file: "hello.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            outputName: "hello.courier.swift",
+            committed: "Examples/Greeter/Sources/GreeterService/Generated/hello.courier.swift"
+        ),
+        Case(
+            descriptorSet: "ping",
+            file: "ping.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            outputName: "ping.courier.swift",
+            committed: "Examples/Ping/Sources/PingService/Generated/ping.courier.swift"
+        ),
+        Case(
+            descriptorSet: "health",
+            file: "grpc/health/v1/health.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            outputName: "health.courier.swift",
+            committed: "Sources/CourierHealth/Generated/health.courier.swift"
+        ),
+        Case(
+            descriptorSet: "test",
+            file: "grpc/testing/test.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            outputName: "test.courier.swift",
+            committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/test.courier.swift"
+        ),
+        Case(
+            descriptorSet: "benchmark_service",
+            file: "grpc/testing/benchmark_service.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            outputName: "benchmark_service.courier.swift",
+            committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/benchmark_service.courier.swift"
+        ),
     ]
 
     static let golden: [Case] = [
         // Compiled and called by CodeGenGoldenCompileTests.
-        Case(descriptorSet: "codegen_test", file: "codegen_test.proto", parameter: "Visibility=Public,UseAccessLevelOnImports=true",
-             outputName: "codegen_test.courier.swift",
-             committed: "Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift"),
-        Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
-             parameter: "Visibility=Internal,Client=false,UseAccessLevelOnImports=false",
-             outputName: "codegen_test.courier.swift",
-             committed: "Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift"),
-        Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
-             parameter: "Visibility=Package,Server=false,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true",
-             outputName: "codegen_test.courier.swift",
-             committed: "Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift"),
+        Case(
+            descriptorSet: "codegen_test",
+            file: "codegen_test.proto",
+            parameter: "Visibility=Public,UseAccessLevelOnImports=true",
+            outputName: "codegen_test.courier.swift",
+            committed: "Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift"
+        ),
+        Case(
+            descriptorSet: "codegen_test",
+            file: "codegen_test.proto",
+            parameter: "Visibility=Internal,Client=false,UseAccessLevelOnImports=false",
+            outputName: "codegen_test.courier.swift",
+            committed: "Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift"
+        ),
+        Case(
+            descriptorSet: "codegen_test",
+            file: "codegen_test.proto",
+            parameter: "Visibility=Package,Server=false,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true",
+            outputName: "codegen_test.courier.swift",
+            committed: "Tests/CourierCodeGenTests/Golden/codegen_test.package-client-only.swift"
+        ),
         // Types from another module: imported publicly, because the declarations name them.
-        Case(descriptorSet: "codegen_test", file: "codegen_test.proto",
-             parameter: "Visibility=Public,UseAccessLevelOnImports=true,ProtoPathModuleMappings="
+        Case(
+            descriptorSet: "codegen_test",
+            file: "codegen_test.proto",
+            parameter: "Visibility=Public,UseAccessLevelOnImports=true,ProtoPathModuleMappings="
                 + repositoryRoot.appendingPathComponent("Tests/CourierCodeGenTests/Protos/module_mappings.asciipb").path,
-             outputName: "codegen_test.courier.swift",
-             committed: "Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift"),
+            outputName: "codegen_test.courier.swift",
+            committed: "Tests/CourierCodeGenTests/Golden/codegen_test.module-mappings.swift"
+        ),
     ]
 
     @Test("The committed services code is what the generator makes now", arguments: committedCode)
@@ -145,7 +183,10 @@ struct GeneratorTests {
         let lines = try #require(response.file.first?.content).split(separator: "\n", omittingEmptySubsequences: false)
         for (index, line) in lines.enumerated() where line.trimmingCharacters(in: .whitespaces) == "///" {
             let previous = index > 0 ? lines[index - 1].trimmingCharacters(in: .whitespaces) : ""
-            #expect(previous.hasPrefix("///"), "line \(index + 1) of \(testCase.outputName) opens a doc comment with an empty line")
+            #expect(
+                previous.hasPrefix("///"),
+                "line \(index + 1) of \(testCase.outputName) opens a doc comment with an empty line"
+            )
         }
     }
 
@@ -156,13 +197,16 @@ struct GeneratorTests {
         #expect(response.file.isEmpty)
     }
 
-    @Test("Bad options are reported as the plugin's error, not as broken Swift", arguments: [
-        ("Bogus=1", "Unknown option 'Bogus'"),
-        ("Visibility=Open", "Unknown Visibility 'Open'"),
-        ("Server=maybe", "Server takes true or false"),
-        ("FileNaming=Flat", "Unknown FileNaming 'Flat'"),
-        ("ProtoPathModuleMappings=/nonexistent/mappings.asciipb", "Could not read ProtoPathModuleMappings"),
-    ])
+    @Test(
+        "Bad options are reported as the plugin's error, not as broken Swift",
+        arguments: [
+            ("Bogus=1", "Unknown option 'Bogus'"),
+            ("Visibility=Open", "Unknown Visibility 'Open'"),
+            ("Server=maybe", "Server takes true or false"),
+            ("FileNaming=Flat", "Unknown FileNaming 'Flat'"),
+            ("ProtoPathModuleMappings=/nonexistent/mappings.asciipb", "Could not read ProtoPathModuleMappings"),
+        ]
+    )
     func badOptions(parameter: String, message: String) throws {
         let response = try runGenerator(descriptorSet: "hello", file: "hello.proto", parameter: parameter)
         #expect(response.error.contains(message), "\(response.error)")
@@ -179,14 +223,21 @@ struct GeneratorTests {
         #expect(options.outputPath(for: "a/b/c.proto") == "c.courier.swift")
     }
 
-    static let protoc = ["/usr/bin/protoc", "/usr/local/bin/protoc"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let protoc = ["/usr/bin/protoc", "/usr/local/bin/protoc"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 
     @Test("protoc runs the built plugin end to end", .enabled(if: protoc != nil, "protoc is not installed"))
     func protocEndToEnd() throws {
         let plugin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("protoc-gen-courier")
-        try #require(FileManager.default.isExecutableFile(atPath: plugin.path), "built plugin not found at \(plugin.path)")
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("courier-protoc-\(UUID().uuidString)")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: plugin.path),
+            "built plugin not found at \(plugin.path)"
+        )
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "courier-protoc-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: output) }
 

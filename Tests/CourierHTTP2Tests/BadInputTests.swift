@@ -1,13 +1,15 @@
 import Courier
 import CourierTestSupport
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 /// The server's resident memory, in KiB (this process: the server runs in it).
 func residentKiB() -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
@@ -43,17 +45,22 @@ struct BadInputTests {
         try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
             let port = try #require(try await server.listeningAddress().port)
             let before = residentKiB()
-            let result = try await runProcess("/usr/bin/env", [
-                "python3", peersDirectory.appendingPathComponent("h2_attack_client.py").path, "\(port)", mode,
-            ])
+            let result = try await runProcess(
+                "/usr/bin/env",
+                [
+                    "python3", peersDirectory.appendingPathComponent("h2_attack_client.py").path, "\(port)", mode,
+                ]
+            )
             let expected = try #require(Self.cases.first { $0.mode == mode }?.expected)
             let outcome = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(expected.contains { outcome.hasPrefix($0) }, "\(mode): \(outcome)")
             // After each case a normal call on a new connection succeeds.
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 let reply = try await client.unary(
-                    request: ClientRequest(message: Array("after".utf8)), descriptor: method("Get"),
-                    serializer: codec, deserializer: codec
+                    request: ClientRequest(message: Array("after".utf8)),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(reply == Array("after".utf8))
             }
@@ -73,19 +80,29 @@ struct BadInputTests {
             let port = try #require(try await server.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { first in
                 let reply = try await first.unary(
-                    request: ClientRequest(message: Array("one".utf8)), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: Array("one".utf8)),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(reply == Array("one".utf8))
-                try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { second in
+                try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) {
+                    second in
                     let error = await #expect(throws: RPCError.self) {
                         _ = try await second.unary(
-                            request: ClientRequest(message: Array("two".utf8)), descriptor: method("Get"), serializer: codec, deserializer: codec
+                            request: ClientRequest(message: Array("two".utf8)),
+                            descriptor: method("Get"),
+                            serializer: codec,
+                            deserializer: codec
                         )
                     }
                     #expect(error?.code == .unavailable)
                 }
                 let again = try await first.unary(
-                    request: ClientRequest(message: Array("again".utf8)), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: Array("again".utf8)),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(again == Array("again".utf8))
             }

@@ -1,8 +1,9 @@
 import Courier
 import CourierTestSupport
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 /// The rule Courier implements (see ``ConnectionIO``): both sides send close_notify on every orderly close
 /// (a clean shutdown, a drained or idle connection); a connection found dead or broken is closed at once.
@@ -12,7 +13,10 @@ import Testing
 @Suite("TLS close_notify, both sides")
 struct CloseNotifyTests {
     /// A TLS client configuration that trusts the test CA, with `change` applied.
-    func tlsClient(_ pki: String, _ change: (inout HTTP2ClientTransport.Configuration) -> Void = { _ in }) -> HTTP2ClientTransport.Configuration {
+    func tlsClient(
+        _ pki: String,
+        _ change: (inout HTTP2ClientTransport.Configuration) -> Void = { _ in }
+    ) -> HTTP2ClientTransport.Configuration {
         var configuration = HTTP2ClientTransport.Configuration()
         configuration.tls = .client(trustRoots: .pemFile("\(pki)/ca.pem"))
         change(&configuration)
@@ -37,7 +41,8 @@ struct CloseNotifyTests {
         let pki = try await TestPKI.directory()
         try await withPeer("well-behaved", ["--tls", "\(pki)/server.pem", "\(pki)/server.key"]) { peer, port in
             let transport = try HTTP2ClientTransport(
-                target: "127.0.0.1:\(port)", configuration: tlsClient(pki) { $0.idleTimeout = .milliseconds(200) }
+                target: "127.0.0.1:\(port)",
+                configuration: tlsClient(pki) { $0.idleTimeout = .milliseconds(200) }
             )
             try await withCourierClient(transport: transport) { client in
                 let connection = try await echoCall(client).connection
@@ -57,14 +62,20 @@ struct CloseNotifyTests {
             try await withCourierClient(transport: transport) { client in
                 let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client) }
                 #expect(error?.code == .unavailable)
-                #expect(await peer.line(startingWith: "CLOSED 1 ") == "CLOSED 1 eof_without_close_notify", "\(peer.output)")
+                #expect(
+                    await peer.line(startingWith: "CLOSED 1 ") == "CLOSED 1 eof_without_close_notify",
+                    "\(peer.output)"
+                )
             }
         }
     }
 
     @Test(
         "The server ends TLS mid-stream: UNAVAILABLE either way; a bare EOF is reported as truncated",
-        arguments: [("tls-truncate", "truncated (it ended without close_notify)"), ("tls-close-notify", "closed the connection (TLS close_notify)")]
+        arguments: [
+            ("tls-truncate", "truncated (it ended without close_notify)"),
+            ("tls-close-notify", "closed the connection (TLS close_notify)"),
+        ]
     )
     func serverEndsMidStream(mode: String, reported: String) async throws {
         let pki = try await TestPKI.directory()

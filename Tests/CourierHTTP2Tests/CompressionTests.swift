@@ -1,8 +1,9 @@
 import Courier
 import CourierTestSupport
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 @Suite("Message compression")
 struct CompressionTests {
@@ -18,7 +19,11 @@ struct CompressionTests {
         // gzip and deflate are different formats.
         let other: CompressionAlgorithm = algorithm == .gzip ? .deflate : .gzip
         #expect(throws: Zlib.Failure.corrupt) {
-            _ = try Zlib.decompress(Zlib.compress(MessageBuffer([1, 2, 3]), algorithm: algorithm), algorithm: other, limit: nil)
+            _ = try Zlib.decompress(
+                Zlib.compress(MessageBuffer([1, 2, 3]), algorithm: algorithm),
+                algorithm: other,
+                limit: nil
+            )
         }
     }
 
@@ -34,23 +39,36 @@ struct CompressionTests {
 
     @Test("Garbage doesn't decompress", arguments: [[UInt8](), [0x1F, 0x8B], [0xFF, 0x00, 0x12, 0x34]])
     func garbage(bytes: [UInt8]) {
-        #expect(throws: Zlib.Failure.self) { _ = try Zlib.decompress(MessageBuffer(bytes), algorithm: .gzip, limit: nil) }
+        #expect(throws: Zlib.Failure.self) {
+            _ = try Zlib.decompress(MessageBuffer(bytes), algorithm: .gzip, limit: nil)
+        }
     }
 
-    @Test("Compressed calls between Courier client and server, all four kinds", arguments: [CompressionAlgorithm.gzip, .deflate, .identity])
+    @Test(
+        "Compressed calls between Courier client and server, all four kinds",
+        arguments: [CompressionAlgorithm.gzip, .deflate, .identity]
+    )
     func endToEnd(algorithm: CompressionAlgorithm) async throws {
         try await withHTTP2 { client in
             let options = CallOptions(compression: algorithm)
             let payload = [UInt8](repeating: 0x61, count: 100_000)
-            #expect(try await client.unary(
-                request: ClientRequest(message: payload), descriptor: method("Get"), serializer: codec,
-                deserializer: codec, options: options
-            ) == payload)
+            #expect(
+                try await client.unary(
+                    request: ClientRequest(message: payload),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec,
+                    options: options
+                ) == payload
+            )
             let echoed = try await client.bidirectionalStreaming(
                 request: StreamingClientRequest<[UInt8]> { writer in
                     for i in 0..<50 { try await writer.write([UInt8](repeating: UInt8(i), count: 1000)) }
                 },
-                descriptor: method("Update"), serializer: codec, deserializer: codec, options: options
+                descriptor: method("Update"),
+                serializer: codec,
+                deserializer: codec,
+                options: options
             ) { response in
                 var total = 0
                 for try await message in response.messages { total += message.count }
@@ -74,16 +92,23 @@ struct ArrivalFlagCodec: MessageCodec {
 struct PerMessageCompressionService: RegistrableRPCService {
     func registerMethods(with router: inout RPCRouter) {
         let codec = ArrivalFlagCodec()
-        router.registerServerStreaming(forMethod: method("Flags"), deserializer: codec, serializer: codec) { request, _ in
+        router.registerServerStreaming(forMethod: method("Flags"), deserializer: codec, serializer: codec) {
+            request,
+            _ in
             let flags = request.message.dropFirst()
             return StreamingServerResponse(compression: flags.contains(1) ? .gzip : nil) { writer in
                 for flag in flags {
-                    try await writer.write([UInt8](repeating: 0x61, count: 4096), options: RPCWriteOptions(compress: flag == 1))
+                    try await writer.write(
+                        [UInt8](repeating: 0x61, count: 4096),
+                        options: RPCWriteOptions(compress: flag == 1)
+                    )
                 }
                 return [:]
             }
         }
-        router.registerClientStreaming(forMethod: method("Report"), deserializer: codec, serializer: codec) { request, context in
+        router.registerClientStreaming(forMethod: method("Report"), deserializer: codec, serializer: codec) {
+            request,
+            context in
             var report = Array((context.requestCompression?.name ?? "none").utf8) + [UInt8(ascii: ":")]
             for try await message in request.messages { report.append(message[0]) }
             return ServerResponse(message: report)
@@ -102,14 +127,18 @@ struct PerMessageCompressionTests {
                     try await writer.write([UInt8](repeating: 2, count: 2000), options: .uncompressed)
                     try await writer.write([UInt8](repeating: 3, count: 2000), options: .default)
                 },
-                descriptor: method("Report"), serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec(),
+                descriptor: method("Report"),
+                serializer: ArrivalFlagCodec(),
+                deserializer: ArrivalFlagCodec(),
                 options: CallOptions(compression: .gzip)
             ) { try $0.message }
             #expect(String(decoding: report.dropFirst(), as: UTF8.self) == "gzip:\u{1}\u{0}\u{1}")
 
             let uncompressed = try await client.clientStreaming(
                 request: StreamingClientRequest<[UInt8]> { writer in try await writer.write([1, 2, 3]) },
-                descriptor: method("Report"), serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec()
+                descriptor: method("Report"),
+                serializer: ArrivalFlagCodec(),
+                deserializer: ArrivalFlagCodec()
             ) { try $0.message }
             #expect(String(decoding: uncompressed.dropFirst(), as: UTF8.self) == "none:\u{0}")
         }
@@ -120,8 +149,10 @@ struct PerMessageCompressionTests {
         try await withHTTP2(services: [PerMessageCompressionService()]) { client in
             for flags: [UInt8] in [[1, 0, 1], [0, 0], [1]] {
                 let arrivals = try await client.serverStreaming(
-                    request: ClientRequest(message: flags), descriptor: method("Flags"),
-                    serializer: ArrivalFlagCodec(), deserializer: ArrivalFlagCodec()
+                    request: ClientRequest(message: flags),
+                    descriptor: method("Flags"),
+                    serializer: ArrivalFlagCodec(),
+                    deserializer: ArrivalFlagCodec()
                 ) { response in
                     var arrivals: [UInt8] = []
                     for try await message in response.messages {
@@ -138,9 +169,15 @@ struct PerMessageCompressionTests {
 
 @Suite("The server's answers to malformed requests (nghttp as a raw HTTP/2 client)")
 struct RawRequestTests {
-    static let nghttp = ["/usr/bin/nghttp", "/usr/local/bin/nghttp"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let nghttp = ["/usr/bin/nghttp", "/usr/local/bin/nghttp"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 
-    func request(headers: [String], body: [UInt8] = [0, 0, 0, 0, 0], path: String = "/echo.Echo/Get") async throws -> String {
+    func request(
+        headers: [String],
+        body: [UInt8] = [0, 0, 0, 0, 0],
+        path: String = "/echo.Echo/Get"
+    ) async throws -> String {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("courier-body-\(UUID().uuidString)")
         try Data(body).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
@@ -162,12 +199,18 @@ struct RawRequestTests {
 
     @Test("Unsupported grpc-encoding: UNIMPLEMENTED, listing what is supported", .enabled(if: nghttp != nil))
     func unsupportedEncoding() async throws {
-        let output = try await request(headers: ["content-type: application/grpc", "te: trailers", "grpc-encoding: snappy"])
+        let output = try await request(headers: [
+            "content-type: application/grpc", "te: trailers", "grpc-encoding: snappy",
+        ])
         #expect(output.contains("grpc-status: 12"), "\(output)")
         #expect(output.contains("grpc-accept-encoding: gzip,deflate,identity"), "\(output)")
     }
 
-    @Test("A wrong or missing content-type: HTTP 415", .enabled(if: nghttp != nil), arguments: [["content-type: application/json"], []])
+    @Test(
+        "A wrong or missing content-type: HTTP 415",
+        .enabled(if: nghttp != nil),
+        arguments: [["content-type: application/json"], []]
+    )
     func contentType(headers: [String]) async throws {
         let output = try await request(headers: headers)
         #expect(output.contains(":status: 415"), "\(output)")
@@ -187,7 +230,10 @@ struct RawRequestTests {
 
     @Test("A 2 GiB length prefix: RESOURCE_EXHAUSTED without allocating it", .enabled(if: nghttp != nil))
     func hugePrefix() async throws {
-        let output = try await request(headers: ["content-type: application/grpc"], body: [0, 0x7F, 0xFF, 0xFF, 0xFF, 1])
+        let output = try await request(
+            headers: ["content-type: application/grpc"],
+            body: [0, 0x7F, 0xFF, 0xFF, 0xFF, 1]
+        )
         #expect(output.contains("grpc-status: 8"), "\(output)")
     }
 
@@ -196,7 +242,8 @@ struct RawRequestTests {
         // nghttp sends grpc-timeout but enforces no deadline itself, so only the server's timer can end the
         // RPC; the handler records whether its cancellation arrived on its own (the loop's) thread.
         let output = try await request(
-            headers: ["content-type: application/grpc", "te: trailers", "grpc-timeout: 50m"], path: "/echo.Echo/AwaitDeadline"
+            headers: ["content-type: application/grpc", "te: trailers", "grpc-timeout: 50m"],
+            path: "/echo.Echo/AwaitDeadline"
         )
         #expect(output.contains("grpc-status: 4"), "\(output)")
         #expect(DeadlineProbe.observations == [true])

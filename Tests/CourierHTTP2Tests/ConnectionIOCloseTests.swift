@@ -1,6 +1,7 @@
 import CourierTestSupport
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 /// ConnectionIO's orderly close (TLS close_notify) and abort, and how it tells the peer's close_notify
 /// from a truncated TLS connection, on a fake backend: the test plays the kernel and the TLS server.
@@ -12,7 +13,9 @@ struct ConnectionIOCloseTests {
     /// returns the connection and the server's session.
     func tlsConnection(_ fake: FakeLoop, _ probe: ConnectionProbe, pki: String) throws -> (ConnectionIO, TLSSession) {
         let client = try TLSContext(.client(trustRoots: .pemFile("\(pki)/ca.pem")))
-        let serverContext = try TLSContext(.server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key"))
+        let serverContext = try TLSContext(
+            .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key")
+        )
         let server = try TLSSession(context: serverContext, serverName: nil)
         let io = probe.connect(to: fake, fd: fd)
         io.tls = try TLSSession(context: client, serverName: "localhost")
@@ -54,7 +57,8 @@ struct ConnectionIOCloseTests {
             let start = fake.kernel.calls.count
             io.close()
             let made = calls(fake, since: start)
-            guard made.count == 2, case .sendWithoutWaiting(fd, let count) = made[0], made[1] == .shutdown(fd: fd) else {
+            guard made.count == 2, case .sendWithoutWaiting(fd, let count) = made[0], made[1] == .shutdown(fd: fd)
+            else {
                 Issue.record("\(made)")
                 return
             }
@@ -124,7 +128,9 @@ struct ConnectionIOCloseTests {
             fake.kernel.complete(.recv, fd: fd, result: 0)
             fake.turn()
             #expect(probe.finalized == 1)
-            #expect(calls(fake, since: start).filter { if case .sendWithoutWaiting = $0 { true } else { false } }.isEmpty)
+            #expect(
+                calls(fake, since: start).filter { if case .sendWithoutWaiting = $0 { true } else { false } }.isEmpty
+            )
         }
     }
 

@@ -1,7 +1,8 @@
 import Courier
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 @Suite("Client connections: addresses, reconnects, wait-for-ready")
 struct ConnectionTests {
@@ -17,7 +18,10 @@ struct ConnectionTests {
             #expect(addresses.contains(.ipv4(host: "127.0.0.1", port: port)))
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "localhost:\(port)")) { client in
                 let reply = try await client.unary(
-                    request: ClientRequest(message: [1]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: [1]),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(reply == [1])
             }
@@ -33,7 +37,10 @@ struct ConnectionTests {
     func reconnect() async throws {
         let path = freshSocketPath()
         var clientConfiguration = HTTP2ClientTransport.Configuration()
-        clientConfiguration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(20), maximum: .milliseconds(100))
+        clientConfiguration.connectionBackoff = ConnectionBackoff(
+            initial: .milliseconds(20),
+            maximum: .milliseconds(100)
+        )
         let transport = try HTTP2ClientTransport(target: "unix:\(path)", configuration: clientConfiguration)
         try await withCourierClient(transport: transport) { client in
             for round in 0..<3 {
@@ -45,8 +52,10 @@ struct ConnectionTests {
                     // After a failed attempt the client backs off (gRPC's TRANSIENT_FAILURE): a
                     // wait-for-ready call rides that out; a fail-fast one could see UNAVAILABLE.
                     let reply = try await client.unary(
-                        request: ClientRequest(message: [UInt8(round)]), descriptor: method("Get"),
-                        serializer: codec, deserializer: codec,
+                        request: ClientRequest(message: [UInt8(round)]),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec,
                         options: CallOptions(timeout: .seconds(20), waitForReady: true)
                     )
                     #expect(reply == [UInt8(round)])
@@ -54,7 +63,10 @@ struct ConnectionTests {
                 // The server is gone: the connection is lost, and calls fail fast.
                 await #expect(throws: RPCError.self) {
                     _ = try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                        request: ClientRequest(message: []),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec
                     )
                 }
             }
@@ -70,7 +82,10 @@ struct ConnectionTests {
         try await withCourierClient(transport: transport) { client in
             let call = Task {
                 try await client.unary(
-                    request: ClientRequest(message: [7]), descriptor: method("Get"), serializer: codec, deserializer: codec,
+                    request: ClientRequest(message: [7]),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec,
                     options: CallOptions(timeout: .seconds(20), waitForReady: true)
                 )
             }
@@ -93,11 +108,15 @@ struct ConnectionTests {
 
     @Test("Without wait-for-ready the same call fails fast with UNAVAILABLE")
     func failFast() async throws {
-        _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(freshSocketPath())")) { client in
+        _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(freshSocketPath())")) {
+            client in
             await #expect(throws: RPCError(code: .unavailable, message: "")) {
                 do {
                     _ = try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                        request: ClientRequest(message: []),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec
                     )
                 } catch let error as RPCError {
                     throw RPCError(code: error.code, message: "")

@@ -26,7 +26,9 @@ struct FlowControlTests {
                         written.increment()
                     }
                 },
-                descriptor: method("Sink"), serializer: codec, deserializer: codec
+                descriptor: method("Sink"),
+                serializer: codec,
+                deserializer: codec
             ) { try $0.message }
 
             // The client can have 64 KiB in the server's stream window and 64 KiB in its own buffer:
@@ -61,14 +63,19 @@ struct FlowControlTests {
                         written.increment()
                     }
                 },
-                descriptor: method("Update"), serializer: codec, deserializer: codec
+                descriptor: method("Update"),
+                serializer: codec,
+                deserializer: codec
             ) { response -> (Int, Int) in
                 var iterator = response.messages.makeAsyncIterator()
                 _ = try await iterator.next()
                 let atFirstReply = written.current
                 let before = written.current
                 let reply = try await client.unary(
-                    request: ClientRequest(message: [1]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: [1]),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(reply == [1])
                 let duringUnary = written.current - before
@@ -87,7 +94,8 @@ struct FlowControlTests {
         var configuration = HTTP2ServerTransport.Configuration()
         configuration.streamWindowBytes = 64 << 10
         configuration.connectionWindowBytes = 160 << 10
-        try await withHTTP2(services: [IgnoringSink(), RawEchoService()], serverConfiguration: configuration) { client in
+        try await withHTTP2(services: [IgnoringSink(), RawEchoService()], serverConfiguration: configuration) {
+            client in
             // Four streams, each filling its 64 KiB window with messages the handler never reads, then
             // cancelled: 256 KiB in all, more than the connection's 160 KiB window.
             for _ in 0..<4 {
@@ -100,7 +108,9 @@ struct FlowControlTests {
                                 written.increment()
                             }
                         },
-                        descriptor: method("Ignore"), serializer: codec, deserializer: codec
+                        descriptor: method("Ignore"),
+                        serializer: codec,
+                        deserializer: codec
                     ) { try $0.message }
                 }
                 // 64 KiB in the server's window and up to 64 KiB in the client's buffer: ≈130 messages.
@@ -117,8 +127,11 @@ struct FlowControlTests {
             var options = CallOptions.defaults
             options.timeout = .seconds(10)
             let reply = try await client.unary(
-                request: ClientRequest(message: [1, 2, 3]), descriptor: method("Get"), serializer: codec,
-                deserializer: codec, options: options
+                request: ClientRequest(message: [1, 2, 3]),
+                descriptor: method("Get"),
+                serializer: codec,
+                deserializer: codec,
+                options: options
             )
             #expect(reply == [1, 2, 3])
         }
@@ -134,8 +147,10 @@ struct FlowControlTests {
                     group.addTask {
                         let message = Array("\(i)".utf8)
                         return try await client.unary(
-                            request: ClientRequest(message: message), descriptor: method("Get"),
-                            serializer: codec, deserializer: codec
+                            request: ClientRequest(message: message),
+                            descriptor: method("Get"),
+                            serializer: codec,
+                            deserializer: codec
                         ) == message
                     }
                 }
@@ -154,7 +169,9 @@ struct BlockingSink: RegistrableRPCService {
 
     func registerMethods(with router: inout RPCRouter) {
         let release = self.release
-        router.registerClientStreaming(forMethod: method("Sink"), deserializer: codec, serializer: codec) { request, _ in
+        router.registerClientStreaming(forMethod: method("Sink"), deserializer: codec, serializer: codec) {
+            request,
+            _ in
             for await _ in release {}
             var count = 0
             for try await _ in request.messages { count += 1 }

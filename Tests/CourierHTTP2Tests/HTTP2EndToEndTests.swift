@@ -34,21 +34,28 @@ func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifie
 
 @Suite("Courier client and server over HTTP/2")
 struct HTTP2EndToEndTests {
-    @Test("All four kinds, over TCP on IPv4 and IPv6 and over a Unix socket", arguments: [
-        SocketAddress.ipv4(host: "127.0.0.1", port: 0), .ipv6(host: "::1", port: 0),
-        .unix(path: "/tmp/courier-test-\(getpid()).sock"),
-    ])
+    @Test(
+        "All four kinds, over TCP on IPv4 and IPv6 and over a Unix socket",
+        arguments: [
+            SocketAddress.ipv4(host: "127.0.0.1", port: 0), .ipv6(host: "::1", port: 0),
+            .unix(path: "/tmp/courier-test-\(getpid()).sock"),
+        ]
+    )
     func fourKinds(address: SocketAddress) async throws {
         try await withHTTP2(address: address) { client in
             let reply = try await client.unary(
-                request: ClientRequest(message: Array("hello".utf8)), descriptor: method("Get"),
-                serializer: codec, deserializer: codec
+                request: ClientRequest(message: Array("hello".utf8)),
+                descriptor: method("Get"),
+                serializer: codec,
+                deserializer: codec
             )
             #expect(reply == Array("hello".utf8))
 
             let words = try await client.serverStreaming(
-                request: ClientRequest(message: Array("a b c".utf8)), descriptor: method("Expand"),
-                serializer: codec, deserializer: codec
+                request: ClientRequest(message: Array("a b c".utf8)),
+                descriptor: method("Expand"),
+                serializer: codec,
+                deserializer: codec
             ) { response in
                 var words: [[UInt8]] = []
                 for try await word in response.messages { words.append(word) }
@@ -60,7 +67,9 @@ struct HTTP2EndToEndTests {
                 request: StreamingClientRequest<[UInt8]> { writer in
                     try await writer.write(contentsOf: [[120], [121]])
                 },
-                descriptor: method("Collect"), serializer: codec, deserializer: codec
+                descriptor: method("Collect"),
+                serializer: codec,
+                deserializer: codec
             ) { try $0.message }
             #expect(joined == Array("x y".utf8))
 
@@ -68,7 +77,9 @@ struct HTTP2EndToEndTests {
                 request: StreamingClientRequest<[UInt8]> { writer in
                     for i in 0..<100 { try await writer.write([UInt8(i)]) }
                 },
-                descriptor: method("Update"), serializer: codec, deserializer: codec
+                descriptor: method("Update"),
+                serializer: codec,
+                deserializer: codec
             ) { response in
                 var count = 0
                 for try await _ in response.messages { count += 1 }
@@ -84,15 +95,20 @@ struct HTTP2EndToEndTests {
             var metadata: Metadata = ["x-echo-initial": "v"]
             metadata.addBinary([0xAB, 0x00, 0xFF], forKey: "x-echo-trailing-bin")
             let response = try await client.unary(
-                request: ClientRequest(message: [1], metadata: metadata), descriptor: method("Get"),
-                serializer: codec, deserializer: codec
+                request: ClientRequest(message: [1], metadata: metadata),
+                descriptor: method("Get"),
+                serializer: codec,
+                deserializer: codec
             ) { $0 }
             #expect(response.metadata.firstString(forKey: "x-echo-initial") == "v")
             #expect(response.trailingMetadata[binaryValues: "x-echo-trailing-bin"] == [[0xAB, 0x00, 0xFF]])
 
             do {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Fail"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: []),
+                    descriptor: method("Fail"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 Issue.record("expected an error")
             } catch let error as RPCError {
@@ -102,7 +118,10 @@ struct HTTP2EndToEndTests {
 
             do {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Nope"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: []),
+                    descriptor: method("Nope"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 Issue.record("expected UNIMPLEMENTED")
             } catch let error as RPCError {
@@ -116,7 +135,8 @@ struct HTTP2EndToEndTests {
         let services: [any RegistrableRPCService] = [RawEchoService()]
         let transportServer = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
         try await withCourierServer(
-            transport: transportServer, services: services,
+            transport: transportServer,
+            services: services,
             configuration: .init(maxRequestMessageBytes: 32 << 20)
         ) { _ in
             let port = try await transportServer.listeningAddress().port!
@@ -125,8 +145,10 @@ struct HTTP2EndToEndTests {
                     var payload = [UInt8](repeating: 0x5A, count: size)
                     if size > 0 { payload[size - 1] = 1 }
                     let reply = try await client.unary(
-                        request: ClientRequest(message: payload), descriptor: method("Get"),
-                        serializer: codec, deserializer: codec,
+                        request: ClientRequest(message: payload),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec,
                         options: CallOptions(maxResponseMessageBytes: 32 << 20)
                     )
                     #expect(reply == payload, "size \(size)")
@@ -135,12 +157,18 @@ struct HTTP2EndToEndTests {
         }
     }
 
-    @Test("Connections closed and reopened one after another (socket numbers reused) keep working", arguments: [IOBackend.epoll, .ioUring])
+    @Test(
+        "Connections closed and reopened one after another (socket numbers reused) keep working",
+        arguments: [IOBackend.epoll, .ioUring]
+    )
     func sequentialConnections(backend: IOBackend) async throws {
         guard backend == .epoll || IOBackend.automatic == .ioUring else { return }
         var serverConfiguration = HTTP2ServerTransport.Configuration()
         serverConfiguration.ioBackend = backend
-        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: serverConfiguration)
+        let server = HTTP2ServerTransport(
+            address: .ipv4(host: "127.0.0.1", port: 0),
+            configuration: serverConfiguration
+        )
         try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
             let port = try await server.listeningAddress().port!
             var clientConfiguration = HTTP2ClientTransport.Configuration()
@@ -149,8 +177,10 @@ struct HTTP2EndToEndTests {
                 let client = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: clientConfiguration)
                 let reply = try await withCourierClient(transport: client) { client in
                     try await client.unary(
-                        request: ClientRequest(message: [UInt8(index)]), descriptor: method("Get"),
-                        serializer: codec, deserializer: codec,
+                        request: ClientRequest(message: [UInt8(index)]),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec,
                         options: CallOptions(timeout: .seconds(10))
                     )
                 }
@@ -167,8 +197,10 @@ struct HTTP2EndToEndTests {
                     group.addTask {
                         let message = Array("m\(i)".utf8)
                         return try await client.unary(
-                            request: ClientRequest(message: message), descriptor: method("Get"),
-                            serializer: codec, deserializer: codec
+                            request: ClientRequest(message: message),
+                            descriptor: method("Get"),
+                            serializer: codec,
+                            deserializer: codec
                         ) == message
                     }
                 }
@@ -185,8 +217,11 @@ struct HTTP2EndToEndTests {
         try await withHTTP2 { client in
             do {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Slow"), serializer: codec,
-                    deserializer: codec, options: CallOptions(timeout: .milliseconds(100))
+                    request: ClientRequest(message: []),
+                    descriptor: method("Slow"),
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .milliseconds(100))
                 )
                 Issue.record("expected DEADLINE_EXCEEDED")
             } catch let error as RPCError {
@@ -201,7 +236,10 @@ struct HTTP2EndToEndTests {
         try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(path)")) { client in
             do {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: []),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 Issue.record("expected UNAVAILABLE")
             } catch let error as RPCError {
@@ -210,12 +248,21 @@ struct HTTP2EndToEndTests {
         }
     }
 
-    @Test("Targets parse", arguments: ["127.0.0.1:80", "dns:///localhost:443", "ipv4:10.0.0.1:1", "ipv6:[::1]:8080", "[::1]:9", "unix:/tmp/x.sock", "unix:///tmp/y.sock"])
+    @Test(
+        "Targets parse",
+        arguments: [
+            "127.0.0.1:80", "dns:///localhost:443", "ipv4:10.0.0.1:1", "ipv6:[::1]:8080", "[::1]:9", "unix:/tmp/x.sock",
+            "unix:///tmp/y.sock",
+        ]
+    )
     func targets(target: String) throws {
         _ = try HTTP2ClientTransport(target: target)
     }
 
-    @Test("Bad targets are a RuntimeError (invalid argument)", arguments: ["", "localhost", "127.0.0.1:", "127.0.0.1:99999", ":80", "[::1", "unix:"])
+    @Test(
+        "Bad targets are a RuntimeError (invalid argument)",
+        arguments: ["", "localhost", "127.0.0.1:", "127.0.0.1:99999", ":80", "[::1", "unix:"]
+    )
     func badTargets(target: String) {
         let error = #expect(throws: RuntimeError.self) { _ = try HTTP2ClientTransport(target: target) }
         #expect(error?.code == .invalidArgument)
@@ -234,8 +281,10 @@ struct ForwardingService: RegistrableRPCService {
             // No timeout of its own: the inner call inherits what is left of this RPC's deadline.
             let reply = try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { inner in
                 try await inner.unary(
-                    request: ClientRequest(message: request.message), descriptor: method("Inner"),
-                    serializer: codec, deserializer: codec
+                    request: ClientRequest(message: request.message),
+                    descriptor: method("Inner"),
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             return ServerResponse(message: reply)
@@ -268,8 +317,11 @@ struct DeadlinePropagationTests {
             _ = try await server.listeningAddress()
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(path)")) { client in
                 let reply = try await client.unary(
-                    request: ClientRequest(message: [5]), descriptor: method("Outer"), serializer: codec,
-                    deserializer: codec, options: CallOptions(timeout: .seconds(10))
+                    request: ClientRequest(message: [5]),
+                    descriptor: method("Outer"),
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .seconds(10))
                 )
                 #expect(reply == [5])
             }

@@ -1,6 +1,6 @@
 import Courier
-import CourierTestSupport
 import CourierHTTP2
+import CourierTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -17,7 +17,9 @@ struct RawEchoService: RegistrableRPCService {
 
     func registerMethods(with router: inout RPCRouter) {
         let codec = BytesCodec()
-        func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name) }
+        func method(_ name: String) -> MethodDescriptor {
+            MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name)
+        }
         @Sendable func echoMetadata(_ metadata: Metadata, key: String) -> Metadata {
             var echoed = Metadata()
             for value in metadata[key] { echoed.add(value, forKey: key) }
@@ -30,18 +32,24 @@ struct RawEchoService: RegistrableRPCService {
                 trailingMetadata: echoMetadata(request.metadata, key: "x-echo-trailing-bin")
             )
         }
-        router.registerServerStreaming(forMethod: method("Expand"), deserializer: codec, serializer: codec) { request, _ in
+        router.registerServerStreaming(forMethod: method("Expand"), deserializer: codec, serializer: codec) {
+            request,
+            _ in
             StreamingServerResponse { writer in
                 for word in request.message.split(separator: UInt8(ascii: " ")) { try await writer.write(Array(word)) }
                 return [:]
             }
         }
-        router.registerClientStreaming(forMethod: method("Collect"), deserializer: codec, serializer: codec) { request, _ in
+        router.registerClientStreaming(forMethod: method("Collect"), deserializer: codec, serializer: codec) {
+            request,
+            _ in
             var parts: [[UInt8]] = []
             for try await message in request.messages { parts.append(message) }
             return ServerResponse(message: Array(parts.joined(separator: [UInt8(ascii: " ")])))
         }
-        router.registerBidirectionalStreaming(forMethod: method("Update"), deserializer: codec, serializer: codec) { request, _ in
+        router.registerBidirectionalStreaming(forMethod: method("Update"), deserializer: codec, serializer: codec) {
+            request,
+            _ in
             StreamingServerResponse { writer in
                 for try await message in request.messages { try await writer.write(message) }
                 return [:]
@@ -116,7 +124,10 @@ struct HTTP2ClientInteropTests {
         // The first line says the port: an explicit signal that the server is ready.
         let text = await firstLine(of: output.fileHandleForReading)
         do {
-            let port = try #require(text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil, "grpcio server said: \(text)")
+            let port = try #require(
+                text.hasPrefix("PORT ") ? Int(text.dropFirst(5)) : nil,
+                "grpcio server said: \(text)"
+            )
             try await body(port)
         } catch {
             try? input.fileHandleForWriting.close()
@@ -132,13 +143,17 @@ struct HTTP2ClientInteropTests {
         try await withGRPCIOServer { port in
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 let codec = BytesCodec()
-                func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name) }
+                func method(_ name: String) -> MethodDescriptor {
+                    MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name)
+                }
 
                 var metadata: Metadata = ["x-echo-initial": "hello"]
                 metadata.addBinary([0xAB, 0xAB, 0xAB], forKey: "x-echo-trailing-bin")
                 let response = try await client.unary(
-                    request: ClientRequest(message: Array("ping".utf8), metadata: metadata), descriptor: method("Get"),
-                    serializer: codec, deserializer: codec
+                    request: ClientRequest(message: Array("ping".utf8), metadata: metadata),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 ) { $0 }
                 #expect(try response.message == Array("ping".utf8))
                 #expect(response.metadata.firstString(forKey: "x-echo-initial") == "hello")
@@ -146,20 +161,32 @@ struct HTTP2ClientInteropTests {
 
                 for algorithm in [CompressionAlgorithm.gzip, .deflate] {
                     let payload = [UInt8](repeating: 7, count: 100_000)
-                    #expect(try await client.unary(
-                        request: ClientRequest(message: payload), descriptor: method("Get"), serializer: codec,
-                        deserializer: codec, options: CallOptions(compression: algorithm)
-                    ) == payload)
+                    #expect(
+                        try await client.unary(
+                            request: ClientRequest(message: payload),
+                            descriptor: method("Get"),
+                            serializer: codec,
+                            deserializer: codec,
+                            options: CallOptions(compression: algorithm)
+                        ) == payload
+                    )
                 }
 
                 let big = [UInt8](repeating: 9, count: 1 << 20)
-                #expect(try await client.unary(
-                    request: ClientRequest(message: big), descriptor: method("Get"), serializer: codec, deserializer: codec
-                ) == big)
+                #expect(
+                    try await client.unary(
+                        request: ClientRequest(message: big),
+                        descriptor: method("Get"),
+                        serializer: codec,
+                        deserializer: codec
+                    ) == big
+                )
 
                 let words = try await client.serverStreaming(
-                    request: ClientRequest(message: Array("a b c".utf8)), descriptor: method("Expand"),
-                    serializer: codec, deserializer: codec
+                    request: ClientRequest(message: Array("a b c".utf8)),
+                    descriptor: method("Expand"),
+                    serializer: codec,
+                    deserializer: codec
                 ) { response in
                     var words: [[UInt8]] = []
                     for try await word in response.messages { words.append(word) }
@@ -168,8 +195,12 @@ struct HTTP2ClientInteropTests {
                 #expect(words == [[97], [98], [99]])
 
                 let joined = try await client.clientStreaming(
-                    request: StreamingClientRequest<[UInt8]> { writer in try await writer.write(contentsOf: [[120], [121]]) },
-                    descriptor: method("Collect"), serializer: codec, deserializer: codec
+                    request: StreamingClientRequest<[UInt8]> { writer in
+                        try await writer.write(contentsOf: [[120], [121]])
+                    },
+                    descriptor: method("Collect"),
+                    serializer: codec,
+                    deserializer: codec
                 ) { try $0.message }
                 #expect(joined == Array("x y".utf8))
 
@@ -177,7 +208,9 @@ struct HTTP2ClientInteropTests {
                     request: StreamingClientRequest<[UInt8]> { writer in
                         for i in 0..<200 { try await writer.write([UInt8(truncatingIfNeeded: i)]) }
                     },
-                    descriptor: method("Update"), serializer: codec, deserializer: codec
+                    descriptor: method("Update"),
+                    serializer: codec,
+                    deserializer: codec
                 ) { response in
                     var count = 0
                     for try await _ in response.messages { count += 1 }
@@ -187,7 +220,10 @@ struct HTTP2ClientInteropTests {
 
                 do {
                     _ = try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Fail"), serializer: codec, deserializer: codec
+                        request: ClientRequest(message: []),
+                        descriptor: method("Fail"),
+                        serializer: codec,
+                        deserializer: codec
                     )
                     Issue.record("expected INVALID_ARGUMENT")
                 } catch let error as RPCError {
@@ -197,7 +233,10 @@ struct HTTP2ClientInteropTests {
 
                 do {
                     _ = try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Missing"), serializer: codec, deserializer: codec
+                        request: ClientRequest(message: []),
+                        descriptor: method("Missing"),
+                        serializer: codec,
+                        deserializer: codec
                     )
                     Issue.record("expected UNIMPLEMENTED")
                 } catch let error as RPCError {
@@ -206,8 +245,11 @@ struct HTTP2ClientInteropTests {
 
                 do {
                     _ = try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Slow"), serializer: codec,
-                        deserializer: codec, options: CallOptions(timeout: .milliseconds(100))
+                        request: ClientRequest(message: []),
+                        descriptor: method("Slow"),
+                        serializer: codec,
+                        deserializer: codec,
+                        options: CallOptions(timeout: .milliseconds(100))
                     )
                     Issue.record("expected DEADLINE_EXCEEDED")
                 } catch let error as RPCError {
@@ -217,4 +259,3 @@ struct HTTP2ClientInteropTests {
         }
     }
 }
-

@@ -1,16 +1,23 @@
 import Courier
 import CourierTestSupport
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 /// A client configuration with keepalive at `time` / `timeout`, below the 10 s minimum (the
 /// package-internal test override), and every other setting at its default.
 func keepalive(
-    time: Duration, timeout: Duration, permitWithoutCalls: Bool = false
+    time: Duration,
+    timeout: Duration,
+    permitWithoutCalls: Bool = false
 ) -> HTTP2ClientTransport.Configuration {
     var configuration = HTTP2ClientTransport.Configuration()
-    var keepalive = HTTP2ClientTransport.Configuration.Keepalive(time: time, timeout: timeout, permitWithoutCalls: permitWithoutCalls)
+    var keepalive = HTTP2ClientTransport.Configuration.Keepalive(
+        time: time,
+        timeout: timeout,
+        permitWithoutCalls: permitWithoutCalls
+    )
     keepalive.allowsTimeBelowMinimum = true
     configuration.keepalive = keepalive
     return configuration
@@ -18,11 +25,16 @@ func keepalive(
 
 /// A unary echo call (20 s deadline unless given); returns the reply and the peer's `x-connection` trailer.
 func echoCall(
-    _ client: CourierClient, timeout: Duration = .seconds(20), waitForReady: Bool = false
+    _ client: CourierClient,
+    timeout: Duration = .seconds(20),
+    waitForReady: Bool = false
 ) async throws -> (reply: [UInt8], connection: String?) {
     try await client.unary(
-        request: ClientRequest(message: Array("hello".utf8)), descriptor: method("Get"), serializer: codec,
-        deserializer: codec, options: CallOptions(timeout: timeout, waitForReady: waitForReady)
+        request: ClientRequest(message: Array("hello".utf8)),
+        descriptor: method("Get"),
+        serializer: codec,
+        deserializer: codec,
+        options: CallOptions(timeout: timeout, waitForReady: waitForReady)
     ) { response in
         (try response.message, response.trailingMetadata.firstString(forKey: "x-connection"))
     }
@@ -57,15 +69,20 @@ struct KeepaliveTests {
         #expect(defaults.connectTimeout == .seconds(20))
     }
 
-    @Test("A peer that goes silent (no answer, no PING ACK): the RPC fails with UNAVAILABLE long before its deadline; the next RPC gets a new connection")
+    @Test(
+        "A peer that goes silent (no answer, no PING ACK): the RPC fails with UNAVAILABLE long before its deadline; the next RPC gets a new connection"
+    )
     func deadPeer() async throws {
         try await withPeer("blackhole-first") { peer, port in
             let transport = try HTTP2ClientTransport(
                 // A timeout long enough for a loaded machine's peer to answer the second connection's PINGs.
-                target: "127.0.0.1:\(port)", configuration: keepalive(time: .milliseconds(200), timeout: .seconds(1))
+                target: "127.0.0.1:\(port)",
+                configuration: keepalive(time: .milliseconds(200), timeout: .seconds(1))
             )
             try await withCourierClient(transport: transport) { client in
-                let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(30)) }
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await echoCall(client, timeout: .seconds(30))
+                }
                 #expect(error?.code == .unavailable, "\(String(describing: error))")
                 #expect(error?.message.contains("keepalive") == true, "\(String(describing: error))")
                 #expect(await peer.line(startingWith: "PING 1 1 ") != nil, "\(peer.output)")
@@ -89,7 +106,8 @@ struct KeepaliveTests {
         // The peer answers only once it has seen 3 PINGs: without keepalive the call would wait for its deadline.
         try await withPeer("ack-late", ["--delay", "\(delay)", "--pings", "3"]) { peer, port in
             let transport = try HTTP2ClientTransport(
-                target: "127.0.0.1:\(port)", configuration: keepalive(time: .milliseconds(100), timeout: timeout)
+                target: "127.0.0.1:\(port)",
+                configuration: keepalive(time: .milliseconds(100), timeout: timeout)
             )
             try await withCourierClient(transport: transport) { client in
                 if survives {
@@ -102,7 +120,9 @@ struct KeepaliveTests {
                     #expect(pingIntervals(peer, connection: 1).allSatisfy { $0 < 4500 }, "\(peer.output)")
                     #expect(await transport.counters.keepaliveTimeouts == 0)
                 } else {
-                    let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(30)) }
+                    let error = await #expect(throws: RPCError.self) {
+                        _ = try await echoCall(client, timeout: .seconds(30))
+                    }
                     #expect(error?.code == .unavailable, "\(String(describing: error))")
                     #expect(error?.message.contains("keepalive") == true, "\(String(describing: error))")
                     #expect(await transport.counters.keepaliveTimeouts == 1)
@@ -137,7 +157,9 @@ struct KeepaliveTests {
         }
     }
 
-    @Test("Without streams and without permit-without-calls a quiet connection is not pinged; the next RPC's PING goes before its HEADERS")
+    @Test(
+        "Without streams and without permit-without-calls a quiet connection is not pinged; the next RPC's PING goes before its HEADERS"
+    )
     func dormantWithoutCalls() async throws {
         try await withPeer("well-behaved", ["--events"]) { peer, port in
             var configuration = keepalive(time: .milliseconds(50), timeout: .seconds(5))
@@ -149,12 +171,14 @@ struct KeepaliveTests {
                 // dormant instead of pinging. (PINGs while the first RPC was open are legitimate: a slow
                 // answer leaves the connection quiet for longer than 50 ms.)
                 let dormant = try #require(
-                    try await transport.waitForCounters(within: .seconds(10)) { $0.keepaliveDormancies >= 1 }, "never dormant"
+                    try await transport.waitForCounters(within: .seconds(10)) { $0.keepaliveDormancies >= 1 },
+                    "never dormant"
                 )
                 let before = dormant.keepalivePingsSent
                 // The next RPC wakes keepalive: its PING reaches the peer before the request (gRFC A8).
                 #expect(try await echoCall(client).connection == "1")
-                #expect(await peer.line(startingWith: "REQUEST 1 3") != nil, "\(peer.output)")  // printed after the PING
+                // Printed after the PING.
+                #expect(await peer.line(startingWith: "REQUEST 1 3") != nil, "\(peer.output)")
                 let lines = peer.output.split(separator: "\n").map(String.init)
                 let ping = lines.firstIndex { $0.hasPrefix("PING 1 \(before + 1) ") }
                 let request = lines.firstIndex { $0 == "REQUEST 1 3" }
@@ -183,7 +207,10 @@ struct ConnectionTimeoutTests {
         }
     }
 
-    @Test("A server that accepts and then says nothing: the connect timeout fails the RPC with UNAVAILABLE, naming it", arguments: [false, true])
+    @Test(
+        "A server that accepts and then says nothing: the connect timeout fails the RPC with UNAVAILABLE, naming it",
+        arguments: [false, true]
+    )
     func stalledHandshake(tls: Bool) async throws {
         let pki = try await TestPKI.directory()
         try await withPeer("stall-handshake") { peer, port in
@@ -194,7 +221,9 @@ struct ConnectionTimeoutTests {
             configuration.authority = "localhost"
             let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
             try await withCourierClient(transport: transport) { client in
-                let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(20)) }
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await echoCall(client, timeout: .seconds(20))
+                }
                 #expect(error?.code == .unavailable, "\(String(describing: error))")
                 #expect(error?.message.contains("connect timeout (300 ms)") == true, "\(String(describing: error))")
                 #expect(await transport.counters.connectTimeouts >= 1)
@@ -203,7 +232,9 @@ struct ConnectionTimeoutTests {
         }
     }
 
-    @Test("An attempt's connect timeout is at least the current backoff delay (grpc's max(backoff, MIN_CONNECT_TIMEOUT))")
+    @Test(
+        "An attempt's connect timeout is at least the current backoff delay (grpc's max(backoff, MIN_CONNECT_TIMEOUT))"
+    )
     func connectTimeoutAtLeastBackoff() async throws {
         var iterator = ConnectionBackoff(initial: .milliseconds(500), jitter: 0).makeIterator()
         #expect(iterator.upcoming == .milliseconds(500))
@@ -215,7 +246,9 @@ struct ConnectionTimeoutTests {
             configuration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(500), maximum: .seconds(1))
             let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: configuration)
             try await withCourierClient(transport: transport) { client in
-                let error = await #expect(throws: RPCError.self) { _ = try await echoCall(client, timeout: .seconds(20)) }
+                let error = await #expect(throws: RPCError.self) {
+                    _ = try await echoCall(client, timeout: .seconds(20))
+                }
                 #expect(error?.message.contains("connect timeout (500 ms)") == true, "\(String(describing: error))")
             }
         }
@@ -231,7 +264,8 @@ struct ConnectionTimeoutTests {
             configuration.connectionBackoff = ConnectionBackoff(initial: .milliseconds(50), maximum: .milliseconds(100))
             let transport = try HTTP2ClientTransport(
                 target: .addresses([.ipv4(host: "127.0.0.1", port: stalled), .ipv4(host: "127.0.0.1", port: port)]),
-                authority: "127.0.0.1:\(port)", configuration: configuration
+                authority: "127.0.0.1:\(port)",
+                configuration: configuration
             )
             try await withCourierClient(transport: transport) { client in
                 let (reply, connection) = try await echoCall(client, timeout: .seconds(20))
@@ -249,12 +283,15 @@ struct ConnectionTimeoutTests {
 struct GRPCIOKeepaliveTests {
     /// Runs the grpcio echo server with its ping policy and a Courier client with `configuration`.
     func withEnforcingServer(
-        minPingIntervalMilliseconds: Int, maxPingStrikes: Int, permitWithoutCalls: Bool,
+        minPingIntervalMilliseconds: Int,
+        maxPingStrikes: Int,
+        permitWithoutCalls: Bool,
         client configuration: HTTP2ClientTransport.Configuration,
         _ body: (CourierClient, HTTP2ClientTransport) async throws -> Void
     ) async throws {
         let peer = try PeerProcess(
-            "grpcio_ping_enforcing_server.py", ["\(minPingIntervalMilliseconds)", "\(maxPingStrikes)", permitWithoutCalls ? "1" : "0"]
+            "grpcio_ping_enforcing_server.py",
+            ["\(minPingIntervalMilliseconds)", "\(maxPingStrikes)", permitWithoutCalls ? "1" : "0"]
         )
         do {
             let port = try await peer.number(after: "PORT")
@@ -267,10 +304,14 @@ struct GRPCIOKeepaliveTests {
         await peer.stop()
     }
 
-    @Test("grpcio answers pings more frequent than it permits with GOAWAY too_many_pings; the client doubles its keepalive time each time")
+    @Test(
+        "grpcio answers pings more frequent than it permits with GOAWAY too_many_pings; the client doubles its keepalive time each time"
+    )
     func tooManyPings() async throws {
         try await withEnforcingServer(
-            minPingIntervalMilliseconds: 60_000, maxPingStrikes: 1, permitWithoutCalls: false,
+            minPingIntervalMilliseconds: 60_000,
+            maxPingStrikes: 1,
+            permitWithoutCalls: false,
             client: keepalive(time: .milliseconds(100), timeout: .seconds(5), permitWithoutCalls: true)
         ) { client, transport in
             let (reply, _) = try await echoCall(client)
@@ -289,7 +330,9 @@ struct GRPCIOKeepaliveTests {
     @Test("Pings within grpcio's policy are acknowledged: no GOAWAY, the connection stays")
     func permittedPings() async throws {
         try await withEnforcingServer(
-            minPingIntervalMilliseconds: 10, maxPingStrikes: 2, permitWithoutCalls: true,
+            minPingIntervalMilliseconds: 10,
+            maxPingStrikes: 2,
+            permitWithoutCalls: true,
             client: keepalive(time: .milliseconds(100), timeout: .seconds(5), permitWithoutCalls: true)
         ) { client, transport in
             #expect(try await echoCall(client).reply == Array("hello".utf8))

@@ -1,6 +1,6 @@
 import Courier
-import CourierTestSupport
 import CourierHTTP2
+import CourierTestSupport
 import Foundation
 import Testing
 
@@ -21,7 +21,8 @@ func withMisbehavingServer<R: Sendable>(_ mode: String, _ body: (CourierClient) 
     }
     let line = await firstLine(of: output.fileHandleForReading)
     let port = try #require(line.hasPrefix("PORT ") ? Int(line.dropFirst(5)) : nil, "server said: \(line)")
-    let result = try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+    let result = try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) {
+        client in
         try await body(client)
     }
     try? input.fileHandleForWriting.close()
@@ -32,8 +33,11 @@ func withMisbehavingServer<R: Sendable>(_ mode: String, _ body: (CourierClient) 
 /// A unary call with a 10 s deadline; returns the reply and the `x-connection` trailer.
 func call(_ client: CourierClient) async throws -> (reply: [UInt8], connection: String?) {
     try await client.unary(
-        request: ClientRequest(message: Array("hello".utf8)), descriptor: method("Get"), serializer: codec,
-        deserializer: codec, options: CallOptions(timeout: .seconds(10))
+        request: ClientRequest(message: Array("hello".utf8)),
+        descriptor: method("Get"),
+        serializer: codec,
+        deserializer: codec,
+        options: CallOptions(timeout: .seconds(10))
     ) { response in
         (try response.message, response.trailingMetadata.firstString(forKey: "x-connection"))
     }
@@ -65,19 +69,22 @@ struct MisbehavingServerTests {
         }
     }
 
-    @Test("Bad answers map to the right status, never a silent success", arguments: [
-        ("http-503", RPCError.Code.unavailable),
-        ("http-404", .unimplemented),
-        ("huge-prefix", .resourceExhausted),
-        ("truncated", .internal),
-        ("unknown-encoding", .internal),
-        ("compressed-no-encoding", .internal),
-        ("rst-internal", .internal),
-        ("header-flood", .resourceExhausted),
-        ("garbage", .unavailable),
-        // Not HTTP/2, and the socket left open: the RPC fails at once (not at its 10 s deadline).
-        ("garbage-open", .unavailable),
-    ])
+    @Test(
+        "Bad answers map to the right status, never a silent success",
+        arguments: [
+            ("http-503", RPCError.Code.unavailable),
+            ("http-404", .unimplemented),
+            ("huge-prefix", .resourceExhausted),
+            ("truncated", .internal),
+            ("unknown-encoding", .internal),
+            ("compressed-no-encoding", .internal),
+            ("rst-internal", .internal),
+            ("header-flood", .resourceExhausted),
+            ("garbage", .unavailable),
+            // Not HTTP/2, and the socket left open: the RPC fails at once (not at its 10 s deadline).
+            ("garbage-open", .unavailable),
+        ]
+    )
     func badAnswers(mode: String, expected: RPCError.Code) async throws {
         try await withMisbehavingServer(mode) { client in
             let error = await #expect(throws: RPCError.self) { _ = try await call(client) }
@@ -85,12 +92,17 @@ struct MisbehavingServerTests {
         }
     }
 
-    @Test("A wrong content-type, an invalid grpc-status, a second header block: errors, not successes",
-          arguments: ["wrong-content-type", "invalid-grpc-status", "duplicate-headers"])
+    @Test(
+        "A wrong content-type, an invalid grpc-status, a second header block: errors, not successes",
+        arguments: ["wrong-content-type", "invalid-grpc-status", "duplicate-headers"]
+    )
     func malformed(mode: String) async throws {
         try await withMisbehavingServer(mode) { client in
             let error = await #expect(throws: RPCError.self) { _ = try await call(client) }
-            #expect(error.map { [.internal, .unknown].contains($0.code) } == true, "\(mode): \(String(describing: error))")
+            #expect(
+                error.map { [.internal, .unknown].contains($0.code) } == true,
+                "\(mode): \(String(describing: error))"
+            )
         }
     }
 

@@ -14,7 +14,8 @@ final class PeerProcess: Sendable {
 
     private struct State {
         var seen: [String] = []
-        var waiters: [UInt64: (predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)] = [:]
+        var waiters:
+            [UInt64: (predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)] = [:]
         var nextWaiter: UInt64 = 0
         var ended = false
     }
@@ -72,7 +73,10 @@ final class PeerProcess: Sendable {
 
     /// The first line (printed already or later) that `predicate` accepts; `nil` if the output ends or
     /// `bound` passes first.
-    func line(within bound: Duration = .seconds(30), where predicate: @escaping @Sendable (String) -> Bool) async -> String? {
+    func line(
+        within bound: Duration = .seconds(30),
+        where predicate: @escaping @Sendable (String) -> Bool
+    ) async -> String? {
         let id = state.withLock { state -> UInt64 in
             defer { state.nextWaiter += 1 }
             return state.nextWaiter
@@ -128,7 +132,9 @@ final class PeerProcess: Sendable {
 /// Runs h2_misbehaving_server.py in `mode` with `arguments`, hands `body` the peer and its port, then
 /// stops it.
 func withPeer<R: Sendable>(
-    _ mode: String, _ arguments: [String] = [], _ body: (PeerProcess, Int) async throws -> R
+    _ mode: String,
+    _ arguments: [String] = [],
+    _ body: (PeerProcess, Int) async throws -> R
 ) async throws -> R {
     let peer = try PeerProcess("h2_misbehaving_server.py", [mode] + arguments)
     do {

@@ -1,6 +1,6 @@
 import Courier
-import CourierTestSupport
 import CourierHTTP2
+import CourierTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -30,8 +30,10 @@ func withTLS<R: Sendable>(
 
 func echo(_ client: CourierClient, _ text: String = "hello") async throws -> String {
     let reply = try await client.unary(
-        request: ClientRequest(message: Array(text.utf8)), descriptor: method("Get"),
-        serializer: codec, deserializer: codec
+        request: ClientRequest(message: Array(text.utf8)),
+        descriptor: method("Get"),
+        serializer: codec,
+        deserializer: codec
     )
     return String(decoding: reply, as: UTF8.self)
 }
@@ -61,7 +63,9 @@ struct TLSTests {
                 request: StreamingClientRequest<[UInt8]> { writer in
                     for i in 0..<20 { try await writer.write([UInt8](repeating: UInt8(i), count: 100_000)) }
                 },
-                descriptor: method("Update"), serializer: codec, deserializer: codec
+                descriptor: method("Update"),
+                serializer: codec,
+                deserializer: codec
             ) { response in
                 var total = 0
                 for try await message in response.messages { total += message.count }
@@ -100,7 +104,10 @@ struct TLSTests {
     @Test("A certificate from an untrusted CA fails; the insecure mode accepts it")
     func untrusted() async throws {
         let pki = try await TestPKI.directory()
-        let server = TLSConfiguration.server(certificateChainFile: "\(pki)/other.pem", privateKeyFile: "\(pki)/other.key")
+        let server = TLSConfiguration.server(
+            certificateChainFile: "\(pki)/other.pem",
+            privateKeyFile: "\(pki)/other.key"
+        )
         try await withTLS(server: server, client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))) { client in
             let error = await #expect(throws: RPCError.self) { try await echo(client) }
             #expect(error?.code == .unavailable)
@@ -131,24 +138,39 @@ struct TLSTests {
     func mutualTLS() async throws {
         let pki = try await TestPKI.directory()
         let server = TLSConfiguration.server(
-            certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key",
-            clientCertificates: .required, trustRoots: .pemFile("\(pki)/ca.pem")
+            certificateChainFile: "\(pki)/server.pem",
+            privateKeyFile: "\(pki)/server.key",
+            clientCertificates: .required,
+            trustRoots: .pemFile("\(pki)/ca.pem")
         )
         let withCertificate = TLSConfiguration.client(
             trustRoots: .pemFile("\(pki)/ca.pem"),
-            certificateChainFile: "\(pki)/client.pem", privateKeyFile: "\(pki)/client.key"
+            certificateChainFile: "\(pki)/client.pem",
+            privateKeyFile: "\(pki)/client.key"
         )
         try await withTLS(services: [WhoamiService()], server: server, client: withCertificate) { client in
             let identity = try await client.unary(
-                request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+                request: ClientRequest(message: []),
+                descriptor: method("Whoami"),
+                serializer: codec,
+                deserializer: codec
             )
-            #expect(String(decoding: identity, as: UTF8.self)
-                == "O=Courier Tests,CN=courier-test-client, DNS:client.courier.test, URI:spiffe://courier.test/client")
+            #expect(
+                String(decoding: identity, as: UTF8.self)
+                    == "O=Courier Tests,CN=courier-test-client, DNS:client.courier.test, URI:spiffe://courier.test/client"
+            )
         }
-        try await withTLS(services: [WhoamiService()], server: server, client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))) { client in
+        try await withTLS(
+            services: [WhoamiService()],
+            server: server,
+            client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))
+        ) { client in
             let error = await #expect(throws: RPCError.self) {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: []),
+                    descriptor: method("Whoami"),
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             #expect(error?.code == .unavailable)
@@ -165,25 +187,34 @@ struct TLSTests {
                 + "DNS:worker.courier.test,IP:2001:db8::42,DNS:*.worker.courier.test,URI:urn:example:worker"
         )
         let server = TLSConfiguration.server(
-            certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/server.key",
-            clientCertificates: .required, trustRoots: .pemFile("\(pki)/ca.pem")
+            certificateChainFile: "\(pki)/server.pem",
+            privateKeyFile: "\(pki)/server.key",
+            clientCertificates: .required,
+            trustRoots: .pemFile("\(pki)/ca.pem")
         )
         let client = TLSConfiguration.client(
-            trustRoots: .pemFile("\(pki)/ca.pem"), certificateChainFile: certificate, privateKeyFile: key
+            trustRoots: .pemFile("\(pki)/ca.pem"),
+            certificateChainFile: certificate,
+            privateKeyFile: key
         )
         try await withTLS(services: [WhoamiService()], server: server, client: client) { client in
             let identity = try await client.unary(
-                request: ClientRequest(message: []), descriptor: method("Whoami"),
-                serializer: codec, deserializer: codec
+                request: ClientRequest(message: []),
+                descriptor: method("Whoami"),
+                serializer: codec,
+                deserializer: codec
             )
             // The subject as `openssl x509 -nameopt RFC2253` prints it: reversed, `\,` and `+` kept, UTF-8 as
             // `\XX` escapes; the email SAN is not an identity Courier reports.
-            #expect(String(decoding: identity, as: UTF8.self) == [
-                #"O=Caf\C3\A9 Tests,CN=worker\, blue+serialNumber=7"#,
-                "DNS:worker.courier.test", "DNS:*.worker.courier.test",
-                "URI:spiffe://courier.test/ns/default/sa/worker", "URI:urn:example:worker",
-                "IP:10.1.2.3", "IP:2001:db8::42",
-            ].joined(separator: ", "))
+            #expect(
+                String(decoding: identity, as: UTF8.self)
+                    == [
+                        #"O=Caf\C3\A9 Tests,CN=worker\, blue+serialNumber=7"#,
+                        "DNS:worker.courier.test", "DNS:*.worker.courier.test",
+                        "URI:spiffe://courier.test/ns/default/sa/worker", "URI:urn:example:worker",
+                        "IP:10.1.2.3", "IP:2001:db8::42",
+                    ].joined(separator: ", ")
+            )
         }
     }
 
@@ -196,7 +227,10 @@ struct TLSTests {
             client: .client(trustRoots: .pemFile("\(pki)/ca.pem"))
         ) { client in
             let identity = try await client.unary(
-                request: ClientRequest(message: []), descriptor: method("Whoami"), serializer: codec, deserializer: codec
+                request: ClientRequest(message: []),
+                descriptor: method("Whoami"),
+                serializer: codec,
+                deserializer: codec
             )
             #expect(String(decoding: identity, as: UTF8.self) == "anonymous")
         }
@@ -208,16 +242,27 @@ struct TLSTests {
         let notPEM = "\(pki)/not.pem"
         try Data("this is not a certificate".utf8).write(to: URL(fileURLWithPath: notPEM))
         let cases: [(TLSConfiguration, String)] = [
-            (.server(certificateChainFile: "\(pki)/missing.pem", privateKeyFile: "\(pki)/server.key"), "cannot read the certificate chain"),
-            (.server(certificateChainFile: notPEM, privateKeyFile: "\(pki)/server.key"), "could not load the certificate chain"),
-            (.server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: notPEM), "could not load the private key"),
+            (
+                .server(certificateChainFile: "\(pki)/missing.pem", privateKeyFile: "\(pki)/server.key"),
+                "cannot read the certificate chain"
+            ),
+            (
+                .server(certificateChainFile: notPEM, privateKeyFile: "\(pki)/server.key"),
+                "could not load the certificate chain"
+            ),
+            (
+                .server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: notPEM),
+                "could not load the private key"
+            ),
             (.server(certificateChainFile: "\(pki)/server.pem", privateKeyFile: "\(pki)/client.key"), "does not match"),
         ]
         for (configuration, expected) in cases {
             var server = HTTP2ServerTransport.Configuration()
             server.tls = configuration
             let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: server)
-            let error = await #expect(throws: RuntimeError.self) { try await transport.listen(options: .init()) { _ in } }
+            let error = await #expect(throws: RuntimeError.self) {
+                try await transport.listen(options: .init()) { _ in }
+            }
             #expect(error?.code == .invalidConfiguration)
             #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         }
@@ -257,11 +302,17 @@ struct TLSTests {
         try await withCourierClient(transport: transport) { client in
             let error = await #expect(throws: RPCError.self) {
                 _ = try await client.unary(
-                    request: ClientRequest(message: []), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: []),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             #expect(error?.code == .unavailable)
-            #expect(error?.message.contains("HTTP/2") == true || error?.message.contains("ALPN") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("HTTP/2") == true || error?.message.contains("ALPN") == true,
+                "\(String(describing: error))"
+            )
         }
     }
 
@@ -276,10 +327,14 @@ struct TLSTests {
             let port = try #require(try await transport.listeningAddress().port)
             for offer in ["http/1.1,spdy/3.1,h2", "h2,http/1.1", "http/1.1,h2,h2c"] {
                 // s_client handshakes, prints what was agreed, and leaves at the end of its (empty) input.
-                let result = try await runProcess("/bin/bash", [
-                    "-c", "openssl s_client -connect 127.0.0.1:\(port) -servername localhost -CAfile \(pki)/ca.pem "
-                        + "-alpn \(offer) < /dev/null 2>&1",
-                ])
+                let result = try await runProcess(
+                    "/bin/bash",
+                    [
+                        "-c",
+                        "openssl s_client -connect 127.0.0.1:\(port) -servername localhost -CAfile \(pki)/ca.pem "
+                            + "-alpn \(offer) < /dev/null 2>&1",
+                    ]
+                )
                 #expect(result.output.contains("ALPN protocol: h2\n"), "\(offer): \(result.output)")
                 #expect(result.output.contains("Verify return code: 0 (ok)"), "\(offer): \(result.output)")
             }
@@ -296,17 +351,32 @@ struct TLSTests {
         try await withCourierServer(transport: transport, services: [RawEchoService()]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             let probe = peersDirectory.appendingPathComponent("tls_probe_client.py").path
-            let h2 = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2"])
+            let h2 = try await runProcess(
+                "/usr/bin/env",
+                ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2"]
+            )
             #expect(h2.output.hasPrefix("OK h2 TLSv1.3"), "\(h2.output)")
-            let http11 = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "http/1.1"])
+            let http11 = try await runProcess(
+                "/usr/bin/env",
+                ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "http/1.1"]
+            )
             #expect(http11.output.hasPrefix("FAILED"), "\(http11.output)")
-            #expect(http11.output.lowercased().contains("no application protocol") || http11.output.contains("NO_APPLICATION_PROTOCOL"), "\(http11.output)")
-            let old = try await runProcess("/usr/bin/env", ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2", "--max-version", "TLSv1_1"])
+            #expect(
+                http11.output.lowercased().contains("no application protocol")
+                    || http11.output.contains("NO_APPLICATION_PROTOCOL"),
+                "\(http11.output)"
+            )
+            let old = try await runProcess(
+                "/usr/bin/env",
+                ["python3", probe, "\(port)", "\(pki)/ca.pem", "--alpn", "h2", "--max-version", "TLSv1_1"]
+            )
             #expect(old.output.hasPrefix("FAILED"), "\(old.output)")
             // The server still serves TLS clients afterwards.
             var client = HTTP2ClientTransport.Configuration()
             client.tls = .client(trustRoots: .pemFile("\(pki)/ca.pem"))
-            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: client)) { client in
+            try await withCourierClient(
+                transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: client)
+            ) { client in
                 let reply = try await echo(client)
                 #expect(reply == "hello")
             }

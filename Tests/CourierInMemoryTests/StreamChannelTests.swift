@@ -1,6 +1,8 @@
 import Courier
-@testable import CourierInMemory
+import Synchronization
 import Testing
+
+@testable import CourierInMemory
 
 @Suite("StreamChannel: the bounded channel behind in-memory streams")
 struct StreamChannelTests {
@@ -145,5 +147,3 @@ final class FiredLog: Sendable {
     func append(_ value: Int) { storage.withLock { $0.append(value) } }
     var values: [Int] { storage.withLock { $0 } }
 }
-
-import Synchronization

@@ -24,9 +24,12 @@ struct ProtobufCodecTests {
         #expect(try ProtobufDeserializer<Google_Protobuf_Empty>().deserialize(buffer) == Google_Protobuf_Empty())
     }
 
-    @Test("Bytes that don't parse throw INTERNAL naming the type, never crash", arguments: [
-        [0xFF], [0x0A, 0x05, 0x61], [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], [0x08], [0x0B],
-    ] as [[UInt8]])
+    @Test(
+        "Bytes that don't parse throw INTERNAL naming the type, never crash",
+        arguments: [
+            [0xFF], [0x0A, 0x05, 0x61], [0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F], [0x08], [0x0B],
+        ] as [[UInt8]]
+    )
     func garbage(bytes: [UInt8]) {
         do {
             _ = try ProtobufDeserializer<Hello_HelloRequest>().deserialize(MessageBuffer(bytes))
@@ -62,7 +65,10 @@ struct ProtobufCodecTests {
 @Suite("Rich error details (google.rpc.Status)")
 struct RichErrorTests {
     struct Failing: Hello_HelloService.ServiceProtocol {
-        func sayHello(request: ServerRequest<Hello_HelloRequest>, context: ServerContext) async throws -> ServerResponse<Hello_HelloResponse> {
+        func sayHello(
+            request: ServerRequest<Hello_HelloRequest>,
+            context: ServerContext
+        ) async throws -> ServerResponse<Hello_HelloResponse> {
             throw try RPCError(
                 code: .invalidArgument,
                 message: "greeting must not be empty",
@@ -70,13 +76,22 @@ struct RichErrorTests {
                 metadata: ["x-other": "kept"]
             )
         }
-        func lotsOfReplies(request: ServerRequest<Hello_HelloRequest>, context: ServerContext) async throws -> StreamingServerResponse<Hello_HelloResponse> {
+        func lotsOfReplies(
+            request: ServerRequest<Hello_HelloRequest>,
+            context: ServerContext
+        ) async throws -> StreamingServerResponse<Hello_HelloResponse> {
             throw RPCError(code: .unimplemented, message: "")
         }
-        func lotsOfGreetings(request: StreamingServerRequest<Hello_HelloRequest>, context: ServerContext) async throws -> ServerResponse<Hello_HelloResponse> {
+        func lotsOfGreetings(
+            request: StreamingServerRequest<Hello_HelloRequest>,
+            context: ServerContext
+        ) async throws -> ServerResponse<Hello_HelloResponse> {
             throw RPCError(code: .unimplemented, message: "")
         }
-        func bidiHello(request: StreamingServerRequest<Hello_HelloRequest>, context: ServerContext) async throws -> StreamingServerResponse<Hello_HelloResponse> {
+        func bidiHello(
+            request: StreamingServerRequest<Hello_HelloRequest>,
+            context: ServerContext
+        ) async throws -> StreamingServerResponse<Hello_HelloResponse> {
             throw RPCError(code: .unimplemented, message: "")
         }
     }

@@ -13,7 +13,9 @@ public let productsDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).de
 /// Runs a program to completion without blocking a thread; returns its exit status and output (stdout and
 /// stderr together).
 public func runProcess(
-    _ path: String, _ arguments: [String], currentDirectory: URL? = nil
+    _ path: String,
+    _ arguments: [String],
+    currentDirectory: URL? = nil
 ) async throws -> (status: Int32, output: String) {
     let child = try ChildProcess(path, arguments, currentDirectory: currentDirectory)
     let status = await child.waitForExit()
@@ -65,12 +67,21 @@ public enum TestPKI {
 /// occupy the cooperative pool), so that tests can wait for a line as an explicit signal.
 public final class ChildProcess: Sendable {
     public let process: Process
-    private let lines = Mutex<(seen: [String], waiters: [(predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)], ended: Bool)>(([], [], false))
+    private let lines = Mutex<
+        (
+            seen: [String],
+            waiters: [(predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)],
+            ended: Bool
+        )
+    >(([], [], false))
     private let exit = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 
     /// Starts `executable` with `arguments`, adding `environment` to the test's own.
     public init(
-        _ executable: String, _ arguments: [String], environment: [String: String] = [:], currentDirectory: URL? = nil
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        currentDirectory: URL? = nil
     ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -204,4 +215,3 @@ public final class Gate: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 }
-

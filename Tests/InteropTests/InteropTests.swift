@@ -1,10 +1,10 @@
 import Courier
-import CourierTestSupport
 import CourierHTTP2
+import CourierTestSupport
 import Foundation
 import GRPCTestingProtos
-import SwiftProtobuf
 import InteropTestService
+import SwiftProtobuf
 import Testing
 
 let peers = URL(fileURLWithPath: #filePath)
@@ -50,7 +50,9 @@ struct InteropTests {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
         try await withCourierServer(transport: transport, services: [TestService.Registration()]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
-            let result = try await run(["python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all"])
+            let result = try await run([
+                "python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all",
+            ])
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains("\(InteropTestCase.allCases.count) passed, 0 failed"), "\(result.output)")
         }
@@ -81,7 +83,9 @@ struct InteropTests {
         }
     }
 
-    @Test("expect_compressed is checked per message: on a compressed call, a message sent uncompressed is INVALID_ARGUMENT")
+    @Test(
+        "expect_compressed is checked per message: on a compressed call, a message sent uncompressed is INVALID_ARGUMENT"
+    )
     func expectCompressedPerMessage() async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
         try await withCourierServer(transport: transport, services: [TestService.Registration()]) { _ in
@@ -93,7 +97,10 @@ struct InteropTests {
                 let error = await #expect(throws: RPCError.self) {
                     _ = try await testService.streamingInputCall(options: options) { writer in
                         try await writer.write(
-                            .with { $0.expectCompressed = .with { $0.value = true }; $0.payload = .with { $0.body = Data(count: 100) } },
+                            .with {
+                                $0.expectCompressed = .with { $0.value = true }
+                                $0.payload = .with { $0.body = Data(count: 100) }
+                            },
                             options: .uncompressed
                         )
                     }
@@ -101,7 +108,12 @@ struct InteropTests {
                 #expect(error?.code == .invalidArgument, "\(String(describing: error))")
                 // The same message sent compressed is fine.
                 let response = try await testService.streamingInputCall(options: options) { writer in
-                    try await writer.write(.with { $0.expectCompressed = .with { $0.value = true }; $0.payload = .with { $0.body = Data(count: 100) } })
+                    try await writer.write(
+                        .with {
+                            $0.expectCompressed = .with { $0.value = true }
+                            $0.payload = .with { $0.body = Data(count: 100) }
+                        }
+                    )
                 }
                 #expect(response.aggregatedPayloadSize == 100)
             }
@@ -110,9 +122,15 @@ struct InteropTests {
 
     /// Starts `interop-server` with `arguments`; returns it and its port, once it listens.
     func startInteropServer(_ arguments: [String]) async throws -> (ChildProcess, Int) {
-        let server = try ChildProcess(productsDirectory.appendingPathComponent("interop-server").path, ["--port", "0"] + arguments)
+        let server = try ChildProcess(
+            productsDirectory.appendingPathComponent("interop-server").path,
+            ["--port", "0"] + arguments
+        )
         let line = await server.line(containing: "listening on") ?? ""
-        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) }, "server said: \(line)")
+        let port = try #require(
+            line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) },
+            "server said: \(line)"
+        )
         return (server, port)
     }
 
@@ -142,7 +160,9 @@ struct InteropTests {
 
     @Test("interop-server's keepalive flags: --keepalive_time_ms and --keepalive_timeout_ms close a silent client")
     func interopServerKeepaliveFlags() async throws {
-        let (server, port) = try await startInteropServer(["--keepalive_time_ms", "100", "--keepalive_timeout_ms", "100"])
+        let (server, port) = try await startInteropServer([
+            "--keepalive_time_ms", "100", "--keepalive_timeout_ms", "100",
+        ])
         let peer = try keepalivePeer(port: port, mode: "silent")
         _ = await peer.waitForExit()
         await peer.waitForEndOfOutput()
@@ -153,7 +173,9 @@ struct InteropTests {
 
     @Test("interop-server rejects a bad connection-management flag")
     func interopServerBadFlag() async throws {
-        let result = try await run([productsDirectory.appendingPathComponent("interop-server").path, "--max_connection_age_ms", "soon"])
+        let result = try await run([
+            productsDirectory.appendingPathComponent("interop-server").path, "--max_connection_age_ms", "soon",
+        ])
         #expect(result.status == 2, "\(result.output)")
     }
 
@@ -162,7 +184,9 @@ struct InteropTests {
         let pki = try await TestPKI.directory()
         let server = Process()
         server.executableURL = productsDirectory.appendingPathComponent("interop-server")
-        server.arguments = ["--port", "0", "--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
+        server.arguments = [
+            "--port", "0", "--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key",
+        ]
         let output = Pipe()
         server.standardOutput = output
         try server.run()
@@ -172,7 +196,10 @@ struct InteropTests {
         }
         // "interop-server listening on ipv4:0.0.0.0:PORT (TLS)"
         let line = await firstLine(of: output.fileHandleForReading)
-        let port = try #require(line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) }, "server said: \(line)")
+        let port = try #require(
+            line.split(separator: ":").last.flatMap { Int($0.split(separator: " ")[0]) },
+            "server said: \(line)"
+        )
         let result = try await run([
             "python3", "grpcio_interop_client.py", "--server_port", "\(port)", "--test_case", "all",
             "--use_tls", "true", "--ca_file", "\(pki)/ca.pem", "--server_host_override", "foo.test.example.com",
@@ -185,7 +212,8 @@ struct InteropTests {
     func courierClientAgainstGRPCIOTLS() async throws {
         let pki = try await TestPKI.directory()
         try await withPythonPeer(
-            "grpcio_test_server.py", ["--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
+            "grpcio_test_server.py",
+            ["--use_tls", "--tls_cert_file", "\(pki)/server.pem", "--tls_key_file", "\(pki)/server.key"]
         ) { port in
             let result = try await run([
                 productsDirectory.appendingPathComponent("interop-client").path,

@@ -9,11 +9,18 @@ import Testing
 struct DockerfileTests {
     /// The packages `apt-get install` names in the Dockerfile's last stage.
     static func runtimePackages() throws -> Set<String> {
-        let dockerfile = try String(contentsOf: repositoryRoot.appendingPathComponent("Examples/Ping/Dockerfile"), encoding: .utf8)
+        let dockerfile = try String(
+            contentsOf: repositoryRoot.appendingPathComponent("Examples/Ping/Dockerfile"),
+            encoding: .utf8
+        )
         let lastStage = try #require(dockerfile.components(separatedBy: "\nFROM ").last)
         let install = try #require(lastStage.range(of: "apt-get install"))
         let command = lastStage[install.upperBound...].prefix { $0 != "&" }
-        return Set(command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\\" }).map(String.init).filter { !$0.hasPrefix("-") })
+        return Set(
+            command.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\\" }).map(String.init).filter {
+                !$0.hasPrefix("-")
+            }
+        )
     }
 
     @Test("The runtime stage installs the package of every shared library ping-server links")
@@ -44,7 +51,10 @@ struct DockerfileTests {
                 }
             }
             let package = try #require(owner, "no package owns \(path)")
-            #expect(packages.contains(package), "\(path) comes from \(package), which the runtime stage doesn't install")
+            #expect(
+                packages.contains(package),
+                "\(path) comes from \(package), which the runtime stage doesn't install"
+            )
             checked += 1
         }
         #expect(checked >= 5, "\(ldd.output)")

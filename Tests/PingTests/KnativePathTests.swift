@@ -1,11 +1,11 @@
 import Courier
-import CourierTestSupport
-import CourierHealth
 import CourierHTTP2
+import CourierHealth
+import CourierTestSupport
 import Foundation
 import PingService
-import Synchronization
 import SwiftProtobuf
+import Synchronization
 import Testing
 
 /// ping-server on a free port, behind nghttpx terminating TLS on a Unix socket (as Knative's ingress and
@@ -21,17 +21,30 @@ struct KnativeStack {
         let pki = try await TestPKI.directory()
         var environment = ["PORT": "0", "PING_DRAIN_SECONDS": "\(drainSeconds)"]
         if let token { environment["PING_AUTH_TOKEN"] = token }
-        let server = try ChildProcess(productsDirectory.appendingPathComponent("ping-server").path, [], environment: environment)
+        let server = try ChildProcess(
+            productsDirectory.appendingPathComponent("ping-server").path,
+            [],
+            environment: environment
+        )
         let listening = try #require(await server.line(containing: "listening"), "ping-server said: \(server.output)")
-        let port = try #require(listening.split(separator: " ").first { $0.hasPrefix("address=") }
-            .flatMap { Int($0.split(separator: ":").last ?? "") }, "\(listening)")
+        let port = try #require(
+            listening.split(separator: " ").first { $0.hasPrefix("address=") }
+                .flatMap { Int($0.split(separator: ":").last ?? "") },
+            "\(listening)"
+        )
         let socket = "\(pki)/ingress.sock"
-        let proxy = try ChildProcess("/usr/sbin/nghttpx", [
-            "--conf=/dev/null", "--frontend=unix:\(socket)", "--backend=127.0.0.1,\(port);;proto=h2",
-            "--single-process", "--workers=1", "--no-ocsp", "--log-level=NOTICE", "--accesslog-file=/dev/null",
-            "\(pki)/server.key", "\(pki)/server.pem",
-        ])
-        _ = try #require(await proxy.line(containing: "Listening on UNIX domain socket"), "nghttpx said: \(proxy.output)")
+        let proxy = try ChildProcess(
+            "/usr/sbin/nghttpx",
+            [
+                "--conf=/dev/null", "--frontend=unix:\(socket)", "--backend=127.0.0.1,\(port);;proto=h2",
+                "--single-process", "--workers=1", "--no-ocsp", "--log-level=NOTICE", "--accesslog-file=/dev/null",
+                "\(pki)/server.key", "\(pki)/server.pem",
+            ]
+        )
+        _ = try #require(
+            await proxy.line(containing: "Listening on UNIX domain socket"),
+            "nghttpx said: \(proxy.output)"
+        )
         return KnativeStack(server: server, proxy: proxy, serverPort: port, socket: socket, pki: pki)
     }
 
@@ -43,9 +56,12 @@ struct KnativeStack {
 
     /// `ping-client` through the ingress with the test CA and the authority override.
     func pingClient(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let client = try ChildProcess(productsDirectory.appendingPathComponent("ping-client").path, [
-            "--host", "unix:\(socket)", "--ca-file", "\(pki)/ca.pem", "--authority", "ping.test.example.com",
-        ] + arguments)
+        let client = try ChildProcess(
+            productsDirectory.appendingPathComponent("ping-client").path,
+            [
+                "--host", "unix:\(socket)", "--ca-file", "\(pki)/ca.pem", "--authority", "ping.test.example.com",
+            ] + arguments
+        )
         let status = await client.waitForExit()
         await client.waitForEndOfOutput()
         return (status, client.output)
@@ -96,7 +112,10 @@ struct KnativePathTests {
         do {
             let rejected = try await stack.pingClient(["hello"])
             #expect(rejected.status != 0)
-            #expect(rejected.output.contains("unauthenticated") || rejected.output.contains("UNAUTHENTICATED"), "\(rejected.output)")
+            #expect(
+                rejected.output.contains("unauthenticated") || rejected.output.contains("UNAUTHENTICATED"),
+                "\(rejected.output)"
+            )
             let wrong = try await stack.pingClient(["--token", "wrong", "hello"])
             #expect(wrong.status != 0)
             #expect(wrong.output.lowercased().contains("unauthenticated"), "\(wrong.output)")
@@ -106,7 +125,9 @@ struct KnativePathTests {
 
             // Health checks need no token (Kubernetes probes carry none).
             let health = try await stack.withCourier { client in
-                try await Grpc_Health_V1_Health.Client(wrapping: client).check(.with { $0.service = "ping.PingService" }).status
+                try await Grpc_Health_V1_Health.Client(wrapping: client).check(
+                    .with { $0.service = "ping.PingService" }
+                ).status
             }
             #expect(health == .serving)
 
@@ -171,7 +192,10 @@ struct KnativePathTests {
                     // (From another connection: this one has 100 streams open, nghttpx's limit per connection.)
                     let refused = await #expect(throws: RPCError.self) {
                         try await stack.withClient { other in
-                            _ = try await other.send(.with { $0.msg = "late" }, options: CallOptions(timeout: .seconds(10)))
+                            _ = try await other.send(
+                                .with { $0.msg = "late" },
+                                options: CallOptions(timeout: .seconds(10))
+                            )
                         }
                     }
                     #expect(refused?.code == .unavailable, "\(String(describing: refused))")

@@ -34,18 +34,22 @@ package final class ClientStreamTracker: Sendable {
 
     /// Records a stream's end.
     package func close() {
-        resume(state.withLock { state in
-            state.openStreams -= 1
-            return state.takeWaiterIfDrained()
-        })
+        resume(
+            state.withLock { state in
+                state.openStreams -= 1
+                return state.takeWaiterIfDrained()
+            }
+        )
     }
 
     /// Refuses new streams from now on.
     package func beginShutdown() {
-        resume(state.withLock { state in
-            state.shuttingDown = true
-            return state.takeWaiterIfDrained()
-        })
+        resume(
+            state.withLock { state in
+                state.shuttingDown = true
+                return state.takeWaiterIfDrained()
+            }
+        )
     }
 
     /// Suspends until shutdown has begun and every stream has closed; cancelling the task begins the
@@ -61,11 +65,13 @@ package final class ClientStreamTracker: Sendable {
                 if ready { continuation.resume() }
             }
         } onCancel: {
-            resume(state.withLock { state in
-                state.shuttingDown = true
-                defer { state.drained = nil }
-                return state.drained
-            })
+            resume(
+                state.withLock { state in
+                    state.shuttingDown = true
+                    defer { state.drained = nil }
+                    return state.drained
+                }
+            )
         }
     }
 

@@ -36,7 +36,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
     private var keepalive: ClientConnectionStateMachine.Configuration.Keepalive?
     /// What happened so far, for tests.
     private(set) var counters = Counters()
-    private var counterWaiters: [UInt64: (predicate: (Counters) -> Bool, resume: (Counters?) -> Void, timer: LoopTimer?)] = [:]
+    private var counterWaiters:
+        [UInt64: (predicate: (Counters) -> Bool, resume: (Counters?) -> Void, timer: LoopTimer?)] = [:]
     private var nextCounterWaiter: UInt64 = 0
 
     /// Connection attempts made so far (one per connection; it tries every resolved address).
@@ -120,8 +121,13 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
             idleTimeout: configuration.idleTimeout
         )
         let connection = HTTP2ClientConnection(
-            delegate: self, loop: loop, addresses: addresses ?? [], authority: authority,
-            configuration: configuration, management: management, tls: tls
+            delegate: self,
+            loop: loop,
+            addresses: addresses ?? [],
+            authority: authority,
+            configuration: configuration,
+            management: management,
+            tls: tls
         )
         current = connection
         live[ObjectIdentifier(connection)] = connection
@@ -146,7 +152,9 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
     /// Calls `resume` with the counters once `predicate` holds for them (at once if it does now), or with
     /// `nil` after `timeout`. On the loop.
     func whenCounters(
-        within timeout: Duration, _ predicate: @escaping (Counters) -> Bool, resume: @escaping (Counters?) -> Void
+        within timeout: Duration,
+        _ predicate: @escaping (Counters) -> Bool,
+        resume: @escaping (Counters?) -> Void
     ) {
         loop.preconditionInEventLoop()
         if predicate(counters) {

@@ -224,7 +224,9 @@ struct ClientConnectionStateMachine {
             state = .connecting(addressIndex: index + 1)
             return withConnectTimer([.connect(addressIndex: index + 1)], now: now)
         }
-        return connectFailed(RPCError(code: .unavailable, message: "Could not connect to \(addresses[index]): \(description)."))
+        return connectFailed(
+            RPCError(code: .unavailable, message: "Could not connect to \(addresses[index]): \(description).")
+        )
     }
 
     /// The server's first SETTINGS arrived.
@@ -293,7 +295,11 @@ struct ClientConnectionStateMachine {
 
     /// The server sent GOAWAY. A later GOAWAY may lower the last stream ID (grpc-go sends two). GOAWAY
     /// ENHANCE_YOUR_CALM with debug data `too_many_pings` is reported once (``Event/tooManyPings``).
-    mutating func receivedGoAway(lastStreamID: Int32, code: HTTP2ErrorCode = .noError, debugData: String = "") -> [Action] {
+    mutating func receivedGoAway(
+        lastStreamID: Int32,
+        code: HTTP2ErrorCode = .noError,
+        debugData: String = ""
+    ) -> [Action] {
         var actions: [Action] = []
         if code == .enhanceYourCalm, debugData == "too_many_pings", !reportedTooManyPings, state != .idle, !isClosed {
             reportedTooManyPings = true
@@ -351,13 +357,15 @@ struct ClientConnectionStateMachine {
             }
             let error = RPCError(
                 code: .unavailable,
-                message: "Could not connect to \(addresses[index]) within the connect timeout (\(Self.describe(timeout)))."
+                message:
+                    "Could not connect to \(addresses[index]) within the connect timeout (\(Self.describe(timeout)))."
             )
             return [.notify(.connectTimedOut)] + connectFailed(error)
         case .handshaking:
             let error = RPCError(
                 code: .unavailable,
-                message: "The connection to \(address) was not ready within the connect timeout (\(Self.describe(timeout))): "
+                message:
+                    "The connection to \(address) was not ready within the connect timeout (\(Self.describe(timeout))): "
                     + "TCP connected, but TLS or the server's SETTINGS did not complete."
             )
             return [.notify(.connectTimedOut)] + connectFailed(error)
@@ -420,7 +428,12 @@ struct ClientConnectionStateMachine {
     mutating func transportFailed(_ reason: String) -> [Action] {
         switch state {
         case .connecting, .handshaking:
-            return connectFailed(RPCError(code: .unavailable, message: "The connection to \(address) failed before it was ready: \(reason)."))
+            return connectFailed(
+                RPCError(
+                    code: .unavailable,
+                    message: "The connection to \(address) failed before it was ready: \(reason)."
+                )
+            )
         case .ready, .goingAway:
             return lose(reason)
         case .idle, .closed:

@@ -47,7 +47,8 @@ enum ClientTarget: Equatable, Sendable {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let hostString = String(host)
         if SocketAddress.isIPLiteral(hostString) {
-            let address: SocketAddress = hostString.contains(":")
+            let address: SocketAddress =
+                hostString.contains(":")
                 ? .ipv6(host: hostString, port: port) : .ipv4(host: hostString, port: port)
             return (.addresses([address]), authority)
         }

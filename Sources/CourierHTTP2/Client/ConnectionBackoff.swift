@@ -17,7 +17,12 @@ public struct ConnectionBackoff: Sendable, Hashable {
     ///   - multiplier: The growth per attempt.
     ///   - jitter: The random spread, as a fraction.
     ///   - maximum: The longest delay.
-    public init(initial: Duration = .seconds(1), multiplier: Double = 1.6, jitter: Double = 0.2, maximum: Duration = .seconds(120)) {
+    public init(
+        initial: Duration = .seconds(1),
+        multiplier: Double = 1.6,
+        jitter: Double = 0.2,
+        maximum: Duration = .seconds(120)
+    ) {
         self.initial = initial
         self.multiplier = multiplier
         self.jitter = jitter

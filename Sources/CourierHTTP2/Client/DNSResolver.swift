@@ -1,5 +1,6 @@
 internal import CCourierLinux
 internal import Courier
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -19,10 +20,12 @@ enum DNSResolver {
         on loop: EventLoop,
         _ completion: @escaping @Sendable (Result<[SocketAddress], RPCError>) -> Void
     ) {
-        let job = Unmanaged.passRetained(ResolverJob {
-            let result = lookUp(host: host, port: port)
-            loop.execute { completion(result) }
-        })
+        let job = Unmanaged.passRetained(
+            ResolverJob {
+                let result = lookUp(host: host, port: port)
+                loop.execute { completion(result) }
+            }
+        )
         var thread = pthread_t()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
@@ -32,7 +35,8 @@ enum DNSResolver {
         if rc != 0 {
             job.release()
             let error = RPCError(
-                code: .unavailable, message: "Could not resolve '\(host)': no thread for the lookup (errno \(rc))."
+                code: .unavailable,
+                message: "Could not resolve '\(host)': no thread for the lookup (errno \(rc))."
             )
             loop.execute { completion(.failure(error)) }
         }
@@ -46,7 +50,9 @@ enum DNSResolver {
         let rc = getaddrinfo(host, nil, &hints, &result)
         guard rc == 0, result != nil else {
             let reason = String(cString: gai_strerror(rc))
-            return .failure(RPCError(code: .unavailable, message: "Could not resolve '\(host.prefix(256))': \(reason)."))
+            return .failure(
+                RPCError(code: .unavailable, message: "Could not resolve '\(host.prefix(256))': \(reason).")
+            )
         }
         defer { freeaddrinfo(result) }
         var addresses: [SocketAddress] = []
@@ -58,11 +64,12 @@ enum DNSResolver {
                     from: UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen))
                 )
             }
-            let address: SocketAddress? = switch SocketAddress(storage: storage) {
-            case .ipv4(let ip, _): .ipv4(host: ip, port: port)
-            case .ipv6(let ip, _): .ipv6(host: ip, port: port)
-            default: nil
-            }
+            let address: SocketAddress? =
+                switch SocketAddress(storage: storage) {
+                case .ipv4(let ip, _): .ipv4(host: ip, port: port)
+                case .ipv6(let ip, _): .ipv6(host: ip, port: port)
+                default: nil
+                }
             if let address, !addresses.contains(address) { addresses.append(address) }
             entry = current.pointee.ai_next
         }

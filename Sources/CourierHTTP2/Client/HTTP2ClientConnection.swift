@@ -1,5 +1,6 @@
 internal import CCourierLinux
 internal import Courier
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -222,7 +223,12 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
                 copy.copyMemory(from: pointer, byteCount: Int(length))
                 connectAddress = copy
                 io.otherOperationsInFlight += 1
-                loop.submitConnect(fd: fd, address: copy.assumingMemoryBound(to: sockaddr.self), length: length, handler: connectHandler)
+                loop.submitConnect(
+                    fd: fd,
+                    address: copy.assumingMemoryBound(to: sockaddr.self),
+                    length: length,
+                    handler: connectHandler
+                )
             }
         } catch {
             perform(machine.connectCompleted(errno: EINVAL, description: "\(error)", now: .now))
@@ -323,7 +329,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         headers.add(contentsOf: GRPCHeaders.fields(for: stream.requestMetadata))
         let id = submitRequest(headers)
         guard id > 0 else {
-            stream.connectionLost(RPCError(code: .unavailable, message: "Could not open a stream (nghttp2 error \(id))."))
+            stream.connectionLost(
+                RPCError(code: .unavailable, message: "Could not open a stream (nghttp2 error \(id)).")
+            )
             return
         }
         streams[id] = stream
@@ -379,7 +387,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     }
 
     override func pullData(
-        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int
+        streamID: Int32,
+        into buffer: UnsafeMutablePointer<UInt8>,
+        length: Int
     ) -> GRPCStreamStateMachine.DataPull? {
         streams[streamID]?.pullData(into: buffer, length: length)
     }

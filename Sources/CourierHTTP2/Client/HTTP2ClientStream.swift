@@ -51,13 +51,15 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
         self.clock = LoopClock(loop: loop)
         self.maxHeaderListBytes = configuration.maxHeaderListBytes
         self.machine = GRPCStreamStateMachine(
-            configuration: .client(.init(
-                requestCompression: options.compression,
-                maxResponseMessageBytes: options.maxResponseMessageBytes,
-                maxBufferedBytes: configuration.maxBufferedBytesPerStream,
-                replayLimit: Self.replayLimit,
-                maxTransparentRetries: 1
-            ))
+            configuration: .client(
+                .init(
+                    requestCompression: options.compression,
+                    maxResponseMessageBytes: options.maxResponseMessageBytes,
+                    maxBufferedBytes: configuration.maxBufferedBytesPerStream,
+                    replayLimit: Self.replayLimit,
+                    maxTransparentRetries: 1
+                )
+            )
         )
         // The instant the call's own timer fires at, on the same clock.
         self.deadline = options.deadline ?? options.timeout.map { LoopClock(loop: loop).now.advanced(by: $0) }
@@ -216,7 +218,8 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
     func receiveHeader(name: HeaderBytes, value: HeaderBytes) -> Bool {
         if responseHead.add(name: name, value: value, maxListBytes: maxHeaderListBytes) { return true }
         let error = RPCError(
-            code: .resourceExhausted, message: "The response header list exceeds \(maxHeaderListBytes) bytes."
+            code: .resourceExhausted,
+            message: "The response header list exceeds \(maxHeaderListBytes) bytes."
         )
         if machine.protocolError(error), let connection { connection.resetStream(id, .cancel) }
         wakeAll()

@@ -1,4 +1,4 @@
-public import Courier
+public import Courier  // conforms to ClientTransport
 internal import Synchronization
 
 /// A gRPC client transport over HTTP/2 on an io_uring (or epoll) event loop: cleartext with prior
@@ -159,7 +159,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// Creates a transport for a parsed target (tests: several addresses without DNS).
     init(target: ClientTarget, authority: String, configuration: Configuration) throws(RuntimeError) {
         if let tls = configuration.tls, tls.isServer {
-            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a client needs TLSConfiguration.client(...).")
+            throw RuntimeError(
+                code: .invalidConfiguration,
+                message: "TLS: a client needs TLSConfiguration.client(...)."
+            )
         }
         self.target = target
         self.authority = configuration.authority ?? authority
@@ -184,10 +187,18 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             do {
                 loop = try EventLoop(name: "courier-client", backend: configuration.ioBackend ?? .automatic)
             } catch {
-                throw RuntimeError(code: .transportError, message: "Could not start the event loop: \(error)", cause: error)
+                throw RuntimeError(
+                    code: .transportError,
+                    message: "Could not start the event loop: \(error)",
+                    cause: error
+                )
             }
             let manager = ClientConnectionManager(
-                loop: loop, target: target, authority: authority, configuration: configuration, tls: tls
+                loop: loop,
+                target: target,
+                authority: authority,
+                configuration: configuration,
+                tls: tls
             )
             running = Running(loop: loop, manager: manager)
         } catch {
@@ -238,7 +249,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         defer { streams.close() }
         let running = try await lifecycle.waitUntilRunning()
         let stream = HTTP2ClientStream(
-            loop: running.loop, router: running.manager, descriptor: descriptor, options: options,
+            loop: running.loop,
+            router: running.manager,
+            descriptor: descriptor,
+            options: options,
             configuration: configuration
         )
         defer { stream.cancel() }
@@ -321,7 +335,10 @@ extension HTTP2ClientTransport {
         func claim() throws(RuntimeError) {
             try state.withLock { state throws(RuntimeError) in
                 guard case .notStarted = state.phase else {
-                    throw RuntimeError(code: .transportIsAlreadyRunning, message: "The client transport is already running.")
+                    throw RuntimeError(
+                        code: .transportIsAlreadyRunning,
+                        message: "The client transport is already running."
+                    )
                 }
                 state.phase = .starting
             }
@@ -374,7 +391,9 @@ extension HTTP2ClientTransport {
                         case .stopped(let failure):
                             return .failure(Self.notRunning(failure))
                         case .notStarted, .starting:
-                            if Task.isCancelled { return .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")) }
+                            if Task.isCancelled {
+                                return .failure(RPCError(code: .cancelled, message: "The RPC was cancelled."))
+                            }
                             state.waiters[id] = continuation
                             return nil
                         }
@@ -395,7 +414,10 @@ extension HTTP2ClientTransport {
 
         var now: ContinuousClock.Instant { .now }
 
-        func scheduleTimer(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> any RPCTimer {
+        func scheduleTimer(
+            at deadline: ContinuousClock.Instant,
+            _ action: @escaping @Sendable () -> Void
+        ) -> any RPCTimer {
             if let loop = lifecycle.running?.loop { return loop.scheduleTimer(at: deadline, action) }
             return SystemRPCClock().scheduleTimer(at: deadline, action)
         }
@@ -409,7 +431,10 @@ extension ClientTransport where Self == HTTP2ClientTransport {
     ///   - target: `host:port`, `dns:///host:port`, `ipv4:addr:port`, `ipv6:[addr]:port` or `unix:path`.
     ///   - configuration: Limits and tuning.
     /// - Throws: See ``HTTP2ClientTransport/init(target:configuration:)``.
-    public static func http2(target: String, configuration: HTTP2ClientTransport.Configuration = .defaults) throws -> Self {
+    public static func http2(
+        target: String,
+        configuration: HTTP2ClientTransport.Configuration = .defaults
+    ) throws -> Self {
         try HTTP2ClientTransport(target: target, configuration: configuration)
     }
 }

@@ -38,7 +38,11 @@ enum Zlib {
 
     /// Decompresses a message, refusing to produce more than `limit` bytes (a zip bomb stops at the
     /// limit, without a large allocation).
-    static func decompress(_ input: MessageBuffer, algorithm: CompressionAlgorithm, limit: Int?) throws(Failure) -> MessageBuffer {
+    static func decompress(
+        _ input: MessageBuffer,
+        algorithm: CompressionAlgorithm,
+        limit: Int?
+    ) throws(Failure) -> MessageBuffer {
         var stream = z_stream()
         guard CZlib_inflateInit2(&stream, windowBits(algorithm)) == Z_OK else { throw .corrupt }
         defer { inflateEnd(&stream) }
@@ -77,7 +81,10 @@ enum Zlib {
     static func rpcError(_ failure: Failure, algorithm: CompressionAlgorithm) -> RPCError {
         switch failure {
         case .tooLarge(let limit):
-            RPCError(code: .resourceExhausted, message: "A \(algorithm)-compressed message decompresses to more than \(limit) bytes.")
+            RPCError(
+                code: .resourceExhausted,
+                message: "A \(algorithm)-compressed message decompresses to more than \(limit) bytes."
+            )
         case .corrupt:
             RPCError(code: .internal, message: "A message could not be decompressed with \(algorithm).")
         }

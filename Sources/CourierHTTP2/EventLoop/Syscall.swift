@@ -127,7 +127,7 @@ enum Posix {
     static func shutdown(_ fd: Int32) throws(IOError) {
         do {
             try syscall("shutdown") { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
-        } catch where error.errno == ENOTCONN {
+        } catch  where error.errno == ENOTCONN {
             return
         }
     }

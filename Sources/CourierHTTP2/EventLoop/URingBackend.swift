@@ -1,5 +1,6 @@
 internal import CCourierLinux
 internal import CURing
+
 #if canImport(Glibc)
 internal import Glibc
 #endif

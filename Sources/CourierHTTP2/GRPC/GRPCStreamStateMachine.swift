@@ -341,15 +341,19 @@ struct GRPCStreamStateMachine {
         }
         if let value = head.timeoutValue {
             guard let parsed = GRPCTimeout.parse(value) else {
-                return reject(.trailersOnly(Status(code: .internal, message: "Malformed grpc-timeout '\(value.prefix(16))'.")))
+                return reject(
+                    .trailersOnly(Status(code: .internal, message: "Malformed grpc-timeout '\(value.prefix(16))'."))
+                )
             }
             timeout = parsed
         }
         if let encoding = head.encoding, encoding != "identity" {
             guard let algorithm = CompressionAlgorithm(name: encoding) else {
-                return reject(.trailersOnly(
-                    Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")
-                ))
+                return reject(
+                    .trailersOnly(
+                        Status(code: .unimplemented, message: "Unsupported grpc-encoding '\(encoding.prefix(32))'.")
+                    )
+                )
             }
             inboundCompression = algorithm
             outboundCompression = algorithm  // answer in the request's encoding unless the handler chooses
@@ -448,7 +452,9 @@ struct GRPCStreamStateMachine {
                 return .failed(RPCError(code: .internal, message: "A request message written out of order."))
             }
         }
-        outbound.append(GRPCMessageFramer.frame(buffer, compression: buffer.allowsCompression ? outboundCompression : nil))
+        outbound.append(
+            GRPCMessageFramer.frame(buffer, compression: buffer.allowsCompression ? outboundCompression : nil)
+        )
         return .queued(head: head, resumeData: takeDeferredIfSending(), mustWait: outbound.byteCount > maxBufferedBytes)
     }
 
@@ -472,7 +478,8 @@ struct GRPCStreamStateMachine {
             return .trailersOnly(status, trailers)
         }
         send = .closing
-        pendingTrailers = status.code == .ok && status.message.isEmpty && trailers.isEmpty
+        pendingTrailers =
+            status.code == .ok && status.message.isEmpty && trailers.isEmpty
             ? .ok : .status(status, trailers)
         return .queued(resumeData: takeDeferredIfSending())
     }
@@ -616,7 +623,10 @@ struct GRPCStreamStateMachine {
         else {
             // Not a gRPC response: the status comes from the HTTP status, unless grpc-status is present.
             if head.status == 200, let value = head.grpcStatus, let code = GRPCHeaders.parseStatusCode(value) {
-                return deliverStatus(Status(code: code, message: GRPCStatusMessage.decode(head.grpcMessage ?? "")), head.metadata)
+                return deliverStatus(
+                    Status(code: code, message: GRPCStatusMessage.decode(head.grpcMessage ?? "")),
+                    head.metadata
+                )
             }
             return deliverStatus(GRPCHeaders.status(forHTTPStatus: head.status ?? 0), head.metadata)
         }

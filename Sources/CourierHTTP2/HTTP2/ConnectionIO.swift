@@ -187,7 +187,12 @@ final class ConnectionIO: @unchecked Sendable {
     private func submitSend() {
         sending = true
         inFlight.withUnsafeBytes { raw in
-            loop.submitSend(fd: fd, buffer: raw.baseAddress! + inFlightOffset, count: raw.count - inFlightOffset, handler: sendHandler)
+            loop.submitSend(
+                fd: fd,
+                buffer: raw.baseAddress! + inFlightOffset,
+                count: raw.count - inFlightOffset,
+                handler: sendHandler
+            )
         }
     }
 

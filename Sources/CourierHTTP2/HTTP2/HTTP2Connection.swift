@@ -51,7 +51,8 @@ class HTTP2Connection: @unchecked Sendable {
         nghttp2_option_set_max_send_header_block_length(option, 64 * 1024)
 
         let userData = Unmanaged.passUnretained(self).toOpaque()
-        let rc = server
+        let rc =
+            server
             ? nghttp2_session_server_new2(&session, callbacks, userData, option)
             : nghttp2_session_client_new2(&session, callbacks, userData, option)
         guard rc == 0, let session else { return false }
@@ -66,7 +67,8 @@ class HTTP2Connection: @unchecked Sendable {
     /// - Returns: false on a connection error (nghttp2 has queued GOAWAY; send it, then close).
     final func feed(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let session else { return false }
-        return nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count) >= 0
+        return nghttp2_session_mem_recv(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+            >= 0
     }
 
     /// Appends everything the session wants to send (frames, and DATA pulled from the streams' providers).
@@ -199,7 +201,12 @@ class HTTP2Connection: @unchecked Sendable {
         var debug = Array(debugData.utf8)
         debug.withUnsafeMutableBufferPointer { buffer in
             _ = nghttp2_submit_goaway(
-                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, code.rawValue, buffer.baseAddress, buffer.count
+                session,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                lastStreamID,
+                code.rawValue,
+                buffer.baseAddress,
+                buffer.count
             )
         }
         io.scheduleFlush()
@@ -220,7 +227,9 @@ class HTTP2Connection: @unchecked Sendable {
         var bytes = payload.bigEndian
         withUnsafeBytes(of: &bytes) { raw in
             _ = nghttp2_submit_ping(
-                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                session,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
             )
         }
         io.scheduleFlush()
@@ -282,14 +291,21 @@ class HTTP2Connection: @unchecked Sendable {
     func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {}
 
     /// A stream's data provider asks for up to `length` bytes; `nil` when the stream is unknown.
-    func pullData(streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int) -> GRPCStreamStateMachine.DataPull? {
+    func pullData(
+        streamID: Int32,
+        into buffer: UnsafeMutablePointer<UInt8>,
+        length: Int
+    ) -> GRPCStreamStateMachine.DataPull? {
         nil
     }
 
     // MARK: Callback plumbing
 
     fileprivate final func readData(
-        streamID: Int32, buffer: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>
+        streamID: Int32,
+        buffer: UnsafeMutablePointer<UInt8>,
+        length: Int,
+        flags: UnsafeMutablePointer<UInt32>
     ) -> Int {
         guard let pull = pullData(streamID: streamID, into: buffer, length: length) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
@@ -363,7 +379,9 @@ private func onBeginFrame(
     guard let header else { return 0 }
     // A connection that finds a violation queues GOAWAY itself and stops reading; returning a failure
     // here would make nghttp2 drop that GOAWAY.
-    withConnection(userData) { $0.frameBegins(type: HTTP2FrameType(header.pointee.type), streamID: header.pointee.stream_id) }
+    withConnection(userData) {
+        $0.frameBegins(type: HTTP2FrameType(header.pointee.type), streamID: header.pointee.stream_id)
+    }
     return 0
 }
 
@@ -413,21 +431,32 @@ private func onFrameReceive(
         switch HTTP2FrameType(header.type) {
         case .headers:
             connection.headersComplete(
-                streamID: header.stream_id, category: HTTP2HeadersCategory(frame.pointee.headers.cat), endStream: endStream
+                streamID: header.stream_id,
+                category: HTTP2HeadersCategory(frame.pointee.headers.cat),
+                endStream: endStream
             )
         case .data:
             if endStream { connection.dataEndedStream(streamID: header.stream_id) }
         case .settings:
             if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { connection.settingsReceived() }
         case .rstStream:
-            connection.resetReceived(streamID: header.stream_id, code: HTTP2ErrorCode(rawValue: frame.pointee.rst_stream.error_code))
+            connection.resetReceived(
+                streamID: header.stream_id,
+                code: HTTP2ErrorCode(rawValue: frame.pointee.rst_stream.error_code)
+            )
         case .goAway:
             let goAway = frame.pointee.goaway
-            let debugData = goAway.opaque_data.map {
-                String(decoding: UnsafeBufferPointer(start: $0, count: min(goAway.opaque_data_len, 256)), as: UTF8.self)
-            } ?? ""
+            let debugData =
+                goAway.opaque_data.map {
+                    String(
+                        decoding: UnsafeBufferPointer(start: $0, count: min(goAway.opaque_data_len, 256)),
+                        as: UTF8.self
+                    )
+                } ?? ""
             connection.goAwayReceived(
-                lastStreamID: goAway.last_stream_id, code: HTTP2ErrorCode(rawValue: goAway.error_code), debugData: debugData
+                lastStreamID: goAway.last_stream_id,
+                code: HTTP2ErrorCode(rawValue: goAway.error_code),
+                debugData: debugData
             )
         case .ping:
             let ack = header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
@@ -448,7 +477,9 @@ private func onDataChunk(
     _ length: Int,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    withConnection(userData) { $0.dataReceived(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)) }
+    withConnection(userData) {
+        $0.dataReceived(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+    }
     return 0
 }
 
@@ -459,7 +490,9 @@ private func onFrameSend(
 ) -> Int32 {
     guard let frame else { return 0 }
     let header = frame.pointee.hd
-    guard header.type == UInt8(NGHTTP2_HEADERS.rawValue) || header.type == UInt8(NGHTTP2_DATA.rawValue) else { return 0 }
+    guard header.type == UInt8(NGHTTP2_HEADERS.rawValue) || header.type == UInt8(NGHTTP2_DATA.rawValue) else {
+        return 0
+    }
     withConnection(userData) { connection in
         connection.headersOrDataSent(streamID: header.stream_id)
         if header.type == UInt8(NGHTTP2_HEADERS.rawValue), header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0 {

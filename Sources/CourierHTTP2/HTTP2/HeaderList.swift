@@ -1,4 +1,5 @@
 internal import CNGHTTP2
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -33,8 +34,11 @@ struct HeaderList {
                     nvs.initializeElement(
                         at: index,
                         to: nghttp2_nv(
-                            name: name.baseAddress, value: value.baseAddress,
-                            namelen: name.count, valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+                            name: name.baseAddress,
+                            value: value.baseAddress,
+                            namelen: name.count,
+                            valuelen: value.count,
+                            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
                         )
                     )
                 }
@@ -72,7 +76,13 @@ final class StaticHeaderList: @unchecked Sendable {
             let value = StaticHeaderList.immortalCopy(field.value)
             let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
             (nvs + index).initialize(
-                to: nghttp2_nv(name: name.base, value: value.base, namelen: name.count, valuelen: value.count, flags: flags)
+                to: nghttp2_nv(
+                    name: name.base,
+                    value: value.base,
+                    namelen: name.count,
+                    valuelen: value.count,
+                    flags: flags
+                )
             )
         }
         self.nv = UnsafePointer(nvs)

@@ -267,7 +267,9 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     }
 
     override func pullData(
-        streamID: Int32, into buffer: UnsafeMutablePointer<UInt8>, length: Int
+        streamID: Int32,
+        into buffer: UnsafeMutablePointer<UInt8>,
+        length: Int
     ) -> GRPCStreamStateMachine.DataPull? {
         streams[streamID]?.pullData(into: buffer, length: length)
     }

@@ -32,10 +32,12 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
         self.connection = connection
         self.head = GRPCRequestHead(maxListBytes: connection.configuration.maxHeaderListBytes)
         self.machine = GRPCStreamStateMachine(
-            configuration: .server(.init(
-                maxRequestMessageBytes: connection.options.maxRequestMessageBytes,
-                maxBufferedBytes: connection.configuration.maxBufferedBytesPerStream
-            ))
+            configuration: .server(
+                .init(
+                    maxRequestMessageBytes: connection.options.maxRequestMessageBytes,
+                    maxBufferedBytes: connection.configuration.maxBufferedBytesPerStream
+                )
+            )
         )
     }
 
@@ -115,7 +117,11 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             onLoop {
                 do {
-                    if try self.writeOnLoop(part) { continuation.resume() } else { self.waiters.parkWriter(continuation) }
+                    if try self.writeOnLoop(part) {
+                        continuation.resume()
+                    } else {
+                        self.waiters.parkWriter(continuation)
+                    }
                 } catch {
                     continuation.resume(throwing: error)
                 }

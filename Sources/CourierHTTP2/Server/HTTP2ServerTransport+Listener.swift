@@ -1,5 +1,6 @@
 internal import Courier
 internal import Synchronization
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -53,10 +54,15 @@ extension HTTP2ServerTransport {
             var loops: [EventLoop] = []
             do {
                 for index in 0..<max(1, configuration.loops) {
-                    loops.append(try EventLoop(name: "courier-loop-\(index)", backend: configuration.ioBackend ?? .automatic))
+                    loops.append(
+                        try EventLoop(name: "courier-loop-\(index)", backend: configuration.ioBackend ?? .automatic)
+                    )
                 }
             } catch {
-                for loop in loops { loop.stop(); loop.join() }
+                for loop in loops {
+                    loop.stop()
+                    loop.join()
+                }
                 // Already failing; the descriptor is released whatever close(2) reports.
                 try? Posix.close(fd)
                 throw error
@@ -124,7 +130,11 @@ extension HTTP2ServerTransport {
                 return
             }
             let connection = HTTP2ServerConnection(
-                fd: fd, loop: loop, owner: self, configuration: configuration, options: options
+                fd: fd,
+                loop: loop,
+                owner: self,
+                configuration: configuration,
+                options: options
             )
             shared.withLock { $0.connections[ObjectIdentifier(connection)] = connection }
             connection.start()

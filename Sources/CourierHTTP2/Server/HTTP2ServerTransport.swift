@@ -1,5 +1,6 @@
-public import Courier
+public import Courier  // conforms to ServerTransport
 internal import Synchronization
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -105,7 +106,9 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
     private let address: SocketAddress
     private let configuration: Configuration
     private let state = Mutex<State>(State())
-    private let boundAddress = Mutex<(address: SocketAddress?, waiters: [UnsafeContinuation<SocketAddress, any Error>], failure: RuntimeError?)>((nil, [], nil))
+    private let boundAddress = Mutex<
+        (address: SocketAddress?, waiters: [UnsafeContinuation<SocketAddress, any Error>], failure: RuntimeError?)
+    >((nil, [], nil))
 
     private struct State {
         var listener: Listener?
@@ -159,20 +162,27 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             let tls = try configuration.tls.map { configuration throws(RuntimeError) in
                 guard configuration.isServer else {
                     throw RuntimeError(
-                        code: .invalidConfiguration, message: "TLS: a server needs TLSConfiguration.server(...)."
+                        code: .invalidConfiguration,
+                        message: "TLS: a server needs TLSConfiguration.server(...)."
                     )
                 }
                 return try TLSContext(configuration)
             }
             listener = try Listener(
-                address: address, configuration: configuration, options: options, tls: tls, handler: streamHandler
+                address: address,
+                configuration: configuration,
+                options: options,
+                tls: tls,
+                handler: streamHandler
             )
         } catch let error as RuntimeError {
             resolveBoundAddress(.failure(error))
             throw error
         } catch {
             let runtimeError = RuntimeError(
-                code: .transportError, message: "Could not listen on \(address): \(error)", cause: error
+                code: .transportError,
+                message: "Could not listen on \(address): \(error)",
+                cause: error
             )
             resolveBoundAddress(.failure(runtimeError))
             throw runtimeError
@@ -207,7 +217,10 @@ extension ServerTransport where Self == HTTP2ServerTransport {
     /// - Parameters:
     ///   - address: Where to listen.
     ///   - configuration: Limits and tuning.
-    public static func http2(address: SocketAddress, configuration: HTTP2ServerTransport.Configuration = .defaults) -> Self {
+    public static func http2(
+        address: SocketAddress,
+        configuration: HTTP2ServerTransport.Configuration = .defaults
+    ) -> Self {
         HTTP2ServerTransport(address: address, configuration: configuration)
     }
 }

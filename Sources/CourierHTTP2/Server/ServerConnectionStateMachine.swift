@@ -182,7 +182,9 @@ struct ServerConnectionStateMachine {
                 return [.abort(reason: "keepalive: no PING ACK within \(configuration.keepaliveTimeout)")]
             }
             keepalivePingOutstanding = true
-            return [.ping(Self.keepalivePing), .armTimer(.keepalive, at: now.advanced(by: configuration.keepaliveTimeout))]
+            return [
+                .ping(Self.keepalivePing), .armTimer(.keepalive, at: now.advanced(by: configuration.keepaliveTimeout)),
+            ]
         case .idle:
             guard isServing, drainPhase == nil, let idle = configuration.maxConnectionIdle else { return [] }
             guard openStreams == 0, let since = idleSince else {
@@ -231,7 +233,8 @@ struct ServerConnectionStateMachine {
         if let last = lastPingAt {
             // Without streams a client that doesn't have permission shouldn't ping at all: grpc-go allows one
             // every two hours then.
-            let allowed = openStreams == 0 && !configuration.permitPingsWithoutStreams
+            let allowed =
+                openStreams == 0 && !configuration.permitPingsWithoutStreams
                 ? Duration.seconds(7200) : configuration.minPingInterval
             if last.duration(to: now) < allowed { pingStrikes += 1 }
         }

@@ -1,4 +1,5 @@
 internal import CCourierLinux
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -161,7 +162,7 @@ enum Sockets {
     static func removeStaleSocket(at path: String) throws(IOError) {
         do {
             try syscall("unlink(\(path))") { unlink(path) }
-        } catch where error.errno == ENOENT {
+        } catch  where error.errno == ENOENT {
             return
         }
     }

@@ -1,4 +1,5 @@
 internal import CCourierLinux
+
 #if canImport(Glibc)
 internal import Glibc
 #endif

@@ -1,5 +1,6 @@
 internal import COpenSSL
 internal import Courier
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -35,12 +36,16 @@ final class TLSContext: @unchecked Sendable {
                 throw Self.error("could not load the certificate chain '\(chain)' (is it PEM?)")
             }
             guard let key = configuration.privateKeyFile else {
-                throw RuntimeError(code: .invalidConfiguration, message: "TLS: a certificate chain needs a private key file.")
+                throw RuntimeError(
+                    code: .invalidConfiguration,
+                    message: "TLS: a certificate chain needs a private key file."
+                )
             }
             try Self.checkReadable(key, what: "private key")
             guard SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 else {
                 let reasons = TLSSession.drainErrors()
-                let what = reasons.contains("mismatch")
+                let what =
+                    reasons.contains("mismatch")
                     ? "the private key '\(key)' does not match the certificate in '\(chain)'"
                     : "could not load the private key '\(key)' (is it PEM?)"
                 throw RuntimeError(code: .invalidConfiguration, message: "TLS: \(what): \(reasons).")
@@ -49,9 +54,15 @@ final class TLSContext: @unchecked Sendable {
                 throw Self.error("the private key '\(key)' does not match the certificate in '\(chain)'")
             }
         } else if configuration.isServer {
-            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a server needs a certificate chain and a private key.")
+            throw RuntimeError(
+                code: .invalidConfiguration,
+                message: "TLS: a server needs a certificate chain and a private key."
+            )
         } else if configuration.privateKeyFile != nil {
-            throw RuntimeError(code: .invalidConfiguration, message: "TLS: a private key needs a certificate chain file.")
+            throw RuntimeError(
+                code: .invalidConfiguration,
+                message: "TLS: a private key needs a certificate chain file."
+            )
         }
 
         let verifies = configuration.isServer ? configuration.clientCertificates != .none : configuration.verifiesServer
@@ -92,7 +103,10 @@ final class TLSContext: @unchecked Sendable {
     private static func checkReadable(_ path: String, what: String) throws(RuntimeError) {
         guard access(path, R_OK) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw RuntimeError(code: .invalidConfiguration, message: "TLS: cannot read the \(what) '\(path)': \(reason).")
+            throw RuntimeError(
+                code: .invalidConfiguration,
+                message: "TLS: cannot read the \(what) '\(path)': \(reason)."
+            )
         }
     }
 
@@ -115,7 +129,7 @@ private func selectH2(
     argument: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let out, let outLength, let offered,
-          let h2 = ALPN.h2Range(in: UnsafeBufferPointer(start: offered, count: Int(offeredLength)))
+        let h2 = ALPN.h2Range(in: UnsafeBufferPointer(start: offered, count: Int(offeredLength)))
     else {
         return SSL_TLSEXT_ERR_ALERT_FATAL
     }

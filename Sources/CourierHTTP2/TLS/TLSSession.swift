@@ -1,5 +1,6 @@
 internal import COpenSSL
 internal import Courier
+
 #if canImport(Glibc)
 internal import Glibc
 #endif
@@ -29,7 +30,8 @@ final class TLSSession {
     ///     (an IP literal is verified against the certificate's IP addresses and not sent as SNI).
     init(context: TLSContext, serverName: String?) throws(Failure) {
         guard let ssl = SSL_new(context.context),
-              let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+            let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem())
+        else {
             throw Failure(description: "could not create a TLS session: \(Self.drainErrors())")
         }
         self.ssl = ssl
@@ -93,7 +95,10 @@ final class TLSSession {
     /// Takes ciphertext from the socket and passes the plaintext it yields to `deliver`.
     ///
     /// - Returns: false when `deliver` asked to stop, or the peer ended TLS (close_notify).
-    func receive(_ ciphertext: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Bool) throws(Failure) -> Bool {
+    func receive(
+        _ ciphertext: UnsafeRawBufferPointer,
+        deliver: (UnsafeRawBufferPointer) -> Bool
+    ) throws(Failure) -> Bool {
         var offset = 0
         while offset < ciphertext.count {
             let written = BIO_write(readBIO, ciphertext.baseAddress! + offset, Int32(ciphertext.count - offset))

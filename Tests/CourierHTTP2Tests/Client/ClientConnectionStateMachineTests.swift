@@ -1,6 +1,7 @@
 import Courier
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 private typealias Machine = ClientConnectionStateMachine
 private typealias Stage = ClientConnectionStateMachine.Stage
@@ -44,7 +45,10 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.addressIndex == 0)
     }
 
-    @Test("start in any other state is ignored", arguments: [Stage.connecting, .handshaking, .ready, .goingAway, .closed])
+    @Test(
+        "start in any other state is ignored",
+        arguments: [Stage.connecting, .handshaking, .ready, .goingAway, .closed]
+    )
     func startIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
@@ -57,7 +61,11 @@ struct ClientConnectionStateMachineTests {
         var machine = Machine(addresses: threeAddresses)
         _ = machine.start(now: t0)
         for index in 0..<failuresFirst {
-            #expect(machine.connectCompleted(errno: 111, description: "refused", now: t0) == [.connect(addressIndex: index + 1)])
+            #expect(
+                machine.connectCompleted(errno: 111, description: "refused", now: t0) == [
+                    .connect(addressIndex: index + 1)
+                ]
+            )
         }
         #expect(machine.connectCompleted(errno: 0, description: "", now: t0) == [.startSession])
         #expect(machine.state == .handshaking)
@@ -69,14 +77,24 @@ struct ClientConnectionStateMachineTests {
     func everyAddress() {
         var machine = Machine(addresses: threeAddresses)
         _ = machine.start(now: t0)
-        #expect(machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [.connect(addressIndex: 1)])
+        #expect(
+            machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [
+                .connect(addressIndex: 1)
+            ]
+        )
         #expect(machine.state == .connecting(addressIndex: 1))
         #expect(machine.address == threeAddresses[1])
-        #expect(machine.connectCompleted(errno: 113, description: "No route to host", now: t0) == [.connect(addressIndex: 2)])
+        #expect(
+            machine.connectCompleted(errno: 113, description: "No route to host", now: t0) == [
+                .connect(addressIndex: 2)
+            ]
+        )
         #expect(machine.state == .connecting(addressIndex: 2))
         #expect(machine.address == threeAddresses[2])
         let error = RPCError(code: .unavailable, message: "Could not connect to ipv6:[::1]:443: Connection refused.")
-        #expect(machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [.connectFailed(error)])
+        #expect(
+            machine.connectCompleted(errno: 111, description: "Connection refused", now: t0) == [.connectFailed(error)]
+        )
         #expect(machine.state == .closed(error))
         #expect(machine.isClosed)
         #expect(machine.streamRequested() == .fail(error))
@@ -91,7 +109,10 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.state == .closed(error))
     }
 
-    @Test("A connect completion in any other state is ignored", arguments: [Stage.idle, .handshaking, .ready, .goingAway, .closed])
+    @Test(
+        "A connect completion in any other state is ignored",
+        arguments: [Stage.idle, .handshaking, .ready, .goingAway, .closed]
+    )
     func connectCompletedIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let state = machine.state
@@ -124,7 +145,10 @@ struct ClientConnectionStateMachineTests {
             (.goingAway, .reroute), (.closed, .fail(closedByOwner)),
         ]
     )
-    func streamDecision(stage: ClientConnectionStateMachine.Stage, decision: ClientConnectionStateMachine.StreamDecision) {
+    func streamDecision(
+        stage: ClientConnectionStateMachine.Stage,
+        decision: ClientConnectionStateMachine.StreamDecision
+    ) {
         let machine = Machine.driven(to: stage)
         #expect(machine.streamRequested() == decision)
     }
@@ -139,7 +163,10 @@ struct ClientConnectionStateMachineTests {
 
     // MARK: GOAWAY
 
-    @Test("GOAWAY while connecting, handshaking or ready: going away, naming the last stream", arguments: [Stage.connecting, .handshaking, .ready])
+    @Test(
+        "GOAWAY while connecting, handshaking or ready: going away, naming the last stream",
+        arguments: [Stage.connecting, .handshaking, .ready]
+    )
     func goAway(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         #expect(machine.receivedGoAway(lastStreamID: 7) == [.goingAway(lastStreamID: 7)])
@@ -197,10 +224,16 @@ struct ClientConnectionStateMachineTests {
 
     // MARK: Failures
 
-    @Test("TLS fails before ready: connecting failed with UNAVAILABLE naming the address", arguments: [Stage.connecting, .handshaking])
+    @Test(
+        "TLS fails before ready: connecting failed with UNAVAILABLE naming the address",
+        arguments: [Stage.connecting, .handshaking]
+    )
     func tlsBeforeReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
-        let error = RPCError(code: .unavailable, message: "TLS with ipv4:10.0.0.1:443 failed: certificate verify failed.")
+        let error = RPCError(
+            code: .unavailable,
+            message: "TLS with ipv4:10.0.0.1:443 failed: certificate verify failed."
+        )
         #expect(machine.tlsFailed("certificate verify failed") == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
     }
@@ -213,10 +246,16 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.state == .closed(error))
     }
 
-    @Test("The transport fails before ready: connecting failed with UNAVAILABLE naming the address", arguments: [Stage.connecting, .handshaking])
+    @Test(
+        "The transport fails before ready: connecting failed with UNAVAILABLE naming the address",
+        arguments: [Stage.connecting, .handshaking]
+    )
     func transportBeforeReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
-        let error = RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: reset by peer.")
+        let error = RPCError(
+            code: .unavailable,
+            message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: reset by peer."
+        )
         #expect(machine.transportFailed("reset by peer") == [.connectFailed(error)])
         #expect(machine.state == .closed(error))
     }
@@ -227,11 +266,17 @@ struct ClientConnectionStateMachineTests {
         _ = machine.start(now: t0)
         _ = machine.connectCompleted(errno: 111, description: "refused", now: t0)
         _ = machine.connectCompleted(errno: 0, description: "", now: t0)
-        let error = RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.2:443 failed before it was ready: EOF.")
+        let error = RPCError(
+            code: .unavailable,
+            message: "The connection to ipv4:10.0.0.2:443 failed before it was ready: EOF."
+        )
         #expect(machine.transportFailed("EOF") == [.connectFailed(error)])
     }
 
-    @Test("The transport fails once ready or going away: lost; every stream fails with UNAVAILABLE", arguments: [Stage.ready, .goingAway])
+    @Test(
+        "The transport fails once ready or going away: lost; every stream fails with UNAVAILABLE",
+        arguments: [Stage.ready, .goingAway]
+    )
     func transportAfterReady(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         let error = RPCError(code: .unavailable, message: "The connection was lost: the server closed the connection.")
@@ -244,8 +289,14 @@ struct ClientConnectionStateMachineTests {
     func protocolViolation(stage: ClientConnectionStateMachine.Stage, beforeReady: Bool) {
         var machine = Machine.driven(to: stage)
         let reason = "the server's bytes are not HTTP/2 (the session ended)"
-        let expected: Machine.Action = beforeReady
-            ? .connectFailed(RPCError(code: .unavailable, message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: \(reason)."))
+        let expected: Machine.Action =
+            beforeReady
+            ? .connectFailed(
+                RPCError(
+                    code: .unavailable,
+                    message: "The connection to ipv4:10.0.0.1:443 failed before it was ready: \(reason)."
+                )
+            )
             : .lost(RPCError(code: .unavailable, message: "The connection was lost: \(reason)."))
         #expect(machine.protocolViolation(reason) == [expected])
         #expect(machine.isClosed)
@@ -263,7 +314,10 @@ struct ClientConnectionStateMachineTests {
 
     // MARK: Closing by the owner
 
-    @Test("close in any state but closed: a clean close; streams fail with UNAVAILABLE 'closed'", arguments: [Stage.idle, .connecting, .handshaking, .ready, .goingAway])
+    @Test(
+        "close in any state but closed: a clean close; streams fail with UNAVAILABLE 'closed'",
+        arguments: [Stage.idle, .connecting, .handshaking, .ready, .goingAway]
+    )
     func close(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage)
         #expect(machine.close() == [.close(failing: closedByOwner)])
@@ -306,8 +360,10 @@ struct ClientConnectionStateMachineTests {
     func refusedRearms() {
         var machine = Machine.driven(to: .connecting, configuration: .connectTimeoutOnly)
         let t1 = t0 + .seconds(3)
-        #expect(machine.connectCompleted(errno: 111, description: "refused", now: t1)
-            == [.connect(addressIndex: 1), .armTimer(.connect, at: t1 + .seconds(20))])
+        #expect(
+            machine.connectCompleted(errno: 111, description: "refused", now: t1)
+                == [.connect(addressIndex: 1), .armTimer(.connect, at: t1 + .seconds(20))]
+        )
     }
 
     @Test("The TCP connect succeeds: the connect timer keeps running (it covers TLS and SETTINGS)")
@@ -320,9 +376,12 @@ struct ClientConnectionStateMachineTests {
     func connectTimeoutNextAddress() {
         var machine = Machine.driven(to: .connecting, configuration: .connectTimeoutOnly)
         let t1 = t0 + .seconds(20)
-        #expect(machine.timerFired(.connect, now: t1, observed: .init()) == [
-            .notify(.connectTimedOut), .abandonConnect(nextAddressIndex: 1), .armTimer(.connect, at: t1 + .seconds(20)),
-        ])
+        #expect(
+            machine.timerFired(.connect, now: t1, observed: .init()) == [
+                .notify(.connectTimedOut), .abandonConnect(nextAddressIndex: 1),
+                .armTimer(.connect, at: t1 + .seconds(20)),
+            ]
+        )
         #expect(machine.state == .connecting(addressIndex: 1))
         #expect(machine.address == threeAddresses[1])
         #expect(machine.isUsable)
@@ -333,11 +392,20 @@ struct ClientConnectionStateMachineTests {
 
     @Test("The connect timer fires at the last address: the attempt fails with UNAVAILABLE naming the timeout")
     func connectTimeoutLastAddress() {
-        var machine = Machine.driven(to: .connecting, addresses: [.ipv4(host: "10.9.9.9", port: 50051)], configuration: .connectTimeoutOnly)
-        let error = RPCError(
-            code: .unavailable, message: "Could not connect to ipv4:10.9.9.9:50051 within the connect timeout (20 s)."
+        var machine = Machine.driven(
+            to: .connecting,
+            addresses: [.ipv4(host: "10.9.9.9", port: 50051)],
+            configuration: .connectTimeoutOnly
         )
-        #expect(machine.timerFired(.connect, now: t0 + .seconds(20), observed: .init()) == [.notify(.connectTimedOut), .connectFailed(error)])
+        let error = RPCError(
+            code: .unavailable,
+            message: "Could not connect to ipv4:10.9.9.9:50051 within the connect timeout (20 s)."
+        )
+        #expect(
+            machine.timerFired(.connect, now: t0 + .seconds(20), observed: .init()) == [
+                .notify(.connectTimedOut), .connectFailed(error),
+            ]
+        )
         #expect(machine.state == .closed(error))
         #expect(machine.streamRequested() == .fail(error))
     }
@@ -350,14 +418,19 @@ struct ClientConnectionStateMachineTests {
             message: "The connection to ipv4:10.0.0.1:443 was not ready within the connect timeout (20 s): "
                 + "TCP connected, but TLS or the server's SETTINGS did not complete."
         )
-        #expect(machine.timerFired(.connect, now: t0 + .seconds(20), observed: .init()) == [.notify(.connectTimedOut), .connectFailed(error)])
+        #expect(
+            machine.timerFired(.connect, now: t0 + .seconds(20), observed: .init()) == [
+                .notify(.connectTimedOut), .connectFailed(error),
+            ]
+        )
         #expect(machine.state == .closed(error))
     }
 
     @Test("A timeout below a second is named in milliseconds")
     func connectTimeoutMilliseconds() {
         var machine = Machine.driven(
-            to: .handshaking, addresses: [.unix(path: "/tmp/x")],
+            to: .handshaking,
+            addresses: [.unix(path: "/tmp/x")],
             configuration: .init(connectTimeout: .milliseconds(250), keepalive: nil, idleTimeout: nil)
         )
         let actions = machine.timerFired(.connect, now: t0 + .milliseconds(250), observed: .init())
@@ -374,7 +447,10 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.receivedSettings(now: t0) == [.cancelTimer(.connect), .openWaitingStreams])
     }
 
-    @Test("The connect timer firing once ready, going away, closed or idle does nothing", arguments: [Stage.idle, .ready, .goingAway, .closed])
+    @Test(
+        "The connect timer firing once ready, going away, closed or idle does nothing",
+        arguments: [Stage.idle, .ready, .goingAway, .closed]
+    )
     func connectTimerIgnored(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage, configuration: .connectTimeoutOnly)
         let state = machine.state
@@ -402,10 +478,13 @@ struct ClientConnectionStateMachineTests {
     func readyArmsTimers() {
         var machine = Machine.driven(to: .handshaking, configuration: .allTimers)
         let t1 = t0 + .seconds(1)
-        #expect(machine.receivedSettings(now: t1) == [
-            .cancelTimer(.connect), .armTimer(.keepalive, at: t1 + .seconds(10)), .armTimer(.idle, at: t1 + .seconds(1800)),
-            .openWaitingStreams,
-        ])
+        #expect(
+            machine.receivedSettings(now: t1) == [
+                .cancelTimer(.connect), .armTimer(.keepalive, at: t1 + .seconds(10)),
+                .armTimer(.idle, at: t1 + .seconds(1800)),
+                .openWaitingStreams,
+            ]
+        )
         #expect(machine.keepalive == .waiting)
     }
 
@@ -420,8 +499,14 @@ struct ClientConnectionStateMachineTests {
     func keepaliveActivity(streams: Int) {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
         let t1 = t0 + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: t1, observed: .init(receivedSinceKeepaliveArmed: true, streams: streams))
-            == [.armTimer(.keepalive, at: t1 + .seconds(10))])
+        #expect(
+            machine.timerFired(
+                .keepalive,
+                now: t1,
+                observed: .init(receivedSinceKeepaliveArmed: true, streams: streams)
+            )
+                == [.armTimer(.keepalive, at: t1 + .seconds(10))]
+        )
         #expect(machine.keepalive == .waiting)
     }
 
@@ -429,7 +514,11 @@ struct ClientConnectionStateMachineTests {
     func keepalivePing() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
         let t1 = t0 + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: t1, observed: .init(streams: 1)) == [.sendPing, .armTimer(.keepalive, at: t1 + .seconds(2))])
+        #expect(
+            machine.timerFired(.keepalive, now: t1, observed: .init(streams: 1)) == [
+                .sendPing, .armTimer(.keepalive, at: t1 + .seconds(2)),
+            ]
+        )
         #expect(machine.keepalive == .pingOutstanding)
     }
 
@@ -438,8 +527,10 @@ struct ClientConnectionStateMachineTests {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
         _ = machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 1))
         let t2 = t0 + .seconds(12)
-        #expect(machine.timerFired(.keepalive, now: t2, observed: .init(receivedSinceKeepaliveArmed: true, streams: 1))
-            == [.armTimer(.keepalive, at: t2 + .seconds(10))])
+        #expect(
+            machine.timerFired(.keepalive, now: t2, observed: .init(receivedSinceKeepaliveArmed: true, streams: 1))
+                == [.armTimer(.keepalive, at: t2 + .seconds(10))]
+        )
         #expect(machine.keepalive == .waiting)
         #expect(machine.state == .ready)
     }
@@ -464,7 +555,10 @@ struct ClientConnectionStateMachineTests {
         #expect(off.receivedPingAck(now: t0) == [])
     }
 
-    @Test("Nothing arrives within the timeout: the connection is dead; every RPC on it fails with UNAVAILABLE", arguments: [0, 2])
+    @Test(
+        "Nothing arrives within the timeout: the connection is dead; every RPC on it fails with UNAVAILABLE",
+        arguments: [0, 2]
+    )
     func keepaliveTimedOut(streams: Int) {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
         _ = machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 1))
@@ -472,8 +566,10 @@ struct ClientConnectionStateMachineTests {
             code: .unavailable,
             message: "The connection was lost: no keepalive PING ACK (nor any other frame) arrived within 2 s."
         )
-        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(12), observed: .init(streams: streams))
-            == [.notify(.keepaliveTimedOut), .lost(error)])
+        #expect(
+            machine.timerFired(.keepalive, now: t0 + .seconds(12), observed: .init(streams: streams))
+                == [.notify(.keepaliveTimedOut), .lost(error)]
+        )
         #expect(machine.state == .closed(error))
         #expect(machine.keepalive == .off)
         #expect(!machine.isUsable)
@@ -483,7 +579,11 @@ struct ClientConnectionStateMachineTests {
     @Test("No bytes and no streams, pings without calls not permitted: dormant, no PING, no timer")
     func keepaliveDormant() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
+        #expect(
+            machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [
+                .notify(.keepaliveDormant)
+            ]
+        )
         #expect(machine.keepalive == .dormant)
         #expect(machine.keepaliveIsDormant)
         // A stale timer firing while dormant does nothing.
@@ -494,25 +594,42 @@ struct ClientConnectionStateMachineTests {
     func keepaliveWithoutCalls() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly(permitWithoutCalls: true))
         let t1 = t0 + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: t1, observed: .init(streams: 0)) == [.sendPing, .armTimer(.keepalive, at: t1 + .seconds(2))])
+        #expect(
+            machine.timerFired(.keepalive, now: t1, observed: .init(streams: 0)) == [
+                .sendPing, .armTimer(.keepalive, at: t1 + .seconds(2)),
+            ]
+        )
         #expect(machine.keepalive == .pingOutstanding)
     }
 
     @Test("A stream opens while dormant: PING at once (before its HEADERS), armed for the timeout (gRFC A8)")
     func keepaliveWakes() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        #expect(machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
+        #expect(
+            machine.timerFired(.keepalive, now: t0 + .seconds(10), observed: .init(streams: 0)) == [
+                .notify(.keepaliveDormant)
+            ]
+        )
         let t1 = t0 + .seconds(300)
         #expect(machine.streamOpened(now: t1) == [.sendPing, .armTimer(.keepalive, at: t1 + .seconds(2))])
         #expect(machine.keepalive == .pingOutstanding)
         // A second stream right after: the PING is already out.
         #expect(machine.streamOpened(now: t1) == [])
         // Its ACK: back to waiting.
-        #expect(machine.timerFired(.keepalive, now: t1 + .seconds(2), observed: .init(receivedSinceKeepaliveArmed: true, streams: 2))
-            == [.armTimer(.keepalive, at: t1 + .seconds(12))])
+        #expect(
+            machine.timerFired(
+                .keepalive,
+                now: t1 + .seconds(2),
+                observed: .init(receivedSinceKeepaliveArmed: true, streams: 2)
+            )
+                == [.armTimer(.keepalive, at: t1 + .seconds(12))]
+        )
     }
 
-    @Test("A stream opening while keepalive is not dormant changes nothing", arguments: [Stage.idle, .handshaking, .ready, .closed])
+    @Test(
+        "A stream opening while keepalive is not dormant changes nothing",
+        arguments: [Stage.idle, .handshaking, .ready, .closed]
+    )
     func streamOpenedNotDormant(stage: ClientConnectionStateMachine.Stage) {
         var machine = Machine.driven(to: stage, configuration: .keepaliveOnly())
         #expect(machine.streamOpened(now: t0) == [])
@@ -522,9 +639,20 @@ struct ClientConnectionStateMachineTests {
     func keepaliveWhileGoingAway() {
         var machine = Machine.driven(to: .goingAway, configuration: .keepaliveOnly())
         let t1 = t0 + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: t1, observed: .init(streams: 1)) == [.sendPing, .armTimer(.keepalive, at: t1 + .seconds(2))])
-        let error = RPCError(code: .unavailable, message: "The connection was lost: no keepalive PING ACK (nor any other frame) arrived within 2 s.")
-        #expect(machine.timerFired(.keepalive, now: t1 + .seconds(2), observed: .init(streams: 1)) == [.notify(.keepaliveTimedOut), .lost(error)])
+        #expect(
+            machine.timerFired(.keepalive, now: t1, observed: .init(streams: 1)) == [
+                .sendPing, .armTimer(.keepalive, at: t1 + .seconds(2)),
+            ]
+        )
+        let error = RPCError(
+            code: .unavailable,
+            message: "The connection was lost: no keepalive PING ACK (nor any other frame) arrived within 2 s."
+        )
+        #expect(
+            machine.timerFired(.keepalive, now: t1 + .seconds(2), observed: .init(streams: 1)) == [
+                .notify(.keepaliveTimedOut), .lost(error),
+            ]
+        )
     }
 
     @Test("Without keepalive: nothing armed at ready; a keepalive timer firing does nothing")
@@ -550,11 +678,15 @@ struct ClientConnectionStateMachineTests {
 
     // MARK: too_many_pings
 
-    @Test("GOAWAY ENHANCE_YOUR_CALM too_many_pings: reported (the transport doubles its keepalive time), then going away")
+    @Test(
+        "GOAWAY ENHANCE_YOUR_CALM too_many_pings: reported (the transport doubles its keepalive time), then going away"
+    )
     func tooManyPings() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        #expect(machine.receivedGoAway(lastStreamID: 3, code: .enhanceYourCalm, debugData: "too_many_pings")
-            == [.notify(.tooManyPings), .goingAway(lastStreamID: 3)])
+        #expect(
+            machine.receivedGoAway(lastStreamID: 3, code: .enhanceYourCalm, debugData: "too_many_pings")
+                == [.notify(.tooManyPings), .goingAway(lastStreamID: 3)]
+        )
         #expect(machine.state == .goingAway(lastStreamID: 3))
     }
 
@@ -562,23 +694,36 @@ struct ClientConnectionStateMachineTests {
     func tooManyPingsOnce() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
         _ = machine.receivedGoAway(lastStreamID: 3, code: .enhanceYourCalm, debugData: "too_many_pings")
-        #expect(machine.receivedGoAway(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings") == [.goingAway(lastStreamID: 1)])
+        #expect(
+            machine.receivedGoAway(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings") == [
+                .goingAway(lastStreamID: 1)
+            ]
+        )
         #expect(machine.receivedGoAway(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings") == [])
     }
 
     @Test("too_many_pings after a graceful GOAWAY (not lower): reported, nothing else")
     func tooManyPingsAfterGoAway() {
         var machine = Machine.driven(to: .goingAway, configuration: .keepaliveOnly())  // last stream 5
-        #expect(machine.receivedGoAway(lastStreamID: 5, code: .enhanceYourCalm, debugData: "too_many_pings") == [.notify(.tooManyPings)])
+        #expect(
+            machine.receivedGoAway(lastStreamID: 5, code: .enhanceYourCalm, debugData: "too_many_pings") == [
+                .notify(.tooManyPings)
+            ]
+        )
     }
 
     @Test(
         "Other GOAWAYs are not too_many_pings",
-        arguments: [(HTTP2ErrorCode.enhanceYourCalm, ""), (.enhanceYourCalm, "too_many_pings!"), (.noError, "too_many_pings"), (.protocolError, "x")]
+        arguments: [
+            (HTTP2ErrorCode.enhanceYourCalm, ""), (.enhanceYourCalm, "too_many_pings!"), (.noError, "too_many_pings"),
+            (.protocolError, "x"),
+        ]
     )
     func notTooManyPings(code: HTTP2ErrorCode, debugData: String) {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
-        #expect(machine.receivedGoAway(lastStreamID: 3, code: code, debugData: debugData) == [.goingAway(lastStreamID: 3)])
+        #expect(
+            machine.receivedGoAway(lastStreamID: 3, code: code, debugData: debugData) == [.goingAway(lastStreamID: 3)]
+        )
     }
 
     @Test("too_many_pings on a closed connection is not reported")
@@ -595,12 +740,17 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.receivedSettings(now: t0) == [.armTimer(.idle, at: t0 + .seconds(1800)), .openWaitingStreams])
     }
 
-    @Test("The idle timer fires with streams open, or one opened since it was armed: armed again", arguments: [(1, false), (0, true), (2, true)])
+    @Test(
+        "The idle timer fires with streams open, or one opened since it was armed: armed again",
+        arguments: [(1, false), (0, true), (2, true)]
+    )
     func idleBusy(streams: Int, opened: Bool) {
         var machine = Machine.driven(to: .ready, configuration: .idleOnly)
         let t1 = t0 + .seconds(1800)
-        #expect(machine.timerFired(.idle, now: t1, observed: .init(streamOpenedSinceIdleArmed: opened, streams: streams))
-            == [.armTimer(.idle, at: t1 + .seconds(1800))])
+        #expect(
+            machine.timerFired(.idle, now: t1, observed: .init(streamOpenedSinceIdleArmed: opened, streams: streams))
+                == [.armTimer(.idle, at: t1 + .seconds(1800))]
+        )
         #expect(machine.state == .ready)
     }
 
@@ -608,8 +758,14 @@ struct ClientConnectionStateMachineTests {
     func idleCloses() {
         var machine = Machine.driven(to: .ready, configuration: .idleOnly)
         // Received bytes (a server's PING, say) don't keep a connection from being idle.
-        #expect(machine.timerFired(.idle, now: t0 + .seconds(1800), observed: .init(receivedSinceKeepaliveArmed: true, streams: 0))
-            == [.notify(.idle), .close(failing: closedByOwner)])
+        #expect(
+            machine.timerFired(
+                .idle,
+                now: t0 + .seconds(1800),
+                observed: .init(receivedSinceKeepaliveArmed: true, streams: 0)
+            )
+                == [.notify(.idle), .close(failing: closedByOwner)]
+        )
         #expect(machine.state == .closed(nil))
         #expect(!machine.isUsable)
     }
@@ -640,30 +796,48 @@ struct ClientConnectionStateMachineTests {
         var machine = Machine(addresses: threeAddresses, configuration: .allTimers)
         #expect(machine.start(now: t0) == [.connect(addressIndex: 0), .armTimer(.connect, at: t0 + .seconds(20))])
         let t1 = t0 + .seconds(20)
-        #expect(machine.timerFired(.connect, now: t1, observed: .init()) == [
-            .notify(.connectTimedOut), .abandonConnect(nextAddressIndex: 1), .armTimer(.connect, at: t1 + .seconds(20)),
-        ])
+        #expect(
+            machine.timerFired(.connect, now: t1, observed: .init()) == [
+                .notify(.connectTimedOut), .abandonConnect(nextAddressIndex: 1),
+                .armTimer(.connect, at: t1 + .seconds(20)),
+            ]
+        )
         #expect(machine.connectCompleted(errno: 0, description: "", now: t1 + .milliseconds(5)) == [.startSession])
         let ready = t1 + .milliseconds(10)
-        #expect(machine.receivedSettings(now: ready) == [
-            .cancelTimer(.connect), .armTimer(.keepalive, at: ready + .seconds(10)), .armTimer(.idle, at: ready + .seconds(1800)),
-            .openWaitingStreams,
-        ])
+        #expect(
+            machine.receivedSettings(now: ready) == [
+                .cancelTimer(.connect), .armTimer(.keepalive, at: ready + .seconds(10)),
+                .armTimer(.idle, at: ready + .seconds(1800)),
+                .openWaitingStreams,
+            ]
+        )
         // A long stream: pings, acked.
         var now = ready + .seconds(10)
-        #expect(machine.timerFired(.keepalive, now: now, observed: .init(streams: 1)) == [.sendPing, .armTimer(.keepalive, at: now + .seconds(2))])
+        #expect(
+            machine.timerFired(.keepalive, now: now, observed: .init(streams: 1)) == [
+                .sendPing, .armTimer(.keepalive, at: now + .seconds(2)),
+            ]
+        )
         now = now + .seconds(2)
-        #expect(machine.timerFired(.keepalive, now: now, observed: .init(receivedSinceKeepaliveArmed: true, streams: 1))
-            == [.armTimer(.keepalive, at: now + .seconds(10))])
+        #expect(
+            machine.timerFired(.keepalive, now: now, observed: .init(receivedSinceKeepaliveArmed: true, streams: 1))
+                == [.armTimer(.keepalive, at: now + .seconds(10))]
+        )
         // The stream ends; the next check finds nothing: dormant.
         now = now + .seconds(10)
         #expect(machine.timerFired(.keepalive, now: now, observed: .init(streams: 0)) == [.notify(.keepaliveDormant)])
         #expect(machine.keepaliveIsDormant)
         // Nothing for the idle timeout, but a stream was opened (and closed) in it: armed again.
         now = ready + .seconds(1800)
-        #expect(machine.timerFired(.idle, now: now, observed: .init(streamOpenedSinceIdleArmed: true)) == [.armTimer(.idle, at: now + .seconds(1800))])
+        #expect(
+            machine.timerFired(.idle, now: now, observed: .init(streamOpenedSinceIdleArmed: true)) == [
+                .armTimer(.idle, at: now + .seconds(1800))
+            ]
+        )
         now = now + .seconds(1800)
-        #expect(machine.timerFired(.idle, now: now, observed: .init()) == [.notify(.idle), .close(failing: closedByOwner)])
+        #expect(
+            machine.timerFired(.idle, now: now, observed: .init()) == [.notify(.idle), .close(failing: closedByOwner)]
+        )
         #expect(machine.isClosed)
         #expect(machine.keepalive == .off)
     }

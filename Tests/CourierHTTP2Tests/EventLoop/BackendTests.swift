@@ -1,5 +1,6 @@
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 #if canImport(Glibc)
 import Glibc

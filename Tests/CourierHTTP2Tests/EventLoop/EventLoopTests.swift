@@ -1,7 +1,8 @@
 import Courier
-@testable import CourierHTTP2
 import Synchronization
 import Testing
+
+@testable import CourierHTTP2
 
 final class AtomicCounter: Sendable {
     private let value = Atomic<Int>(0)

@@ -1,6 +1,7 @@
-@testable import CourierHTTP2
 import Synchronization
 import Testing
+
+@testable import CourierHTTP2
 
 #if canImport(Glibc)
 import Glibc

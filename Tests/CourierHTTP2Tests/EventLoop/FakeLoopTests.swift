@@ -1,7 +1,8 @@
 import Courier
-@testable import CourierHTTP2
 import Synchronization
 import Testing
+
+@testable import CourierHTTP2
 
 /// Queues `remaining` closures one after another: each queues the next when it runs.
 final class Chain: Sendable {

@@ -1,6 +1,7 @@
 import Courier
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 @Suite("gRPC message framing")
 struct GRPCFramingTests {
@@ -87,15 +88,21 @@ struct GRPCFramingTests {
 
 @Suite("grpc-timeout")
 struct GRPCTimeoutTests {
-    @Test("Every unit parses", arguments: [
-        ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("3S", .seconds(3)), ("4m", .milliseconds(4)),
-        ("5u", .microseconds(5)), ("6n", .nanoseconds(6)), ("99999999S", .seconds(99_999_999)), ("0m", .zero),
-    ])
+    @Test(
+        "Every unit parses",
+        arguments: [
+            ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("3S", .seconds(3)), ("4m", .milliseconds(4)),
+            ("5u", .microseconds(5)), ("6n", .nanoseconds(6)), ("99999999S", .seconds(99_999_999)), ("0m", .zero),
+        ]
+    )
     func parse(value: String, expected: Duration) {
         #expect(GRPCTimeout.parse(value) == expected)
     }
 
-    @Test("Malformed values don't parse", arguments: ["", "S", "1", "123456789S", "-1S", "1s", "1.5S", " 1S", "1SS", "1x"])
+    @Test(
+        "Malformed values don't parse",
+        arguments: ["", "S", "1", "123456789S", "-1S", "1s", "1.5S", " 1S", "1SS", "1x"]
+    )
     func malformed(value: String) {
         #expect(GRPCTimeout.parse(value) == nil)
     }
@@ -171,19 +178,25 @@ struct GRPCHeaderTests {
         #expect(fields.map(\.value) == ["1", "AA", "AAE", "padded value"])
     }
 
-    @Test("Content types", arguments: [
-        ("application/grpc", true), ("application/grpc+proto", true), ("application/grpc;charset=utf-8", true),
-        ("Application/GRPC", true), ("application/grpcx", false), ("application/json", false), ("", false),
-    ])
+    @Test(
+        "Content types",
+        arguments: [
+            ("application/grpc", true), ("application/grpc+proto", true), ("application/grpc;charset=utf-8", true),
+            ("Application/GRPC", true), ("application/grpcx", false), ("application/json", false), ("", false),
+        ]
+    )
     func contentTypes(value: String, valid: Bool) {
         #expect(GRPCHeaders.isGRPCContentType(value) == valid)
     }
 
-    @Test("HTTP status without grpc-status maps per the spec", arguments: [
-        (400, Status.Code.internal), (401, .unauthenticated), (403, .permissionDenied), (404, .unimplemented),
-        (429, .unavailable), (502, .unavailable), (503, .unavailable), (504, .unavailable), (431, .internal),
-        (200, .unknown), (500, .unknown),
-    ])
+    @Test(
+        "HTTP status without grpc-status maps per the spec",
+        arguments: [
+            (400, Status.Code.internal), (401, .unauthenticated), (403, .permissionDenied), (404, .unimplemented),
+            (429, .unavailable), (502, .unavailable), (503, .unavailable), (504, .unavailable), (431, .internal),
+            (200, .unknown), (500, .unknown),
+        ]
+    )
     func httpStatus(status: Int, code: Status.Code) {
         #expect(GRPCHeaders.status(forHTTPStatus: status).code == code)
     }

@@ -1,6 +1,7 @@
 import Courier
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 private typealias Machine = GRPCStreamStateMachine
 private typealias OnInbound = GRPCStreamStateMachine.OnInbound
@@ -13,15 +14,23 @@ private let callCancelled = RPCError(code: .cancelled, message: "The RPC was can
 private let outOfOrder = RPCError(code: .internal, message: "A request message written out of order.")
 
 /// Each RST_STREAM code and the error a client reports for it before the status (PROTOCOL-HTTP2's mapping).
-private let resetErrors: [(HTTP2ErrorCode, RPCError)] = [
-    (.refusedStream, RPCError(code: .unavailable, message: "The server refused the stream.")),
-    (.cancel, RPCError(code: .cancelled, message: "The server cancelled the RPC.")),
-    (.enhanceYourCalm, RPCError(code: .resourceExhausted, message: "The server reset the stream: ENHANCE_YOUR_CALM.")),
-    (.inadequateSecurity, RPCError(code: .permissionDenied, message: "The server reset the stream: INADEQUATE_SECURITY.")),
-] + [
-    HTTP2ErrorCode.noError, .protocolError, .internalError, .flowControlError, .settingsTimeout, .streamClosed,
-    .frameSizeError, .compressionError, .connectError, .http11Required, HTTP2ErrorCode(rawValue: 0x42),
-].map { ($0, RPCError(code: .internal, message: "The stream was reset (HTTP/2 \($0)) before a status.")) }
+private let resetErrors: [(HTTP2ErrorCode, RPCError)] =
+    [
+        (.refusedStream, RPCError(code: .unavailable, message: "The server refused the stream.")),
+        (.cancel, RPCError(code: .cancelled, message: "The server cancelled the RPC.")),
+        (
+            .enhanceYourCalm,
+            RPCError(code: .resourceExhausted, message: "The server reset the stream: ENHANCE_YOUR_CALM.")
+        ),
+        (
+            .inadequateSecurity,
+            RPCError(code: .permissionDenied, message: "The server reset the stream: INADEQUATE_SECURITY.")
+        ),
+    ]
+    + [
+        HTTP2ErrorCode.noError, .protocolError, .internalError, .flowControlError, .settingsTimeout, .streamClosed,
+        .frameSizeError, .compressionError, .connectError, .http11Required, HTTP2ErrorCode(rawValue: 0x42),
+    ].map { ($0, RPCError(code: .internal, message: "The stream was reset (HTTP/2 \($0)) before a status.")) }
 
 /// The stream state machine as a value, transition by transition: every event from every state it can
 /// arrive in, at both ends, checking the returned action and the states (`send`, `receive`,
@@ -59,7 +68,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.nextInbound().read == .end)
         }
 
-        @Test("A method other than POST (or none) is answered 405; the send side is closed", arguments: ["GET", "PUT", "post", nil] as [String?])
+        @Test(
+            "A method other than POST (or none) is answered 405; the send side is closed",
+            arguments: ["GET", "PUT", "post", nil] as [String?]
+        )
         func methodNotAllowed(method: String?) {
             var fields = validRequestFields.filter { $0.0 != ":method" }
             if let method { fields.append((":method", method)) }
@@ -82,7 +94,10 @@ struct GRPCStreamStateMachineTests {
 
         @Test(
             "gRPC's content-types are served, with a format, parameters, in any case",
-            arguments: ["application/grpc", "application/grpc+proto", "application/grpc+json", "application/grpc;charset=utf-8", "Application/GRPC"]
+            arguments: [
+                "application/grpc", "application/grpc+proto", "application/grpc+json", "application/grpc;charset=utf-8",
+                "Application/GRPC",
+            ]
         )
         func grpcContentTypes(contentType: String) {
             var fields = validRequestFields.filter { $0.0 != "content-type" }
@@ -127,7 +142,8 @@ struct GRPCStreamStateMachineTests {
         @Test(
             "A valid grpc-timeout is served and kept, in every unit",
             arguments: [
-                ("10S", Duration.seconds(10)), ("1H", .seconds(3600)), ("2M", .seconds(120)), ("250m", .milliseconds(250)),
+                ("10S", Duration.seconds(10)), ("1H", .seconds(3600)), ("2M", .seconds(120)),
+                ("250m", .milliseconds(250)),
                 ("7u", .microseconds(7)), ("3n", .nanoseconds(3)), ("0n", .zero), ("99999999S", .seconds(99_999_999)),
             ]
         )
@@ -138,7 +154,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.states == StreamStates(.idle, .open))
         }
 
-        @Test("An unknown grpc-encoding is a Trailers-Only UNIMPLEMENTED", arguments: ["br", "snappy", "GZIP", "gzip,deflate", ""])
+        @Test(
+            "An unknown grpc-encoding is a Trailers-Only UNIMPLEMENTED",
+            arguments: ["br", "snappy", "GZIP", "gzip,deflate", ""]
+        )
         func unknownEncoding(encoding: String) {
             var machine = Machine.server()
             let result = machine.receiveRequestHead(validRequest([("grpc-encoding", encoding)]), endStream: false)
@@ -151,7 +170,9 @@ struct GRPCStreamStateMachineTests {
         @Test("grpc-encoding identity is served as no compression: a compressed message is then INTERNAL")
         func identityEncoding() {
             var machine = Machine.server()
-            #expect(machine.receiveRequestHead(validRequest([("grpc-encoding", "identity")]), endStream: false) == .serve)
+            #expect(
+                machine.receiveRequestHead(validRequest([("grpc-encoding", "identity")]), endStream: false) == .serve
+            )
             #expect(machine.requestCompression == nil)
             #expect(machine.outboundCompression == nil)
             let body = compressedFrame([1, 2, 3], .gzip)
@@ -159,10 +180,16 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.receiveData(body) == OnInbound(releaseWindow: body.count, failure: .terminate(error)))
         }
 
-        @Test("grpc-encoding gzip or deflate is the request's compression, and the response's by default", arguments: [CompressionAlgorithm.gzip, .deflate])
+        @Test(
+            "grpc-encoding gzip or deflate is the request's compression, and the response's by default",
+            arguments: [CompressionAlgorithm.gzip, .deflate]
+        )
         func knownEncoding(algorithm: CompressionAlgorithm) {
             var machine = Machine.server()
-            #expect(machine.receiveRequestHead(validRequest([("grpc-encoding", algorithm.name)]), endStream: false) == .serve)
+            #expect(
+                machine.receiveRequestHead(validRequest([("grpc-encoding", algorithm.name)]), endStream: false)
+                    == .serve
+            )
             #expect(machine.requestCompression == algorithm)
             #expect(machine.outboundCompression == algorithm)
             #expect(machine.sendHead([:]) == .submit(.custom(compression: algorithm, metadata: [:])))
@@ -179,7 +206,9 @@ struct GRPCStreamStateMachineTests {
 
         @Test("-bin values padded, unpadded and comma-joined are served")
         func binaryMetadata() {
-            let head = validRequest([("x-a-bin", "AQID"), ("x-b-bin", "AQ"), ("x-b-bin", "AQ=="), ("x-c-bin", "AQ, Ag")])
+            let head = validRequest([
+                ("x-a-bin", "AQID"), ("x-b-bin", "AQ"), ("x-b-bin", "AQ=="), ("x-c-bin", "AQ, Ag"),
+            ])
             var machine = Machine.server()
             #expect(machine.receiveRequestHead(head, endStream: false) == .serve)
             #expect(head.metadata[binaryValues: "x-a-bin"] == [[1, 2, 3]])
@@ -187,10 +216,16 @@ struct GRPCStreamStateMachineTests {
             #expect(head.metadata[binaryValues: "x-c-bin"] == [[1], [2]])
         }
 
-        @Test("After a rejection, HEADERS with END_STREAM went out: RST_STREAM(NO_ERROR) follows iff the request is still open", arguments: [false, true])
+        @Test(
+            "After a rejection, HEADERS with END_STREAM went out: RST_STREAM(NO_ERROR) follows iff the request is still open",
+            arguments: [false, true]
+        )
         func rejectionThenReset(requestEnded: Bool) {
             var machine = Machine.server()
-            #expect(machine.receiveRequestHead(requestHead([(":method", "GET")]), endStream: requestEnded) == .reject(.httpStatus(405)))
+            #expect(
+                machine.receiveRequestHead(requestHead([(":method", "GET")]), endStream: requestEnded)
+                    == .reject(.httpStatus(405))
+            )
             #expect(machine.sentEndOfStream() == !requestEnded)
             #expect(machine.states == StreamStates(.closed, requestEnded ? .closed : .open))
         }
@@ -259,7 +294,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.nextInbound().read == .wait)
         }
 
-        @Test("Messages cut into DATA of any size come out whole and in order; the whole window comes back", arguments: [1, 2, 3, 4, 5, 6, 7, 8, 13, 64, 1000])
+        @Test(
+            "Messages cut into DATA of any size come out whole and in order; the whole window comes back",
+            arguments: [1, 2, 3, 4, 5, 6, 7, 8, 13, 64, 1000]
+        )
         func chunked(size: Int) {
             let messages: [[UInt8]] = [[1, 2, 3, 4], [], [5], Array(repeating: 9, count: 40), [6]]
             let body = messages.flatMap { framed($0) }
@@ -310,7 +348,10 @@ struct GRPCStreamStateMachineTests {
             }
         }
 
-        @Test("DATA after END_STREAM (on the head or on DATA) is dropped, its window given back at once", arguments: [true, false])
+        @Test(
+            "DATA after END_STREAM (on the head or on DATA) is dropped, its window given back at once",
+            arguments: [true, false]
+        )
         func afterEndStream(onHead: Bool) {
             var machine = Machine.serving(endStream: onHead)
             if !onHead { #expect(machine.receiveEndOfStream() == OnInbound()) }
@@ -337,7 +378,10 @@ struct GRPCStreamStateMachineTests {
         @Test("After a Trailers-Only response DATA is dropped, its window given back at once")
         func afterTrailersOnly() {
             var machine = Machine.serving()
-            #expect(machine.sendStatus(Status(code: .notFound), trailers: [:]) == .trailersOnly(Status(code: .notFound), [:]))
+            #expect(
+                machine.sendStatus(Status(code: .notFound), trailers: [:])
+                    == .trailersOnly(Status(code: .notFound), [:])
+            )
             #expect(machine.receiveData(framed([1, 2])) == OnInbound(releaseWindow: 7))
             #expect(machine.states == StreamStates(.closed, .open))
         }
@@ -365,7 +409,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.nextInbound().read == .failed(clientCancelled))
         }
 
-        @Test("A compressed message on a stream with grpc-encoding arrives decompressed; uncompressed ones too", arguments: [CompressionAlgorithm.gzip, .deflate])
+        @Test(
+            "A compressed message on a stream with grpc-encoding arrives decompressed; uncompressed ones too",
+            arguments: [CompressionAlgorithm.gzip, .deflate]
+        )
         func compressed(algorithm: CompressionAlgorithm) {
             var machine = Machine.serving([("grpc-encoding", algorithm.name)])
             let payload = Array("hello, hello, hello, hello".utf8)
@@ -398,7 +445,10 @@ struct GRPCStreamStateMachineTests {
             _ = over.receiveRequestHead(validRequest([("grpc-encoding", "gzip")]), endStream: false)
             let bomb = compressedFrame([UInt8](repeating: 0, count: 101), .gzip)
             #expect(bomb.count < 100)  // the prefix passes the limit: only the decompressed size is over
-            let error = RPCError(code: .resourceExhausted, message: "A gzip-compressed message decompresses to more than 100 bytes.")
+            let error = RPCError(
+                code: .resourceExhausted,
+                message: "A gzip-compressed message decompresses to more than 100 bytes."
+            )
             #expect(over.receiveData(bomb) == OnInbound(releaseWindow: bomb.count, failure: .terminate(error)))
             #expect(over.states == StreamStates(.idle, .open, .failed(error)))
 
@@ -417,11 +467,16 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.termination == .failed(error))
         }
 
-        @Test("A length prefix over the limit ends the RPC with RESOURCE_EXHAUSTED before the message arrives; at the limit is fine")
+        @Test(
+            "A length prefix over the limit ends the RPC with RESOURCE_EXHAUSTED before the message arrives; at the limit is fine"
+        )
         func messageTooLarge() {
             var machine = Machine.server(maxRequestMessageBytes: 10)
             _ = machine.receiveRequestHead(validRequest(), endStream: false)
-            let error = RPCError(code: .resourceExhausted, message: "Received a message of 11 bytes, over the limit of 10 bytes.")
+            let error = RPCError(
+                code: .resourceExhausted,
+                message: "Received a message of 11 bytes, over the limit of 10 bytes."
+            )
             #expect(machine.receiveData([0, 0, 0, 0, 11]) == OnInbound(releaseWindow: 5, failure: .terminate(error)))
             #expect(machine.states == StreamStates(.idle, .open, .failed(error)))
 
@@ -434,11 +489,15 @@ struct GRPCStreamStateMachineTests {
         func invalidFlag(flag: UInt8) {
             var machine = Machine.serving()
             let error = RPCError(code: .internal, message: "Invalid message flag \(flag).")
-            #expect(machine.receiveData([flag, 0, 0, 0, 1, 7]) == OnInbound(releaseWindow: 6, failure: .terminate(error)))
+            #expect(
+                machine.receiveData([flag, 0, 0, 0, 1, 7]) == OnInbound(releaseWindow: 6, failure: .terminate(error))
+            )
             #expect(machine.termination == .failed(error))
         }
 
-        @Test("A failure drops the buffered messages and gives their window back; later DATA is dropped; the adapter's terminate answers Trailers-Only")
+        @Test(
+            "A failure drops the buffered messages and gives their window back; later DATA is dropped; the adapter's terminate answers Trailers-Only"
+        )
         func afterFailure() {
             var machine = Machine.serving()
             #expect(machine.receiveData(framed([1])) == OnInbound(releaseWindow: 0))  // 6 held
@@ -449,7 +508,9 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.receiveData(framed([2])) == OnInbound(releaseWindow: 6))
             #expect(machine.receiveEndOfStream() == OnInbound())
             // What the adapter does with `.terminate`:
-            #expect(machine.terminate(status: error.status, trailers: error.metadata) == .trailersOnly(error.status, [:]))
+            #expect(
+                machine.terminate(status: error.status, trailers: error.metadata) == .trailersOnly(error.status, [:])
+            )
             #expect(machine.states == StreamStates(.closed, .closed, .failed(error)))
             #expect(machine.sentEndOfStream() == false)
             #expect(machine.nextInbound().read == .failed(error))
@@ -485,7 +546,10 @@ struct GRPCStreamStateMachineTests {
             var machine = Machine.serving()
             let body = Array(framed([1, 2, 3]).prefix(cut))
             #expect(machine.receiveData(body) == OnInbound(releaseWindow: cut))  // a message arriving: taken
-            let error = RPCError(code: .internal, message: "The stream ended inside a message (\(received) of \(expected) bytes received).")
+            let error = RPCError(
+                code: .internal,
+                message: "The stream ended inside a message (\(received) of \(expected) bytes received)."
+            )
             #expect(machine.receiveEndOfStream() == OnInbound(failure: .terminate(error)))
             #expect(machine.states == StreamStates(.idle, .closed, .failed(error)))
             #expect(machine.nextInbound().read == .failed(error))
@@ -514,7 +578,9 @@ struct GRPCStreamStateMachineTests {
         @Test("END_STREAM inside a message once the response has ended is no failure: the outcome is settled")
         func truncatedAfterResponse() {
             var machine = Machine.serving()
-            #expect(machine.sendMessage(MessageBuffer([1])) == .queued(head: .plain, resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([1])) == .queued(head: .plain, resumeData: false, mustWait: false)
+            )
             #expect(machine.sendStatus(.ok, trailers: [:]) == .queued(resumeData: false))
             #expect(machine.receiveData([0, 0]) == OnInbound(releaseWindow: 2))
             #expect(machine.receiveEndOfStream() == OnInbound())
@@ -598,7 +664,10 @@ struct GRPCStreamStateMachineTests {
         @Test("sendHead with metadata: a custom head")
         func customHead() {
             var machine = Machine.serving()
-            #expect(machine.sendHead(["x-a": "1", "x-b-bin": [1, 2]]) == .submit(.custom(compression: nil, metadata: ["x-a": "1", "x-b-bin": [1, 2]])))
+            #expect(
+                machine.sendHead(["x-a": "1", "x-b-bin": [1, 2]])
+                    == .submit(.custom(compression: nil, metadata: ["x-a": "1", "x-b-bin": [1, 2]]))
+            )
             #expect(machine.states == StreamStates(.open, .open))
         }
 
@@ -610,7 +679,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.states == StreamStates(.open, .open))
         }
 
-        @Test("sendHead once the response has ended or the stream is gone fails with 'stream ended'", arguments: ServerEnd.allCases)
+        @Test(
+            "sendHead once the response has ended or the stream is gone fails with 'stream ended'",
+            arguments: ServerEnd.allCases
+        )
         func headAfterEnd(end: ServerEnd) {
             var machine = end.machine()
             let before = machine.states
@@ -621,7 +693,10 @@ struct GRPCStreamStateMachineTests {
         @Test("The first message brings the plain head with it; the next one none")
         func firstMessage() {
             var machine = Machine.serving()
-            #expect(machine.sendMessage(MessageBuffer([1, 2, 3])) == .queued(head: .plain, resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([1, 2, 3]))
+                    == .queued(head: .plain, resumeData: false, mustWait: false)
+            )
             #expect(machine.states == StreamStates(.open, .open))
             #expect(machine.queuedBytes == 8)
             #expect(machine.sendMessage(MessageBuffer([4])) == .queued(head: nil, resumeData: false, mustWait: false))
@@ -632,7 +707,10 @@ struct GRPCStreamStateMachineTests {
         @Test("On a compressed stream, the first message brings a head naming the encoding")
         func firstMessageCompressed() {
             var machine = Machine.serving([("grpc-encoding", "deflate")])
-            #expect(machine.sendMessage(MessageBuffer([1])) == .queued(head: .custom(compression: .deflate, metadata: [:]), resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([1]))
+                    == .queued(head: .custom(compression: .deflate, metadata: [:]), resumeData: false, mustWait: false)
+            )
         }
 
         @Test("A message after the head brings no head")
@@ -661,8 +739,14 @@ struct GRPCStreamStateMachineTests {
         @Test("The writer must wait once more than the buffer limit is queued; at the limit it needn't")
         func mustWait() {
             var machine = Machine.serving(maxBufferedBytes: 100)
-            #expect(machine.sendMessage(MessageBuffer([UInt8](repeating: 1, count: 45))) == .queued(head: .plain, resumeData: false, mustWait: false))
-            #expect(machine.sendMessage(MessageBuffer([UInt8](repeating: 2, count: 45))) == .queued(head: nil, resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([UInt8](repeating: 1, count: 45)))
+                    == .queued(head: .plain, resumeData: false, mustWait: false)
+            )
+            #expect(
+                machine.sendMessage(MessageBuffer([UInt8](repeating: 2, count: 45)))
+                    == .queued(head: nil, resumeData: false, mustWait: false)
+            )
             #expect(machine.queuedBytes == 100)
             #expect(machine.sendMessage(MessageBuffer([3])) == .queued(head: nil, resumeData: false, mustWait: true))
             #expect(machine.queuedBytes == 106)
@@ -680,7 +764,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.sendStatus(.ok, trailers: [:]) == .queued(resumeData: true))
         }
 
-        @Test("sendMessage once the response has ended or the stream is gone fails with 'stream ended'", arguments: ServerEnd.allCases)
+        @Test(
+            "sendMessage once the response has ended or the stream is gone fails with 'stream ended'",
+            arguments: ServerEnd.allCases
+        )
         func messageAfterEnd(end: ServerEnd) {
             var machine = end.machine()
             let before = machine.states
@@ -714,7 +801,8 @@ struct GRPCStreamStateMachineTests {
             "sendStatus with a message, trailers or an error code: status trailers",
             arguments: [
                 (Status.ok, ["x-t": "1"] as Metadata), (Status(code: .ok, message: "fine"), Metadata()),
-                (Status(code: .aborted, message: "no"), Metadata()), (Status(code: .internal), ["x-t-bin": [1]] as Metadata),
+                (Status(code: .aborted, message: "no"), Metadata()),
+                (Status(code: .internal), ["x-t-bin": [1]] as Metadata),
             ]
         )
         func statusTrailers(status: Status, trailers: Metadata) {
@@ -758,10 +846,15 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.terminate(status: status, trailers: [:]) == .queued(resumeData: false))
             #expect(machine.queuedBytes == 0)
             #expect(machine.states == StreamStates(.closing, .open))
-            #expect(machine.pull(100).pull == DataPull(count: 0, end: .trailers(.status(status, [:])), writerMayResume: true))
+            #expect(
+                machine.pull(100).pull
+                    == DataPull(count: 0, end: .trailers(.status(status, [:])), writerMayResume: true)
+            )
         }
 
-        @Test("terminate keeps the rest of a message the data provider has started, so that the client can still deframe the body")
+        @Test(
+            "terminate keeps the rest of a message the data provider has started, so that the client can still deframe the body"
+        )
         func terminateMidMessage() {
             var machine = Machine.serving(maxBufferedBytes: 1000)
             let big = [UInt8](repeating: 1, count: 20)
@@ -814,7 +907,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.outboundCompression == .deflate)
         }
 
-        @Test("An algorithm the client lists in grpc-accept-encoding", arguments: ["gzip", "deflate, gzip", "identity,deflate,\tgzip"])
+        @Test(
+            "An algorithm the client lists in grpc-accept-encoding",
+            arguments: ["gzip", "deflate, gzip", "identity,deflate,\tgzip"]
+        )
         func accepted(acceptEncoding: String) {
             var machine = Machine.serving([("grpc-accept-encoding", acceptEncoding)])
             machine.setResponseCompression(.gzip)
@@ -824,13 +920,18 @@ struct GRPCStreamStateMachineTests {
 
         @Test(
             "An algorithm the request didn't use and the client doesn't accept: none",
-            arguments: [[], [("grpc-accept-encoding", "deflate")], [("grpc-accept-encoding", "gzipx")], [("grpc-encoding", "deflate")]] as [[(String, String)]]
+            arguments: [
+                [], [("grpc-accept-encoding", "deflate")], [("grpc-accept-encoding", "gzipx")],
+                [("grpc-encoding", "deflate")],
+            ] as [[(String, String)]]
         )
         func notAccepted(fields: [(String, String)]) {
             var machine = Machine.serving(fields)
             machine.setResponseCompression(.gzip)
             #expect(machine.outboundCompression == nil)
-            #expect(machine.sendMessage(MessageBuffer([1])) == .queued(head: .plain, resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([1])) == .queued(head: .plain, resumeData: false, mustWait: false)
+            )
             #expect(machine.pullAll().bytes == framed([1]))
         }
 
@@ -860,7 +961,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.states == StreamStates(.open, .open))
         }
 
-        @Test("Partial pulls hand out the framed messages in order, piece by piece, then defer", arguments: [1, 3, 5, 8, 100])
+        @Test(
+            "Partial pulls hand out the framed messages in order, piece by piece, then defer",
+            arguments: [1, 3, 5, 8, 100]
+        )
         func partial(pieceSize: Int) {
             var machine = Machine.serving()
             _ = machine.sendMessage(MessageBuffer([1, 2, 3]))
@@ -885,7 +989,14 @@ struct GRPCStreamStateMachineTests {
             _ = machine.sendStatus(Status(code: .unavailable), trailers: [:])
             #expect(machine.pull(4).pull == DataPull(count: 4, writerMayResume: true))
             let last = machine.pull(100)
-            #expect(last.pull == DataPull(count: 4, end: .trailers(.status(Status(code: .unavailable), [:])), writerMayResume: true))
+            #expect(
+                last.pull
+                    == DataPull(
+                        count: 4,
+                        end: .trailers(.status(Status(code: .unavailable), [:])),
+                        writerMayResume: true
+                    )
+            )
             #expect(last.bytes == [3, 1, 2, 3])
             #expect(machine.pull(100).pull == DataPull(count: 0, deferred: true, writerMayResume: true))
         }
@@ -895,7 +1006,10 @@ struct GRPCStreamStateMachineTests {
             var machine = Machine.serving(maxBufferedBytes: 100)
             _ = machine.sendMessage(MessageBuffer([UInt8](repeating: 1, count: 45)))
             _ = machine.sendMessage(MessageBuffer([UInt8](repeating: 2, count: 45)))
-            #expect(machine.sendMessage(MessageBuffer([UInt8](repeating: 3, count: 45))) == .queued(head: nil, resumeData: false, mustWait: true))
+            #expect(
+                machine.sendMessage(MessageBuffer([UInt8](repeating: 3, count: 45)))
+                    == .queued(head: nil, resumeData: false, mustWait: true)
+            )
             #expect(machine.pull(40).pull == DataPull(count: 40, writerMayResume: false))  // 110 left
             #expect(machine.pull(10).pull == DataPull(count: 10, writerMayResume: true))  // 100 left
         }
@@ -1011,7 +1125,10 @@ struct GRPCStreamStateMachineTests {
         @Test("sendRequestHead twice fails; nothing moves")
         func headTwice() {
             var machine = Machine.opened()
-            #expect(machine.sendRequestHead(["x-b": "2"]) == .failed(RPCError(code: .internal, message: "Request metadata sent twice.")))
+            #expect(
+                machine.sendRequestHead(["x-b": "2"])
+                    == .failed(RPCError(code: .internal, message: "Request metadata sent twice."))
+            )
             #expect(machine.states == StreamStates(.open, .idle))
             #expect(machine.requestMetadata == ["x-request": "1"])
         }
@@ -1095,7 +1212,10 @@ struct GRPCStreamStateMachineTests {
         @Test("sendMessage must wait above the buffer limit")
         func messageMustWait() {
             var machine = Machine.opened(maxBufferedBytes: 10)
-            #expect(machine.sendMessage(MessageBuffer([1, 2, 3, 4, 5])) == .queued(head: nil, resumeData: false, mustWait: false))
+            #expect(
+                machine.sendMessage(MessageBuffer([1, 2, 3, 4, 5]))
+                    == .queued(head: nil, resumeData: false, mustWait: false)
+            )
             #expect(machine.sendMessage(MessageBuffer([6])) == .queued(head: nil, resumeData: false, mustWait: true))
             #expect(machine.pull(5).pull == DataPull(count: 5, writerMayResume: false))  // 11 left
             #expect(machine.pull(1).pull == DataPull(count: 1, writerMayResume: true))  // 10 left: at the limit
@@ -1109,7 +1229,9 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.queuedBytes == 0)
         }
 
-        @Test("sendMessage after the call ended fails with its error: cancelled, failed, or 'RPC ended' after the status")
+        @Test(
+            "sendMessage after the call ended fails with its error: cancelled, failed, or 'RPC ended' after the status"
+        )
         func messageAfterEnd() {
             var cancelled = Machine.opened()
             _ = cancelled.cancel()
@@ -1127,7 +1249,10 @@ struct GRPCStreamStateMachineTests {
             #expect(rpcEnded == RPCError(code: .cancelled, message: "The RPC has ended."))
         }
 
-        @Test("Request messages are compressed with the configured algorithm unless a message opts out", arguments: [CompressionAlgorithm.gzip, .deflate])
+        @Test(
+            "Request messages are compressed with the configured algorithm unless a message opts out",
+            arguments: [CompressionAlgorithm.gzip, .deflate]
+        )
         func compression(algorithm: CompressionAlgorithm) throws {
             var machine = Machine.opened(compression: algorithm, maxBufferedBytes: 1000)
             let payload = [UInt8](repeating: 3, count: 100)
@@ -1244,14 +1369,18 @@ struct GRPCStreamStateMachineTests {
         func httpStatusWithGRPCStatus(grpcContentType: Bool) {
             var machine = Machine.opened()
             let head = responseHead([
-                (":status", "503"), ("content-type", grpcContentType ? "application/grpc" : "text/plain"), ("grpc-status", "8"),
+                (":status", "503"), ("content-type", grpcContentType ? "application/grpc" : "text/plain"),
+                ("grpc-status", "8"),
             ])
             #expect(machine.receiveResponseHead(head, endStream: true) == .delivered)
             let expected = Status(code: .unavailable, message: "Received HTTP status 503 without a gRPC status.")
             #expect(machine.readAll() == [.status(expected, [:]), .end])
         }
 
-        @Test("200 with a content-type that isn't gRPC's (or none), without grpc-status: UNKNOWN", arguments: [nil, "text/html", "application/json", "application/grpcx"] as [String?])
+        @Test(
+            "200 with a content-type that isn't gRPC's (or none), without grpc-status: UNKNOWN",
+            arguments: [nil, "text/html", "application/json", "application/grpcx"] as [String?]
+        )
         func wrongContentType(contentType: String?) {
             var machine = Machine.opened()
             var fields = [(":status", "200")]
@@ -1265,12 +1394,17 @@ struct GRPCStreamStateMachineTests {
         @Test("200 with a content-type that isn't gRPC's but a valid grpc-status: that status")
         func wrongContentTypeWithStatus() {
             var machine = Machine.opened()
-            let head = responseHead([(":status", "200"), ("content-type", "text/plain"), ("grpc-status", "5"), ("grpc-message", "gone")])
+            let head = responseHead([
+                (":status", "200"), ("content-type", "text/plain"), ("grpc-status", "5"), ("grpc-message", "gone"),
+            ])
             #expect(machine.receiveResponseHead(head, endStream: true) == .delivered)
             #expect(machine.readAll() == [.status(Status(code: .notFound, message: "gone"), [:]), .end])
         }
 
-        @Test("Trailers-Only (END_STREAM, or grpc-status in the head): the status alone, no metadata part", arguments: [true, false])
+        @Test(
+            "Trailers-Only (END_STREAM, or grpc-status in the head): the status alone, no metadata part",
+            arguments: [true, false]
+        )
         func trailersOnly(endStream: Bool) {
             var machine = Machine.opened()
             let head = okResponseHead([("grpc-status", "5"), ("grpc-message", "not%20found"), ("x-t", "1")])
@@ -1291,7 +1425,10 @@ struct GRPCStreamStateMachineTests {
         func invalidMetadata() {
             var machine = Machine.opened()
             let error = RPCError(code: .internal, message: "Invalid base64 in metadata 'x-bin'.")
-            #expect(machine.receiveResponseHead(okResponseHead([("x-bin", "@@@")]), endStream: false) == .failed(error, reset: true))
+            #expect(
+                machine.receiveResponseHead(okResponseHead([("x-bin", "@@@")]), endStream: false)
+                    == .failed(error, reset: true)
+            )
             #expect(machine.states == StreamStates(.open, .idle, .failed(error)))
             #expect(machine.readAll() == [.failed(error)])
             #expect(!machine.hasStream)
@@ -1310,11 +1447,17 @@ struct GRPCStreamStateMachineTests {
         func unknownEncoding(encoding: String) {
             var machine = Machine.opened()
             let error = RPCError(code: .internal, message: "Unsupported response grpc-encoding '\(encoding)'.")
-            #expect(machine.receiveResponseHead(okResponseHead([("grpc-encoding", encoding)]), endStream: false) == .failed(error, reset: true))
+            #expect(
+                machine.receiveResponseHead(okResponseHead([("grpc-encoding", encoding)]), endStream: false)
+                    == .failed(error, reset: true)
+            )
             #expect(machine.states == StreamStates(.open, .idle, .failed(error)))
         }
 
-        @Test("A known grpc-encoding: compressed messages arrive decompressed", arguments: [CompressionAlgorithm.gzip, .deflate])
+        @Test(
+            "A known grpc-encoding: compressed messages arrive decompressed",
+            arguments: [CompressionAlgorithm.gzip, .deflate]
+        )
         func knownEncoding(algorithm: CompressionAlgorithm) {
             var machine = Machine.responding([("grpc-encoding", algorithm.name)])
             let payload = Array("abcabcabcabc".utf8)
@@ -1331,7 +1474,9 @@ struct GRPCStreamStateMachineTests {
             var machine = Machine.responding([("grpc-encoding", "identity")])
             let body = compressedFrame([1], .gzip)
             let error = RPCError(code: .internal, message: "Compressed message received without grpc-encoding.")
-            #expect(machine.receiveData(body) == OnInbound(releaseWindow: body.count, failure: .failed(error, reset: true)))
+            #expect(
+                machine.receiveData(body) == OnInbound(releaseWindow: body.count, failure: .failed(error, reset: true))
+            )
         }
 
         @Test("Any head after the status, or after the call failed, is ignored")
@@ -1398,20 +1543,31 @@ struct GRPCStreamStateMachineTests {
         @Test("Trailers without grpc-status: UNKNOWN")
         func trailersWithoutStatus() {
             var machine = Machine.responding()
-            #expect(machine.receiveResponseHead(CourierHTTP2Tests.trailers([("x-t", "1")]), endStream: true) == .delivered)
+            #expect(
+                machine.receiveResponseHead(CourierHTTP2Tests.trailers([("x-t", "1")]), endStream: true) == .delivered
+            )
             let expected = Status(code: .unknown, message: "The response ended without a grpc-status.")
             #expect(machine.readAll() == [.status(expected, ["x-t": "1"]), .end])
         }
 
-        @Test("An invalid grpc-status: UNKNOWN naming it", arguments: ["abc", "-1", "", "1.0", "12345678901", " 1", "0x1"])
+        @Test(
+            "An invalid grpc-status: UNKNOWN naming it",
+            arguments: ["abc", "-1", "", "1.0", "12345678901", " 1", "0x1"]
+        )
         func invalidStatus(value: String) {
             var machine = Machine.responding()
-            #expect(machine.receiveResponseHead(CourierHTTP2Tests.trailers([("grpc-status", value)]), endStream: true) == .delivered)
+            #expect(
+                machine.receiveResponseHead(CourierHTTP2Tests.trailers([("grpc-status", value)]), endStream: true)
+                    == .delivered
+            )
             let expected = Status(code: .unknown, message: "Invalid grpc-status '\(value.prefix(16))'.")
             #expect(machine.readAll() == [.status(expected, [:]), .end])
         }
 
-        @Test("A grpc-status outside 0...16 is UNKNOWN with the server's message", arguments: ["17", "99", "4294967296"])
+        @Test(
+            "A grpc-status outside 0...16 is UNKNOWN with the server's message",
+            arguments: ["17", "99", "4294967296"]
+        )
         func outOfRangeStatus(value: String) {
             var machine = Machine.responding()
             let head = CourierHTTP2Tests.trailers([("grpc-status", value), ("grpc-message", "odd")])
@@ -1424,7 +1580,10 @@ struct GRPCStreamStateMachineTests {
             var machine = Machine.responding()
             #expect(machine.receiveData(Array(framed([1, 2, 3]).prefix(6))) == OnInbound(releaseWindow: 6))
             let error = RPCError(code: .internal, message: "The stream ended inside a message (6 of 8 bytes received).")
-            #expect(machine.receiveResponseHead(CourierHTTP2Tests.trailers([("grpc-status", "0")]), endStream: true) == .failed(error, reset: true))
+            #expect(
+                machine.receiveResponseHead(CourierHTTP2Tests.trailers([("grpc-status", "0")]), endStream: true)
+                    == .failed(error, reset: true)
+            )
             #expect(machine.states == StreamStates(.open, .open, .failed(error)))
             #expect(machine.readAll() == [.failed(error)])
         }
@@ -1452,8 +1611,17 @@ struct GRPCStreamStateMachineTests {
             "An unusable body fails the call and resets the stream (open, or half-closed after the request)",
             arguments: [
                 ([UInt8]([2, 0, 0, 0, 0]), RPCError(code: .internal, message: "Invalid message flag 2.")),
-                ([0, 0, 0, 0x10, 0], RPCError(code: .resourceExhausted, message: "Received a message of 4096 bytes, over the limit of 1024 bytes.")),
-                ([1, 0, 0, 0, 1, 0], RPCError(code: .internal, message: "Compressed message received without grpc-encoding.")),
+                (
+                    [0, 0, 0, 0x10, 0],
+                    RPCError(
+                        code: .resourceExhausted,
+                        message: "Received a message of 4096 bytes, over the limit of 1024 bytes."
+                    )
+                ),
+                (
+                    [1, 0, 0, 0, 1, 0],
+                    RPCError(code: .internal, message: "Compressed message received without grpc-encoding.")
+                ),
             ]
         )
         func bodyFailure(body: [UInt8], error: RPCError) {
@@ -1464,7 +1632,10 @@ struct GRPCStreamStateMachineTests {
                     _ = machine.finishRequest()
                     _ = machine.pullAll()
                 }
-                #expect(machine.receiveData(body) == OnInbound(releaseWindow: 6 + body.count, failure: .failed(error, reset: true)))
+                #expect(
+                    machine.receiveData(body)
+                        == OnInbound(releaseWindow: 6 + body.count, failure: .failed(error, reset: true))
+                )
                 #expect(machine.states == StreamStates(halfClosed ? .closed : .open, .open, .failed(error)))
                 #expect(machine.readAll() == [.failed(error)])
                 #expect(!machine.hasStream)
@@ -1478,7 +1649,10 @@ struct GRPCStreamStateMachineTests {
             var machine = Machine.opened()
             #expect(machine.streamClosed(.refusedStream) == .retry)
             let error = RPCError(code: .internal, message: "Invalid message flag 7.")
-            #expect(machine.receiveData([7, 0, 0, 0, 0]) == OnInbound(releaseWindow: 5, failure: .failed(error, reset: false)))
+            #expect(
+                machine.receiveData([7, 0, 0, 0, 0])
+                    == OnInbound(releaseWindow: 5, failure: .failed(error, reset: false))
+            )
             #expect(machine.termination == .failed(error))
         }
 
@@ -1486,8 +1660,13 @@ struct GRPCStreamStateMachineTests {
         func decompressionLimit() {
             var machine = Machine.responding([("grpc-encoding", "deflate")], maxResponseMessageBytes: 50)
             let body = compressedFrame([UInt8](repeating: 1, count: 51), .deflate)
-            let error = RPCError(code: .resourceExhausted, message: "A deflate-compressed message decompresses to more than 50 bytes.")
-            #expect(machine.receiveData(body) == OnInbound(releaseWindow: body.count, failure: .failed(error, reset: true)))
+            let error = RPCError(
+                code: .resourceExhausted,
+                message: "A deflate-compressed message decompresses to more than 50 bytes."
+            )
+            #expect(
+                machine.receiveData(body) == OnInbound(releaseWindow: body.count, failure: .failed(error, reset: true))
+            )
         }
 
         @Test("DATA after the status or after the call ended is dropped, its window given back at once")
@@ -1518,7 +1697,10 @@ struct GRPCStreamStateMachineTests {
 
     @Suite("Client: the stream closes")
     struct ClientStreamCloses {
-        @Test("Reset before the status (response head read): the call fails with the code's error", arguments: resetErrors)
+        @Test(
+            "Reset before the status (response head read): the call fails with the code's error",
+            arguments: resetErrors
+        )
         func beforeStatus(code: HTTP2ErrorCode, error: RPCError) {
             var machine = Machine.responding()
             _ = machine.receiveData(framed([1]))
@@ -1529,7 +1711,10 @@ struct GRPCStreamStateMachineTests {
             #expect(Machine.clientError(forReset: code) == error)
         }
 
-        @Test("Reset before any response with no retry left: the call fails with the code's error", arguments: resetErrors)
+        @Test(
+            "Reset before any response with no retry left: the call fails with the code's error",
+            arguments: resetErrors
+        )
         func beforeHead(code: HTTP2ErrorCode, error: RPCError) {
             var machine = Machine.opened(maxTransparentRetries: 0)
             #expect(machine.streamClosed(code) == .failed(error))
@@ -1537,7 +1722,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.readAll() == [.failed(error)])
         }
 
-        @Test("Closed after the status, whatever the code: ended; the status is still read", arguments: resetErrors.map(\.0))
+        @Test(
+            "Closed after the status, whatever the code: ended; the status is still read",
+            arguments: resetErrors.map(\.0)
+        )
         func afterStatus(code: HTTP2ErrorCode) {
             var machine = Machine.responding()
             _ = machine.receiveResponseHead(CourierHTTP2Tests.trailers([("grpc-status", "0")]), endStream: true)
@@ -1568,7 +1756,10 @@ struct GRPCStreamStateMachineTests {
             }
         }
 
-        @Test("Refused before anything came back: sent again, every byte replayed whatever was pulled before", arguments: [0, 1, 10, 33, 38])
+        @Test(
+            "Refused before anything came back: sent again, every byte replayed whatever was pulled before",
+            arguments: [0, 1, 10, 33, 38]
+        )
         func replaysEveryByte(pulledBefore: Int) {
             var machine = Machine.opened()
             queueMessages(&machine)
@@ -1606,7 +1797,9 @@ struct GRPCStreamStateMachineTests {
             #expect(second.end == .endStream)
         }
 
-        @Test("A deferred provider on the refused stream doesn't carry over: nothing to resume until the new stream pulls")
+        @Test(
+            "A deferred provider on the refused stream doesn't carry over: nothing to resume until the new stream pulls"
+        )
         func deferredDoesNotCarryOver() {
             var machine = Machine.opened()
             #expect(machine.pull(10).pull.deferred == true)
@@ -1631,7 +1824,10 @@ struct GRPCStreamStateMachineTests {
         @Test("Not with a budget of 0")
         func noBudget() {
             var machine = Machine.opened(maxTransparentRetries: 0)
-            #expect(machine.streamClosed(.refusedStream) == .failed(RPCError(code: .unavailable, message: "The server refused the stream.")))
+            #expect(
+                machine.streamClosed(.refusedStream)
+                    == .failed(RPCError(code: .unavailable, message: "The server refused the stream."))
+            )
         }
 
         @Test("As many times as the budget allows", arguments: [2, 3])
@@ -1642,7 +1838,10 @@ struct GRPCStreamStateMachineTests {
                 #expect(machine.transparentRetries == attempt)
                 _ = machine.streamOpened()
             }
-            #expect(machine.streamClosed(.refusedStream) == .failed(RPCError(code: .unavailable, message: "The server refused the stream.")))
+            #expect(
+                machine.streamClosed(.refusedStream)
+                    == .failed(RPCError(code: .unavailable, message: "The server refused the stream."))
+            )
         }
 
         @Test("Not after the response head: the server processed the stream")
@@ -1669,7 +1868,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.streamClosed(.refusedStream) == .retry)
         }
 
-        @Test("Not once more than replayLimit bytes were queued; at the limit it is", arguments: [(15, true), (16, false)])
+        @Test(
+            "Not once more than replayLimit bytes were queued; at the limit it is",
+            arguments: [(15, true), (16, false)]
+        )
         func replayLimit(messageBytes: Int, retried: Bool) {
             var machine = Machine.opened(replayLimit: 20)
             _ = machine.sendMessage(MessageBuffer([UInt8](repeating: 1, count: messageBytes)))  // + 5 bytes of prefix
@@ -1680,7 +1882,10 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.transparentRetries == (retried ? 1 : 0))
         }
 
-        @Test("Other codes are never retried", arguments: [HTTP2ErrorCode.noError, .cancel, .internalError, .enhanceYourCalm])
+        @Test(
+            "Other codes are never retried",
+            arguments: [HTTP2ErrorCode.noError, .cancel, .internalError, .enhanceYourCalm]
+        )
         func otherCodes(code: HTTP2ErrorCode) {
             var machine = Machine.opened()
             #expect(machine.streamClosed(code) == .failed(Machine.clientError(forReset: code)))

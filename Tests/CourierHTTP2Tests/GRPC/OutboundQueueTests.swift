@@ -1,6 +1,7 @@
 import Courier
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 @Suite("Outbound queue")
 struct OutboundQueueTests {

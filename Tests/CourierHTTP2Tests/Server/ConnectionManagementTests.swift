@@ -1,8 +1,9 @@
 import Courier
 import CourierTestSupport
-@testable import CourierHTTP2
 import Foundation
 import Testing
+
+@testable import CourierHTTP2
 
 /// Holds each call until it is cancelled, and opens `cancelled` when that happens.
 struct HoldService: RegistrableRPCService {
@@ -50,7 +51,10 @@ struct ServerConnectionManagementTests {
             let port = try #require(try await transport.listeningAddress().port)
             let peer = try ChildProcess(
                 "/usr/bin/env",
-                ["python3", peersDirectory.appendingPathComponent("h2_keepalive_client.py").path, "\(port)", mode, "\(seconds)"]
+                [
+                    "python3", peersDirectory.appendingPathComponent("h2_keepalive_client.py").path, "\(port)", mode,
+                    "\(seconds)",
+                ]
                     + (stopAfterPings.map { ["\($0)"] } ?? [])
             )
             try await during(peer, server)
@@ -113,10 +117,13 @@ struct ServerConnectionManagementTests {
 
     @Test("Graceful shutdown: a stream sent after the first GOAWAY (before the PING's ACK) is served, not refused")
     func streamRacingTheFirstGoAway() async throws {
-        let lines = try await run("race-goaway", during: { peer, server in
-            _ = await peer.line(containing: "READY")
-            server.beginGracefulShutdown()
-        })
+        let lines = try await run(
+            "race-goaway",
+            during: { peer, server in
+                _ = await peer.line(containing: "READY")
+                server.beginGracefulShutdown()
+            }
+        )
         #expect(lines.contains("GOAWAY last=2147483647 code=NO_ERROR debug="), "\(lines)")
         #expect(lines.contains("SENT stream=1"), "\(lines)")
         #expect(lines.contains("STATUS stream=1 grpc-status=0"), "\(lines)")
@@ -145,25 +152,37 @@ struct ServerConnectionManagementTests {
         configuration.loops = 1
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
         let cancelled = Gate()
-        let server = CourierServer(transport: transport, services: [HoldService(cancelled: cancelled), RawEchoService()])
+        let server = CourierServer(
+            transport: transport,
+            services: [HoldService(cancelled: cancelled), RawEchoService()]
+        )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let port = try #require(try await transport.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 // The connection is up before the shutdown: the held call is on it.
                 let first = try await client.unary(
-                    request: ClientRequest(message: [1]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: [1]),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(first == [1])
                 let held = Task {
                     try await client.unary(
-                        request: ClientRequest(message: []), descriptor: method("Hold"), serializer: codec, deserializer: codec
+                        request: ClientRequest(message: []),
+                        descriptor: method("Hold"),
+                        serializer: codec,
+                        deserializer: codec
                     )
                 }
                 // A second call on the connection is answered after the held call's HEADERS were processed
                 // (one connection, frames in order): the server has its task by then.
                 let second = try await client.unary(
-                    request: ClientRequest(message: [2]), descriptor: method("Get"), serializer: codec, deserializer: codec
+                    request: ClientRequest(message: [2]),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec
                 )
                 #expect(second == [2])
                 server.beginGracefulShutdown(grace: .milliseconds(100))
@@ -174,8 +193,10 @@ struct ServerConnectionManagementTests {
         }
     }
 
-    @Test("grpcio's keepalive against the server's ping policy: too frequent is too_many_pings; allowed works",
-          arguments: [false, true])
+    @Test(
+        "grpcio's keepalive against the server's ping policy: too frequent is too_many_pings; allowed works",
+        arguments: [false, true]
+    )
     func grpcioKeepalive(allowed: Bool) async throws {
         var configuration = HTTP2ServerTransport.Configuration()
         configuration.loops = 1
@@ -185,7 +206,10 @@ struct ServerConnectionManagementTests {
         }
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
         let cancelled = Gate()
-        try await withCourierServer(transport: transport, services: [HoldService(cancelled: cancelled), RawEchoService()]) { _ in
+        try await withCourierServer(
+            transport: transport,
+            services: [HoldService(cancelled: cancelled), RawEchoService()]
+        ) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             let result = try await runProcess(
                 "/usr/bin/env",
@@ -200,7 +224,10 @@ struct ServerConnectionManagementTests {
             } else {
                 #expect(result.status == 0, "\(result.output)")
                 #expect(result.output.contains("UNAVAILABLE"), "\(result.output)")
-                #expect(result.output.contains("too_many_pings") || result.output.contains("ENHANCE_YOUR_CALM"), "\(result.output)")
+                #expect(
+                    result.output.contains("too_many_pings") || result.output.contains("ENHANCE_YOUR_CALM"),
+                    "\(result.output)"
+                )
                 await cancelled.wait()  // the held RPC was cancelled with its connection
             }
         }

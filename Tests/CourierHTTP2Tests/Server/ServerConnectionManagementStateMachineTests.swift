@@ -1,5 +1,6 @@
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 private typealias Machine = ServerConnectionStateMachine
 
@@ -31,12 +32,14 @@ struct ServerConnectionManagementStateMachineTests {
             configuration.maxConnectionIdle = .seconds(60)
             configuration.maxConnectionAge = .seconds(100)
         }
-        #expect(machine.start(now: t0, ageJitter: 1) == [
-            .armTimer(.handshake, at: t0.advanced(by: .seconds(10))),
-            .armTimer(.keepalive, at: t0.advanced(by: .seconds(7200))),
-            .armTimer(.idle, at: t0.advanced(by: .seconds(60))),
-            .armTimer(.age, at: t0.advanced(by: .seconds(110))),
-        ])
+        #expect(
+            machine.start(now: t0, ageJitter: 1) == [
+                .armTimer(.handshake, at: t0.advanced(by: .seconds(10))),
+                .armTimer(.keepalive, at: t0.advanced(by: .seconds(7200))),
+                .armTimer(.idle, at: t0.advanced(by: .seconds(60))),
+                .armTimer(.age, at: t0.advanced(by: .seconds(110))),
+            ]
+        )
         var early = Machine.make { $0.maxConnectionAge = .seconds(100) }
         #expect(early.start(now: t0, ageJitter: -1).last == .armTimer(.age, at: t0.advanced(by: .seconds(90))))
         var clamped = Machine.make { $0.maxConnectionAge = .seconds(100) }
@@ -66,7 +69,11 @@ struct ServerConnectionManagementStateMachineTests {
             $0.keepaliveTime = .milliseconds(100)
             $0.keepaliveTimeout = .milliseconds(30)
         }
-        #expect(machine.timerFired(.keepalive, now: at(100)) == [.ping(Machine.keepalivePing), .armTimer(.keepalive, at: at(130))])
+        #expect(
+            machine.timerFired(.keepalive, now: at(100)) == [
+                .ping(Machine.keepalivePing), .armTimer(.keepalive, at: at(130)),
+            ]
+        )
         #expect(machine.keepalivePingOutstanding)
     }
 
@@ -91,14 +98,22 @@ struct ServerConnectionManagementStateMachineTests {
             $0.keepaliveTimeout = .milliseconds(30)
         }
         _ = machine.timerFired(.keepalive, now: at(100))
-        #expect(machine.timerFired(.keepalive, now: at(130)) == [.abort(reason: "keepalive: no PING ACK within 0.03 seconds")])
+        #expect(
+            machine.timerFired(.keepalive, now: at(130)) == [
+                .abort(reason: "keepalive: no PING ACK within 0.03 seconds")
+            ]
+        )
         #expect(machine.state == .closed)
     }
 
     @Test("A keepalive timer once nothing is served is ignored", arguments: [Machine.State.closing, .closed])
     func keepaliveWhenFinished(state: ServerConnectionStateMachine.State) {
         var machine = active { $0.keepaliveTime = .milliseconds(100) }
-        if state == .closing { _ = machine.receivedProtocolViolation() } else { _ = machine.transportFailed(reason: "x") }
+        if state == .closing {
+            _ = machine.receivedProtocolViolation()
+        } else {
+            _ = machine.transportFailed(reason: "x")
+        }
         #expect(machine.timerFired(.keepalive, now: at(100)) == [])
         #expect(machine.state == state)
     }
@@ -114,7 +129,10 @@ struct ServerConnectionManagementStateMachineTests {
         #expect(machine.pingStrikes == 1)
         #expect(machine.receivedPing(now: at(20)) == .none)
         #expect(machine.pingStrikes == 2)
-        #expect(machine.receivedPing(now: at(30)) == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings"))
+        #expect(
+            machine.receivedPing(now: at(30))
+                == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings")
+        )
         #expect(machine.state == .closing)
         #expect(machine.receivedPing(now: at(40)) == .none)  // ignored once closing
     }
@@ -164,7 +182,10 @@ struct ServerConnectionManagementStateMachineTests {
     func zeroStrikes() {
         var machine = active(streams: 1) { $0.maxPingStrikes = 0 }
         _ = machine.receivedPing(now: at(0))
-        #expect(machine.receivedPing(now: at(1)) == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings"))
+        #expect(
+            machine.receivedPing(now: at(1))
+                == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: "too_many_pings")
+        )
     }
 
     @Test("ACKs of the server's own PINGs are no strikes")
@@ -180,10 +201,12 @@ struct ServerConnectionManagementStateMachineTests {
     func idleDrains() {
         var machine = active { $0.maxConnectionIdle = .milliseconds(100) }
         let actions = machine.timerFired(.idle, now: at(100))
-        #expect(actions == [
-            .cancelTimer(.idle), .goAway(lastStreamID: Int32.max, thenClose: false), .ping(Machine.goAwayPing),
-            .armTimer(.goAwayPing, at: at(60_100)),
-        ])
+        #expect(
+            actions == [
+                .cancelTimer(.idle), .goAway(lastStreamID: Int32.max, thenClose: false), .ping(Machine.goAwayPing),
+                .armTimer(.goAwayPing, at: at(60_100)),
+            ]
+        )
         #expect(machine.state == .draining)
         #expect(machine.drainPhase == .awaitingPingAck)
     }
@@ -218,7 +241,11 @@ struct ServerConnectionManagementStateMachineTests {
         #expect(actions.contains(.goAway(lastStreamID: Int32.max, thenClose: false)))
         #expect(actions.last == .armTimer(.ageGrace, at: at(150)))
         #expect(machine.state == .draining)
-        #expect(machine.timerFired(.ageGrace, now: at(150)) == [.close(reason: "max connection age: the grace period has passed")])
+        #expect(
+            machine.timerFired(.ageGrace, now: at(150)) == [
+                .close(reason: "max connection age: the grace period has passed")
+            ]
+        )
         #expect(machine.state == .closed)
     }
 
@@ -238,7 +265,11 @@ struct ServerConnectionManagementStateMachineTests {
     func goAwayPingTimeout() {
         var machine = active(streams: 2) { $0.goAwayPingTimeout = .milliseconds(20) }
         #expect(machine.beginGracefulShutdown(now: t0).last == .armTimer(.goAwayPing, at: at(20)))
-        #expect(machine.timerFired(.goAwayPing, now: at(20)) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false)])
+        #expect(
+            machine.timerFired(.goAwayPing, now: at(20)) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false),
+            ]
+        )
         #expect(machine.drainPhase == .final)
         // The ACK arriving late changes nothing more.
         #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [])
@@ -250,7 +281,11 @@ struct ServerConnectionManagementStateMachineTests {
         _ = machine.beginGracefulShutdown(now: t0)
         #expect(machine.headersBegin(streamID: 3, streamIsOpen: false) == .none)
         #expect(machine.streamOpened() == true)
-        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false)])
+        #expect(
+            machine.receivedPingAck(payload: Machine.goAwayPing) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false),
+            ]
+        )
         #expect(machine.streamClosed(now: at(1)) == .none)
         #expect(machine.streamClosed(now: at(2)) == .closeWhenFlushed)
         #expect(machine.state == .closing)
@@ -262,7 +297,11 @@ struct ServerConnectionManagementStateMachineTests {
         _ = machine.beginGracefulShutdown(now: t0)
         #expect(machine.streamClosed(now: at(1)) == .none)
         #expect(machine.state == .draining)
-        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 1, thenClose: true)])
+        #expect(
+            machine.receivedPingAck(payload: Machine.goAwayPing) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 1, thenClose: true),
+            ]
+        )
         #expect(machine.state == .closing)
     }
 

@@ -1,5 +1,6 @@
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 private typealias Machine = ServerConnectionStateMachine
 private typealias State = ServerConnectionStateMachine.State
@@ -55,12 +56,19 @@ struct ServerConnectionStateMachineTests {
     func handshakeTimeout() {
         var machine = Machine.make()
         _ = machine.start(now: t0)
-        #expect(machine.timerFired(.handshake, now: t0) == [.close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")])
+        #expect(
+            machine.timerFired(.handshake, now: t0) == [
+                .close(reason: "no HTTP/2 preface and SETTINGS within the handshake timeout")
+            ]
+        )
         #expect(machine.state == .closed)
         #expect(!machine.isServing)
     }
 
-    @Test("The handshake timer in any other state is ignored (a late firing)", arguments: [State.active, .draining, .closing, .closed])
+    @Test(
+        "The handshake timer in any other state is ignored (a late firing)",
+        arguments: [State.active, .draining, .closing, .closed]
+    )
     func handshakeTimerIgnored(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state)
         #expect(machine.timerFired(.handshake, now: t0) == [])
@@ -93,7 +101,10 @@ struct ServerConnectionStateMachineTests {
     )
     func streamIDReuse(state: ServerConnectionStateMachine.State, streamID: Int32) {
         var machine = Machine.driven(to: state, streams: 3)
-        #expect(machine.headersBegin(streamID: streamID, streamIsOpen: false) == .terminate(lastStreamID: 5, code: .protocolError, debugData: ""))
+        #expect(
+            machine.headersBegin(streamID: streamID, streamIsOpen: false)
+                == .terminate(lastStreamID: 5, code: .protocolError, debugData: "")
+        )
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         #expect(machine.streamOpened() == false)
@@ -157,7 +168,10 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.state == .closed)
     }
 
-    @Test("A stream that closes while closing or closed is counted down; nothing more happens", arguments: finishedStates)
+    @Test(
+        "A stream that closes while closing or closed is counted down; nothing more happens",
+        arguments: finishedStates
+    )
     func streamClosedWhenFinished(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, streams: 2)
         #expect(machine.streamClosed(now: t0) == .none)
@@ -174,7 +188,10 @@ struct ServerConnectionStateMachineTests {
             #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(100 * index))) == .none)
         }
         #expect(machine.state == .active)
-        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(999))) == .terminate(lastStreamID: 7, code: .enhanceYourCalm, debugData: ""))
+        #expect(
+            machine.receivedReset(now: t0.advanced(by: .milliseconds(999)))
+                == .terminate(lastStreamID: 7, code: .enhanceYourCalm, debugData: "")
+        )
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         // Once terminated, more resets change nothing.
@@ -194,7 +211,10 @@ struct ServerConnectionStateMachineTests {
         }
         #expect(machine.state == .active)
         // ... and the fourth in that window is not.
-        #expect(machine.receivedReset(now: t0.advanced(by: .milliseconds(1999))) == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: ""))
+        #expect(
+            machine.receivedReset(now: t0.advanced(by: .milliseconds(1999)))
+                == .terminate(lastStreamID: 1, code: .enhanceYourCalm, debugData: "")
+        )
     }
 
     @Test("Resets spread out never add up")
@@ -218,7 +238,10 @@ struct ServerConnectionStateMachineTests {
     func rapidResetWhileServing(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, maxStreamResetsPerSecond: 1)
         #expect(machine.receivedReset(now: t0) == .none)
-        #expect(machine.receivedReset(now: t0) == .terminate(lastStreamID: machine.highestStreamID, code: .enhanceYourCalm, debugData: ""))
+        #expect(
+            machine.receivedReset(now: t0)
+                == .terminate(lastStreamID: machine.highestStreamID, code: .enhanceYourCalm, debugData: "")
+        )
         #expect(machine.state == .closing)
     }
 
@@ -239,14 +262,21 @@ struct ServerConnectionStateMachineTests {
         ]
     }
 
-    @Test("Graceful shutdown with no open stream: GOAWAY(2^31-1) and a PING; on the ACK the final GOAWAY, then close", arguments: [State.handshaking, .active])
+    @Test(
+        "Graceful shutdown with no open stream: GOAWAY(2^31-1) and a PING; on the ACK the final GOAWAY, then close",
+        arguments: [State.handshaking, .active]
+    )
     func gracefulIdle(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state, streams: 0)
         #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
         #expect(machine.state == .draining)
         #expect(machine.drainPhase == .awaitingPingAck)
         #expect(machine.isServing)
-        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 0, thenClose: true)])
+        #expect(
+            machine.receivedPingAck(payload: Machine.goAwayPing) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 0, thenClose: true),
+            ]
+        )
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
         #expect(machine.outputFlushed(sessionFinished: false) == .close(reason: "closing"))
@@ -258,7 +288,11 @@ struct ServerConnectionStateMachineTests {
         var machine = Machine.driven(to: .active, streams: 2)
         #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
         #expect(machine.state == .draining)
-        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false)])
+        #expect(
+            machine.receivedPingAck(payload: Machine.goAwayPing) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 3, thenClose: false),
+            ]
+        )
         #expect(machine.state == .draining)
         #expect(machine.drainPhase == .final)
         #expect(machine.isServing)
@@ -266,7 +300,10 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.state == .draining)
     }
 
-    @Test("Graceful shutdown a second time, or once closing or closed, is ignored", arguments: [State.draining, .closing, .closed])
+    @Test(
+        "Graceful shutdown a second time, or once closing or closed, is ignored",
+        arguments: [State.draining, .closing, .closed]
+    )
     func gracefulIgnored(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state)
         #expect(machine.beginGracefulShutdown(now: t0) == [])
@@ -314,7 +351,10 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.state == .closed)
     }
 
-    @Test("The transport fails in any state but closed: close now, with the reason", arguments: [State.handshaking, .active, .draining, .closing])
+    @Test(
+        "The transport fails in any state but closed: close now, with the reason",
+        arguments: [State.handshaking, .active, .draining, .closing]
+    )
     func transportFailed(state: ServerConnectionStateMachine.State) {
         var machine = Machine.driven(to: state)
         #expect(machine.transportFailed(reason: "peer closed") == .close(reason: "peer closed"))
@@ -344,7 +384,11 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.beginGracefulShutdown(now: t0) == firstPhase(t0))
         #expect(machine.headersBegin(streamID: 5, streamIsOpen: false) == .none)  // raced the first GOAWAY: served
         #expect(machine.streamOpened() == true)
-        #expect(machine.receivedPingAck(payload: Machine.goAwayPing) == [.cancelTimer(.goAwayPing), .goAway(lastStreamID: 5, thenClose: false)])
+        #expect(
+            machine.receivedPingAck(payload: Machine.goAwayPing) == [
+                .cancelTimer(.goAwayPing), .goAway(lastStreamID: 5, thenClose: false),
+            ]
+        )
         #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.streamClosed(now: t0) == .closeWhenFlushed)
         #expect(machine.state == .closing)

@@ -1,5 +1,6 @@
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 extension TLSTests {
     /// The server's ALPN selection over the client's list in wire form (RFC 7301): what the OpenSSL callback decides,

@@ -20,7 +20,8 @@ struct BackpressureTests {
         let written = Counter()
         let service = ClosureService { router in
             router.registerServerStreaming(forMethod: Echo.expand, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                _, _ in
+                _,
+                _ in
                 StreamingServerResponse { writer in
                     for i in 0..<1_000 {
                         try await writer.write("message \(i)")
@@ -31,7 +32,8 @@ struct BackpressureTests {
             }
         }
         let configuration = InMemoryTransport.Configuration(maxBufferedMessages: 8, maxBufferedBytes: 1 << 20)
-        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) { client in
+        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) {
+            client in
             let total = try await client.serverStreaming(
                 request: ClientRequest(message: ""),
                 descriptor: Echo.expand,
@@ -61,8 +63,10 @@ struct BackpressureTests {
         let written = Counter()
         let release = Signal()
         let service = ClosureService { router in
-            router.registerClientStreaming(forMethod: Echo.collect, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, _ in
+            router.registerClientStreaming(forMethod: Echo.collect, deserializer: UTF8Codec(), serializer: UTF8Codec())
+            {
+                request,
+                _ in
                 await release.wait()
                 var count = 0
                 for try await _ in request.messages { count += 1 }
@@ -70,7 +74,8 @@ struct BackpressureTests {
             }
         }
         let configuration = InMemoryTransport.Configuration(maxBufferedMessages: 4, maxBufferedBytes: 1 << 20)
-        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) { client in
+        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) {
+            client in
             async let reply = client.clientStreaming(
                 request: StreamingClientRequest<String> { writer in
                     for i in 0..<200 {
@@ -96,7 +101,8 @@ struct BackpressureTests {
         let written = Counter()
         let service = ClosureService { router in
             router.registerServerStreaming(forMethod: Echo.expand, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                _, _ in
+                _,
+                _ in
                 StreamingServerResponse { writer in
                     for _ in 0..<20 {
                         try await writer.write(String(repeating: "x", count: 100_000))
@@ -107,7 +113,8 @@ struct BackpressureTests {
             }
         }
         let configuration = InMemoryTransport.Configuration(maxBufferedMessages: 100, maxBufferedBytes: 150_000)
-        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) { client in
+        try await withTestRPC(services: [service], transport: InMemoryTransport(configuration: configuration)) {
+            client in
             try await client.serverStreaming(
                 request: ClientRequest(message: ""),
                 descriptor: Echo.expand,

@@ -9,8 +9,13 @@ struct CancellationTests {
     /// A bidirectional handler that echoes one message, signals, then waits for cancellation.
     func blockingService(started: Signal, observedCancellation: Signal) -> ClosureService {
         ClosureService { router in
-            router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, _ in
+            router.registerBidirectionalStreaming(
+                forMethod: Echo.update,
+                deserializer: UTF8Codec(),
+                serializer: UTF8Codec()
+            ) {
+                request,
+                _ in
                 StreamingServerResponse { writer in
                     var iterator = request.messages.makeAsyncIterator()
                     if let first = try await iterator.next() { try await writer.write(first) }
@@ -96,8 +101,13 @@ struct CancellationTests {
     @Test("The server cancelling mid-stream: the client receives what was sent, then CANCELLED")
     func serverCancelsMidStream() async throws {
         let service = ClosureService { router in
-            router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, _ in
+            router.registerBidirectionalStreaming(
+                forMethod: Echo.update,
+                deserializer: UTF8Codec(),
+                serializer: UTF8Codec()
+            ) {
+                request,
+                _ in
                 StreamingServerResponse { writer in
                     for try await message in request.messages {
                         try await writer.write(message)

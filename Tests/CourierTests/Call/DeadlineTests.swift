@@ -14,7 +14,8 @@ struct DeadlineTests {
         let deadlineSeen = EventLog()
         let service = ClosureService { router in
             router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, context in
+                request,
+                context in
                 deadlineSeen.append("\(context.timeRemaining.map { "\($0)" } ?? "none")")
                 started.fire()
                 do {
@@ -53,7 +54,8 @@ struct DeadlineTests {
         let handlerCancelled = Signal()
         let service = ClosureService { router in
             router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, _ in
+                request,
+                _ in
                 started.fire()
                 do {
                     try await waitUntilCancelled()
@@ -91,7 +93,9 @@ struct DeadlineTests {
         let clock = ManualRPCClock()
         let handled = Counter()
         let service = ClosureService { router in
-            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
                 handled.increment()
                 return ServerResponse(message: request.message)
             }

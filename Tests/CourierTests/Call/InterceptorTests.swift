@@ -17,19 +17,25 @@ struct RecordingServerInterceptor: ServerInterceptor {
         request.metadata.addString(name, forKey: "x-seen-by")
         let name = self.name
         let log = self.log
-        request.messages = RPCAsyncSequence(wrapping: request.messages.map { message in
-            log.append("\(name) in \(message)")
-            return message
-        })
+        request.messages = RPCAsyncSequence(
+            wrapping: request.messages.map { message in
+                log.append("\(name) in \(message)")
+                return message
+            }
+        )
         var response = try await next(request, context)
         log.append("\(name) response")
         if case .success(var contents) = response.accepted {
             let producer = contents.producer
             contents.producer = { writer in
-                try await producer(RPCWriter(wrapping: MappingRPCWriter(base: writer) { message in
-                    log.append("\(name) out \(message)")
-                    return message
-                }))
+                try await producer(
+                    RPCWriter(
+                        wrapping: MappingRPCWriter(base: writer) { message in
+                            log.append("\(name) out \(message)")
+                            return message
+                        }
+                    )
+                )
             }
             response.accepted = .success(contents)
         }
@@ -53,10 +59,14 @@ struct RecordingClientInterceptor: ClientInterceptor {
         let name = self.name
         let log = self.log
         request.producer = { writer in
-            try await producer(RPCWriter(wrapping: MappingRPCWriter(base: writer) { message in
-                log.append("\(name) out \(message)")
-                return message
-            }))
+            try await producer(
+                RPCWriter(
+                    wrapping: MappingRPCWriter(base: writer) { message in
+                        log.append("\(name) out \(message)")
+                        return message
+                    }
+                )
+            )
         }
         let response = try await next(request, context)
         log.append("\(name) response")
@@ -91,8 +101,13 @@ struct InterceptorTests {
     /// Echoes each message, and the `x-seen-by` metadata as the first response.
     var seenByService: ClosureService {
         ClosureService { router in
-            router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                request, _ in
+            router.registerBidirectionalStreaming(
+                forMethod: Echo.update,
+                deserializer: UTF8Codec(),
+                serializer: UTF8Codec()
+            ) {
+                request,
+                _ in
                 StreamingServerResponse { writer in
                     try await writer.write(request.metadata[stringValues: "x-seen-by"].joined(separator: ","))
                     for try await message in request.messages { try await writer.write(message) }
@@ -131,13 +146,17 @@ struct InterceptorTests {
         #expect(received == ["c1,c2,s1,s2", "m"])
         // The request producer runs concurrently with the response in a bidirectional call, so only
         // the order within each direction is fixed.
-        #expect(clientLog.all.filter { !$0.contains("out") } == ["c1 request", "c2 request", "c2 response", "c1 response"])
+        #expect(
+            clientLog.all.filter { !$0.contains("out") } == ["c1 request", "c2 request", "c2 response", "c1 response"]
+        )
         // The first interceptor sees an outgoing request message first.
         #expect(clientLog.all.filter { $0.contains("out") } == ["c1 out m", "c2 out m"])
-        #expect(serverLog.all == [
-            "s1 request", "s2 request", "s2 response", "s1 response",
-            "s2 out c1,c2,s1,s2", "s1 out c1,c2,s1,s2", "s1 in m", "s2 in m", "s2 out m", "s1 out m",
-        ])
+        #expect(
+            serverLog.all == [
+                "s1 request", "s2 request", "s2 response", "s1 response",
+                "s2 out c1,c2,s1,s2", "s1 out c1,c2,s1,s2", "s1 in m", "s2 in m", "s2 out m", "s1 out m",
+            ]
+        )
     }
 
     @Test("A server interceptor that rejects stops the chain: the handler never runs")
@@ -145,15 +164,19 @@ struct InterceptorTests {
         let handled = Counter()
         let log = EventLog()
         let service = ClosureService { router in
-            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
                 handled.increment()
                 return ServerResponse(message: request.message)
             }
         }
         try await withTestRPC(
             services: [service],
-            serverInterceptors: [RecordingServerInterceptor(name: "s1", log: log), RejectingServerInterceptor(),
-                                 RecordingServerInterceptor(name: "never", log: log)]
+            serverInterceptors: [
+                RecordingServerInterceptor(name: "s1", log: log), RejectingServerInterceptor(),
+                RecordingServerInterceptor(name: "never", log: log),
+            ]
         ) { client in
             let error = await expectRPCError(.permissionDenied) {
                 _ = try await client.unary(
@@ -197,13 +220,16 @@ struct InterceptorTests {
                 context: ServerContext,
                 next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
             ) async throws -> StreamingServerResponse<Output> {
-                log.append("\(context.descriptor.path) \(context.peer) \(context.timeRemaining.map { "\($0)" } ?? "none")")
+                log.append(
+                    "\(context.descriptor.path) \(context.peer) \(context.timeRemaining.map { "\($0)" } ?? "none")"
+                )
                 return try await next(request, context)
             }
         }
         let log = EventLog()
         let clock = ManualRPCClock()
-        try await withTestRPC(serverInterceptors: [ContextCheck(log: log)], transport: InMemoryTransport(clock: clock)) {
+        try await withTestRPC(serverInterceptors: [ContextCheck(log: log)], transport: InMemoryTransport(clock: clock))
+        {
             client in
             _ = try await client.unary(
                 request: ClientRequest(message: "m"),

@@ -25,7 +25,11 @@ struct MetadataRoundTripTests {
             ) { $0 }
             #expect(try response.message == "m")
             #expect(response.metadata[stringValues: "x-echo-initial"] == ["initial value", "second value"])
-            #expect(response.trailingMetadata[binaryValues: "x-echo-trailing-bin"] == [[0xAB, 0xAB, 0xAB], [0x00, 0xFF, 0x10]])
+            #expect(
+                response.trailingMetadata[binaryValues: "x-echo-trailing-bin"] == [
+                    [0xAB, 0xAB, 0xAB], [0x00, 0xFF, 0x10],
+                ]
+            )
         }
     }
 
@@ -56,7 +60,9 @@ struct MetadataRoundTripTests {
     func invalidRequestMetadata() async throws {
         let handled = Counter()
         let service = ClosureService { router in
-            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
                 handled.increment()
                 return ServerResponse(message: request.message)
             }

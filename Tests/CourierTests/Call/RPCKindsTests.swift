@@ -99,7 +99,8 @@ struct RPCKindsTests {
         let service = ClosureService { router in
             let codec = UTF8Codec()
             router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: codec, serializer: codec) {
-                request, _ in
+                request,
+                _ in
                 StreamingServerResponse { writer in
                     // Answer before reading anything.
                     try await writer.write("hello first")

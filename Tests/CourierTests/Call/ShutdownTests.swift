@@ -12,7 +12,9 @@ struct ShutdownTests {
         let allStarted = Signal()
         let release = Signal()
         let service = ClosureService { router in
-            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
                 if started.increment() == 5 { allStarted.fire() }
                 await release.wait()
                 return ServerResponse(message: request.message)
@@ -57,7 +59,9 @@ struct ShutdownTests {
         }
     }
 
-    @Test("A graceful shutdown's grace period: when it has passed, the RPCs still running are cancelled and run() returns")
+    @Test(
+        "A graceful shutdown's grace period: when it has passed, the RPCs still running are cancelled and run() returns"
+    )
     func gracePeriod() async throws {
         let started = Signal()
         let cancelled = Signal()
@@ -81,7 +85,10 @@ struct ShutdownTests {
             group.addTask { try await server.run() }
             let call = Task {
                 try await client.unary(
-                    request: ClientRequest(message: "held"), descriptor: Echo.get, serializer: codec, deserializer: codec
+                    request: ClientRequest(message: "held"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             await started.wait()
@@ -92,12 +99,17 @@ struct ShutdownTests {
         }
     }
 
-    @Test("Without a grace period the drain waits for running RPCs however long they take; with one they finish in, run() returns normally", arguments: [nil, Duration.seconds(60)])
+    @Test(
+        "Without a grace period the drain waits for running RPCs however long they take; with one they finish in, run() returns normally",
+        arguments: [nil, Duration.seconds(60)]
+    )
     func noGracePeriod(grace: Duration?) async throws {
         let started = Signal()
         let release = Signal()
         let service = ClosureService { router in
-            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
                 started.fire()
                 await release.wait()
                 #expect(!Task.isCancelled)
@@ -111,7 +123,10 @@ struct ShutdownTests {
             group.addTask { try await server.run() }
             let call = Task {
                 try await client.unary(
-                    request: ClientRequest(message: "slow"), descriptor: Echo.get, serializer: codec, deserializer: codec
+                    request: ClientRequest(message: "slow"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             await started.wait()

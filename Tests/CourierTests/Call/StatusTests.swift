@@ -82,7 +82,8 @@ struct StatusTests {
     func errorMidStream() async throws {
         let service = ClosureService { router in
             router.registerServerStreaming(forMethod: Echo.expand, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                _, _ in
+                _,
+                _ in
                 StreamingServerResponse { writer in
                     try await writer.write("one")
                     try await writer.write("two")
@@ -110,8 +111,13 @@ struct StatusTests {
     @Test("Rejecting with StreamingServerResponse(error:) is the same as throwing")
     func rejectedResponse() async throws {
         let service = ClosureService { router in
-            router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                _, _ in
+            router.registerBidirectionalStreaming(
+                forMethod: Echo.update,
+                deserializer: UTF8Codec(),
+                serializer: UTF8Codec()
+            ) {
+                _,
+                _ in
                 StreamingServerResponse(error: RPCError(code: .failedPrecondition, message: "not now"))
             }
         }
@@ -126,10 +132,13 @@ struct StatusTests {
         }
     }
 
-    @Test("Unknown method and unknown service get UNIMPLEMENTED", arguments: [
-        MethodDescriptor(fullyQualifiedService: "echo.Echo", method: "Missing"),
-        MethodDescriptor(fullyQualifiedService: "nothing.Here", method: "Get"),
-    ])
+    @Test(
+        "Unknown method and unknown service get UNIMPLEMENTED",
+        arguments: [
+            MethodDescriptor(fullyQualifiedService: "echo.Echo", method: "Missing"),
+            MethodDescriptor(fullyQualifiedService: "nothing.Here", method: "Get"),
+        ]
+    )
     func unimplemented(method: MethodDescriptor) async throws {
         try await withTestRPC { client in
             let error = await expectRPCError(.unimplemented) {
@@ -181,7 +190,8 @@ struct StatusTests {
     func unaryWithTwoResponses() async throws {
         let service = ClosureService { router in
             router.registerServerStreaming(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
-                _, _ in
+                _,
+                _ in
                 StreamingServerResponse { writer in
                     try await writer.write("one")
                     try await writer.write("two")
@@ -206,7 +216,8 @@ struct StatusTests {
         try await withTestRPC { client in
             await expectRPCError(.internal) {
                 _ = try await client.clientStreaming(
-                    request: StreamingClientRequest<String> { writer in try await writer.write(contentsOf: ["a", "b"]) },
+                    request: StreamingClientRequest<String> { writer in try await writer.write(contentsOf: ["a", "b"])
+                    },
                     descriptor: Echo.get,
                     serializer: codec,
                     deserializer: codec

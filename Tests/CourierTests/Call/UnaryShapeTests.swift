@@ -43,7 +43,9 @@ struct UnaryShapeTests {
         try await withShapes(interceptors: interceptors) { client in
             let error = await expectRPCError(.internal) {
                 _ = try await client.unary(
-                    request: ClientRequest(message: "two words"), descriptor: Echo.expand, serializer: codec,
+                    request: ClientRequest(message: "two words"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
                     deserializer: codec
                 )
             }
@@ -56,7 +58,10 @@ struct UnaryShapeTests {
         try await withShapes(interceptors: interceptors) { client in
             let error = await expectRPCError(.internal) {
                 _ = try await client.unary(
-                    request: ClientRequest(message: ""), descriptor: Echo.expand, serializer: codec, deserializer: codec
+                    request: ClientRequest(message: ""),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec
                 )
             }
             #expect(error?.message == "Expected one response message, received none.")
@@ -71,7 +76,9 @@ struct UnaryShapeTests {
                     try await writer.write("one")
                     try await writer.write("two")
                 },
-                descriptor: Echo.get, serializer: codec, deserializer: codec
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec
             ) { $0 }
             #expect(throws: RPCError.self) { try response.message }
             if case .failure(let error) = response.accepted {
@@ -85,7 +92,10 @@ struct UnaryShapeTests {
     func noRequest(interceptors: Bool) async throws {
         try await withShapes(interceptors: interceptors) { client in
             let response = try await client.clientStreaming(
-                request: StreamingClientRequest { _ in }, descriptor: Echo.get, serializer: codec, deserializer: codec
+                request: StreamingClientRequest { _ in },
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec
             ) { $0 }
             if case .failure(let error) = response.accepted {
                 #expect(error.code == .internal)
@@ -100,8 +110,13 @@ struct UnaryShapeTests {
     func metadataBothPaths(interceptors: Bool) async throws {
         try await withShapes(interceptors: interceptors) { client in
             let response = try await client.unary(
-                request: ClientRequest(message: "hi", metadata: ["x-echo-initial": "a", "x-echo-trailing-bin": [1, 2]]),
-                descriptor: Echo.get, serializer: codec, deserializer: codec
+                request: ClientRequest(
+                    message: "hi",
+                    metadata: ["x-echo-initial": "a", "x-echo-trailing-bin": [1, 2]]
+                ),
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec
             ) { $0 }
             #expect(try response.message == "hi")
             #expect(response.metadata.firstString(forKey: "x-echo-initial") == "a")
@@ -116,8 +131,11 @@ struct UnaryShapeTests {
             options.maxResponseMessageBytes = 4
             let error = await expectRPCError(.resourceExhausted) {
                 _ = try await client.unary(
-                    request: ClientRequest(message: "longer than four"), descriptor: Echo.get, serializer: codec,
-                    deserializer: codec, options: options
+                    request: ClientRequest(message: "longer than four"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec,
+                    options: options
                 )
             }
             #expect(error?.message.contains("limit of 4 bytes") == true, "\(String(describing: error))")

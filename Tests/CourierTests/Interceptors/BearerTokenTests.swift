@@ -1,6 +1,7 @@
-@testable import Courier
 import CourierInMemory
 import Testing
+
+@testable import Courier
 
 @Suite("Bearer-token auth")
 struct BearerTokenTests {
@@ -27,8 +28,11 @@ struct BearerTokenTests {
         handled: Counter = Counter()
     ) async throws -> String {
         let service = ClosureService { router in
-            for method in [Echo.get, MethodDescriptor(fullyQualifiedService: "grpc.health.v1.Health", method: "Check")] {
-                router.registerUnary(forMethod: method, deserializer: UTF8Codec(), serializer: UTF8Codec()) { request, _ in
+            for method in [Echo.get, MethodDescriptor(fullyQualifiedService: "grpc.health.v1.Health", method: "Check")]
+            {
+                router.registerUnary(forMethod: method, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                    request,
+                    _ in
                     handled.increment()
                     return ServerResponse(message: request.message)
                 }

@@ -1,6 +1,6 @@
 import Courier
-import CourierInMemory
 import CourierHTTP2
+import CourierInMemory
 import Foundation
 import Synchronization
 import Testing
@@ -49,14 +49,16 @@ struct EchoService: RegistrableRPCService {
             )
         }
         router.registerServerStreaming(forMethod: Echo.expand, deserializer: codec, serializer: codec) {
-            request, _ in
+            request,
+            _ in
             StreamingServerResponse(metadata: Self.initial(request.metadata)) { writer in
                 for word in request.message.split(separator: " ") { try await writer.write(String(word)) }
                 return Self.trailing(request.metadata)
             }
         }
         router.registerClientStreaming(forMethod: Echo.collect, deserializer: codec, serializer: codec) {
-            request, _ in
+            request,
+            _ in
             var words: [String] = []
             for try await message in request.messages { words.append(message) }
             return ServerResponse(
@@ -66,7 +68,8 @@ struct EchoService: RegistrableRPCService {
             )
         }
         router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: codec, serializer: codec) {
-            request, _ in
+            request,
+            _ in
             StreamingServerResponse(metadata: Self.initial(request.metadata)) { writer in
                 for try await message in request.messages { try await writer.write(message) }
                 return Self.trailing(request.metadata)
@@ -102,7 +105,8 @@ func withTestRPC<Result: Sendable>(
         var configuration = HTTP2ServerTransport.Configuration()
         configuration.loops = 1
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
-        return try await withCourierServer(transport: server, services: services, interceptors: serverInterceptors) { _ in
+        return try await withCourierServer(transport: server, services: services, interceptors: serverInterceptors) {
+            _ in
             let port = try await server.listeningAddress().port ?? 0
             return try await withCourierClient(
                 transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)"),
@@ -155,7 +159,12 @@ final class Signal: Sendable {
 final class Counter: Sendable {
     private let value = Mutex(0)
     @discardableResult
-    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    func increment() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var current: Int { value.withLock { $0 } }
 }
 

@@ -185,17 +185,23 @@ let rate = Double(count) / seconds
 let bytesPerItem = Double(options.size) * (options.scenario == "fromserver" ? 1 : 2)
 let megabytes = rate * bytesPerItem / 1e6
 let percentiles = [50.0, 90.0, 99.0, 99.9].map { histogram.valueAtPercentile($0) }
-print("\n\(options.scenario) connections=\(options.connections) streams=\(options.streams) size=\(options.size): "
-    + "\(Int(rate)) /s, \(String(format: "%.1f", megabytes)) MB/s, p50 \(percentiles[0]) µs, p90 \(percentiles[1]) µs, "
-    + "p99 \(percentiles[2]) µs, p99.9 \(percentiles[3]) µs, \(Int(Double(count) / max(clientCPU, 1e-9))) per client CPU-s")
+print(
+    "\n\(options.scenario) connections=\(options.connections) streams=\(options.streams) size=\(options.size): "
+        + "\(Int(rate)) /s, \(String(format: "%.1f", megabytes)) MB/s, p50 \(percentiles[0]) µs, p90 \(percentiles[1]) µs, "
+        + "p99 \(percentiles[2]) µs, p99.9 \(percentiles[3]) µs, \(Int(Double(count) / max(clientCPU, 1e-9))) per client CPU-s"
+)
 if let path = options.json {
     let result: [String: Any] = [
         "scenario": options.scenario, "target": options.target, "connections": options.connections,
         "streams": options.streams, "size": options.size, "seconds": seconds, "count": count, "rate": rate,
         "megabytesPerSecond": megabytes, "clientCPUSeconds": clientCPU,
         "perClientCPUSecond": Double(count) / max(clientCPU, 1e-9),
-        "latencyMicroseconds": ["p50": percentiles[0], "p90": percentiles[1], "p99": percentiles[2], "p999": percentiles[3]],
+        "latencyMicroseconds": [
+            "p50": percentiles[0], "p90": percentiles[1], "p99": percentiles[2], "p999": percentiles[3],
+        ],
     ]
-    try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: path))
+    try JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]).write(
+        to: URL(fileURLWithPath: path)
+    )
 }
 exit(0)

@@ -132,7 +132,10 @@ nonisolated func roundTrips() async throws {
 
     var serverConfiguration = HTTP2ServerTransport.Configuration()
     serverConfiguration.loops = 1
-    let serverTransport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: serverConfiguration)
+    let serverTransport = HTTP2ServerTransport(
+        address: .ipv4(host: "127.0.0.1", port: 0),
+        configuration: serverConfiguration
+    )
     try await withCourierServer(transport: serverTransport, services: [BenchmarkService()]) { _ in
         let address = try await serverTransport.listeningAddress()
         let clientTransport = try HTTP2ClientTransport(target: "127.0.0.1:\(address.port ?? 0)")

@@ -1,4 +1,4 @@
-public import Courier
+public import Courier  // Greeter is a Courier service
 internal import SwiftProtobuf
 
 /// The greeter: `hello.HelloService`, all four kinds of RPC.

@@ -11,6 +11,7 @@ import CourierHTTP2
 import CourierInMemory
 import GreeterService
 import SwiftProtobuf
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -58,7 +59,9 @@ nonisolated func serve(port: Int) async throws {
 }
 
 nonisolated func remote(target: String, names: [String]) async throws {
-    try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { try await greet($0, names: names) }
+    try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) {
+        try await greet($0, names: names)
+    }
 }
 
 nonisolated func main(_ arguments: [String]) async -> Int32 {
@@ -67,7 +70,9 @@ nonisolated func main(_ arguments: [String]) async -> Int32 {
         switch arguments.first {
         case "serve":
             var port = 50051
-            if let index = arguments.firstIndex(of: "--port"), index + 1 < arguments.count, let value = Int(arguments[index + 1]) {
+            if let index = arguments.firstIndex(of: "--port"), index + 1 < arguments.count,
+                let value = Int(arguments[index + 1])
+            {
                 port = value
             }
             try await serve(port: port)

@@ -1,7 +1,7 @@
-public import Courier
-public import GRPCTestingProtos
-internal import SwiftProtobuf
+public import Courier  // the service conforms to a Courier service protocol
 internal import Foundation
+public import GRPCTestingProtos  // the generated protocol it conforms to
+internal import SwiftProtobuf
 
 /// `grpc.testing.BenchmarkService` as grpc's own benchmark servers implement it: every response carries a
 /// payload of the request's `response_size` zero bytes.

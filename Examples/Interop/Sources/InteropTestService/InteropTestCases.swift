@@ -1,7 +1,7 @@
-public import Courier
+public import Courier  // the cases take a Courier client
+internal import Foundation
 internal import GRPCTestingProtos
 internal import SwiftProtobuf
-internal import Foundation
 
 /// The client side of the official interop test cases (grpc/grpc doc/interop-test-descriptions.md),
 /// each a function that throws an ``InteropTestFailure`` describing the first check that failed.
@@ -40,11 +40,17 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             _ = try await testService.emptyCall(Grpc_Testing_Empty(), options: options)
 
         case .largeUnary:
-            let response = try await testService.unaryCall(.with {
-                $0.responseSize = 314_159
-                $0.payload = .with { $0.body = Data(count: 271_828) }
-            }, options: options)
-            try expect(response.payload.body.count == 314_159, "payload of \(response.payload.body.count) bytes, not 314159")
+            let response = try await testService.unaryCall(
+                .with {
+                    $0.responseSize = 314_159
+                    $0.payload = .with { $0.body = Data(count: 271_828) }
+                },
+                options: options
+            )
+            try expect(
+                response.payload.body.count == 314_159,
+                "payload of \(response.payload.body.count) bytes, not 314159"
+            )
 
         case .clientStreaming:
             let response = try await testService.streamingInputCall(options: options) { writer in
@@ -52,13 +58,19 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
                     try await writer.write(.with { $0.payload = .with { $0.body = Data(count: size) } })
                 }
             }
-            try expect(response.aggregatedPayloadSize == 74_922, "aggregated \(response.aggregatedPayloadSize), not 74922")
+            try expect(
+                response.aggregatedPayloadSize == 74_922,
+                "aggregated \(response.aggregatedPayloadSize), not 74922"
+            )
 
         case .serverStreaming:
             let sizes = [31_415, 9, 2_653, 58_979]
-            let received = try await testService.streamingOutputCall(.with {
-                $0.responseParameters = sizes.map { size in .with { $0.size = Int32(size) } }
-            }, options: options) { response in
+            let received = try await testService.streamingOutputCall(
+                .with {
+                    $0.responseParameters = sizes.map { size in .with { $0.size = Int32(size) } }
+                },
+                options: options
+            ) { response in
                 var received: [Int] = []
                 for try await message in response.messages { received.append(message.payload.body.count) }
                 return received
@@ -74,10 +86,12 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             continuation.yield(0)
             let received = try await testService.fullDuplexCall(options: options) { writer in
                 for await index in requests {
-                    try await writer.write(.with {
-                        $0.responseParameters = [.with { $0.size = Int32(responseSizes[index]) }]
-                        $0.payload = .with { $0.body = Data(count: requestSizes[index]) }
-                    })
+                    try await writer.write(
+                        .with {
+                            $0.responseParameters = [.with { $0.size = Int32(responseSizes[index]) }]
+                            $0.payload = .with { $0.body = Data(count: requestSizes[index]) }
+                        }
+                    )
                 }
             } onResponse: { response in
                 var received: [Int] = []
@@ -91,7 +105,8 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             try expect(received == responseSizes, "received sizes \(received)")
 
         case .emptyStream:
-            let count = try await testService.fullDuplexCall(options: options) { _ in } onResponse: { response in
+            let count = try await testService.fullDuplexCall(options: options) { _ in
+            } onResponse: { response in
                 var count = 0
                 for try await _ in response.messages { count += 1 }
                 return count
@@ -102,20 +117,26 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             var metadata: Metadata = ["x-grpc-test-echo-initial": "test_initial_metadata_value"]
             metadata.addBinary([0xAB, 0xAB, 0xAB], forKey: "x-grpc-test-echo-trailing-bin")
             let unary = try await testService.unaryCall(
-                request: ClientRequest(message: .with {
-                    $0.responseSize = 314_159
-                    $0.payload = .with { $0.body = Data(count: 271_828) }
-                }, metadata: metadata),
+                request: ClientRequest(
+                    message: .with {
+                        $0.responseSize = 314_159
+                        $0.payload = .with { $0.body = Data(count: 271_828) }
+                    },
+                    metadata: metadata
+                ),
                 options: options
             ) { $0 }
             _ = try unary.message
             try checkEchoedMetadata(initial: unary.metadata, trailing: unary.trailingMetadata)
 
-            let (initial, trailing) = try await testService.fullDuplexCall(metadata: metadata, options: options) { writer in
-                try await writer.write(.with {
-                    $0.responseParameters = [.with { $0.size = 314_159 }]
-                    $0.payload = .with { $0.body = Data(count: 271_828) }
-                })
+            let (initial, trailing) = try await testService.fullDuplexCall(metadata: metadata, options: options) {
+                writer in
+                try await writer.write(
+                    .with {
+                        $0.responseParameters = [.with { $0.size = 314_159 }]
+                        $0.payload = .with { $0.body = Data(count: 271_828) }
+                    }
+                )
             } onResponse: { response -> (Metadata, Metadata) in
                 var trailing: Metadata = [:]
                 for try await part in try response.accepted.get().bodyParts {
@@ -126,7 +147,8 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             try checkEchoedMetadata(initial: initial, trailing: trailing)
 
         case .statusCodeAndMessage, .specialStatusMessage:
-            let message = self == .statusCodeAndMessage
+            let message =
+                self == .statusCodeAndMessage
                 ? "test status message"
                 : "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n"
             let status = Grpc_Testing_EchoStatus.with {
@@ -169,10 +191,12 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
         case .cancelAfterFirstResponse:
             let call = Task {
                 try await testService.fullDuplexCall(options: options) { writer in
-                    try await writer.write(.with {
-                        $0.responseParameters = [.with { $0.size = 31_415 }]
-                        $0.payload = .with { $0.body = Data(count: 27_182) }
-                    })
+                    try await writer.write(
+                        .with {
+                            $0.responseParameters = [.with { $0.size = 31_415 }]
+                            $0.payload = .with { $0.body = Data(count: 27_182) }
+                        }
+                    )
                     // Keep the request stream open until the call is cancelled.
                     try await Task.sleep(for: .seconds(3600))
                 } onResponse: { response in
@@ -204,14 +228,19 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
     private func probe(_ body: () async throws -> Void) async throws -> [String] {
         do {
             try await body()
-            return ["the server accepted an uncompressed request that expected compression: it doesn't check, probe skipped"]
+            return [
+                "the server accepted an uncompressed request that expected compression: it doesn't check, probe skipped"
+            ]
         } catch let error as RPCError {
             try expect(error.code == .invalidArgument, "feature probe: expected INVALID_ARGUMENT, got \(error)")
             return []
         }
     }
 
-    private func runCompressionCase(_ testService: Grpc_Testing_TestService.Client, options: CallOptions) async throws -> [String] {
+    private func runCompressionCase(
+        _ testService: Grpc_Testing_TestService.Client,
+        options: CallOptions
+    ) async throws -> [String] {
         var notes: [String] = []
         var compressed = options
         compressed.compression = .gzip
@@ -233,7 +262,10 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
             try expect(first.payload.body.count == 314_159, "payload of \(first.payload.body.count) bytes, not 314159")
             // 3. Uncompressed, and expected not to be.
             let second = try await testService.unaryCall(request(expectCompressed: false), options: options)
-            try expect(second.payload.body.count == 314_159, "payload of \(second.payload.body.count) bytes, not 314159")
+            try expect(
+                second.payload.body.count == 314_159,
+                "payload of \(second.payload.body.count) bytes, not 314159"
+            )
 
         case .clientCompressedStreaming:
             @Sendable func request(expectCompressed: Bool, size: Int) -> Grpc_Testing_StreamingInputCallRequest {
@@ -253,15 +285,21 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
                 try await writer.write(request(expectCompressed: true, size: 27_182))
                 try await writer.write(request(expectCompressed: false, size: 45_904), options: .uncompressed)
             }
-            try expect(response.aggregatedPayloadSize == 73_086, "aggregated \(response.aggregatedPayloadSize), not 73086")
+            try expect(
+                response.aggregatedPayloadSize == 73_086,
+                "aggregated \(response.aggregatedPayloadSize), not 73086"
+            )
 
         case .serverCompressedUnary:
             for responseCompressed in [true, false] {
-                let response = try await testService.unaryCall(.with {
-                    $0.responseCompressed = .with { $0.value = responseCompressed }
-                    $0.responseSize = 314_159
-                    $0.payload = .with { $0.body = Data(count: 271_828) }
-                }, options: options)
+                let response = try await testService.unaryCall(
+                    .with {
+                        $0.responseCompressed = .with { $0.value = responseCompressed }
+                        $0.responseSize = 314_159
+                        $0.payload = .with { $0.body = Data(count: 271_828) }
+                    },
+                    options: options
+                )
                 try expect(
                     response.payload.body.count == 314_159,
                     "payload of \(response.payload.body.count) bytes, not 314159 (response_compressed \(responseCompressed))"
@@ -270,12 +308,21 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
 
         case .serverCompressedStreaming:
             let sizes = [31_415, 92_653]
-            let received = try await testService.streamingOutputCall(.with {
-                $0.responseParameters = [
-                    .with { $0.compressed = .with { $0.value = true }; $0.size = 31_415 },
-                    .with { $0.compressed = .with { $0.value = false }; $0.size = 92_653 },
-                ]
-            }, options: options) { response in
+            let received = try await testService.streamingOutputCall(
+                .with {
+                    $0.responseParameters = [
+                        .with {
+                            $0.compressed = .with { $0.value = true }
+                            $0.size = 31_415
+                        },
+                        .with {
+                            $0.compressed = .with { $0.value = false }
+                            $0.size = 92_653
+                        },
+                    ]
+                },
+                options: options
+            ) { response in
                 var received: [Int] = []
                 for try await message in response.messages { received.append(message.payload.body.count) }
                 return received
@@ -303,12 +350,21 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
         if !condition { throw InteropTestFailure(testCase: rawValue, description: description()) }
     }
 
-    private func expectError(_ code: RPCError.Code, message: String? = nil, _ body: () async throws -> Void) async throws {
+    private func expectError(
+        _ code: RPCError.Code,
+        message: String? = nil,
+        _ body: () async throws -> Void
+    ) async throws {
         do {
             try await body()
         } catch let error as RPCError {
             try expect(error.code == code, "expected \(code), got \(error)")
-            if let message { try expect(error.message == message, "expected message \(message.debugDescription), got \(error.message.debugDescription)") }
+            if let message {
+                try expect(
+                    error.message == message,
+                    "expected message \(message.debugDescription), got \(error.message.debugDescription)"
+                )
+            }
             return
         }
         throw InteropTestFailure(testCase: rawValue, description: "expected \(code), but the call succeeded")

@@ -1,8 +1,8 @@
-public import Courier
-public import GRPCTestingProtos
-internal import SwiftProtobuf
+public import Courier  // the service conforms to a Courier service protocol
 internal import CourierProtobuf
 internal import Foundation
+public import GRPCTestingProtos  // the generated protocol it conforms to
+internal import SwiftProtobuf
 
 /// `grpc.testing.TestService` as the official interop test descriptions specify it
 /// (grpc/grpc doc/interop-test-descriptions.md, "Server").
@@ -60,7 +60,10 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
     ) async throws -> ServerResponse<Grpc_Testing_SimpleResponse> {
         let message = request.message
         let trailers = Self.echoedTrailing(request.metadata)
-        try Self.checkExpectedCompression(message.hasExpectCompressed ? message.expectCompressed : nil, context: context)
+        try Self.checkExpectedCompression(
+            message.hasExpectCompressed ? message.expectCompressed : nil,
+            context: context
+        )
         try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
         return ServerResponse(
             message: .with { $0.payload = Self.payload(size: message.responseSize) },
@@ -115,7 +118,10 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
     ) async throws -> ServerResponse<Grpc_Testing_StreamingInputCallResponse> {
         var total = 0
         for try await message in request.messages {
-            try Self.checkExpectedCompression(message.hasExpectCompressed ? message.expectCompressed : nil, context: context)
+            try Self.checkExpectedCompression(
+                message.hasExpectCompressed ? message.expectCompressed : nil,
+                context: context
+            )
             total += message.payload.body.count
         }
         return ServerResponse(
@@ -132,7 +138,10 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
         let trailers = Self.echoedTrailing(request.metadata)
         return StreamingServerResponse(metadata: Self.echoedInitial(request.metadata)) { writer in
             for try await message in request.messages {
-                try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
+                try Self.checkRequestedStatus(
+                    message.hasResponseStatus ? message.responseStatus : nil,
+                    trailers: trailers
+                )
                 for parameters in message.responseParameters {
                     if parameters.intervalUs > 0 { try await Task.sleep(for: .microseconds(parameters.intervalUs)) }
                     try await writer.write(.with { $0.payload = Self.payload(size: parameters.size) })
@@ -215,7 +224,10 @@ struct ExpectedCompressionDeserializer<Message: SwiftProtobuf.Message & Sendable
     func deserialize(_ buffer: MessageBuffer) throws -> Message {
         let message = try ProtobufDeserializer<Message>().deserialize(buffer)
         if expectsCompression(message), !buffer.arrivedCompressed {
-            throw RPCError(code: .invalidArgument, message: "Expected a compressed message, but it arrived uncompressed.")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "Expected a compressed message, but it arrived uncompressed."
+            )
         }
         return message
     }

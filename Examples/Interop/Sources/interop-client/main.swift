@@ -11,6 +11,7 @@
 import Courier
 import CourierHTTP2
 import InteropTestService
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,11 +89,13 @@ nonisolated func run(_ options: Options) async throws -> Bool {
         // As in grpc-go: no time, no keepalive; a time below 10 s is raised to 10 s.
         configuration.keepalive = .init(
             time: .milliseconds(time),
-            timeout: options.keepaliveTimeoutMilliseconds.map { .milliseconds($0) } ?? HTTP2ClientTransport.Configuration.Keepalive.defaultTimeout,
+            timeout: options.keepaliveTimeoutMilliseconds.map { .milliseconds($0) }
+                ?? HTTP2ClientTransport.Configuration.Keepalive.defaultTimeout,
             permitWithoutCalls: options.keepalivePermitWithoutCalls
         )
     }
-    let target = options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
+    let target =
+        options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
     let transport = try HTTP2ClientTransport(target: target, configuration: configuration)
     return try await withCourierClient(transport: transport) { client in
         var failures = 0

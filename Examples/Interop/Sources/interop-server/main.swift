@@ -13,6 +13,7 @@ import Courier
 import CourierHTTP2
 import Dispatch
 import InteropTestService
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -103,7 +104,10 @@ nonisolated func serve(_ options: Options) async throws {
     if options.useTLS, let certificate = options.certificateFile, let key = options.keyFile {
         configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
     }
-    let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: options.port), configuration: configuration)
+    let transport = HTTP2ServerTransport(
+        address: .ipv4(host: "0.0.0.0", port: options.port),
+        configuration: configuration
+    )
     let server = CourierServer(transport: transport, services: [TestService.Registration()])
     try await withThrowingTaskGroup(of: Bool.self) { group in
         group.addTask {
@@ -118,9 +122,12 @@ nonisolated func serve(_ options: Options) async throws {
             return false
         }
         let address = try await transport.listeningAddress()
-        print("interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "") io=\(IOBackend.automatic) (\(IOBackend.automaticReason))")
+        print(
+            "interop-server listening on \(address)\(options.useTLS ? " (TLS)" : "") io=\(IOBackend.automatic) (\(IOBackend.automaticReason))"
+        )
         fflush(nil)  // all streams: the line is a readiness signal for scripts
-        while let serverStopped = try await group.next(), !serverStopped {}  // until run() returns: every RPC has finished
+        // Until run() returns: every RPC has finished.
+        while let serverStopped = try await group.next(), !serverStopped {}
         group.cancelAll()
         print("interop-server: stopped")
         fflush(nil)

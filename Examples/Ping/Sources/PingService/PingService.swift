@@ -1,6 +1,7 @@
 public import Courier  // PingService and the interceptor conform to Courier protocols
 public import Logging  // the interceptor takes a Logger
 internal import SwiftProtobuf
+
 #if canImport(Glibc)
 internal import Glibc
 #endif

@@ -20,6 +20,7 @@ import Courier
 import CourierHTTP2
 import PingService
 import SwiftProtobuf
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,12 +52,20 @@ func parse(_ arguments: [String]) -> Options? {
     }
     while index < arguments.count {
         switch arguments[index] {
-        case "--host": guard let host = value() else { return nil }; options.host = host
+        case "--host":
+            guard let host = value() else { return nil }
+            options.host = host
         case "--insecure": options.insecure = true
         case "--skip-verify": options.skipVerify = true
-        case "--ca-file": guard let file = value() else { return nil }; options.caFile = file
-        case "--authority": guard let name = value() else { return nil }; options.authority = name
-        case "--token": guard let token = value() else { return nil }; options.token = token
+        case "--ca-file":
+            guard let file = value() else { return nil }
+            options.caFile = file
+        case "--authority":
+            guard let name = value() else { return nil }
+            options.authority = name
+        case "--token":
+            guard let token = value() else { return nil }
+            options.token = token
         case "--count":
             guard let count = value().flatMap(Int.init), count > 0 else { return nil }
             options.count = count
@@ -92,7 +101,8 @@ func run(_ options: Options) async -> Int32 {
     var configuration = HTTP2ClientTransport.Configuration()
     configuration.authority = options.authority
     if !options.insecure {
-        configuration.tls = options.skipVerify
+        configuration.tls =
+            options.skipVerify
             ? .insecureClientSkippingVerification()
             : .client(trustRoots: options.caFile.map { .pemFile($0) } ?? .system)
     }
@@ -109,7 +119,11 @@ func run(_ options: Options) async -> Int32 {
             } else {
                 for _ in 0..<options.count {
                     let start = ContinuousClock.now
-                    let reply = try await client.send(.with { $0.msg = options.message }, metadata: metadata, options: callOptions)
+                    let reply = try await client.send(
+                        .with { $0.msg = options.message },
+                        metadata: metadata,
+                        options: callOptions
+                    )
                     print("\(reply.msg)  (\(milliseconds(ContinuousClock.now - start)))")
                 }
             }
@@ -125,7 +139,12 @@ func run(_ options: Options) async -> Int32 {
 }
 
 /// Sends the messages one at a time on one stream, each after the previous reply, to time round trips.
-func runStream(_ client: Ping_PingService.Client, _ options: Options, metadata: Metadata, callOptions: CallOptions) async throws {
+func runStream(
+    _ client: Ping_PingService.Client,
+    _ options: Options,
+    metadata: Metadata,
+    callOptions: CallOptions
+) async throws {
     let (turns, turn) = AsyncStream<Void>.makeStream()
     turn.yield()
     let message = options.message

@@ -20,6 +20,7 @@ import CourierHealth
 import Dispatch
 import Logging
 import PingService
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,10 +102,12 @@ func serve() async throws -> Int32 {
     health.setStatus(.serving, forService: "ping.PingService")
     var interceptors: [any ServerInterceptor] = [RPCLoggingInterceptor(logger: logger)]
     if let token {
-        interceptors.append(BearerTokenServerInterceptor(
-            validator: .staticTokens([token]),
-            requiresAuthentication: { $0.service.fullyQualifiedService != "grpc.health.v1.Health" }
-        ))
+        interceptors.append(
+            BearerTokenServerInterceptor(
+                validator: .staticTokens([token]),
+                requiresAuthentication: { $0.service.fullyQualifiedService != "grpc.health.v1.Health" }
+            )
+        )
     }
     let signals = TerminationSignal()
     let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
@@ -120,10 +123,14 @@ func serve() async throws -> Int32 {
             return .signal(number ?? SIGTERM)
         }
         let address = try await transport.listeningAddress()
-        logger.info("listening", metadata: [
-            "address": "\(address)", "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")",
-            "drain_seconds": "\(drainSeconds)", "io": "\(IOBackend.automatic)", "io_reason": "\(IOBackend.automaticReason)",
-        ])
+        logger.info(
+            "listening",
+            metadata: [
+                "address": "\(address)", "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")",
+                "drain_seconds": "\(drainSeconds)", "io": "\(IOBackend.automatic)",
+                "io_reason": "\(IOBackend.automaticReason)",
+            ]
+        )
         while let event = try await group.next() {
             switch event {
             case .serverStopped:
@@ -135,9 +142,12 @@ func serve() async throws -> Int32 {
                 // The library drains: GOAWAY (two-phase) on every connection, and when the grace period has
                 // passed the RPCs still running are cancelled; run() returns then.
                 server.beginGracefulShutdown(grace: .milliseconds(Int64(drainSeconds * 1000)))
-                logger.info("draining: no new connections, GOAWAY sent, in-flight RPCs may finish", metadata: [
-                    "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
-                ])
+                logger.info(
+                    "draining: no new connections, GOAWAY sent, in-flight RPCs may finish",
+                    metadata: [
+                        "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
+                    ]
+                )
             }
         }
         return 0

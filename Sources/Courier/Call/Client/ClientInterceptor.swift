@@ -49,7 +49,8 @@ public protocol ClientInterceptor: Sendable {
 /// A `nonisolated(nonsending)` closure, spelled out so that conforming types declare the same type
 /// whether or not their package enables `NonisolatedNonsendingByDefault`: call it as
 /// `try await next(request, context)`, at most once.
-public typealias ClientInterceptorNext<Input: Sendable, Output: Sendable> = nonisolated(nonsending) (
-    StreamingClientRequest<Input>,
-    ClientContext
-) async throws -> StreamingClientResponse<Output>
+public typealias ClientInterceptorNext<Input: Sendable, Output: Sendable> =
+    nonisolated(nonsending) (
+        StreamingClientRequest<Input>,
+        ClientContext
+    ) async throws -> StreamingClientResponse<Output>

@@ -45,7 +45,8 @@ extension RPCError {
     static func deadlineExceeded(waitingForConnection reason: String?) -> RPCError {
         guard let reason else { return .deadlineExceeded }
         return RPCError(
-            code: .deadlineExceeded, message: "Deadline exceeded while waiting for a connection; the last attempt failed: \(reason)"
+            code: .deadlineExceeded,
+            message: "Deadline exceeded while waiting for a connection; the last attempt failed: \(reason)"
         )
     }
 }

@@ -4,11 +4,12 @@
 /// hand-written services use the `register…` methods. A path with no handler is answered with
 /// `UNIMPLEMENTED`.
 public struct RPCRouter: Sendable {
-    typealias StreamHandler = @Sendable (
-        _ stream: any ServerTransportStream,
-        _ context: ServerContext,
-        _ environment: ServerRPCEnvironment
-    ) async -> Void
+    typealias StreamHandler =
+        @Sendable (
+            _ stream: any ServerTransportStream,
+            _ context: ServerContext,
+            _ environment: ServerRPCEnvironment
+        ) async -> Void
 
     /// A method's handler with its descriptor, looked up by path once per RPC.
     struct Route: Sendable {
@@ -37,7 +38,7 @@ public struct RPCRouter: Sendable {
     /// - Returns: Whether there was one.
     @discardableResult
     public mutating func removeHandler(forMethod descriptor: MethodDescriptor) -> Bool {
-        return handlers.removeValue(forKey: descriptor.path) != nil
+        handlers.removeValue(forKey: descriptor.path) != nil
     }
 
     /// Registers the handler for a method, in the streaming shape every RPC kind can be expressed in;
@@ -52,7 +53,8 @@ public struct RPCRouter: Sendable {
         forMethod descriptor: MethodDescriptor,
         deserializer: some MessageDeserializer<Input>,
         serializer: some MessageSerializer<Output>,
-        handler: @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+        handler:
+            @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
             -> StreamingServerResponse<Output>
     ) {
         handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
@@ -82,21 +84,30 @@ public struct RPCRouter: Sendable {
     ) {
         // Interceptors need the streaming shapes; without them, a shorter path: fewer allocations and
         // generic instantiations per call.
-        let streaming: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
-            -> StreamingServerResponse<Output> = { request, context in
-                let single = try await ServerRequest(collecting: request)
-                return try await StreamingServerResponse(handler(single, context))
-            }
+        let streaming:
+            @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+                -> StreamingServerResponse<Output> = { request, context in
+                    let single = try await ServerRequest(collecting: request)
+                    return try await StreamingServerResponse(handler(single, context))
+                }
         handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
             if environment.interceptors.isEmpty {
                 await ServerRPCExecutor.executeUnary(
-                    stream: stream, context: context, environment: environment,
-                    deserializer: deserializer, serializer: serializer, handler: handler
+                    stream: stream,
+                    context: context,
+                    environment: environment,
+                    deserializer: deserializer,
+                    serializer: serializer,
+                    handler: handler
                 )
             } else {
                 await ServerRPCExecutor.execute(
-                    stream: stream, context: context, environment: environment,
-                    deserializer: deserializer, serializer: serializer, handler: streaming
+                    stream: stream,
+                    context: context,
+                    environment: environment,
+                    deserializer: deserializer,
+                    serializer: serializer,
+                    handler: streaming
                 )
             }
         }
@@ -113,11 +124,13 @@ public struct RPCRouter: Sendable {
         forMethod descriptor: MethodDescriptor,
         deserializer: some MessageDeserializer<Input>,
         serializer: some MessageSerializer<Output>,
-        handler: @escaping @Sendable (ServerRequest<Input>, ServerContext) async throws
+        handler:
+            @escaping @Sendable (ServerRequest<Input>, ServerContext) async throws
             -> StreamingServerResponse<Output>
     ) {
         registerHandler(forMethod: descriptor, deserializer: deserializer, serializer: serializer) {
-            request, context in
+            request,
+            context in
             try await handler(ServerRequest(collecting: request), context)
         }
     }
@@ -133,11 +146,13 @@ public struct RPCRouter: Sendable {
         forMethod descriptor: MethodDescriptor,
         deserializer: some MessageDeserializer<Input>,
         serializer: some MessageSerializer<Output>,
-        handler: @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+        handler:
+            @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
             -> ServerResponse<Output>
     ) {
         registerHandler(forMethod: descriptor, deserializer: deserializer, serializer: serializer) {
-            request, context in
+            request,
+            context in
             try await StreamingServerResponse(handler(request, context))
         }
     }
@@ -154,7 +169,8 @@ public struct RPCRouter: Sendable {
         forMethod descriptor: MethodDescriptor,
         deserializer: some MessageDeserializer<Input>,
         serializer: some MessageSerializer<Output>,
-        handler: @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
+        handler:
+            @escaping @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
             -> StreamingServerResponse<Output>
     ) {
         registerHandler(forMethod: descriptor, deserializer: deserializer, serializer: serializer, handler: handler)

@@ -50,7 +50,8 @@ public protocol ServerInterceptor: Sendable {
 /// A `nonisolated(nonsending)` closure, spelled out so that conforming types declare the same type
 /// whether or not their package enables `NonisolatedNonsendingByDefault`: call it as
 /// `try await next(request, context)`, at most once.
-public typealias ServerInterceptorNext<Input: Sendable, Output: Sendable> = nonisolated(nonsending) (
-    StreamingServerRequest<Input>,
-    ServerContext
-) async throws -> StreamingServerResponse<Output>
+public typealias ServerInterceptorNext<Input: Sendable, Output: Sendable> =
+    nonisolated(nonsending) (
+        StreamingServerRequest<Input>,
+        ServerContext
+    ) async throws -> StreamingServerResponse<Output>

@@ -52,9 +52,14 @@ public struct ServerResponse<Message: Sendable>: Sendable {
         trailingMetadata: Metadata = [:],
         compression: CompressionAlgorithm? = nil
     ) {
-        self.accepted = .success(Contents(
-            metadata: metadata, message: message, trailingMetadata: trailingMetadata, compression: compression
-        ))
+        self.accepted = .success(
+            Contents(
+                metadata: metadata,
+                message: message,
+                trailingMetadata: trailingMetadata,
+                compression: compression
+            )
+        )
     }
 
     /// Creates a failed response; the same as throwing `error`.

@@ -1,4 +1,5 @@
 import Courier
+
 @testable import CourierHTTP2
 
 /// Three addresses a name resolved to.
@@ -22,7 +23,11 @@ extension ClientConnectionStateMachine.Configuration {
 
     /// Only keepalive: 10 s / 2 s, pings without calls as given.
     static func keepaliveOnly(permitWithoutCalls: Bool = false) -> Self {
-        Self(connectTimeout: nil, keepalive: .init(time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: permitWithoutCalls), idleTimeout: nil)
+        Self(
+            connectTimeout: nil,
+            keepalive: .init(time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: permitWithoutCalls),
+            idleTimeout: nil
+        )
     }
 
     /// Only an idle timeout of 30 min.
@@ -49,7 +54,9 @@ extension ClientConnectionStateMachine {
     /// A machine over `addresses` driven to `stage` at `t0` (goingAway with last stream 5; closed by the
     /// owner).
     static func driven(
-        to stage: Stage, addresses: [SocketAddress] = threeAddresses, configuration: Configuration = .none
+        to stage: Stage,
+        addresses: [SocketAddress] = threeAddresses,
+        configuration: Configuration = .none
     ) -> Self {
         var machine = ClientConnectionStateMachine(addresses: addresses, configuration: configuration)
         guard stage != .idle else { return machine }

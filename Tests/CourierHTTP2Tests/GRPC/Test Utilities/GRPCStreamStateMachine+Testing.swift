@@ -1,12 +1,17 @@
 import Courier
-@testable import CourierHTTP2
 import Testing
+
+@testable import CourierHTTP2
 
 // Helpers for driving a `GRPCStreamStateMachine` as a value: heads from string pairs, messages as bytes,
 // the data provider drained into a buffer, and reader results as an Equatable value.
 
 /// A request head as the server's adapter builds it, field by field.
-func requestHead(_ fields: [(String, String)], paths: PathInterner = PathInterner(), maxListBytes: Int = 8192) -> GRPCRequestHead {
+func requestHead(
+    _ fields: [(String, String)],
+    paths: PathInterner = PathInterner(),
+    maxListBytes: Int = 8192
+) -> GRPCRequestHead {
     var head = GRPCRequestHead(maxListBytes: maxListBytes)
     for (name, value) in fields {
         var name = name
@@ -121,7 +126,9 @@ extension GRPCStreamStateMachine {
     /// A server stream with small limits: 1 KiB messages, 100 queued bytes.
     static func server(maxRequestMessageBytes: Int? = 1024, maxBufferedBytes: Int = 100) -> Self {
         GRPCStreamStateMachine(
-            configuration: .server(.init(maxRequestMessageBytes: maxRequestMessageBytes, maxBufferedBytes: maxBufferedBytes))
+            configuration: .server(
+                .init(maxRequestMessageBytes: maxRequestMessageBytes, maxBufferedBytes: maxBufferedBytes)
+            )
         )
     }
 
@@ -134,18 +141,21 @@ extension GRPCStreamStateMachine {
         maxTransparentRetries: Int = 1
     ) -> Self {
         GRPCStreamStateMachine(
-            configuration: .client(.init(
-                requestCompression: compression,
-                maxResponseMessageBytes: maxResponseMessageBytes,
-                maxBufferedBytes: maxBufferedBytes,
-                replayLimit: replayLimit,
-                maxTransparentRetries: maxTransparentRetries
-            ))
+            configuration: .client(
+                .init(
+                    requestCompression: compression,
+                    maxResponseMessageBytes: maxResponseMessageBytes,
+                    maxBufferedBytes: maxBufferedBytes,
+                    replayLimit: replayLimit,
+                    maxTransparentRetries: maxTransparentRetries
+                )
+            )
         )
     }
 
     /// A server stream whose request head was accepted (the handler runs).
-    static func serving(_ extra: [(String, String)] = [], endStream: Bool = false, maxBufferedBytes: Int = 100) -> Self {
+    static func serving(_ extra: [(String, String)] = [], endStream: Bool = false, maxBufferedBytes: Int = 100) -> Self
+    {
         var machine = Self.server(maxBufferedBytes: maxBufferedBytes)
         let result = machine.receiveRequestHead(validRequest(extra), endStream: endStream)
         precondition(result == .serve, "the request head was rejected: \(result)")
@@ -154,11 +164,15 @@ extension GRPCStreamStateMachine {
 
     /// A client stream with an HTTP/2 stream (head submitted).
     static func opened(
-        compression: CompressionAlgorithm? = nil, maxBufferedBytes: Int = 100, replayLimit: Int = 1000,
+        compression: CompressionAlgorithm? = nil,
+        maxBufferedBytes: Int = 100,
+        replayLimit: Int = 1000,
         maxTransparentRetries: Int = 1
     ) -> Self {
         var machine = Self.client(
-            compression: compression, maxBufferedBytes: maxBufferedBytes, replayLimit: replayLimit,
+            compression: compression,
+            maxBufferedBytes: maxBufferedBytes,
+            replayLimit: replayLimit,
             maxTransparentRetries: maxTransparentRetries
         )
         let result = machine.sendRequestHead(["x-request": "1"])
@@ -224,7 +238,8 @@ struct StreamStates: Equatable, CustomStringConvertible {
     var termination: GRPCStreamStateMachine.Termination?
 
     init(
-        _ send: GRPCStreamStateMachine.SendState, _ receive: GRPCStreamStateMachine.ReceiveState,
+        _ send: GRPCStreamStateMachine.SendState,
+        _ receive: GRPCStreamStateMachine.ReceiveState,
         _ termination: GRPCStreamStateMachine.Termination? = nil
     ) {
         self.send = send

@@ -7,7 +7,10 @@ extension ServerConnectionStateMachine {
         maxStreamResetsPerSecond: Int = 3,
         _ configure: (inout Configuration) -> Void = { _ in }
     ) -> Self {
-        var configuration = Configuration(handshakeTimeout: handshakeTimeout, maxStreamResetsPerSecond: maxStreamResetsPerSecond)
+        var configuration = Configuration(
+            handshakeTimeout: handshakeTimeout,
+            maxStreamResetsPerSecond: maxStreamResetsPerSecond
+        )
         configure(&configuration)
         return ServerConnectionStateMachine(configuration: configuration)
     }

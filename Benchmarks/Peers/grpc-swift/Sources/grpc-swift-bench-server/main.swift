@@ -44,14 +44,18 @@ struct BenchmarkService: RegistrableRPCService {
         let deserializer = ProtobufDeserializer<Grpc_Testing_SimpleRequest>()
         let serializer = ProtobufSerializer<Grpc_Testing_SimpleResponse>()
         router.registerHandler(
-            forMethod: Self.method("UnaryCall"), deserializer: deserializer, serializer: serializer
+            forMethod: Self.method("UnaryCall"),
+            deserializer: deserializer,
+            serializer: serializer
         ) { request, _ in
             let single = try await ServerRequest(stream: request)
             return StreamingServerResponse(single: ServerResponse(message: response(to: single.message)))
         }
         // Ping-pong: one response per request until the client half-closes.
         router.registerHandler(
-            forMethod: Self.method("StreamingCall"), deserializer: deserializer, serializer: serializer
+            forMethod: Self.method("StreamingCall"),
+            deserializer: deserializer,
+            serializer: serializer
         ) { request, _ in
             StreamingServerResponse { writer in
                 for try await message in request.messages { try await writer.write(response(to: message)) }
@@ -60,7 +64,9 @@ struct BenchmarkService: RegistrableRPCService {
         }
         // Consumes every request, then answers once.
         router.registerHandler(
-            forMethod: Self.method("StreamingFromClient"), deserializer: deserializer, serializer: serializer
+            forMethod: Self.method("StreamingFromClient"),
+            deserializer: deserializer,
+            serializer: serializer
         ) { request, _ in
             var last = Grpc_Testing_SimpleRequest()
             for try await message in request.messages { last = message }
@@ -68,7 +74,9 @@ struct BenchmarkService: RegistrableRPCService {
         }
         // Sends until the client cancels.
         router.registerHandler(
-            forMethod: Self.method("StreamingFromServer"), deserializer: deserializer, serializer: serializer
+            forMethod: Self.method("StreamingFromServer"),
+            deserializer: deserializer,
+            serializer: serializer
         ) { request, _ in
             let single = try await ServerRequest(stream: request)
             let message = response(to: single.message)
@@ -78,7 +86,9 @@ struct BenchmarkService: RegistrableRPCService {
             }
         }
         router.registerHandler(
-            forMethod: Self.method("StreamingBothWays"), deserializer: deserializer, serializer: serializer
+            forMethod: Self.method("StreamingBothWays"),
+            deserializer: deserializer,
+            serializer: serializer
         ) { request, _ in
             StreamingServerResponse { writer in
                 for try await message in request.messages { try await writer.write(response(to: message)) }
@@ -105,7 +115,9 @@ let server = GRPCServer(transport: transport, services: [BenchmarkService()])
 try await withThrowingDiscardingTaskGroup { tasks in
     tasks.addTask { try await server.serve() }
     if let address = try await transport.listeningAddress.ipv4 {
-        print("grpc-swift-bench-server listening on \(address.host):\(address.port) threads=\(threads) \(tuned ? "tuned" : "defaults")")
+        print(
+            "grpc-swift-bench-server listening on \(address.host):\(address.port) threads=\(threads) \(tuned ? "tuned" : "defaults")"
+        )
         fflush(nil)
     }
 }

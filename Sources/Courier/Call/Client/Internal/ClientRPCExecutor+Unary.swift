@@ -43,7 +43,8 @@ extension ClientRPCExecutor {
         case .metadata(let received):
             metadata = received
         case .status(let status, let trailers):
-            let error = RPCError(status: status, metadata: trailers)
+            let error =
+                RPCError(status: status, metadata: trailers)
                 ?? RPCError.noMessage(.response)
             return ClientResponse(accepted: .failure(error))
         }

@@ -25,12 +25,20 @@ extension ServerRPCExecutor {
                 guard try await call.stream.nextMessage() == nil else {
                     throw RPCError.moreThanOneMessage(.request)
                 }
-                let response = try await handler(ServerRequest(metadata: call.stream.metadata, message: message), context)
+                let response = try await handler(
+                    ServerRequest(metadata: call.stream.metadata, message: message),
+                    context
+                )
                 let contents = try response.accepted.get()
                 try contents.metadata.validate()
                 if let compression = contents.compression { call.stream.setResponseCompression(compression) }
                 try await call.write(.metadata(contents.metadata))
-                let buffer = try serializeResponse(contents.message, serializer, .default, environment.maxResponseMessageBytes)
+                let buffer = try serializeResponse(
+                    contents.message,
+                    serializer,
+                    .default,
+                    environment.maxResponseMessageBytes
+                )
                 try await call.write(.message(buffer))
                 try contents.trailingMetadata.validate()
                 await call.finish(status: .ok, trailers: contents.trailingMetadata)

@@ -17,7 +17,8 @@ enum ServerRPCExecutor {
         environment: ServerRPCEnvironment,
         deserializer: some MessageDeserializer<Input>,
         serializer: some MessageSerializer<Output>,
-        handler: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        handler:
+            @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async {
         await withScope(stream: stream, context: context) { call in
             await run(call, context, environment, deserializer, serializer, handler)
@@ -72,14 +73,18 @@ enum ServerRPCExecutor {
         _ environment: ServerRPCEnvironment,
         _ deserializer: some MessageDeserializer<Input>,
         _ serializer: some MessageSerializer<Output>,
-        _ handler: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        _ handler:
+            @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async {
         let messages = RequestMessages(
             stream: call.stream,
             deserializer: deserializer,
             limit: environment.maxRequestMessageBytes
         )
-        let request = StreamingServerRequest(metadata: call.stream.metadata, messages: RPCAsyncSequence(wrapping: messages))
+        let request = StreamingServerRequest(
+            metadata: call.stream.metadata,
+            messages: RPCAsyncSequence(wrapping: messages)
+        )
 
         let response: StreamingServerResponse<Output>
         do {
@@ -97,7 +102,11 @@ enum ServerRPCExecutor {
                 try contents.metadata.validate()
                 if let compression = contents.compression { call.stream.setResponseCompression(compression) }
                 try await call.write(.metadata(contents.metadata))
-                let writer = ResponseWriter(call: call, serializer: serializer, limit: environment.maxResponseMessageBytes)
+                let writer = ResponseWriter(
+                    call: call,
+                    serializer: serializer,
+                    limit: environment.maxResponseMessageBytes
+                )
                 let trailers = try await contents.producer(RPCWriter(wrapping: writer))
                 try trailers.validate()
                 await call.finish(status: .ok, trailers: trailers)
@@ -111,7 +120,8 @@ enum ServerRPCExecutor {
         _ interceptors: ArraySlice<any ServerInterceptor>,
         _ request: StreamingServerRequest<Input>,
         _ context: ServerContext,
-        _ handler: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+        _ handler:
+            @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
         guard let first = interceptors.first else {
             return try await handler(request, context)
