@@ -106,6 +106,29 @@ struct ConnectionTests {
         }
     }
 
+    @Test(
+        "A wait-for-ready call whose deadline passes while it waits: DEADLINE_EXCEEDED naming the last connection error"
+    )
+    func waitForReadyDeadline() async throws {
+        var configuration = HTTP2ClientTransport.Configuration()
+        configuration.connectionBackoff = ConnectionBackoff(initial: .seconds(30), maximum: .seconds(30))
+        let transport = try HTTP2ClientTransport(target: "unix:\(freshSocketPath())", configuration: configuration)
+        try await withCourierClient(transport: transport) { client in
+            let error = await #expect(throws: RPCError.self) {
+                _ = try await client.unary(
+                    request: ClientRequest(message: []),
+                    descriptor: method("Get"),
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .milliseconds(300), waitForReady: true)
+                )
+            }
+            #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
+            #expect(error?.message.contains("waiting for a connection") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("Could not connect") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test("Without wait-for-ready the same call fails fast with UNAVAILABLE")
     func failFast() async throws {
         _ = try await withCourierClient(transport: try HTTP2ClientTransport(target: "unix:\(freshSocketPath())")) {

@@ -94,6 +94,7 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         if reconnectTimer != nil {
             // Between attempts after a failure (gRPC's TRANSIENT_FAILURE): fail fast unless the call waits.
             if stream.options.waitForReady {
+                stream.waitingForConnection(because: lastError?.message)
                 waiting.append(stream)
             } else {
                 stream.connectionLost(unreachable)
@@ -202,7 +203,12 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
     private func failFastWaiting(with error: RPCError) {
         var stillWaiting: [HTTP2ClientStream] = []
         for stream in waiting {
-            if stream.options.waitForReady { stillWaiting.append(stream) } else { stream.connectionLost(error) }
+            if stream.options.waitForReady {
+                stream.waitingForConnection(because: error.message)
+                stillWaiting.append(stream)
+            } else {
+                stream.connectionLost(error)
+            }
         }
         waiting = stillWaiting
     }
@@ -218,7 +224,12 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         if current === connection { current = nil }
         lastError = error
         for stream in failed {
-            if stream.options.waitForReady && !closed { waiting.append(stream) } else { stream.connectionLost(error) }
+            if stream.options.waitForReady && !closed {
+                stream.waitingForConnection(because: error.message)
+                waiting.append(stream)
+            } else {
+                stream.connectionLost(error)
+            }
         }
         if case .dns = target { addresses = nil }  // resolve again before the next attempt
         scheduleReconnect()

@@ -31,6 +31,8 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
     private var startWaiter: UnsafeContinuation<Void, any Error>?
     /// The response HEADERS block arriving.
     private var responseHead = GRPCResponseHead()
+    /// Why the last connection attempt failed, while the call waits for a connection (wait-for-ready).
+    private var waitReason: String?
     /// When the call's deadline passes, on the transport's clock: the `grpc-timeout` of every attempt.
     let deadline: ContinuousClock.Instant?
 
@@ -188,11 +190,21 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
         connection.consume(streamID: id, bytes: bytes)
     }
 
+    /// Why the last connection attempt failed, while the call waits (wait-for-ready) for a connection.
+    /// Read on the loop (where the transport's timers fire); `nil` elsewhere.
+    var connectionWaitReason: String? { loop.inEventLoop ? waitReason : nil }
+
     // MARK: From the connection (loop)
+
+    /// The call waits for a connection: the last attempt failed with `reason`.
+    func waitingForConnection(because reason: String?) {
+        waitReason = reason
+    }
 
     /// An HTTP/2 stream was opened for the call on `connection`.
     func attach(to connection: HTTP2ClientConnection, streamID: Int32) {
         id = streamID
+        waitReason = nil
         self.connection = connection
         // The call ended while it waited for this stream: nothing will be sent on it.
         if machine.streamOpened() { connection.resetStream(streamID, .cancel) }
