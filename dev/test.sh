@@ -48,6 +48,9 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 echo "== Testing"
 swift test --skip-build
 
+echo "== Allocations per unary round trip, against the committed ceilings"
+./dev/check-allocations.sh
+
 echo "== The core suite again, over HTTP/2 instead of the in-memory transport"
 COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A regression guard without timing: heap allocations per unary round trip (the micro-benchmark's malloc
+# counter; in memory through the core, and over HTTP/2 on loopback with client and server in one process)
+# against the ceilings committed in Benchmarks/Micro/allocation-ceilings.json. Fails when a change adds an
+# allocation to the hot path. Counts are averages over many calls, so amortised allocations (task-allocator
+# slabs, buffer growth) show up as fractions; of three runs the lowest counts.
+#
+#   ./dev/check-allocations.sh            debug build (what dev/test.sh has built)
+#   ./dev/check-allocations.sh release    release build (builds the micro-benchmark)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+configuration=${1:-debug}
+if [ "$configuration" = release ]; then
+    swift build -c release --product micro-benchmark >/dev/null
+fi
+bin=$(swift build -c "$configuration" --show-bin-path)
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+# Three runs, the lowest count of each: scheduling only ever adds (a slab more, a buffer grown).
+for run in 1 2 3; do
+    "$bin/micro-benchmark" --iterations 40000 --only "round trip" --json "$results/$run.json" >/dev/null
+done
+python3 - "$configuration" "$results" Benchmarks/Micro/allocation-ceilings.json <<'PY'
+import glob, json, sys
+configuration, results_dir, ceilings_path = sys.argv[1:]
+ceilings = json.load(open(ceilings_path))[configuration]
+results = {}
+for path in glob.glob(results_dir + "/*.json"):
+    for r in json.load(open(path)):
+        results[r["name"]] = min(results.get(r["name"], float("inf")), r["allocationsPerOperation"])
+failed = False
+for name, ceiling in ceilings.items():
+    if name not in results:
+        print(f"check-allocations: no measurement named {name!r}"); failed = True; continue
+    measured = results[name]
+    verdict = "ok" if measured <= ceiling else "OVER THE CEILING"
+    print(f"check-allocations ({configuration}): {name}: {measured:.2f} allocs/op, ceiling {ceiling:.2f}: {verdict}")
+    failed |= measured > ceiling
+sys.exit(1 if failed else 0)
+PY
