@@ -18,7 +18,7 @@ public import Courier  // conforms to ClientInterceptor
 /// duration. The call ends when its response body has been read to the end (the generated unary and
 /// client-streaming stubs always do); a body abandoned half-way records nothing.
 public struct ClientMetricsInterceptor: ClientInterceptor {
-    private let instruments: InstrumentCache
+    private let instruments: InstrumentCache?
 
     /// Creates the interceptor.
     ///
@@ -27,13 +27,19 @@ public struct ClientMetricsInterceptor: ClientInterceptor {
     ///   - services: The services whose methods keep their names in `grpc.method` (fully qualified);
     ///     calls to others are `other`. `nil` (the default) keeps every name: right for generated stubs,
     ///     whose method names are fixed at compile time.
-    ///   - factory: Where instruments are made; default: the bootstrapped `MetricsSystem.factory`.
+    ///   - factory: Where instruments are made; default: the bootstrapped `MetricsSystem.factory`, read
+    ///     here (bootstrap first). With swift-metrics' no-op factory the interceptor records nothing and
+    ///     passes calls straight on.
     public init(target: String, services: Set<String>? = nil, factory: (any MetricsFactory)? = nil) {
-        self.instruments = .client(
-            factory: factory ?? MetricsSystem.factory,
-            target: target,
-            labeler: MethodLabeler(services: services)
-        )
+        let factory = factory ?? MetricsSystem.factory
+        self.instruments =
+            factory is NOOPMetricsHandler
+            ? nil
+            : .client(
+                factory: factory,
+                target: target,
+                labeler: MethodLabeler(services: services)
+            )
     }
 
     public func intercept<Input: Sendable, Output: Sendable>(
@@ -41,11 +47,12 @@ public struct ClientMetricsInterceptor: ClientInterceptor {
         context: ClientContext,
         next: ClientInterceptorNext<Input, Output>
     ) async throws -> StreamingClientResponse<Output> {
+        guard let instruments else { return try await next(request, context) }
         let start = ContinuousClock.now
-        instruments.started(context.descriptor).increment()
-        let instruments = self.instruments
+        let perMethod = instruments.method(context.descriptor)
+        perMethod.started.increment()
         let record: @Sendable (RPCError?) -> Void = { error in
-            let ended = instruments.ended(context.descriptor, error.map { Status.Code($0.code) } ?? .ok)
+            let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
             let nanoseconds = start.duration(to: .now).nanoseconds
             ended.duration.recordNanoseconds(nanoseconds)
             ended.callDuration?.recordNanoseconds(nanoseconds)

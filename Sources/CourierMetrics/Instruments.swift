@@ -40,22 +40,38 @@ public enum GRPCMetricName {
     public static let otherMethod = "other"
 }
 
-/// The instruments of one side, made once per method and status and reused (swift-metrics' rule: never
-/// per RPC). One lock per RPC end to find them; none per message.
-final class InstrumentCache: Sendable {
-    struct Ended {
+/// The instruments of one method: the started counter, and the end instruments per status, made on first
+/// use (swift-metrics' rule: never per RPC). One lock per RPC end, on this method's table; none per message.
+final class MethodInstruments: Sendable {
+    struct Ended: Sendable {
         let duration: CoreMetrics.Timer
         let sent: Recorder
         let received: Recorder
         let callDuration: CoreMetrics.Timer?
     }
 
-    private struct PerMethod {
-        let label: String
-        let started: Counter
-        var ended: [Ended?] = Array(repeating: nil, count: Status.Code.allCases.count)
+    let started: Counter
+    private let make: @Sendable (Status.Code) -> Ended
+    private let ends = Mutex<[Ended?]>(Array(repeating: nil, count: Status.Code.allCases.count))
+
+    init(started: Counter, make: @escaping @Sendable (Status.Code) -> Ended) {
+        self.started = started
+        self.make = make
     }
 
+    /// The instruments recording an end with `code`.
+    func ended(_ code: Status.Code) -> Ended {
+        ends.withLock { ends in
+            if let ended = ends[code.rawValue] { return ended }
+            let ended = make(code)
+            ends[code.rawValue] = ended
+            return ended
+        }
+    }
+}
+
+/// The instruments of one side, per method; one lock per RPC start to find them.
+final class InstrumentCache: Sendable {
     private struct Names {
         let started: String
         let duration: String
@@ -68,7 +84,7 @@ final class InstrumentCache: Sendable {
     private let names: Names
     private let extraDimensions: [(String, String)]
     private let labeler: MethodLabeler
-    private let methods = Mutex<[String: PerMethod]>([:])
+    private let methods = Mutex<[String: MethodInstruments]>([:])
 
     private init(
         factory: any MetricsFactory,
@@ -112,27 +128,26 @@ final class InstrumentCache: Sendable {
         )
     }
 
-    /// The started counter of `method`.
-    func started(_ method: MethodDescriptor) -> Counter {
+    /// The instruments of `method`.
+    func method(_ method: MethodDescriptor) -> MethodInstruments {
         let key = labeler.key(method)
         return methods.withLock { methods in
-            if let perMethod = methods[key] { return perMethod.started }
-            let perMethod = makePerMethod(key)
-            methods[key] = perMethod
-            return perMethod.started
+            if let instruments = methods[key] { return instruments }
+            let instruments = make(key)
+            methods[key] = instruments
+            return instruments
         }
     }
 
-    /// The instruments recording the end of an RPC of `method` with `code`.
-    func ended(_ method: MethodDescriptor, _ code: Status.Code) -> Ended {
-        let key = labeler.key(method)
-        return methods.withLock { methods in
-            if let ended = methods[key]?.ended[code.rawValue] { return ended }
-            var perMethod = methods[key] ?? makePerMethod(key)
-            let dimensions =
-                [(GRPCMetricName.methodLabel, perMethod.label)] + extraDimensions
-                + [(GRPCMetricName.statusLabel, code.description)]
-            let ended = Ended(
+    private func make(_ key: String) -> MethodInstruments {
+        let label = MethodLabeler.label(forKey: key)
+        let base = [(GRPCMetricName.methodLabel, label)] + extraDimensions
+        let started = Counter(label: names.started, dimensions: base, factory: factory)
+        let names = self.names
+        let factory = self.factory
+        return MethodInstruments(started: started) { code in
+            let dimensions = base + [(GRPCMetricName.statusLabel, code.description)]
+            return MethodInstruments.Ended(
                 duration: CoreMetrics.Timer(
                     label: names.duration,
                     dimensions: dimensions,
@@ -150,20 +165,7 @@ final class InstrumentCache: Sendable {
                     )
                 }
             )
-            perMethod.ended[code.rawValue] = ended
-            methods[key] = perMethod
-            return ended
         }
-    }
-
-    private func makePerMethod(_ key: String) -> PerMethod {
-        let label = MethodLabeler.label(forKey: key)
-        let started = Counter(
-            label: names.started,
-            dimensions: [(GRPCMetricName.methodLabel, label)] + extraDimensions,
-            factory: factory
-        )
-        return PerMethod(label: label, started: started)
     }
 }
 

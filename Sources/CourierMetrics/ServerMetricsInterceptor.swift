@@ -20,19 +20,25 @@ public import Courier  // conforms to ServerInterceptor
 /// The duration runs from the interceptor's start to the end of the response's producer; sizes are what
 /// the transport counted (``ServerContext/messageByteCounts``), zero for a transport that doesn't count.
 public struct ServerMetricsInterceptor: ServerInterceptor {
-    private let instruments: InstrumentCache
+    private let instruments: InstrumentCache?
 
     /// Creates the interceptor.
     ///
     /// - Parameters:
     ///   - services: The services whose methods keep their names in `grpc.method` (fully qualified, such
     ///     as `ping.v1.PingService`); others are `other`. `nil` (the default) keeps every name.
-    ///   - factory: Where instruments are made; default: the bootstrapped `MetricsSystem.factory`.
+    ///   - factory: Where instruments are made; default: the bootstrapped `MetricsSystem.factory`, read
+    ///     here (bootstrap first). With swift-metrics' no-op factory the interceptor records nothing and
+    ///     passes calls straight on.
     public init(services: Set<String>? = nil, factory: (any MetricsFactory)? = nil) {
-        self.instruments = .server(
-            factory: factory ?? MetricsSystem.factory,
-            labeler: MethodLabeler(services: services)
-        )
+        let factory = factory ?? MetricsSystem.factory
+        self.instruments =
+            factory is NOOPMetricsHandler
+            ? nil
+            : .server(
+                factory: factory,
+                labeler: MethodLabeler(services: services)
+            )
     }
 
     public func intercept<Input: Sendable, Output: Sendable>(
@@ -40,11 +46,12 @@ public struct ServerMetricsInterceptor: ServerInterceptor {
         context: ServerContext,
         next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
+        guard let instruments else { return try await next(request, context) }
         let start = ContinuousClock.now
-        instruments.started(context.descriptor).increment()
-        let instruments = self.instruments
+        let perMethod = instruments.method(context.descriptor)
+        perMethod.started.increment()
         let record: @Sendable (RPCError?) -> Void = { error in
-            let ended = instruments.ended(context.descriptor, error.map { Status.Code($0.code) } ?? .ok)
+            let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
             ended.duration.recordNanoseconds(start.duration(to: .now).nanoseconds)
             let counts = context.messageByteCounts ?? RPCMessageByteCounts()
             ended.sent.record(counts.sent)

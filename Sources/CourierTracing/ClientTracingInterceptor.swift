@@ -28,9 +28,11 @@ public struct ClientTracingInterceptor: ClientInterceptor {
     /// - Parameters:
     ///   - target: The target the client's transport dials (`dns:///host:port`, `host:port`, `ipv4:…`),
     ///     for `server.address` and `server.port`; `nil` leaves them out.
-    ///   - tracer: The tracer; default: the bootstrapped `InstrumentationSystem.tracer`, read for each call.
+    ///   - tracer: The tracer; default: the bootstrapped `InstrumentationSystem.tracer`, read here (bootstrap
+    ///     first). With swift-distributed-tracing's `NoOpTracer` the interceptor passes calls straight on.
     public init(target: String? = nil, tracer: (any Tracer)? = nil) {
-        self.tracer = tracer
+        let tracer = tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
         self.server = target.map(PeerAddress.init(parsing:))
     }
 
@@ -39,7 +41,7 @@ public struct ClientTracingInterceptor: ClientInterceptor {
         context: ClientContext,
         next: ClientInterceptorNext<Input, Output>
     ) async throws -> StreamingClientResponse<Output> {
-        let tracer = self.tracer ?? InstrumentationSystem.tracer
+        guard let tracer else { return try await next(request, context) }
         let parent = ServiceContext.current ?? .topLevel
         let descriptor = context.descriptor
         let span = tracer.startSpan(String(descriptor.path.dropFirst()), context: parent, ofKind: .client)

@@ -24,10 +24,12 @@ public struct ServerTracingInterceptor: ServerInterceptor {
 
     /// Creates the interceptor.
     ///
-    /// - Parameter tracer: The tracer; default: the bootstrapped `InstrumentationSystem.tracer`, read
-    ///   for each RPC.
+    /// - Parameter tracer: The tracer; default: the bootstrapped `InstrumentationSystem.tracer`, read here
+    ///   (bootstrap first). With swift-distributed-tracing's `NoOpTracer` the interceptor passes RPCs
+    ///   straight on.
     public init(tracer: (any Tracer)? = nil) {
-        self.tracer = tracer
+        let tracer = tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
     }
 
     public func intercept<Input: Sendable, Output: Sendable>(
@@ -35,7 +37,7 @@ public struct ServerTracingInterceptor: ServerInterceptor {
         context: ServerContext,
         next: ServerInterceptorNext<Input, Output>
     ) async throws -> StreamingServerResponse<Output> {
-        let tracer = self.tracer ?? InstrumentationSystem.tracer
+        guard let tracer else { return try await next(request, context) }
         var parent = ServiceContext.current ?? .topLevel
         tracer.extract(request.metadata, into: &parent, using: MetadataExtractor())
         let descriptor = context.descriptor
