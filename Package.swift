@@ -113,6 +113,7 @@ let targets: [Target] = [
         name: "CourierMetricsTests",
         dependencies: [
             "Courier", "CourierMetrics", "CourierInMemory", "CourierHTTP2",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "MetricsTestKit", package: "swift-metrics"),
         ],
         swiftSettings: defaultSwiftSettings

@@ -95,7 +95,7 @@ public final class CourierServer: Sendable {
         self.transport = transport
         self.router = router
         self.environment = ServerRPCEnvironment(
-            interceptors: interceptors,
+            interceptors: interceptors.active,
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxResponseMessageBytes: configuration.maxResponseMessageBytes,
             logger: logger

@@ -70,3 +70,8 @@ public struct ClientMetricsInterceptor: ClientInterceptor {
         return response.observingEnd(record)
     }
 }
+
+extension ClientMetricsInterceptor: PassThroughReporting {
+    /// With a no-op backend: servers and clients leave the interceptor out of their chains.
+    package var passesEveryRPCThrough: Bool { instruments == nil }
+}

@@ -67,3 +67,8 @@ public struct ServerMetricsInterceptor: ServerInterceptor {
         return response.observingEnd(record)
     }
 }
+
+extension ServerMetricsInterceptor: PassThroughReporting {
+    /// With a no-op backend: servers and clients leave the interceptor out of their chains.
+    package var passesEveryRPCThrough: Bool { instruments == nil }
+}

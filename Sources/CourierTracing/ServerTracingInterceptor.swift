@@ -71,3 +71,8 @@ public struct ServerTracingInterceptor: ServerInterceptor {
         return traced.observingEnd { error in span.end(with: error, isError: \.isServerError) }
     }
 }
+
+extension ServerTracingInterceptor: PassThroughReporting {
+    /// With a no-op backend: servers and clients leave the interceptor out of their chains.
+    package var passesEveryRPCThrough: Bool { tracer == nil }
+}

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Courier
 import CourierHTTP2
 import CourierInMemory
@@ -242,5 +243,13 @@ struct MetricsInterceptorTests {
         #expect(try metrics.expectMeter("courier.client.connections").values.last == 0)
         #expect(try metrics.expectMeter("courier.client.streams").values.last == 0)
         #expect(try metrics.expectMeter("courier.server.streams").values.last == 0)
+    }
+
+    @Test("On swift-metrics' no-op factory the interceptors drop out of the chain; on a real one they stay")
+    func noOpBackend() {
+        #expect(ServerMetricsInterceptor(factory: NOOPMetricsHandler.instance).passesEveryRPCThrough)
+        #expect(ClientMetricsInterceptor(target: "t", factory: NOOPMetricsHandler.instance).passesEveryRPCThrough)
+        #expect(!ServerMetricsInterceptor(factory: TestMetrics()).passesEveryRPCThrough)
+        #expect(!ClientMetricsInterceptor(target: "t", factory: TestMetrics()).passesEveryRPCThrough)
     }
 }

@@ -179,4 +179,12 @@ struct TracingInterceptorTests {
         #expect(Set(spans.map(\.traceID)).count == 1)
         #expect(innerClient.attributes.get("server.address") == .string("example.com"))
     }
+
+    @Test("With NoOpTracer the interceptors drop out of the chain; with a real tracer they stay")
+    func noOpTracer() {
+        #expect(ServerTracingInterceptor(tracer: NoOpTracer()).passesEveryRPCThrough)
+        #expect(ClientTracingInterceptor(tracer: NoOpTracer()).passesEveryRPCThrough)
+        #expect(!ServerTracingInterceptor(tracer: InMemoryTracer()).passesEveryRPCThrough)
+        #expect(!ClientTracingInterceptor(tracer: InMemoryTracer()).passesEveryRPCThrough)
+    }
 }

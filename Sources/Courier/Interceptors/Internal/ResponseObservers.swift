@@ -94,3 +94,25 @@ private struct ObservedBody<Element: Sendable>: AsyncSequence, Sendable {
         }
     }
 }
+
+/// An interceptor that can tell it would pass every RPC straight on (metrics or tracing on a no-op
+/// backend). Servers and clients leave such interceptors out of their chains, so that installing them
+/// costs nothing until a backend is bootstrapped (and unary RPCs keep the fast path). `package`: not API.
+package protocol PassThroughReporting: Sendable {
+    /// Whether every RPC would be passed on unchanged and unobserved.
+    var passesEveryRPCThrough: Bool { get }
+}
+
+extension Array where Element == any ServerInterceptor {
+    /// The interceptors that do something.
+    package var active: [any ServerInterceptor] {
+        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
+    }
+}
+
+extension Array where Element == any ClientInterceptor {
+    /// The interceptors that do something.
+    package var active: [any ClientInterceptor] {
+        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
+    }
+}
