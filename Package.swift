@@ -12,6 +12,10 @@ let products: [Product] = [
     .library(name: "CourierProtobuf", targets: ["CourierProtobuf"]),
     .library(name: "CourierHealth", targets: ["CourierHealth"]),
     .library(name: "CourierHTTP2", targets: ["CourierHTTP2"]),
+    // Ecosystem integrations, one module each: gRFC A66 metrics, OpenTelemetry-style tracing, service lifecycle.
+    .library(name: "CourierMetrics", targets: ["CourierMetrics"]),
+    .library(name: "CourierTracing", targets: ["CourierTracing"]),
+    .library(name: "CourierServiceLifecycle", targets: ["CourierServiceLifecycle"]),
     // grpc.testing messages and services (interop and benchmarks), for tools outside this package.
     .library(name: "GRPCTestingProtos", targets: ["GRPCTestingProtos"]),
     .library(name: "CourierCodeGen", targets: ["CourierCodeGen"]),
@@ -25,6 +29,9 @@ let products: [Product] = [
 var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+    .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
 ]
 
 // `swift package generate-documentation` needs swift-docc-plugin; only documentation builds resolve it
@@ -50,7 +57,9 @@ let targets: [Target] = [
     ),
     .testTarget(
         name: "CourierTests",
-        dependencies: ["Courier", "CourierInMemory", "CourierHTTP2"],
+        dependencies: [
+            "Courier", "CourierInMemory", "CourierHTTP2", .product(name: "InMemoryLogging", package: "swift-log"),
+        ],
         swiftSettings: defaultSwiftSettings
     ),
 
@@ -75,7 +84,10 @@ let targets: [Target] = [
     .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
     .target(
         name: "CourierHTTP2",
-        dependencies: ["Courier", "CCourierLinux", "CURing", "CNGHTTP2", "CZlib", "COpenSSL"],
+        dependencies: [
+            "Courier", "CCourierLinux", "CURing", "CNGHTTP2", "CZlib", "COpenSSL",
+            .product(name: "Logging", package: "swift-log"),
+        ],
         swiftSettings: defaultSwiftSettings
     ),
     // Helpers for the tests that run real processes (not a product).
@@ -88,6 +100,54 @@ let targets: [Target] = [
         name: "CourierHTTP2Tests",
         dependencies: ["Courier", "CourierHTTP2", "CourierTestSupport"],
         exclude: ["Peers"],
+        swiftSettings: defaultSwiftSettings
+    ),
+
+    // gRFC A66 metrics through swift-metrics: interceptors and the HTTP/2 transports' connection gauges.
+    .target(
+        name: "CourierMetrics",
+        dependencies: ["Courier", .product(name: "CoreMetrics", package: "swift-metrics")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierMetricsTests",
+        dependencies: [
+            "Courier", "CourierMetrics", "CourierInMemory", "CourierHTTP2",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
+
+    // Spans per OpenTelemetry's RPC conventions through swift-distributed-tracing; context in metadata.
+    .target(
+        name: "CourierTracing",
+        dependencies: ["Courier", .product(name: "Tracing", package: "swift-distributed-tracing")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierTracingTests",
+        dependencies: [
+            "Courier", "CourierTracing", "CourierInMemory",
+            .product(name: "Tracing", package: "swift-distributed-tracing"),
+            .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
+
+    // CourierServer and CourierClient as swift-service-lifecycle Services.
+    .target(
+        name: "CourierServiceLifecycle",
+        dependencies: ["Courier", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierServiceLifecycleTests",
+        dependencies: [
+            "Courier", "CourierServiceLifecycle", "CourierInMemory",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+        ],
         swiftSettings: defaultSwiftSettings
     ),
 
@@ -195,7 +255,6 @@ let targets: [Target] = [
         name: "PingService",
         dependencies: [
             "Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            .product(name: "Logging", package: "swift-log"),
         ],
         path: "Examples/Ping/Sources/PingService",
         swiftSettings: defaultSwiftSettings
@@ -203,7 +262,10 @@ let targets: [Target] = [
     .executableTarget(
         name: "ping-server",
         dependencies: [
-            "Courier", "CourierHTTP2", "CourierHealth", "PingService", .product(name: "Logging", package: "swift-log"),
+            "Courier", "CourierHTTP2", "CourierHealth", "CourierServiceLifecycle", "PingService",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ],
         path: "Examples/Ping/Sources/ping-server",
         swiftSettings: defaultSwiftSettings
@@ -272,7 +334,7 @@ let targets: [Target] = [
     // Benchmarks (release builds, run by hand).
     .executableTarget(
         name: "bench-server",
-        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        dependencies: ["Courier", "CourierHTTP2", "CourierMetrics", "CourierTracing", "InteropTestService"],
         path: "Benchmarks/BenchServer",
         swiftSettings: defaultSwiftSettings
     ),

@@ -37,7 +37,7 @@ public final class CourierClient: Sendable {
     ///   - interceptors: Applied to every call, first to last.
     public init(transport: some ClientTransport, interceptors: [any ClientInterceptor] = []) {
         self.transport = transport
-        self.interceptors = interceptors
+        self.interceptors = interceptors.active
     }
 
     /// Runs the transport's connection management until ``beginGracefulShutdown()`` has been called

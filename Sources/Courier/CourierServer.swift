@@ -49,6 +49,7 @@ public final class CourierServer: Sendable {
     private let environment: ServerRPCEnvironment
     private let state = Mutex(State.notStarted)
     private let grace = GracePeriod()
+    private let drain = ServerDrainSignal()
 
     /// Creates a server.
     ///
@@ -94,7 +95,7 @@ public final class CourierServer: Sendable {
         self.transport = transport
         self.router = router
         self.environment = ServerRPCEnvironment(
-            interceptors: interceptors,
+            interceptors: interceptors.active,
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxResponseMessageBytes: configuration.maxResponseMessageBytes,
             logger: logger
@@ -129,11 +130,12 @@ public final class CourierServer: Sendable {
         let environment = self.environment
         let transport = self.transport
         let grace = self.grace
+        let drain = self.drain
         let options = ServerTransportOptions(maxRequestMessageBytes: environment.maxRequestMessageBytes)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await transport.listen(options: options) { stream in
-                    await Self.serve(stream: stream, router: router, environment: environment)
+                    await Self.serve(stream: stream, router: router, environment: environment, drain: drain)
                 }
             }
             // Ends the drain when its grace period has passed: cancelling `listen` aborts, which cancels the
@@ -161,7 +163,8 @@ public final class CourierServer: Sendable {
     ///
     /// Over HTTP/2 every connection gets gRPC's two-phase GOAWAY: a first GOAWAY and a PING, so that RPCs
     /// the client sent meanwhile are still served, then the final GOAWAY; each connection closes when its
-    /// last RPC has finished.
+    /// last RPC has finished. Handlers see ``ServerContext/isDraining`` turn true and
+    /// ``ServerContext/waitForDraining()`` return, so that long-lived streams can end.
     ///
     /// - Parameter grace: How long running RPCs may take; when it has passed they are cancelled (their
     ///   handlers' tasks too) and the connections closed, and ``run()`` returns. `nil` (the default): as
@@ -175,13 +178,15 @@ public final class CourierServer: Sendable {
             }
         }
         if let grace { self.grace.start(grace) }
+        drain.begin()
         transport.beginGracefulShutdown()
     }
 
     private static func serve(
         stream: any ServerTransportStream,
         router: RPCRouter,
-        environment: ServerRPCEnvironment
+        environment: ServerRPCEnvironment,
+        drain: ServerDrainSignal
     ) async {
         let path = stream.path
         guard let route = router.handlers[path] else {
@@ -191,7 +196,7 @@ public final class CourierServer: Sendable {
         }
         // The stream's own clock: over HTTP/2, the deadline is a timer on the loop serving the stream.
         let clock = stream.clock
-        let context = ServerContext(
+        var context = ServerContext(
             descriptor: route.descriptor,
             peer: stream.peer,
             deadline: stream.timeout.map { clock.now.advanced(by: $0) },
@@ -199,6 +204,8 @@ public final class CourierServer: Sendable {
             requestCompression: stream.requestCompression,
             peerIdentity: stream.peerIdentity
         )
+        context.transportStream = stream
+        context.drainSignal = drain
         await route.handler(stream, context, environment)
     }
 }

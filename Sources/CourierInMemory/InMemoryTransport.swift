@@ -179,6 +179,15 @@ final class InMemoryClientStream: ClientTransportStream {
     private let requests: StreamChannel<MessageBuffer>
     private let responses: StreamChannel<RPCResponsePart>
     private let state = Mutex(State())
+    private let sentMessageBytes = Atomic<Int>(0)
+    private let receivedMessageBytes = Atomic<Int>(0)
+    /// Message bytes as sent (the in-memory transport doesn't compress).
+    var messageByteCounts: RPCMessageByteCounts? {
+        RPCMessageByteCounts(
+            sent: sentMessageBytes.load(ordering: .relaxed),
+            received: receivedMessageBytes.load(ordering: .relaxed)
+        )
+    }
 
     init(descriptor: MethodDescriptor, timeout: Duration?, connection: InMemoryConnection, serverClock: any RPCClock) {
         self.descriptor = descriptor
@@ -226,6 +235,7 @@ final class InMemoryClientStream: ClientTransportStream {
             }
         case .message(let buffer):
             try await mapCancellation { try await requests.send(buffer) }
+            sentMessageBytes.add(buffer.count, ordering: .relaxed)
         }
     }
 
@@ -235,8 +245,10 @@ final class InMemoryClientStream: ClientTransportStream {
 
     func next() async throws -> RPCResponsePart? {
         let part = try await mapCancellation { try await responses.next() }
-        if case .status = part {
-            state.withLock { $0.done = true }
+        switch part {
+        case .status: state.withLock { $0.done = true }
+        case .message(let buffer): receivedMessageBytes.add(buffer.count, ordering: .relaxed)
+        case .metadata, nil: break
         }
         return part
     }
@@ -265,6 +277,15 @@ final class InMemoryServerStream: ServerTransportStream {
     let cancellation = RPCCancellationHandle()
     private let requests: StreamChannel<MessageBuffer>
     private let responses: StreamChannel<RPCResponsePart>
+    private let sentMessageBytes = Atomic<Int>(0)
+    private let receivedMessageBytes = Atomic<Int>(0)
+    /// Message bytes as sent (the in-memory transport doesn't compress).
+    var messageByteCounts: RPCMessageByteCounts? {
+        RPCMessageByteCounts(
+            sent: sentMessageBytes.load(ordering: .relaxed),
+            received: receivedMessageBytes.load(ordering: .relaxed)
+        )
+    }
 
     init(
         path: String,
@@ -283,11 +304,14 @@ final class InMemoryServerStream: ServerTransportStream {
     }
 
     func nextMessage() async throws -> MessageBuffer? {
-        try await mapCancellation { try await requests.next() }
+        let message = try await mapCancellation { try await requests.next() }
+        if let message { receivedMessageBytes.add(message.count, ordering: .relaxed) }
+        return message
     }
 
     func write(_ part: RPCResponsePart) async throws {
         try await mapCancellation { try await responses.send(part) }
+        if case .message(let buffer) = part { sentMessageBytes.add(buffer.count, ordering: .relaxed) }
         if case .status = part {
             responses.finish()
             // The RPC is over: the client's further writes fail and are ignored, as after trailers.

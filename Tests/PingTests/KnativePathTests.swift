@@ -95,8 +95,8 @@ struct KnativePathTests {
             #expect(stream.status == 0, "\(stream.output)")
             #expect(stream.output.components(separatedBy: "stream  (").count == 4, "\(stream.output)")
             // One log line per RPC, with method, status, duration and peer.
-            let logged = try #require(await stack.server.line(containing: "method=/ping.PingService/SendStream"))
-            for field in ["status=OK", "duration_ms=", "peer=ipv4:127.0.0.1:"] {
+            let logged = try #require(await stack.server.line(containing: "rpc.method=/ping.PingService/SendStream"))
+            for field in ["rpc.grpc.status_code=OK", "courier.duration_ms=", "network.peer.address=ipv4:127.0.0.1:"] {
                 #expect(logged.contains(field), "\(logged)")
             }
         } catch {

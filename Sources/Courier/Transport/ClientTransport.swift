@@ -78,9 +78,17 @@ public protocol ClientTransportStream: AnyObject, Sendable {
     /// `DEADLINE_EXCEEDED` of a call whose deadline passes while it waits, as grpc-go adds "latest
     /// connection error". Read on the thread the transport's ``ClientTransport/clock`` fires its timers on.
     var connectionWaitReason: String? { get }
+
+    /// The bytes of the messages sent and received so far, as they crossed the wire (see
+    /// ``RPCMessageByteCounts``); `nil` when the transport doesn't count them. Metrics read it when the
+    /// call ends. Cheap: no lock, no hop.
+    var messageByteCounts: RPCMessageByteCounts? { get }
 }
 
 extension ClientTransportStream {
     /// No reason: the stream doesn't wait for connections (or the transport doesn't say why).
     public var connectionWaitReason: String? { nil }
+
+    /// Not counted: `nil`.
+    public var messageByteCounts: RPCMessageByteCounts? { nil }
 }

@@ -100,6 +100,11 @@ public protocol ServerTransportStream: AnyObject, Sendable {
     ///   - status: The status to send.
     ///   - trailers: Trailing metadata to send with it.
     func terminate(status: Status, trailers: Metadata)
+
+    /// The bytes of the messages sent and received so far, as they crossed the wire (see
+    /// ``RPCMessageByteCounts``); `nil` when the transport doesn't count them. Metrics read it when the RPC
+    /// ends. Cheap: no lock, no hop.
+    var messageByteCounts: RPCMessageByteCounts? { get }
 }
 
 extension ServerTransportStream {
@@ -111,4 +116,7 @@ extension ServerTransportStream {
 
     /// Ignores the request: the transport doesn't compress.
     public func setResponseCompression(_ algorithm: CompressionAlgorithm) {}
+
+    /// Not counted: `nil`.
+    public var messageByteCounts: RPCMessageByteCounts? { nil }
 }

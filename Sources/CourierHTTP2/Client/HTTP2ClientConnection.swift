@@ -1,5 +1,6 @@
 internal import CCourierLinux
 internal import Courier
+internal import Logging
 
 #if canImport(Glibc)
 internal import Glibc
@@ -51,6 +52,8 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private var connectAddress: UnsafeMutableRawPointer?
     /// The request's `:scheme`.
     private let scheme: String
+    /// The connection was reported to the observer as open (its close is reported once finalized).
+    private var reportedOpen = false
 
     init(
         delegate: any HTTP2ClientConnectionDelegate,
@@ -82,8 +85,18 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         }
         io.produceOutput = { [unowned self] output in self.drainOutput(into: &output) }
         io.afterOutput = { [unowned self] in self.outputFlushed() }
-        io.onFinalized = { [unowned self] in self.delegate.connectionClosed(self) }
-        io.onTLSFailure = { [unowned self] failure in self.perform(self.machine.tlsFailed(failure.description)) }
+        io.onFinalized = { [unowned self] in
+            if self.reportedOpen { self.configuration.connectionObserver?.connectionClosed() }
+            self.reportedOpen = false
+            self.delegate.connectionClosed(self)
+        }
+        io.onTLSFailure = { [unowned self] failure in
+            self.configuration.logger.info(
+                "TLS handshake failed",
+                metadata: ["server.address": "\(self.authority)", "courier.reason": "\(failure.description)"]
+            )
+            self.perform(self.machine.tlsFailed(failure.description))
+        }
     }
 
     deinit {
@@ -112,6 +125,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             abandonedConnectNext = next
             if fd >= 0 { loop.shutdownSocket(fd: fd) }
         case .startSession:
+            configuration.logger.debug("Connected", metadata: ["server.address": "\(authority)"])
+            reportedOpen = true
+            configuration.connectionObserver?.connectionOpened()
             startSession()
         case .openWaitingStreams:
             delegate.connectionReady(self)
@@ -119,6 +135,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             waiting = []
             for stream in ready { submit(stream) }
         case .connectFailed(let error):
+            configuration.logger.debug(
+                "Connecting failed",
+                metadata: ["server.address": "\(authority)", "courier.reason": "\(error.message)"]
+            )
             let failed = waiting
             waiting = []
             delegate.connectionFailed(self, waiting: failed, error: error)
@@ -132,6 +152,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             // server) and send them again elsewhere, as if refused.
             for id in streams.keys.sorted() where id > lastStreamID {
                 guard let stream = streams.removeValue(forKey: id) else { continue }
+                configuration.connectionObserver?.streamClosed()
                 resetStream(id, .cancel)
                 if stream.streamClosed(.refusedStream) { delegate.reroute(stream) }
             }
@@ -141,8 +162,16 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             submitPing(nextPingPayload)
             delegate.connectionSentKeepalivePing(self)
         case .lost(let error):
+            configuration.logger.info(
+                "Connection lost",
+                metadata: ["server.address": "\(authority)", "courier.reason": "\(error.message)"]
+            )
             shutDown(error, orderly: false)
         case .close(let error):
+            configuration.logger.debug(
+                "Connection closed",
+                metadata: ["server.address": "\(authority)", "courier.reason": "\(error.message)"]
+            )
             shutDown(error, orderly: true)
         case .armTimer(let timer, let deadline):
             timers[timer]?.cancel()
@@ -161,6 +190,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         case .cancelTimer(let timer):
             timers.removeValue(forKey: timer)?.cancel()
         case .notify(let event):
+            configuration.logger.debug(
+                "Connection event",
+                metadata: ["server.address": "\(authority)", "courier.event": "\(event)"]
+            )
             delegate.connection(self, observed: event)
         }
     }
@@ -183,7 +216,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         streams.removeAll()
         let pending = waiting
         waiting = []
-        for stream in open.values { stream.connectionLost(error) }
+        for stream in open.values {
+            configuration.connectionObserver?.streamClosed()
+            stream.connectionLost(error)
+        }
         for stream in pending { stream.connectionLost(error) }
         if orderly { io.close() } else { io.abort() }
     }
@@ -335,6 +371,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             return
         }
         streams[id] = stream
+        configuration.connectionObserver?.streamOpened()
         stream.attach(to: self, streamID: id)
     }
 
@@ -372,6 +409,14 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
 
     override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String) {
         // No GOAWAY goes back: the server is closing this connection anyway.
+        configuration.logger.log(
+            level: code == .noError ? .debug : .info,
+            "GOAWAY received",
+            metadata: [
+                "server.address": "\(authority)", "courier.http2.error_code": "\(code)",
+                "courier.http2.debug_data": "\(debugData)",
+            ]
+        )
         perform(machine.receivedGoAway(lastStreamID: lastStreamID, code: code, debugData: debugData))
     }
 
@@ -383,6 +428,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         defer { closeIfDrained() }
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        configuration.connectionObserver?.streamClosed()
         if stream.streamClosed(code) { delegate.reroute(stream) }
     }
 

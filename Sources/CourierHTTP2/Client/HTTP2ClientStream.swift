@@ -1,4 +1,5 @@
 internal import Courier
+internal import Synchronization
 
 /// Where a client stream goes to be opened: the connection manager.
 protocol HTTP2StreamRouter: AnyObject, Sendable {
@@ -26,6 +27,15 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
     /// The connection the stream is open on.
     private var connection: HTTP2ClientConnection?
     private var machine: GRPCStreamStateMachine
+    /// The machine's message byte counts, published for the RPC's task (relaxed stores on the loop).
+    private let sentMessageBytes = Atomic<Int>(0)
+    private let receivedMessageBytes = Atomic<Int>(0)
+    var messageByteCounts: RPCMessageByteCounts? {
+        RPCMessageByteCounts(
+            sent: sentMessageBytes.load(ordering: .relaxed),
+            received: receivedMessageBytes.load(ordering: .relaxed)
+        )
+    }
     var waiters = StreamWaiters<RPCResponsePart>()
     /// The writer of the request metadata, parked until the stream is opened.
     private var startWaiter: UnsafeContinuation<Void, any Error>?
@@ -125,7 +135,9 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
                 return machine.send != .awaitingStream
             }
         case .message(let buffer):
-            switch machine.sendMessage(buffer) {
+            let sent = machine.sendMessage(buffer)
+            sentMessageBytes.store(machine.sentMessageBytes, ordering: .relaxed)
+            switch sent {
             case .failed(let error):
                 throw error
             case .queued(_, let resumeData, let mustWait):
@@ -264,6 +276,7 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
 
     func receiveData(_ bytes: UnsafeRawBufferPointer) {
         let result = machine.receiveData(bytes)
+        receivedMessageBytes.store(machine.receivedMessageBytes, ordering: .relaxed)
         if result.releaseWindow > 0, let connection { connection.consume(streamID: id, bytes: result.releaseWindow) }
         if case .failed(_, let reset) = result.failure {
             if reset, let connection { connection.resetStream(id, .cancel) }

@@ -1,4 +1,5 @@
 public import Courier  // conforms to ClientTransport
+public import Logging  // Configuration takes a Logger
 internal import Synchronization
 
 /// A gRPC client transport over HTTP/2 on an io_uring (or epoll) event loop: cleartext with prior
@@ -60,6 +61,15 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// address is tried, or the attempt fails with `UNAVAILABLE` and the backoff follows. Default 20 s;
         /// `nil`: no limit but the system's TCP timeouts.
         public var connectTimeout: Duration?
+        /// Where connection events are logged: connected, connecting failed, closed and lost (with the
+        /// reason), TLS handshake failures, GOAWAY received (info unless NO_ERROR, so `too_many_pings`
+        /// shows), keepalive timeouts and idle closes. Default: a logger that discards everything (a library
+        /// never bootstraps logging). Metadata keys: `server.address`, `courier.reason`,
+        /// `courier.http2.error_code`, `courier.http2.debug_data`, `courier.event`.
+        public var logger: Logger
+        /// Told when a connection or stream opens or closes (on the connection's loop), for gauges:
+        /// `CourierMetrics`' `ConnectionMetrics`. `nil` (the default): nobody.
+        public var connectionObserver: (any ConnectionObserver)?
 
         /// The defaults.
         public init() {
@@ -74,6 +84,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.keepalive = nil
             self.idleTimeout = .seconds(30 * 60)
             self.connectTimeout = .seconds(20)
+            self.logger = Logger(label: "courier.http2.client", factory: { _ in SwiftLogNoOpLogHandler() })
+            self.connectionObserver = nil
         }
 
         /// The defaults.

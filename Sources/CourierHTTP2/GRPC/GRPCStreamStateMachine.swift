@@ -217,6 +217,11 @@ struct GRPCStreamStateMachine {
         return isServer && (send == .closing || send == .closed)
     }
 
+    /// The bytes of the messages received so far, as they arrived (compressed or not), without prefixes.
+    private(set) var receivedMessageBytes = 0
+    /// The bytes of the messages queued for sending so far, as framed (compressed or not), without prefixes.
+    private(set) var sentMessageBytes = 0
+
     /// DATA bytes arrived (any part of any number of messages).
     mutating func receiveData(_ bytes: UnsafeRawBufferPointer) -> OnInbound {
         unconsumedBytes += bytes.count
@@ -225,6 +230,7 @@ struct GRPCStreamStateMachine {
         let compression = inboundCompression
         do {
             try deframer.process(bytes) { message in
+                receivedMessageBytes += message.bytes.count
                 guard message.compressed, let compression else {
                     inbound.append(.message(message.bytes))
                     return
@@ -452,9 +458,9 @@ struct GRPCStreamStateMachine {
                 return .failed(RPCError(code: .internal, message: "A request message written out of order."))
             }
         }
-        outbound.append(
-            GRPCMessageFramer.frame(buffer, compression: buffer.allowsCompression ? outboundCompression : nil)
-        )
+        let framed = GRPCMessageFramer.frame(buffer, compression: buffer.allowsCompression ? outboundCompression : nil)
+        sentMessageBytes += framed.body.count
+        outbound.append(framed)
         return .queued(head: head, resumeData: takeDeferredIfSending(), mustWait: outbound.byteCount > maxBufferedBytes)
     }
 

@@ -1,4 +1,5 @@
 internal import Courier
+internal import Logging
 
 /// One accepted HTTP/2 connection on the server: the socket (``ConnectionIO``), the nghttp2 session
 /// (``HTTP2Connection``), the stream table and the ``ServerConnectionStateMachine``, confined to one event
@@ -63,8 +64,15 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         }
         io.produceOutput = { [unowned self] output in self.drainOutput(into: &output) }
         io.afterOutput = { [unowned self] in self.outputFlushed() }
-        io.onFinalized = { [unowned self] in self.owner.connectionClosed(self) }
+        io.onFinalized = { [unowned self] in
+            self.configuration.connectionObserver?.connectionClosed()
+            self.owner.connectionClosed(self)
+        }
         io.onTLSFailure = { [unowned self] failure in
+            self.configuration.logger.info(
+                "TLS handshake failed",
+                metadata: ["network.peer.address": "\(self.peer)", "courier.reason": "\(failure.description)"]
+            )
             self.perform(self.machine.transportFailed(reason: failure.description))
         }
         io.onHandshakeComplete = { [unowned self] in self.peerIdentity = self.io.tls?.peerIdentity }
@@ -74,6 +82,8 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     func start() {
         loop.preconditionInEventLoop()
         Sockets.setNoDelay(fd)
+        configuration.connectionObserver?.connectionOpened()
+        configuration.logger.debug("Connection accepted", metadata: ["network.peer.address": "\(peer)"])
         perform(machine.start(now: .now, ageJitter: Double.random(in: -1...1)))
         if let tls = owner.tls {
             do {
@@ -114,14 +124,29 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             // timer fires on the loop and is cancelled when the connection closes.
             timers[timer] = loop.scheduleTimer(at: deadline) { [unowned(unsafe) self] in
                 self.timers[timer] = nil
-                self.perform(self.machine.timerFired(timer, now: .now))
+                let actions = self.machine.timerFired(timer, now: .now)
+                if actions.contains(where: \.endsConnection) {  // keepalive, idle, age, handshake timeouts
+                    self.configuration.logger.debug(
+                        "Connection timer fired",
+                        metadata: ["network.peer.address": "\(self.peer)", "courier.timer": "\(timer)"]
+                    )
+                }
+                self.perform(actions)
             }
         case .cancelTimer(let timer):
             timers.removeValue(forKey: timer)?.cancel()
         case .goAway(let lastStreamID, let thenClose):
             if lastStreamID == ServerConnectionStateMachine.maxStreamID {
+                configuration.logger.debug(
+                    "Sending GOAWAY (drain begins)",
+                    metadata: ["network.peer.address": "\(peer)"]
+                )
                 submitShutdownNotice()  // the first phase: streams still arrive and are served
             } else {
+                configuration.logger.debug(
+                    "Sending GOAWAY (final)",
+                    metadata: ["network.peer.address": "\(peer)", "courier.http2.last_stream_id": "\(lastStreamID)"]
+                )
                 submitGoAway(lastStreamID: lastStreamID, .noError)
             }
             // `thenClose` is carried out by the machine itself: it is `.closing`, and closes once flushed.
@@ -132,12 +157,23 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             pingsAfterOutput.append(payload)
             io.scheduleFlush()
         case .terminate(let lastStreamID, let code, let debugData):
+            configuration.logger.info(
+                "Sending GOAWAY and closing the connection",
+                metadata: [
+                    "network.peer.address": "\(peer)", "courier.http2.error_code": "\(code)",
+                    "courier.http2.debug_data": "\(debugData)",
+                ]
+            )
             submitGoAway(lastStreamID: lastStreamID, code, debugData: debugData)
             cancelStreams()
             io.scheduleFlush()
         case .closeWhenFlushed:
             io.scheduleFlush()
-        case .close, .abort:
+        case .close(let reason), .abort(let reason):
+            configuration.logger.debug(
+                "Connection closed",
+                metadata: ["network.peer.address": "\(peer)", "courier.reason": "\(reason)"]
+            )
             for timer in timers.values { timer.cancel() }
             timers.removeAll()
             cancelStreams()
@@ -149,7 +185,10 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         let open = streams
         streams.removeAll()
         headerStream = nil
-        for stream in open.values { stream.connectionClosed() }
+        for stream in open.values {
+            configuration.connectionObserver?.streamClosed()
+            stream.connectionClosed()
+        }
     }
 
     // MARK: The socket's side
@@ -202,6 +241,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             return
         }
         let stream = HTTP2ServerStream(id: streamID, connection: self)
+        configuration.connectionObserver?.streamOpened()
         streams[streamID] = stream
         headerStream = stream
     }
@@ -242,6 +282,16 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         perform(machine.receivedReset(now: .now))
     }
 
+    override func goAwayReceived(lastStreamID: Int32, code: HTTP2ErrorCode, debugData: String) {
+        configuration.logger.debug(
+            "GOAWAY received",
+            metadata: [
+                "network.peer.address": "\(peer)", "courier.http2.error_code": "\(code)",
+                "courier.http2.debug_data": "\(debugData)",
+            ]
+        )
+    }
+
     override func pingReceived(ack: Bool, payload: UInt64) {
         if ack {
             perform(machine.receivedPingAck(payload: payload))
@@ -262,6 +312,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
 
     override func streamClosed(streamID: Int32, code: HTTP2ErrorCode) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        configuration.connectionObserver?.streamClosed()
         stream.streamClosed(code)
         perform(machine.streamClosed(now: .now))
     }

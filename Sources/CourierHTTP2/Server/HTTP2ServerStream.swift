@@ -1,4 +1,5 @@
 internal import Courier
+internal import Synchronization
 
 /// One gRPC call on an HTTP/2 server connection: an adapter between the core's ``ServerTransportStream``
 /// calls, nghttp2's callbacks (through ``HTTP2ServerConnection``) and a server-configured
@@ -25,6 +26,15 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
 
     private var head: GRPCRequestHead
     private var machine: GRPCStreamStateMachine
+    /// The machine's message byte counts, published for the RPC's task (relaxed stores on the loop).
+    private let sentMessageBytes = Atomic<Int>(0)
+    private let receivedMessageBytes = Atomic<Int>(0)
+    var messageByteCounts: RPCMessageByteCounts? {
+        RPCMessageByteCounts(
+            sent: sentMessageBytes.load(ordering: .relaxed),
+            received: receivedMessageBytes.load(ordering: .relaxed)
+        )
+    }
     var waiters = StreamWaiters<MessageBuffer>()
 
     init(id: Int32, connection: HTTP2ServerConnection) {
@@ -67,7 +77,9 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
     // MARK: Inbound (loop)
 
     func receiveData(_ bytes: UnsafeRawBufferPointer) {
-        handle(machine.receiveData(bytes))
+        let result = machine.receiveData(bytes)
+        receivedMessageBytes.store(machine.receivedMessageBytes, ordering: .relaxed)
+        handle(result)
     }
 
     func receiveEndOfStream() {
@@ -150,7 +162,9 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
             }
             return true
         case .message(let buffer):
-            switch machine.sendMessage(buffer) {
+            let sent = machine.sendMessage(buffer)
+            sentMessageBytes.store(machine.sentMessageBytes, ordering: .relaxed)
+            switch sent {
             case .failed(let error):
                 throw error
             case .queued(let head, let resumeData, let mustWait):

@@ -1,4 +1,5 @@
 public import Courier  // conforms to ServerTransport
+public import Logging  // Configuration takes a Logger
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -74,6 +75,15 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// How long the first GOAWAY's PING may wait for its ACK before the final GOAWAY is sent anyway.
         /// Default 1 min (grpc-go's).
         public var goAwayPingTimeout: Duration
+        /// Where connection events are logged: accepted and closed (debug, with the reason), TLS handshake
+        /// failures, GOAWAY sent (info when it closes the connection: `too_many_pings`, Rapid Reset,
+        /// protocol errors), keepalive, idle and age timers that end a connection. Default: a logger that
+        /// discards everything (a library never bootstraps logging). Metadata keys: `network.peer.address`,
+        /// `courier.reason`, `courier.http2.error_code`, `courier.http2.debug_data`, `courier.timer`.
+        public var logger: Logger
+        /// Told when a connection or stream opens or closes (on the connection's loop), for gauges:
+        /// `CourierMetrics`' `ConnectionMetrics`. `nil` (the default): nobody.
+        public var connectionObserver: (any ConnectionObserver)?
 
         /// The defaults.
         public init() {
@@ -97,6 +107,8 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxConnectionAge = nil
             self.maxConnectionAgeGrace = nil
             self.goAwayPingTimeout = .seconds(60)
+            self.logger = Logger(label: "courier.http2.server", factory: { _ in SwiftLogNoOpLogHandler() })
+            self.connectionObserver = nil
         }
 
         /// The defaults.

@@ -95,6 +95,14 @@ struct ServerConnectionStateMachine {
         case close(reason: String)
         /// Close the socket now without close_notify (the peer is gone), cancelling every stream.
         case abort(reason: String)
+
+        /// Whether the action drains or closes the connection (what the connection logs a timer for).
+        var endsConnection: Bool {
+            switch self {
+            case .goAway, .terminate, .close, .abort: true
+            case .none, .armTimer, .cancelTimer, .ping, .closeWhenFlushed: false
+            }
+        }
     }
 
     /// The payload of keepalive PINGs.

@@ -11,15 +11,17 @@
 //   PING_LOG_LEVEL       trace, debug, info (default), notice, warning, error, critical
 //
 // Serves grpc.health.v1.Health (Check and Watch) for Kubernetes gRPC probes; NOT_SERVING once draining.
-// On SIGTERM or SIGINT: stop accepting, send GOAWAY, let in-flight RPCs finish within the grace period,
-// exit 0.
+// Runs in a swift-service-lifecycle ServiceGroup: on SIGTERM or SIGINT, health NOT_SERVING, stop
+// accepting, send GOAWAY, let in-flight RPCs finish within the grace period, exit 0.
 
 import Courier
 import CourierHTTP2
 import CourierHealth
-import Dispatch
+import CourierServiceLifecycle
 import Logging
 import PingService
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -53,34 +55,17 @@ struct ProcessInfoEnvironment: Sendable {
     subscript(_ name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
 }
 
-/// SIGTERM and SIGINT as an async signal: the first one delivered.
-final class TerminationSignal: @unchecked Sendable {
-    // @unchecked Sendable: `sources` is immutable after init and only kept alive here; the stream is Sendable.
-    private let sources: [any DispatchSourceSignal]
-    private let received: AsyncStream<Int32>
-    private let continuation: AsyncStream<Int32>.Continuation
+/// Logs the address once the transport listens; then done (the group ignores its return).
+struct ListeningAnnouncement: Service {
+    let transport: HTTP2ServerTransport
+    let metadata: Logger.Metadata
 
-    init() {
-        (received, continuation) = AsyncStream.makeStream(of: Int32.self, bufferingPolicy: .bufferingOldest(1))
-        let continuation = self.continuation
-        sources = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)  // handled by the dispatch source instead
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
+    func run() async throws {
+        let address = try await transport.listeningAddress()
+        var metadata = self.metadata
+        metadata["address"] = "\(address)"
+        logger.info("listening", metadata: metadata)
     }
-
-    func wait() async -> Int32? {
-        for await number in received { return number }
-        return nil
-    }
-}
-
-enum Event: Sendable {
-    case serverStopped
-    case signal(Int32)
 }
 
 func serve() async throws -> Int32 {
@@ -100,7 +85,7 @@ func serve() async throws -> Int32 {
 
     let health = HealthService()
     health.setStatus(.serving, forService: "ping.PingService")
-    var interceptors: [any ServerInterceptor] = [RPCLoggingInterceptor(logger: logger)]
+    var interceptors: [any ServerInterceptor] = [RequestLoggingInterceptor(logger: logger)]
     if let token {
         interceptors.append(
             BearerTokenServerInterceptor(
@@ -109,49 +94,38 @@ func serve() async throws -> Int32 {
             )
         )
     }
-    let signals = TerminationSignal()
     let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
     let server = CourierServer(transport: transport, services: [PingService(), health], interceptors: interceptors)
 
-    return try await withThrowingTaskGroup(of: Event.self) { group in
-        group.addTask {
-            try await server.run()
-            return .serverStopped
-        }
-        group.addTask {
-            let number = await signals.wait()
-            return .signal(number ?? SIGTERM)
-        }
-        let address = try await transport.listeningAddress()
+    // SIGTERM or SIGINT: health NOT_SERVING, then the library drains: GOAWAY (two-phase) on every
+    // connection, and when the grace period has passed the RPCs still running are cancelled.
+    let service = CourierServerService(server, grace: .milliseconds(Int64(drainSeconds * 1000))) {
+        health.markAllNotServing()
         logger.info(
-            "listening",
-            metadata: [
-                "address": "\(address)", "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")",
-                "drain_seconds": "\(drainSeconds)", "io": "\(IOBackend.automatic)",
-                "io_reason": "\(IOBackend.automaticReason)",
-            ]
+            "draining: no new connections, GOAWAY sent, in-flight RPCs may finish",
+            metadata: ["grace_seconds": "\(drainSeconds)"]
         )
-        while let event = try await group.next() {
-            switch event {
-            case .serverStopped:
-                logger.info("stopped: every RPC has finished or was cancelled at the end of the grace period")
-                group.cancelAll()
-                return 0
-            case .signal(let number):
-                health.markAllNotServing()
-                // The library drains: GOAWAY (two-phase) on every connection, and when the grace period has
-                // passed the RPCs still running are cancelled; run() returns then.
-                server.beginGracefulShutdown(grace: .milliseconds(Int64(drainSeconds * 1000)))
-                logger.info(
-                    "draining: no new connections, GOAWAY sent, in-flight RPCs may finish",
-                    metadata: [
-                        "signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")", "grace_seconds": "\(drainSeconds)",
-                    ]
-                )
-            }
-        }
-        return 0
     }
+    let announcement = ListeningAnnouncement(
+        transport: transport,
+        metadata: [
+            "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")", "drain_seconds": "\(drainSeconds)",
+            "io": "\(IOBackend.automatic)", "io_reason": "\(IOBackend.automaticReason)",
+        ]
+    )
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: [
+                .init(service: announcement, successTerminationBehavior: .ignore),
+                .init(service: service),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "ping-server.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+    )
+    try await group.run()
+    logger.info("stopped: every RPC has finished or was cancelled at the end of the grace period")
+    return 0
 }
 
 do {

@@ -6,6 +6,9 @@ public struct ClientContext: Sendable {
     /// inherited from the RPC being served, if any.
     public var deadline: ContinuousClock.Instant?
 
+    /// The stream carrying the call, when a client made the context: what ``messageByteCounts`` reads.
+    package var transportStream: (any ClientTransportStream)?
+
     /// Creates a context.
     ///
     /// - Parameters:
@@ -15,4 +18,9 @@ public struct ClientContext: Sendable {
         self.descriptor = descriptor
         self.deadline = deadline
     }
+
+    /// The bytes of the call's messages sent and received so far as they crossed the transport (compressed,
+    /// without framing; see ``RPCMessageByteCounts``), or `nil` when the transport doesn't count them. Read
+    /// it once the response has ended for the totals.
+    public var messageByteCounts: RPCMessageByteCounts? { transportStream?.messageByteCounts }
 }

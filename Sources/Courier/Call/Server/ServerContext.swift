@@ -20,6 +20,11 @@ public struct ServerContext: Sendable {
     /// they are uncompressed. Individual messages may still be sent uncompressed.
     public var requestCompression: CompressionAlgorithm?
 
+    /// The stream serving the RPC, when a server made the context: what ``messageByteCounts`` reads.
+    package var transportStream: (any ServerTransportStream)?
+    /// The server's drain signal, when a server made the context.
+    package var drainSignal: ServerDrainSignal?
+
     /// Creates a context.
     ///
     /// - Parameters:
@@ -49,4 +54,33 @@ public struct ServerContext: Sendable {
     public var timeRemaining: Duration? {
         deadline.map { clock.now.duration(to: $0) }
     }
+
+    /// Whether the server has begun a graceful shutdown (``CourierServer/beginGracefulShutdown(grace:)``):
+    /// it accepts no new RPCs and waits for the running ones. A long-lived streaming handler (a watch that
+    /// may stay idle for hours) should then finish, so that the drain doesn't wait for it until the grace
+    /// period cancels it. `false` for a context that no server made.
+    public var isDraining: Bool { drainSignal?.isDraining ?? false }
+
+    /// Suspends until the server begins a graceful shutdown (at once if it has), or until the calling task
+    /// is cancelled (the RPC ended).
+    ///
+    /// ```swift
+    /// // A watch that ends with OK when the server drains, instead of holding the drain.
+    /// try await withThrowingTaskGroup(of: Void.self) { group in
+    ///     group.addTask { for try await change in changes { try await writer.write(change) } }
+    ///     group.addTask { await context.waitForDraining() }
+    ///     try await group.next()
+    ///     group.cancelAll()
+    /// }
+    /// ```
+    ///
+    /// For a context that no server made it waits for cancellation only.
+    public func waitForDraining() async {
+        // Without a server, a signal that nobody begins: only cancellation resumes it.
+        await (drainSignal ?? ServerDrainSignal()).wait()
+    }
+
+    /// The bytes of the RPC's messages sent and received so far as they crossed the transport (compressed,
+    /// without framing; see ``RPCMessageByteCounts``), or `nil` when the transport doesn't count them.
+    public var messageByteCounts: RPCMessageByteCounts? { transportStream?.messageByteCounts }
 }

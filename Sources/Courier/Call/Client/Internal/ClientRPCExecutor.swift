@@ -129,7 +129,8 @@ enum ClientRPCExecutor {
         handler: (StreamingClientResponse<Output>) async throws -> Result
     ) async throws -> Result {
         try await withCall(transport: transport, descriptor: descriptor, options: options) { call, deadline in
-            let context = ClientContext(descriptor: descriptor, deadline: deadline)
+            var context = ClientContext(descriptor: descriptor, deadline: deadline)
+            context.transportStream = call.stream
             switch producerMode {
             case .beforeResponse:
                 let response = try await intercept(interceptors[...], request, context) { request, _ in

@@ -1,0 +1,118 @@
+// Helpers for interceptors that observe how an RPC ends (metrics, tracing, request logs): each calls its
+// closure once, with `nil` for OK or the error the RPC ended with. `package`: not API.
+
+extension RPCError {
+    /// The error a client sees for `error` thrown by a call or its response body.
+    package init(clientError error: any Error) {
+        switch error {
+        case let rpcError as RPCError: self = rpcError
+        case is CancellationError: self = RPCError(code: .cancelled, message: "The call was cancelled.", cause: error)
+        default: self = RPCError(code: .unknown, message: "The call failed.", cause: error)
+        }
+    }
+}
+
+extension StreamingServerResponse {
+    /// This response, calling `onEnd` once when it has been produced: `nil` when the producer returned
+    /// (the status will be OK), else the error the RPC fails with. A rejected response calls it at once.
+    ///
+    /// - Parameter onEnd: Called once.
+    /// - Returns: The observed response.
+    package func observingEnd(_ onEnd: @escaping @Sendable (RPCError?) -> Void) -> Self {
+        switch accepted {
+        case .failure(let error):
+            onEnd(error)
+            return self
+        case .success(var contents):
+            let producer = contents.producer
+            contents.producer = { writer in
+                let trailers: Metadata
+                do {
+                    trailers = try await producer(writer)
+                } catch {
+                    onEnd(RPCError(serverError: error))
+                    throw error
+                }
+                onEnd(nil)
+                return trailers
+            }
+            var observed = self
+            observed.accepted = .success(contents)
+            return observed
+        }
+    }
+}
+
+extension StreamingClientResponse {
+    /// This response, calling `onEnd` once when its body has ended: `nil` for OK, else the call's error. A
+    /// rejected response calls it at once. A body that is never read to its end never calls it.
+    ///
+    /// - Parameter onEnd: Called at most once.
+    /// - Returns: The observed response.
+    package func observingEnd(_ onEnd: @escaping @Sendable (RPCError?) -> Void) -> Self {
+        switch accepted {
+        case .failure(let error):
+            onEnd(error)
+            return self
+        case .success(var contents):
+            contents.bodyParts = RPCAsyncSequence(wrapping: ObservedBody(base: contents.bodyParts, onEnd: onEnd))
+            var observed = self
+            observed.accepted = .success(contents)
+            return observed
+        }
+    }
+}
+
+private struct ObservedBody<Element: Sendable>: AsyncSequence, Sendable {
+    typealias Failure = any Error
+    let base: RPCAsyncSequence<Element, any Error>
+    let onEnd: @Sendable (RPCError?) -> Void
+
+    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), onEnd: onEnd) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        var base: RPCAsyncSequence<Element, any Error>.AsyncIterator
+        let onEnd: @Sendable (RPCError?) -> Void
+        var ended = false
+
+        mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
+            try await next()
+        }
+
+        mutating func next() async throws -> Element? {
+            guard !ended else { return nil }
+            do {
+                if let element = try await base.next() { return element }
+                ended = true
+                onEnd(nil)
+                return nil
+            } catch {
+                ended = true
+                onEnd(RPCError(clientError: error))
+                throw error
+            }
+        }
+    }
+}
+
+/// An interceptor that can tell it would pass every RPC straight on (metrics or tracing on a no-op
+/// backend). Servers and clients leave such interceptors out of their chains, so that installing them
+/// costs nothing until a backend is bootstrapped (and unary RPCs keep the fast path). `package`: not API.
+package protocol PassThroughReporting: Sendable {
+    /// Whether every RPC would be passed on unchanged and unobserved.
+    var passesEveryRPCThrough: Bool { get }
+}
+
+extension Array where Element == any ServerInterceptor {
+    /// The interceptors that do something.
+    package var active: [any ServerInterceptor] {
+        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
+    }
+}
+
+extension Array where Element == any ClientInterceptor {
+    /// The interceptors that do something.
+    package var active: [any ClientInterceptor] {
+        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
+    }
+}

@@ -1,0 +1,77 @@
+public import CoreMetrics  // init takes a MetricsFactory
+public import Courier  // conforms to ClientInterceptor
+
+/// Records gRFC A66's client instruments for every call: `grpc.client.attempt.started`,
+/// `grpc.client.attempt.duration`, `grpc.client.attempt.sent_total_compressed_message_size`,
+/// `grpc.client.attempt.rcvd_total_compressed_message_size` and `grpc.client.call.duration` (see
+/// ``GRPCMetricName``), labelled with `grpc.method`, `grpc.target` and, once the call has ended,
+/// `grpc.status`.
+///
+/// ```swift
+/// let client = CourierClient(
+///     transport: try .http2(target: "dns:///ping.example.com:443"),
+///     interceptors: [ClientMetricsInterceptor(target: "dns:///ping.example.com:443")]
+/// )
+/// ```
+///
+/// Courier makes one attempt per call (no retries yet), so the attempt and the call have the same
+/// duration. The call ends when its response body has been read to the end (the generated unary and
+/// client-streaming stubs always do); a body abandoned half-way records nothing.
+public struct ClientMetricsInterceptor: ClientInterceptor {
+    private let instruments: InstrumentCache?
+
+    /// Creates the interceptor.
+    ///
+    /// - Parameters:
+    ///   - target: The `grpc.target` value: the target the client's transport dials, as given to it.
+    ///   - services: The services whose methods keep their names in `grpc.method` (fully qualified);
+    ///     calls to others are `other`. `nil` (the default) keeps every name: right for generated stubs,
+    ///     whose method names are fixed at compile time.
+    ///   - factory: Where instruments are made; default: the bootstrapped `MetricsSystem.factory`, read
+    ///     here (bootstrap first). With swift-metrics' no-op factory the interceptor records nothing and
+    ///     passes calls straight on.
+    public init(target: String, services: Set<String>? = nil, factory: (any MetricsFactory)? = nil) {
+        let factory = factory ?? MetricsSystem.factory
+        self.instruments =
+            factory is NOOPMetricsHandler
+            ? nil
+            : .client(
+                factory: factory,
+                target: target,
+                labeler: MethodLabeler(services: services)
+            )
+    }
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>,
+        context: ClientContext,
+        next: ClientInterceptorNext<Input, Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        guard let instruments else { return try await next(request, context) }
+        let start = ContinuousClock.now
+        let perMethod = instruments.method(context.descriptor)
+        perMethod.started.increment()
+        let record: @Sendable (RPCError?) -> Void = { error in
+            let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
+            let nanoseconds = start.duration(to: .now).nanoseconds
+            ended.duration.recordNanoseconds(nanoseconds)
+            ended.callDuration?.recordNanoseconds(nanoseconds)
+            let counts = context.messageByteCounts ?? RPCMessageByteCounts()
+            ended.sent.record(counts.sent)
+            ended.received.record(counts.received)
+        }
+        let response: StreamingClientResponse<Output>
+        do {
+            response = try await next(request, context)
+        } catch {
+            record(RPCError(clientError: error))
+            throw error
+        }
+        return response.observingEnd(record)
+    }
+}
+
+extension ClientMetricsInterceptor: PassThroughReporting {
+    /// With a no-op backend: servers and clients leave the interceptor out of their chains.
+    package var passesEveryRPCThrough: Bool { instruments == nil }
+}
