@@ -24,7 +24,7 @@ internal import Synchronization
 /// ```swift
 /// let transport = InMemoryTransport()
 /// // The first attempt at Get is refused, as a server at its stream limit refuses it; the second is served.
-/// transport.faults.inject(.reset(.refusedStream), at: .open, method: Echo.get, attempt: 1)
+/// transport.faults.inject(.reset(.refusedStream), at: .open, method: lookup, attempt: 1)
 /// ```
 ///
 /// Delays run on the transport's clock: with a ``ManualRPCClock`` they last until the test advances it,
