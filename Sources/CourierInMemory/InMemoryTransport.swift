@@ -43,14 +43,23 @@ public struct InMemoryTransport: Sendable {
     public let client: InMemoryClientTransport
     /// The server side; give it to a `CourierServer`.
     public let server: InMemoryServerTransport
+    /// The faults this pair injects: script delays, drops, resets, write failures, a lost connection or
+    /// GOAWAY here to test how a client and a service handle them (see ``InMemoryFaults``).
+    public let faults: InMemoryFaults
 
     /// Creates a connected pair.
     ///
     /// - Parameters:
     ///   - clock: The clock both sides enforce deadlines with; tests pass a ``ManualRPCClock``.
     ///   - configuration: Buffering limits.
-    public init(clock: any RPCClock = .system, configuration: Configuration = .defaults) {
-        let connection = InMemoryConnection(configuration: configuration, clock: clock)
+    ///   - faults: The fault script; by default an empty one, reachable as ``faults``.
+    public init(
+        clock: any RPCClock = .system,
+        configuration: Configuration = .defaults,
+        faults: InMemoryFaults = .init()
+    ) {
+        self.faults = faults
+        let connection = InMemoryConnection(configuration: configuration, clock: clock, faults: faults)
         self.client = InMemoryClientTransport(connection: connection, clock: clock)
         self.server = InMemoryServerTransport(connection: connection)
     }
@@ -62,12 +71,14 @@ final class InMemoryConnection: Sendable {
     /// The clock both sides enforce deadlines with.
     let clock: any RPCClock
     let acceptQueue: StreamChannel<InMemoryServerStream>
+    let faults: InMemoryFaults
 
     let clientStreams = ClientStreamTracker()
     private let listening = Mutex(false)
 
-    init(configuration: InMemoryTransport.Configuration, clock: any RPCClock) {
+    init(configuration: InMemoryTransport.Configuration, clock: any RPCClock, faults: InMemoryFaults) {
         self.configuration = configuration
+        self.faults = faults
         self.clock = clock
         self.acceptQueue = StreamChannel(
             maxElements: .max,
@@ -119,6 +130,8 @@ public struct InMemoryClientTransport: ClientTransport {
             serverClock: connection.clock
         )
         defer { stream.cancel() }
+        let key = connection.faults.register(stream.link)
+        defer { connection.faults.unregister(key) }
         return try await body(stream)
     }
 }
@@ -176,8 +189,9 @@ final class InMemoryClientStream: ClientTransportStream {
     private let timeout: Duration?
     private let connection: InMemoryConnection
     private let serverClock: any RPCClock
-    private let requests: StreamChannel<MessageBuffer>
-    private let responses: StreamChannel<RPCResponsePart>
+    let link: InMemoryStreamLink
+    private var requests: StreamChannel<MessageBuffer> { link.requests }
+    private var responses: StreamChannel<RPCResponsePart> { link.responses }
     private let state = Mutex(State())
     private let sentMessageBytes = Atomic<Int>(0)
     private let receivedMessageBytes = Atomic<Int>(0)
@@ -194,16 +208,10 @@ final class InMemoryClientStream: ClientTransportStream {
         self.timeout = timeout
         self.connection = connection
         self.serverClock = serverClock
-        let configuration = connection.configuration
-        self.requests = StreamChannel(
-            maxElements: configuration.maxBufferedMessages,
-            maxBytes: configuration.maxBufferedBytes,
-            size: { $0.count }
-        )
-        self.responses = StreamChannel(
-            maxElements: configuration.maxBufferedMessages,
-            maxBytes: configuration.maxBufferedBytes,
-            size: { part in if case .message(let buffer) = part { buffer.count } else { 0 } }
+        self.link = InMemoryStreamLink(
+            configuration: connection.configuration,
+            faults: connection.faults,
+            clock: connection.clock
         )
     }
 
@@ -215,8 +223,7 @@ final class InMemoryClientStream: ClientTransportStream {
                 metadata: metadata,
                 timeout: timeout,
                 clock: serverClock,
-                requests: requests,
-                responses: responses
+                link: link
             )
             let accepted = state.withLock { state -> Bool in
                 guard state.server == nil, !state.done else { return false }
@@ -226,6 +233,15 @@ final class InMemoryClientStream: ClientTransportStream {
             guard accepted else {
                 throw RPCError(code: .internal, message: "Request metadata sent twice or after the stream ended.")
             }
+            link.open(path: descriptor.path)
+            let deliver: Bool
+            do {
+                deliver = try await mapCancellation { try await link.applyFaults(at: .open) }
+            } catch let error as RPCError {
+                responses.fail(error)
+                throw error
+            }
+            guard deliver else { return }
             do {
                 try await connection.acceptQueue.send(server)
             } catch {
@@ -234,12 +250,14 @@ final class InMemoryClientStream: ClientTransportStream {
                 throw error
             }
         case .message(let buffer):
+            guard try await mapCancellation({ try await link.applyFaults(at: .everyRequestMessage) }) else { return }
             try await mapCancellation { try await requests.send(buffer) }
             sentMessageBytes.add(buffer.count, ordering: .relaxed)
         }
     }
 
     func finish() async throws {
+        guard try await mapCancellation({ try await link.applyFaults(at: .requestEnd) }) else { return }
         requests.finish()
     }
 
@@ -254,16 +272,17 @@ final class InMemoryClientStream: ClientTransportStream {
     }
 
     func cancel() {
-        let server = state.withLock { state -> InMemoryServerStream?? in
-            guard !state.done else { return .none }
+        let cancelled = state.withLock { state -> Bool in
+            guard !state.done else { return false }
             state.done = true
-            return .some(state.server)
+            return true
         }
-        guard case .some(let server) = server else { return }
+        guard cancelled else { return }
         let error = RPCError(code: .cancelled, message: "The RPC was cancelled.")
         requests.fail(error)
         responses.fail(error)
-        server?.cancellation.cancel()
+        link.serverCancellation.cancel()
+        link.wakeSleepers()
     }
 }
 
@@ -274,9 +293,10 @@ final class InMemoryServerStream: ServerTransportStream {
     let timeout: Duration?
     let clock: any RPCClock
     let peer = "in-memory"
-    let cancellation = RPCCancellationHandle()
-    private let requests: StreamChannel<MessageBuffer>
-    private let responses: StreamChannel<RPCResponsePart>
+    private let link: InMemoryStreamLink
+    var cancellation: RPCCancellationHandle { link.serverCancellation }
+    private var requests: StreamChannel<MessageBuffer> { link.requests }
+    private var responses: StreamChannel<RPCResponsePart> { link.responses }
     private let sentMessageBytes = Atomic<Int>(0)
     private let receivedMessageBytes = Atomic<Int>(0)
     /// Message bytes as sent (the in-memory transport doesn't compress).
@@ -287,20 +307,12 @@ final class InMemoryServerStream: ServerTransportStream {
         )
     }
 
-    init(
-        path: String,
-        metadata: Metadata,
-        timeout: Duration?,
-        clock: any RPCClock,
-        requests: StreamChannel<MessageBuffer>,
-        responses: StreamChannel<RPCResponsePart>
-    ) {
+    init(path: String, metadata: Metadata, timeout: Duration?, clock: any RPCClock, link: InMemoryStreamLink) {
         self.path = path
         self.metadata = metadata
         self.timeout = timeout
         self.clock = clock
-        self.requests = requests
-        self.responses = responses
+        self.link = link
     }
 
     func nextMessage() async throws -> MessageBuffer? {
@@ -310,10 +322,19 @@ final class InMemoryServerStream: ServerTransportStream {
     }
 
     func write(_ part: RPCResponsePart) async throws {
-        try await mapCancellation { try await responses.send(part) }
-        if case .message(let buffer) = part { sentMessageBytes.add(buffer.count, ordering: .relaxed) }
+        let point: InMemoryFaults.Point
+        switch part {
+        case .metadata: point = .responseMetadata
+        case .message: point = .everyResponseMessage
+        case .status: point = .status
+        }
+        let deliver = try await mapCancellation { try await link.applyFaults(at: point) }
+        if deliver {
+            try await mapCancellation { try await responses.send(part) }
+            if case .message(let buffer) = part { sentMessageBytes.add(buffer.count, ordering: .relaxed) }
+        }
         if case .status = part {
-            responses.finish()
+            if deliver { responses.finish() }
             // The RPC is over: the client's further writes fail and are ignored, as after trailers.
             requests.fail(RPCError(code: .cancelled, message: "The server has finished the RPC."))
         }
@@ -322,6 +343,7 @@ final class InMemoryServerStream: ServerTransportStream {
     func terminate(status: Status, trailers: Metadata) {
         responses.terminate(with: .status(status, trailers))
         requests.fail(RPCError(code: .cancelled, message: "The server has finished the RPC."))
+        link.wakeSleepers()
     }
 }
 

@@ -2,11 +2,15 @@
 
 Usage: python3 grpcio_interop_client.py --server_port N [--server_host H] [--test_case NAME|all]
          [--use_tls true --ca_file F --server_host_override NAME]
+         [--soak_iterations N --soak_max_failures N --soak_per_iteration_max_acceptable_latency_ms N
+          --soak_overall_timeout_seconds N --soak_min_time_ms_between_rpcs N --soak_request_size N
+          --soak_response_size N]   (for rpc_soak and channel_soak, which 'all' leaves out)
 Prints one line per case and 'N passed, N failed'; exits non-zero on any failure.
 """
 import argparse
 import queue
 import sys
+import time
 
 import grpc
 
@@ -190,6 +194,55 @@ CASES = [empty_unary, large_unary, client_streaming, server_streaming, ping_pong
          cancel_after_begin, cancel_after_first_response, timeout_on_sleeping_server,
          client_compressed_unary, server_compressed_unary, client_compressed_streaming, server_compressed_streaming]
 
+def _soak(stub, make_channel):
+    """rpc_soak (make_channel None: every RPC on the stub's channel) or channel_soak (a channel each)."""
+    a = args
+    start = time.monotonic()
+    deadline = start + a.soak_overall_timeout_seconds
+    request = messages_pb2.SimpleRequest(response_size=a.soak_response_size, payload=Payload(body=b"\0" * a.soak_request_size))
+    failures, done, latencies = 0, 0, []
+    for iteration in range(a.soak_iterations):
+        began = time.monotonic()
+        if began >= deadline:
+            break
+        error = None
+        try:
+            if make_channel is None:
+                response = stub.UnaryCall(request, timeout=deadline - began)
+            else:
+                with make_channel() as channel:
+                    response = test_pb2_grpc.TestServiceStub(channel).UnaryCall(request, timeout=deadline - began)
+            if len(response.payload.body) != a.soak_response_size:
+                error = f"payload of {len(response.payload.body)} bytes"
+        except grpc.RpcError as rpc_error:
+            error = f"{rpc_error.code()}: {rpc_error.details()}"
+        latency_ms = (time.monotonic() - began) * 1000
+        done += 1
+        latencies.append(latency_ms)
+        if error is None and latency_ms > a.soak_per_iteration_max_acceptable_latency_ms:
+            error = f"took {latency_ms:.1f} ms"
+        if error is not None:
+            failures += 1
+            print(f"  iteration {iteration}: {error}")
+        wait = began + a.soak_min_time_ms_between_rpcs / 1000 - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, max(0, deadline - time.monotonic())))
+    latencies.sort()
+    p = (lambda q: latencies[min(len(latencies) - 1, max(0, int(len(latencies) * q + 0.999999) - 1))]) if latencies else (lambda q: 0)
+    print(f"  {done}/{a.soak_iterations} iterations, {failures} failed (max {a.soak_max_failures}); "
+          f"latency ms p50 {p(0.5):.2f} p90 {p(0.9):.2f} max {p(1):.2f}")
+    assert done == a.soak_iterations, f"only {done} of {a.soak_iterations} iterations within the overall timeout"
+    assert failures <= a.soak_max_failures, f"{failures} iterations failed"
+
+
+def rpc_soak(stub, channel):
+    _soak(stub, None)
+
+
+def channel_soak(stub, channel):
+    _soak(stub, make_channel)
+
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--server_host", default="127.0.0.1")
 parser.add_argument("--server_port", type=int, required=True)
@@ -197,19 +250,34 @@ parser.add_argument("--test_case", default="all")
 parser.add_argument("--use_tls", default="false")
 parser.add_argument("--ca_file")
 parser.add_argument("--server_host_override")
+parser.add_argument("--soak_iterations", type=int, default=10)
+parser.add_argument("--soak_max_failures", type=int, default=0)
+parser.add_argument("--soak_per_iteration_max_acceptable_latency_ms", type=int, default=1000)
+parser.add_argument("--soak_overall_timeout_seconds", type=int, default=10)
+parser.add_argument("--soak_min_time_ms_between_rpcs", type=int, default=0)
+parser.add_argument("--soak_request_size", type=int, default=271828)
+parser.add_argument("--soak_response_size", type=int, default=314159)
 args = parser.parse_args()
 
-selected = CASES if args.test_case == "all" else [c for c in CASES if c.__name__ == args.test_case]
+SOAK_CASES = [rpc_soak, channel_soak]
+selected = CASES if args.test_case == "all" else [c for c in CASES + SOAK_CASES if c.__name__ == args.test_case]
 if not selected:
     sys.exit(f"unknown test case {args.test_case}")
 failed = 0
 target = f"{args.server_host}:{args.server_port}"
-if args.use_tls == "true":
-    roots = open(args.ca_file, "rb").read() if args.ca_file else None
-    options = [("grpc.ssl_target_name_override", args.server_host_override)] if args.server_host_override else []
-    channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
-else:
-    channel = grpc.insecure_channel(target)
+
+
+def make_channel():
+    if args.use_tls == "true":
+        roots = open(args.ca_file, "rb").read() if args.ca_file else None
+        options = [("grpc.ssl_target_name_override", args.server_host_override)] if args.server_host_override else []
+        # A channel of its own (no subchannel sharing), so that channel_soak really reconnects.
+        options.append(("grpc.use_local_subchannel_pool", 1))
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+channel = make_channel()
 with channel:
     grpc.channel_ready_future(channel).result(timeout=10)
     stub = test_pb2_grpc.TestServiceStub(channel)

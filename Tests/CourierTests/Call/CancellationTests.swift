@@ -180,4 +180,95 @@ struct CancellationTests {
             }
         }
     }
+
+    // MARK: - With injected faults
+
+    @Test("Cancelling a call whose request is held back by a delay ends it at once; the handler never runs")
+    func cancelDuringDelay() async throws {
+        let clock = ManualRPCClock()
+        let transport = InMemoryTransport(clock: clock)
+        transport.faults.inject(.delay(.seconds(30)), at: .open, method: Echo.get)
+        let handled = Counter()
+        let service = ClosureService { router in
+            router.registerUnary(forMethod: Echo.get, deserializer: UTF8Codec(), serializer: UTF8Codec()) {
+                request,
+                _ in
+                handled.increment()
+                return ServerResponse(message: request.message)
+            }
+        }
+        try await withTestRPC(services: [service], transport: transport) { client in
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "m"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+            }
+            await transport.faults.waitUntilInjected(count: 1)
+            call.cancel()
+            await expectRPCError(.cancelled) { _ = try await call.value }
+        }
+        #expect(handled.current == 0)
+        #expect(clock.pendingTimers == 0)
+    }
+
+    @Test("RST_STREAM(CANCEL) from the network mid-stream: the client sees CANCELLED, the handler is cancelled")
+    func networkReset() async throws {
+        let started = Signal()
+        let observed = Signal()
+        let transport = InMemoryTransport()
+        transport.faults.inject(.reset(.cancel), at: .requestMessage(2), method: Echo.update)
+        try await withTestRPC(
+            services: [blockingService(started: started, observedCancellation: observed)],
+            transport: transport
+        ) { client in
+            let error = await expectRPCError(.cancelled) {
+                try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest<String> { writer in
+                        try await writer.write("first")
+                        await started.wait()
+                        try await writer.write("second")  // reset here
+                    },
+                    descriptor: Echo.update,
+                    serializer: codec,
+                    deserializer: codec
+                ) { response in
+                    for try await _ in response.messages {}
+                }
+            }
+            #expect(error?.message == "The server cancelled the RPC.")
+            await observed.wait()
+        }
+    }
+
+    @Test("The connection lost mid-stream: the client sees UNAVAILABLE, the handler is cancelled")
+    func connectionLost() async throws {
+        let started = Signal()
+        let observed = Signal()
+        let transport = InMemoryTransport()
+        try await withTestRPC(
+            services: [blockingService(started: started, observedCancellation: observed)],
+            transport: transport
+        ) { client in
+            let call = Task {
+                try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest<String> { writer in
+                        try await writer.write("first")
+                        try await waitUntilCancelled()
+                    },
+                    descriptor: Echo.update,
+                    serializer: codec,
+                    deserializer: codec
+                ) { response in
+                    for try await _ in response.messages {}
+                }
+            }
+            await started.wait()
+            transport.faults.loseConnection()
+            await expectRPCError(.unavailable) { try await call.value }
+            await observed.wait()
+        }
+    }
 }

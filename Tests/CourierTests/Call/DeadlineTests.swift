@@ -222,4 +222,102 @@ struct DeadlineTests {
         }
         #expect(clock.pendingTimers == 0)
     }
+
+    // MARK: - With injected faults (the network misbehaving, on the manual clock)
+
+    @Test("A response held back past the deadline: DEADLINE_EXCEEDED exactly when the deadline passes")
+    func responseDelayedPastDeadline() async throws {
+        let clock = ManualRPCClock()
+        let transport = InMemoryTransport(clock: clock)
+        transport.faults.inject(.delay(.seconds(10)), at: .responseMessage(1), method: Echo.get)
+        try await withTestRPC(transport: transport) { client in
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "m"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .seconds(2))
+                )
+            }
+            await transport.faults.waitUntilInjected(count: 1)  // the handler answered; the answer is held back
+            clock.advance(by: .milliseconds(1_999))
+            #expect(transport.faults.injected.count == 1)
+            clock.advance(by: .milliseconds(1))
+            await expectRPCError(.deadlineExceeded) { _ = try await call.value }
+        }
+        #expect(clock.pendingTimers == 0)  // the abandoned delay's timer is gone too
+    }
+
+    @Test("A delay shorter than the deadline: the call succeeds")
+    func delayWithinDeadline() async throws {
+        let clock = ManualRPCClock()
+        let transport = InMemoryTransport(clock: clock)
+        transport.faults.inject(.delay(.seconds(1)), at: .requestMessage(1), method: Echo.get)
+        try await withTestRPC(transport: transport) { client in
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "m"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .seconds(2))
+                )
+            }
+            await transport.faults.waitUntilInjected(count: 1)
+            clock.advance(by: .seconds(1))
+            let reply = try await call.value
+            #expect(reply == "m")
+        }
+    }
+
+    @Test("A status lost on the way: the deadline still ends the call, and the server's handler ran once")
+    func lostStatus() async throws {
+        let clock = ManualRPCClock()
+        let transport = InMemoryTransport(clock: clock)
+        transport.faults.inject(.drop, at: .status, method: Echo.get)
+        try await withTestRPC(transport: transport) { client in
+            let call = Task {
+                try await client.unary(
+                    request: ClientRequest(message: "m"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .seconds(3))
+                )
+            }
+            await transport.faults.waitUntilInjected(count: 1)
+            clock.advance(by: .seconds(3))
+            await expectRPCError(.deadlineExceeded) { _ = try await call.value }
+        }
+    }
+
+    @Test("A server stream whose every message is delayed: the deadline cuts it off after the messages that made it")
+    func slowStreamCutOff() async throws {
+        let clock = ManualRPCClock()
+        let transport = InMemoryTransport(clock: clock)
+        transport.faults.inject(.delay(.seconds(1)), at: .everyResponseMessage, method: Echo.expand)
+        try await withTestRPC(transport: transport) { client in
+            let received = EventLog()
+            let call = Task {
+                try await client.serverStreaming(
+                    request: ClientRequest(message: "a b c d"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec,
+                    options: CallOptions(timeout: .milliseconds(2_500))
+                ) { response in
+                    for try await word in response.messages { received.append(word) }
+                }
+            }
+            for second in 1...2 {
+                await transport.faults.waitUntilInjected(count: second)
+                clock.advance(by: .seconds(1))
+            }
+            await transport.faults.waitUntilInjected(count: 3)
+            clock.advance(by: .milliseconds(500))
+            await expectRPCError(.deadlineExceeded) { try await call.value }
+            #expect(received.all == ["a", "b"])
+        }
+    }
 }

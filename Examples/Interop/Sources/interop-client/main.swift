@@ -7,6 +7,9 @@
 // [--server_host_override NAME] (the name the server's certificate is verified against; system roots
 // without --ca_file). Keepalive, with grpc-go's names, in milliseconds: --keepalive_time_ms N (off
 // unless given; at least 10000), --keepalive_timeout_ms N (default 20000), --keepalive_permit_without_calls.
+// The soak cases (--test_case rpc_soak|channel_soak) take the official --soak_* flags: --soak_iterations,
+// --soak_max_failures, --soak_per_iteration_max_acceptable_latency_ms, --soak_overall_timeout_seconds,
+// --soak_min_time_ms_between_rpcs, --soak_request_size, --soak_response_size.
 
 import Courier
 import CourierHTTP2
@@ -26,6 +29,7 @@ struct Options {
     var keepaliveTimeMilliseconds: Int?
     var keepaliveTimeoutMilliseconds: Int?
     var keepalivePermitWithoutCalls = false
+    var soak = InteropSoak.Configuration()
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -60,6 +64,11 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--keepalive_permit_without_calls":
             guard value == nil || value == "true" || value == "false" else { return nil }
             options.keepalivePermitWithoutCalls = value != "false"
+        case let soakFlag where soakFlag.hasPrefix("--soak_"):
+            guard options.soak.set(soakFlag, value) else {
+                print("interop-client: \(soakFlag) takes a non-negative integer (or is unknown)")
+                return nil
+            }
         default:
             print("interop-client: unknown flag \(flag)")
             return nil
@@ -71,6 +80,9 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
 
 nonisolated func run(_ options: Options) async throws -> Bool {
     let cases: [InteropTestCase]
+    if let soak = InteropSoak.Kind(rawValue: options.testCase) {
+        return try await runSoak(soak, options)
+    }
     if options.testCase == "all" {
         cases = InteropTestCase.allCases
     } else {
@@ -80,23 +92,7 @@ nonisolated func run(_ options: Options) async throws -> Bool {
         }
         cases = [testCase]
     }
-    var configuration = HTTP2ClientTransport.Configuration()
-    configuration.authority = options.hostOverride.map { "\($0):\(options.port)" }
-    if options.useTLS {
-        configuration.tls = .client(trustRoots: options.caFile.map { .pemFile($0) } ?? .system)
-    }
-    if let time = options.keepaliveTimeMilliseconds {
-        // As in grpc-go: no time, no keepalive; a time below 10 s is raised to 10 s.
-        configuration.keepalive = .init(
-            time: .milliseconds(time),
-            timeout: options.keepaliveTimeoutMilliseconds.map { .milliseconds($0) }
-                ?? HTTP2ClientTransport.Configuration.Keepalive.defaultTimeout,
-            permitWithoutCalls: options.keepalivePermitWithoutCalls
-        )
-    }
-    let target =
-        options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
-    let transport = try HTTP2ClientTransport(target: target, configuration: configuration)
+    let transport = try makeTransport(options)
     return try await withCourierClient(transport: transport) { client in
         var failures = 0
         for testCase in cases {
@@ -113,10 +109,53 @@ nonisolated func run(_ options: Options) async throws -> Bool {
     }
 }
 
+/// Runs `rpc_soak` (one channel) or `channel_soak` (a channel per iteration).
+nonisolated func runSoak(_ kind: InteropSoak.Kind, _ options: Options) async throws -> Bool {
+    let result: InteropSoak.Result
+    switch kind {
+    case .rpcSoak:
+        result = try await withCourierClient(transport: try makeTransport(options)) { client in
+            await InteropSoak.run(kind, configuration: options.soak) { body in try await body(client) }
+        }
+    case .channelSoak:
+        result = await InteropSoak.run(kind, configuration: options.soak) { body in
+            try await withCourierClient(transport: try makeTransport(options)) { client in try await body(client) }
+        }
+    }
+    for failure in result.failureDescriptions { print("  \(failure)") }
+    print(result)
+    print(result.passed ? "PASS \(kind.rawValue)" : "FAIL \(kind.rawValue)")
+    print(result.passed ? "1 passed, 0 failed" : "0 passed, 1 failed")
+    return result.passed
+}
+
+nonisolated func makeTransport(_ options: Options) throws -> HTTP2ClientTransport {
+    var configuration = HTTP2ClientTransport.Configuration()
+    configuration.authority = options.hostOverride.map { "\($0):\(options.port)" }
+    if options.useTLS {
+        configuration.tls = .client(trustRoots: options.caFile.map { .pemFile($0) } ?? .system)
+    }
+    if let time = options.keepaliveTimeMilliseconds {
+        // As in grpc-go: no time, no keepalive; a time below 10 s is raised to 10 s.
+        configuration.keepalive = .init(
+            time: .milliseconds(time),
+            timeout: options.keepaliveTimeoutMilliseconds.map { .milliseconds($0) }
+                ?? HTTP2ClientTransport.Configuration.Keepalive.defaultTimeout,
+            permitWithoutCalls: options.keepalivePermitWithoutCalls
+        )
+    }
+    let target =
+        options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
+    return try HTTP2ClientTransport(target: target, configuration: configuration)
+}
+
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
     print(
         "usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME] [--use_tls [--ca_file F]]"
             + " [--keepalive_time_ms N] [--keepalive_timeout_ms N] [--keepalive_permit_without_calls]"
+            + " [--soak_iterations N --soak_max_failures N --soak_per_iteration_max_acceptable_latency_ms N"
+            + " --soak_overall_timeout_seconds N --soak_min_time_ms_between_rpcs N --soak_request_size N"
+            + " --soak_response_size N]"
     )
     exit(2)
 }
