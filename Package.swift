@@ -11,6 +11,7 @@ let products: [Product] = [
     .library(name: "CourierInMemory", targets: ["CourierInMemory"]),
     .library(name: "CourierProtobuf", targets: ["CourierProtobuf"]),
     .library(name: "CourierHealth", targets: ["CourierHealth"]),
+    .library(name: "CourierReflection", targets: ["CourierReflection"]),
     .library(name: "CourierHTTP2", targets: ["CourierHTTP2"]),
     // grpc.testing messages and services (interop and benchmarks), for tools outside this package.
     .library(name: "GRPCTestingProtos", targets: ["GRPCTestingProtos"]),
@@ -100,9 +101,10 @@ let targets: [Target] = [
     .testTarget(
         name: "CourierProtobufTests",
         dependencies: [
-            "Courier", "CourierInMemory", "CourierProtobuf", "CourierHealth", "GreeterService",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierInMemory", "CourierHTTP2", "CourierProtobuf", "CourierHealth", "CourierTestSupport",
+            "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
+        exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
 
@@ -174,6 +176,22 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
 
+    // grpc.reflection.v1 and v1alpha, from the descriptors protoc-gen-courier embeds or descriptor sets.
+    .target(
+        name: "CourierReflection",
+        dependencies: ["Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierReflectionTests",
+        dependencies: [
+            "Courier", "CourierInMemory", "CourierHTTP2", "CourierHealth", "CourierReflection", "CourierTestSupport",
+            "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        exclude: ["Peers"],
+        swiftSettings: defaultSwiftSettings
+    ),
+
     // Examples.
     .target(
         name: "GreeterService",
@@ -203,7 +221,8 @@ let targets: [Target] = [
     .executableTarget(
         name: "ping-server",
         dependencies: [
-            "Courier", "CourierHTTP2", "CourierHealth", "PingService", .product(name: "Logging", package: "swift-log"),
+            "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "PingService",
+            .product(name: "Logging", package: "swift-log"),
         ],
         path: "Examples/Ping/Sources/ping-server",
         swiftSettings: defaultSwiftSettings
@@ -243,7 +262,9 @@ let targets: [Target] = [
     ),
     .executableTarget(
         name: "interop-server",
-        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "GRPCTestingProtos", "InteropTestService",
+        ],
         path: "Examples/Interop/Sources/interop-server",
         swiftSettings: defaultSwiftSettings
     ),
