@@ -274,7 +274,7 @@ struct GeneratorTests {
             "-I", repositoryRoot.appendingPathComponent("Examples/Greeter").path,
             "--plugin=protoc-gen-courier=\(plugin.path)",
             "--courier_out=\(output.path)",
-            "--courier_opt=Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            "--courier_opt=Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             "hello.proto",
         ]
         try process.run()
