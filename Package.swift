@@ -11,6 +11,7 @@ let products: [Product] = [
     .library(name: "CourierInMemory", targets: ["CourierInMemory"]),
     .library(name: "CourierProtobuf", targets: ["CourierProtobuf"]),
     .library(name: "CourierHealth", targets: ["CourierHealth"]),
+    .library(name: "CourierReflection", targets: ["CourierReflection"]),
     .library(name: "CourierHTTP2", targets: ["CourierHTTP2"]),
     // Ecosystem integrations, one module each: gRFC A66 metrics, OpenTelemetry-style tracing, service lifecycle.
     .library(name: "CourierMetrics", targets: ["CourierMetrics"]),
@@ -160,9 +161,10 @@ let targets: [Target] = [
     .testTarget(
         name: "CourierProtobufTests",
         dependencies: [
-            "Courier", "CourierInMemory", "CourierProtobuf", "CourierHealth", "GreeterService",
-            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierInMemory", "CourierHTTP2", "CourierProtobuf", "CourierHealth", "CourierTestSupport",
+            "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
+        exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
 
@@ -234,6 +236,22 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
 
+    // grpc.reflection.v1 and v1alpha, from the descriptors protoc-gen-courier embeds or descriptor sets.
+    .target(
+        name: "CourierReflection",
+        dependencies: ["Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "CourierReflectionTests",
+        dependencies: [
+            "Courier", "CourierInMemory", "CourierHTTP2", "CourierHealth", "CourierReflection", "CourierTestSupport",
+            "GreeterService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        exclude: ["Peers"],
+        swiftSettings: defaultSwiftSettings
+    ),
+
     // Examples.
     .target(
         name: "GreeterService",
@@ -262,7 +280,7 @@ let targets: [Target] = [
     .executableTarget(
         name: "ping-server",
         dependencies: [
-            "Courier", "CourierHTTP2", "CourierHealth", "CourierServiceLifecycle", "PingService",
+            "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "CourierServiceLifecycle", "PingService",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -305,7 +323,9 @@ let targets: [Target] = [
     ),
     .executableTarget(
         name: "interop-server",
-        dependencies: ["Courier", "CourierHTTP2", "InteropTestService"],
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "GRPCTestingProtos", "InteropTestService",
+        ],
         path: "Examples/Interop/Sources/interop-server",
         swiftSettings: defaultSwiftSettings
     ),

@@ -12,26 +12,40 @@ func lookUp(_ name: String) throws -> String {
     return name
 }
 
-// Rich details: any messages, packed into the grpc-status-details-bin trailer that every gRPC client reads.
-func rejected() throws -> RPCError {
-    try RPCError(
+// Rich details: the standard google.rpc messages (or any message, packed), in the grpc-status-details-bin
+// trailer that every gRPC client reads.
+func rejected() -> RPCError {
+    RPCError(
         code: .failedPrecondition,
         message: "The account is locked.",
         details: [
-            Grpc_Testing_EchoStatus.with {
-                $0.code = 9
-                $0.message = "locked until tomorrow"
-            }
+            .errorInfo(reason: "ACCOUNT_LOCKED", domain: "accounts.example.com", metadata: ["account": "42"]),
+            .retryInfo(delay: .seconds(3600)),
+            .localizedMessage(locale: "en-US", message: "Your account is locked until tomorrow."),
         ]
     )
 }
 
+// A message of your own API travels the same way.
+func rejectedWithOwnDetail() throws -> RPCError {
+    RPCError(
+        code: .aborted,
+        message: "Try again.",
+        details: [try ErrorDetail(packing: Grpc_Testing_EchoStatus.with { $0.message = "busy" })]
+    )
+}
+
 // On the client, the same error arrives: code, message, trailers as metadata, and the details.
-func report(_ error: RPCError) throws {
+func report(_ error: RPCError) {
     print(error.code, error.message, error.metadata)
-    for detail in error.details where detail.isA(Grpc_Testing_EchoStatus.self) {
-        let status = try Grpc_Testing_EchoStatus(unpackingAny: detail)
-        print("detail: \(status.message)")
+    for detail in error.details {
+        if let info = detail.errorInfo {
+            print("reason: \(info.reason) in \(info.domain)")
+        } else if let retry = detail.retryInfo {
+            print("retry in \(retry.retryDelay.seconds) s")
+        } else if let status = detail.unpack(Grpc_Testing_EchoStatus.self) {
+            print("detail: \(status.message)")
+        }
     }
 }
 

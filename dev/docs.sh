@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 modules=("$@")
 if [ "${#modules[@]}" -eq 0 ]; then
-    modules=(Courier CourierInMemory CourierHTTP2 CourierProtobuf CourierHealth)
+    modules=(Courier CourierInMemory CourierHTTP2 CourierProtobuf CourierHealth CourierReflection)
 fi
 targets=()
 for module in "${modules[@]}"; do targets+=(--target "$module"); done

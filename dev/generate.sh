@@ -31,31 +31,37 @@ WKT=/usr/include
 descriptors=Tests/CourierCodeGenTests/Descriptors
 mkdir -p "$descriptors"
 
-# generate OUT_DIR VISIBILITY INCLUDE FILE...: messages and services, plus a descriptor set per file.
+# generate OUT_DIR VISIBILITY INCLUDE FILE...: messages and services (with reflection data), plus a
+# descriptor set per file. NAMING=PathToUnderscores names the outputs (and the set) after the whole path,
+# for files whose base names clash (grpc/reflection/v1 and v1alpha).
 generate() {
-    local out=$1 visibility=$2 include=$3
+    local out=$1 visibility=$2 include=$3 naming=${NAMING:-DropPath}
     shift 3
     mkdir -p "$out"
     protoc -I "$include" -I "$WKT" \
         --plugin=protoc-gen-swift="$bin/protoc-gen-swift" --swift_out="$out" \
-        --swift_opt=Visibility="$visibility" --swift_opt=FileNaming=DropPath --swift_opt=UseAccessLevelOnImports=true \
+        --swift_opt=Visibility="$visibility" --swift_opt=FileNaming="$naming" --swift_opt=UseAccessLevelOnImports=true \
         "$@"
-    local file has_service
+    local file has_service set
     for file in "$@"; do
         has_service=$(grep -c '^service ' "$include/$file" || true)
         [ "$has_service" = 0 ] && continue
         protoc -I "$include" -I "$WKT" \
             --plugin=protoc-gen-courier="$bin/protoc-gen-courier" --courier_out="$out" \
-            --courier_opt=Visibility="$visibility" --courier_opt=FileNaming=DropPath \
-            --courier_opt=UseAccessLevelOnImports=true \
+            --courier_opt=Visibility="$visibility" --courier_opt=FileNaming="$naming" \
+            --courier_opt=UseAccessLevelOnImports=true --courier_opt=ReflectionData=true \
             "$file"
+        set=$(basename "$file" .proto)
+        [ "$naming" = PathToUnderscores ] && set=$(echo "${file%.proto}" | tr / _)
         protoc -I "$include" -I "$WKT" --include_imports --include_source_info \
-            --descriptor_set_out="$descriptors/$(basename "$file" .proto).pb" "$file"
+            --descriptor_set_out="$descriptors/$set.pb" "$file"
     done
 }
 
 echo "== Generating"
-generate Sources/CourierProtobuf/Generated Public dev/protos google/rpc/status.proto
+generate Sources/CourierProtobuf/Generated Public dev/protos google/rpc/status.proto google/rpc/error_details.proto
+NAMING=PathToUnderscores generate Sources/CourierReflection/Generated Public dev/protos \
+    grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
 generate Sources/CourierHealth/Generated Public "$GRPC_PROTOS" grpc/health/v1/health.proto
 generate Examples/Greeter/Sources/GreeterService/Generated Public Examples/Greeter hello.proto
 generate Examples/Ping/Sources/PingService/Generated Public Examples/Ping ping.proto
@@ -81,7 +87,8 @@ golden() {
     mv "$tmp"/*.courier.swift "$target"
     rm -rf "$tmp"
 }
-golden Visibility=Public,UseAccessLevelOnImports=true Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift
+golden Visibility=Public,UseAccessLevelOnImports=true,ReflectionData=true \
+    Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift
 golden Visibility=Internal,Client=false,UseAccessLevelOnImports=false \
     Tests/CourierCodeGenTests/Golden/codegen_test.internal-server-only.swift
 golden Visibility=Package,Server=false,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \

@@ -30,6 +30,11 @@ if ! python3 -c "import grpc" >/dev/null 2>&1; then
     echo "== Installing grpcio"
     python3 -m pip install -q grpcio grpcio-tools
 fi
+# grpcio-reflection's client checks the reflection service.
+if ! python3 -c "import grpc_reflection" >/dev/null 2>&1; then
+    echo "== Installing grpcio-reflection"
+    python3 -m pip install -q grpcio-reflection
+fi
 # h2 (with hpack) drives the misbehaving-server and raw-attack peers of the transport tests.
 if ! python3 -c "import h2" >/dev/null 2>&1; then
     echo "== Installing h2"

@@ -14,6 +14,7 @@ let configFileName = "courier-proto-generator-config.json"
 ///   "messages": true,
 ///   "fileNaming": "FullPath",
 ///   "useAccessLevelOnImports": false,
+///   "reflectionData": false,
 ///   "importPaths": ["../../protos"],
 ///   "moduleMappings": { "SharedProtos": ["shared/money.proto"] },
 ///   "protocPath": "/usr/bin/protoc",
@@ -63,7 +64,8 @@ struct GenerationConfig: Decodable {
     /// Where the command plugin writes, relative to this file (default `Generated`). The build plugin
     /// writes into SwiftPM's plugin work directory.
     var outputDirectory = "Generated"
-    /// Reserved for the descriptors `grpc.reflection` will serve; only `false` is accepted today.
+    /// Whether each service carries its file's descriptors for server reflection (`CourierReflection`;
+    /// default `false`).
     var reflectionData = false
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
@@ -94,7 +96,6 @@ struct GenerationConfig: Decodable {
         protocPath = try container.decodeIfPresent(String.self, forKey: .protocPath)
         outputDirectory = try container.decodeIfPresent(String.self, forKey: .outputDirectory) ?? outputDirectory
         reflectionData = try container.decodeIfPresent(Bool.self, forKey: .reflectionData) ?? false
-        if reflectionData { throw GeneratorPluginError.reflectionDataNotAvailable }
     }
 
     private struct AnyKey: CodingKey {

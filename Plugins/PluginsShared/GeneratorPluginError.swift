@@ -4,7 +4,6 @@ enum GeneratorPluginError: Error, CustomStringConvertible {
     case protocNotExecutable(String, from: String)
     case unknownConfigKey(String, known: [String])
     case unreadableConfig(String, String)
-    case reflectionDataNotAvailable
     case noConfig(proto: String)
     case protoOutsideImportPaths(proto: String)
     case wellKnownTypeMissing(proto: String, import: String)
@@ -30,8 +29,6 @@ enum GeneratorPluginError: Error, CustomStringConvertible {
             return "Unknown key \"\(key)\". Known keys: \(known.joined(separator: ", "))."
         case .unreadableConfig(let path, let reason):
             return "\(path): \(reason)"
-        case .reflectionDataNotAvailable:
-            return "\"reflectionData\": true is not supported yet: Courier does not serve grpc.reflection yet."
         case .noConfig(let proto):
             return """
                 \(proto) has no \(configFileName) in its directory or above it in the target. \

@@ -141,7 +141,10 @@ struct ProtoGroup {
                 includes + [
                     "--plugin=protoc-gen-courier=\(protocGenCourier.path)",
                     "--courier_out=\(outputDirectory.path)",
-                ] + (common + ["Server=\(config.server)", "Client=\(config.client)"]).map { "--courier_opt=\($0)" }
+                ]
+                + (common + [
+                    "Server=\(config.server)", "Client=\(config.client)", "ReflectionData=\(config.reflectionData)",
+                ]).map { "--courier_opt=\($0)" }
                 + protocNames
         }
         return (messages, services)

@@ -26,9 +26,10 @@ struct FileRenderer {
         renderImports(out)
 
         let services = try planServices()
+        let encodedFiles = options.reflectionData ? try ReflectionData.encodedFiles(from: file) : []
         for service in services {
             out.line()
-            renderService(service, out)
+            renderService(service, encodedFiles, out)
         }
         return out.text
     }
@@ -86,6 +87,8 @@ struct FileRenderer {
         var descriptor: ServiceDescriptor
         var namespace: String
         var methods: [MethodPlan]
+        /// The namespace of the file's first service, which holds the reflection data; `nil` for that one.
+        var reflectionDataOwner: String?
     }
 
     private func planServices() throws(GeneratorError) -> [ServicePlan] {
@@ -132,7 +135,14 @@ struct FileRenderer {
                     )
                 )
             }
-            plans.append(ServicePlan(descriptor: service, namespace: namespace, methods: methods))
+            plans.append(
+                ServicePlan(
+                    descriptor: service,
+                    namespace: namespace,
+                    methods: methods,
+                    reflectionDataOwner: plans.first?.namespace
+                )
+            )
         }
         return plans
     }
@@ -146,7 +156,7 @@ struct FileRenderer {
         }
     }
 
-    private func renderService(_ service: ServicePlan, _ out: Printer) {
+    private func renderService(_ service: ServicePlan, _ encodedFiles: [String], _ out: Printer) {
         let ns = service.namespace
         out.line("// MARK: - \(service.descriptor.fullName)")
         out.line()
@@ -161,6 +171,10 @@ struct FileRenderer {
                 "\(access) static let descriptor = ServiceDescriptor(fullyQualifiedService: \"\(service.descriptor.fullName)\")"
             )
             out.line()
+            if options.reflectionData {
+                renderReflectionData(service, encodedFiles, out)
+                out.line()
+            }
             out.line("/// The service's methods.")
             out.line("\(access) enum Method {")
             out.indent {
@@ -199,6 +213,33 @@ struct FileRenderer {
             out.line()
             renderRegistration(service, out)
         }
+    }
+
+    /// The file's descriptor and its imports' (transitively), in the first service; later services of
+    /// the same file point at it rather than repeat it.
+    private func renderReflectionData(_ service: ServicePlan, _ encodedFiles: [String], _ out: Printer) {
+        out.line(
+            "/// For server reflection (`CourierReflection`): `\(file.name)`, then every file it imports, directly"
+        )
+        out.line("/// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.")
+        if let owner = service.reflectionDataOwner {
+            out.line("\(access) static let fileDescriptorProtos: [String] = \(owner).fileDescriptorProtos")
+            return
+        }
+        out.line("\(access) static let fileDescriptorProtos: [String] = [")
+        out.indent {
+            for encoded in encodedFiles {
+                out.line("\"\"\"")
+                var rest = Substring(encoded)
+                while !rest.isEmpty {
+                    let chunk = rest.prefix(100)
+                    rest = rest.dropFirst(chunk.count)
+                    out.line(rest.isEmpty ? String(chunk) : String(chunk) + "\\")
+                }
+                out.line("\"\"\",")
+            }
+        }
+        out.line("]")
     }
 
     private func renderServiceProtocol(_ service: ServicePlan, _ out: Printer) {

@@ -9,6 +9,7 @@ internal import SwiftProtobufPluginLibrary
 /// | `ProtoPathModuleMappings` | a module-mappings file (as protoc-gen-swift) | none |
 /// | `Server`, `Client` | `true`, `false`: generate that side | `true` |
 /// | `UseAccessLevelOnImports` | `true`, `false` | `false` |
+/// | `ReflectionData` | `true`, `false`: embed descriptors for server reflection | `false` |
 ///
 /// `UseAccessLevelOnImports=false` writes bare imports (`import Courier`), which suit a package with
 /// Swift's default settings, where a bare import elsewhere in the module would clash with an
@@ -58,6 +59,9 @@ public struct GeneratorOptions: Sendable, Equatable {
     /// Whether imports carry an access level (`public import Courier`); bare imports by default, as
     /// protoc-gen-swift writes them.
     public var useAccessLevelOnImports = false
+    /// Whether each service carries `fileDescriptorProtos`: its file's serialized descriptor and those of
+    /// every file it imports, base64-encoded, for server reflection (`CourierReflection`).
+    public var reflectionData = false
 
     /// Default options.
     public init() {}
@@ -88,9 +92,11 @@ public struct GeneratorOptions: Sendable, Equatable {
                 self.generateClient = try Self.bool(key, value)
             case "UseAccessLevelOnImports":
                 self.useAccessLevelOnImports = try Self.bool(key, value)
+            case "ReflectionData":
+                self.reflectionData = try Self.bool(key, value)
             default:
                 throw GeneratorError(
-                    "Unknown option '\(key)'. Known: Visibility, FileNaming, ProtoPathModuleMappings, Server, Client, UseAccessLevelOnImports."
+                    "Unknown option '\(key)'. Known: Visibility, FileNaming, ProtoPathModuleMappings, Server, Client, UseAccessLevelOnImports, ReflectionData."
                 )
             }
         }

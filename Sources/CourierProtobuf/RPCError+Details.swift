@@ -1,5 +1,5 @@
 public import Courier  // extends RPCError
-public import SwiftProtobuf  // details are Message values and Google_Protobuf_Any
+internal import SwiftProtobuf
 
 extension RPCError {
     /// The metadata key gRPC uses for rich error details: a serialized `google.rpc.Status`.
@@ -7,31 +7,34 @@ extension RPCError {
 
     /// Creates an error carrying rich details, as grpc-go's `status.WithDetails` does.
     ///
-    /// The details travel as a `google.rpc.Status` in the `grpc-status-details-bin` trailer, which
-    /// every gRPC implementation can read.
+    /// The details travel as a `google.rpc.Status` (the code, the message, each detail packed in a
+    /// `google.protobuf.Any`) in the `grpc-status-details-bin` trailer, which every gRPC implementation
+    /// can read.
     ///
     /// ```swift
-    /// throw try RPCError(code: .invalidArgument, message: "bad name", details: [fieldViolation])
+    /// throw RPCError(
+    ///     code: .invalidArgument,
+    ///     message: "The name is empty.",
+    ///     details: [.badRequest(fieldViolations: [("name", "must not be empty")])]
+    /// )
     /// ```
     ///
     /// - Parameters:
     ///   - code: The status code.
     ///   - message: A message for developers.
-    ///   - details: Messages describing the error, each packed into a `google.protobuf.Any`.
-    ///   - metadata: Other trailing metadata.
-    /// - Throws: If a detail can't be serialized.
-    public init(
-        code: Code,
-        message: String,
-        details: [any SwiftProtobuf.Message],
-        metadata: Metadata = [:]
-    ) throws {
+    ///   - details: The details: standard `google.rpc` ones, or any message packed with
+    ///     ``ErrorDetail/init(packing:)``.
+    ///   - metadata: Other trailing metadata; a `grpc-status-details-bin` entry in it is replaced.
+    public init(code: Code, message: String, details: [ErrorDetail], metadata: Metadata = [:]) {
         var status = Google_Rpc_Status()
         status.code = Int32(code.rawValue)
         status.message = message
-        status.details = try details.map { try Google_Protobuf_Any(message: $0) }
+        status.details = details.map(\.packed)
         var metadata = metadata
-        metadata.replaceOrAdd(.binary(try status.serializedBytes()), forKey: Self.statusDetailsKey)
+        // Every Any is already serialized (ErrorDetail packs eagerly), so this cannot fail.
+        if let bytes: [UInt8] = try? status.serializedBytes() {
+            metadata.replaceOrAdd(.binary(bytes), forKey: Self.statusDetailsKey)
+        }
         self.init(code: code, message: message, metadata: metadata)
     }
 
@@ -42,18 +45,22 @@ extension RPCError {
         return try? Google_Rpc_Status(serializedBytes: bytes)
     }
 
-    /// The error's rich details, each still packed in a `google.protobuf.Any`; empty if there are none.
+    /// The error's rich details, from its `grpc-status-details-bin` trailer; empty if there are none or
+    /// the trailer doesn't parse.
     ///
-    /// Unpack one as the message type it holds, with swift-protobuf's `init(unpackingAny:)`, or test
-    /// its type with `isA(_:)` first. The types are yours: any generated message, such as the
-    /// `google.rpc` detail messages (`error_details.proto`) generated into your own target.
+    /// The standard `google.rpc` details come typed (``ErrorDetail/errorInfo``, …); read any other
+    /// message with ``ErrorDetail/unpack(_:)``.
     ///
     /// ```swift
-    /// for detail in error.details where detail.isA(Hello_HelloResponse.self) {
-    ///     let reply = try Hello_HelloResponse(unpackingAny: detail)
+    /// for detail in error.details {
+    ///     if let badRequest = detail.badRequest {
+    ///         for violation in badRequest.fieldViolations { print(violation.field, violation.description_p) }
+    ///     } else if let status = detail.unpack(Grpc_Testing_EchoStatus.self) {
+    ///         print(status.message)
+    ///     }
     /// }
     /// ```
-    public var details: [Google_Protobuf_Any] {
-        statusDetails?.details ?? []
+    public var details: [ErrorDetail] {
+        statusDetails?.details.map(ErrorDetail.init) ?? []
     }
 }

@@ -1,5 +1,6 @@
 import Courier
 import CourierInMemory
+import Foundation
 import SwiftProtobuf
 import Testing
 
@@ -96,5 +97,20 @@ struct GoldenCompileTests {
                 _ = try await pinger.ping(CGSecond())
             }
         }
+    }
+}
+
+@Suite("The golden file's reflection data")
+struct GoldenReflectionDataTests {
+    @Test("The file's descriptor, then its imports', each once; the second service shares the first's")
+    func descriptors() throws {
+        let files = try CGKinds.fileDescriptorProtos.map { text in
+            let bytes = try #require(Data(base64Encoded: text), "not base64: \(text.prefix(40))")
+            return try Google_Protobuf_FileDescriptorProto(serializedBytes: bytes)
+        }
+        #expect(files.map(\.name) == ["codegen_test.proto", "codegen_other.proto", "google/protobuf/empty.proto"])
+        #expect(files[0].service.map(\.name) == ["Kinds", "Pinger"])
+        #expect(!files[0].hasSourceCodeInfo)
+        #expect(CGPinger.fileDescriptorProtos == CGKinds.fileDescriptorProtos)
     }
 }

@@ -16,6 +16,31 @@ public enum CGKinds {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "codegen.test.Kinds")
 
+    /// For server reflection (`CourierReflection`): `codegen_test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = [
+        """
+        ChJjb2RlZ2VuX3Rlc3QucHJvdG8SDGNvZGVnZW4udGVzdBoTY29kZWdlbl9vdGhlci5wcm90bxobZ29vZ2xlL3Byb3RvYnVmL2Vt\
+        cHR5LnByb3RvIlcKBU91dGVyEi8KBWlubmVyGAEgASgLMhkuY29kZWdlbi50ZXN0Lk91dGVyLklubmVyUgVpbm5lchodCgVJbm5l\
+        chIUCgV2YWx1ZRgBIAEoCVIFdmFsdWUiCAoGU2Vjb25kMrcDCgVLaW5kcxI1CgNHZXQSGS5jb2RlZ2VuLnRlc3QuT3V0ZXIuSW5u\
+        ZXIaEy5jb2RlZ2VuLnRlc3QuT3V0ZXISNQoETGlzdBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoTLmNvZGVnZW4ub3RoZXIuSXRl\
+        bTABEjcKBlVwbG9hZBITLmNvZGVnZW4ub3RoZXIuSXRlbRoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSgBEjQKBENoYXQSEy5jb2Rl\
+        Z2VuLnRlc3QuT3V0ZXIaEy5jb2RlZ2VuLnRlc3QuT3V0ZXIoATABEjIKBlJldHVybhITLmNvZGVnZW4udGVzdC5PdXRlchoTLmNv\
+        ZGVnZW4udGVzdC5PdXRlchIwCgRUeXBlEhMuY29kZWdlbi50ZXN0Lk91dGVyGhMuY29kZWdlbi50ZXN0Lk91dGVyEjUKCWdldF90\
+        aGluZxITLmNvZGVnZW4udGVzdC5PdXRlchoTLmNvZGVnZW4udGVzdC5PdXRlchI0CghHZXRUaGluZxITLmNvZGVnZW4udGVzdC5P\
+        dXRlchoTLmNvZGVnZW4udGVzdC5PdXRlcjI8CgZQaW5nZXISMgoEUGluZxIULmNvZGVnZW4udGVzdC5TZWNvbmQaFC5jb2RlZ2Vu\
+        LnRlc3QuU2Vjb25kQgW6AgJDR2IGcHJvdG8z
+        """,
+        """
+        ChNjb2RlZ2VuX290aGVyLnByb3RvEg1jb2RlZ2VuLm90aGVyIhYKBEl0ZW0SDgoCaWQYASABKAVSAmlkYgZwcm90bzM=
+        """,
+        """
+        Chtnb29nbGUvcHJvdG9idWYvZW1wdHkucHJvdG8SD2dvb2dsZS5wcm90b2J1ZiIHCgVFbXB0eUJ9ChNjb20uZ29vZ2xlLnByb3Rv\
+        YnVmQgpFbXB0eVByb3RvUAFaLmdvb2dsZS5nb2xhbmcub3JnL3Byb3RvYnVmL3R5cGVzL2tub3duL2VtcHR5cGL4AQGiAgNHUEKq\
+        Ah5Hb29nbGUuUHJvdG9idWYuV2VsbEtub3duVHlwZXNiBnByb3RvMw==
+        """,
+    ]
+
     /// The service's methods.
     public enum Method {
         /// `Get`, unary.
@@ -583,6 +608,10 @@ extension CGKinds.ServiceProtocol {
 public enum CGPinger {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "codegen.test.Pinger")
+
+    /// For server reflection (`CourierReflection`): `codegen_test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = CGKinds.fileDescriptorProtos
 
     /// The service's methods.
     public enum Method {

@@ -67,46 +67,58 @@ struct GeneratorTests {
         Case(
             descriptorSet: "hello",
             file: "hello.proto",
-            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "hello.courier.swift",
             committed: "Examples/Greeter/Sources/GreeterService/Generated/hello.courier.swift"
         ),
         Case(
             descriptorSet: "ping",
             file: "ping.proto",
-            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "ping.courier.swift",
             committed: "Examples/Ping/Sources/PingService/Generated/ping.courier.swift"
         ),
         Case(
             descriptorSet: "health",
             file: "grpc/health/v1/health.proto",
-            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "health.courier.swift",
             committed: "Sources/CourierHealth/Generated/health.courier.swift"
         ),
         Case(
             descriptorSet: "test",
             file: "grpc/testing/test.proto",
-            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "test.courier.swift",
             committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/test.courier.swift"
         ),
         Case(
             descriptorSet: "benchmark_service",
             file: "grpc/testing/benchmark_service.proto",
-            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "benchmark_service.courier.swift",
             committed: "Examples/Interop/Sources/GRPCTestingProtos/Generated/benchmark_service.courier.swift"
         ),
     ]
+
+    static let reflectionParameter =
+        "Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true,ReflectionData=true"
+    static let reflectionCode: [Case] = ["v1", "v1alpha"].map { version in
+        Case(
+            descriptorSet: "grpc_reflection_\(version)_reflection",
+            file: "grpc/reflection/\(version)/reflection.proto",
+            parameter: reflectionParameter,
+            outputName: "grpc_reflection_\(version)_reflection.courier.swift",
+            committed: "Sources/CourierReflection/Generated/grpc_reflection_\(version)_reflection.courier.swift"
+        )
+    }
 
     static let golden: [Case] = [
         // Compiled and called by CodeGenGoldenCompileTests.
         Case(
             descriptorSet: "codegen_test",
             file: "codegen_test.proto",
-            parameter: "Visibility=Public,UseAccessLevelOnImports=true",
+            parameter: "Visibility=Public,UseAccessLevelOnImports=true,ReflectionData=true",
             outputName: "codegen_test.courier.swift",
             committed: "Tests/CodeGenGoldenCompileTests/codegen_test.courier.swift"
         ),
@@ -135,7 +147,7 @@ struct GeneratorTests {
         ),
     ]
 
-    @Test("The committed services code is what the generator makes now", arguments: committedCode)
+    @Test("The committed services code is what the generator makes now", arguments: committedCode + reflectionCode)
     func committedCodeIsFresh(_ testCase: Case) throws {
         try check(testCase)
     }
@@ -190,6 +202,20 @@ struct GeneratorTests {
         }
     }
 
+    @Test("ReflectionData is off by default, and on embeds nothing but descriptors")
+    func reflectionDataOption() throws {
+        let off = try runGenerator(descriptorSet: "hello", file: "hello.proto", parameter: "Visibility=Public")
+        #expect(off.file.first?.content.contains("fileDescriptorProtos") == false)
+        let on = try runGenerator(descriptorSet: "hello", file: "hello.proto", parameter: "ReflectionData=true")
+        let content = try #require(on.file.first?.content)
+        #expect(content.contains("static let fileDescriptorProtos: [String] = ["))
+        // Without it the rest of the file is the same.
+        let plain = try #require(
+            try runGenerator(descriptorSet: "hello", file: "hello.proto", parameter: "").file.first?.content
+        )
+        #expect(plain.split(separator: "\n").allSatisfy { content.contains($0) })
+    }
+
     @Test("Files without services produce nothing")
     func noServices() throws {
         let response = try runGenerator(descriptorSet: "test", file: "grpc/testing/messages.proto", parameter: "")
@@ -203,6 +229,7 @@ struct GeneratorTests {
             ("Bogus=1", "Unknown option 'Bogus'"),
             ("Visibility=Open", "Unknown Visibility 'Open'"),
             ("Server=maybe", "Server takes true or false"),
+            ("ReflectionData=yes", "ReflectionData takes true or false"),
             ("FileNaming=Flat", "Unknown FileNaming 'Flat'"),
             ("ProtoPathModuleMappings=/nonexistent/mappings.asciipb", "Could not read ProtoPathModuleMappings"),
         ]
@@ -247,7 +274,7 @@ struct GeneratorTests {
             "-I", repositoryRoot.appendingPathComponent("Examples/Greeter").path,
             "--plugin=protoc-gen-courier=\(plugin.path)",
             "--courier_out=\(output.path)",
-            "--courier_opt=Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true",
+            "--courier_opt=Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
             "hello.proto",
         ]
         try process.run()

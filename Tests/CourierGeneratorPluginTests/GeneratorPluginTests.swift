@@ -39,7 +39,7 @@ struct GeneratorPluginTests {
             {"visibility": "package", "server": \(flag), "client": \(!flag), "messages": \(flag),
              "fileNaming": "DropPath", "useAccessLevelOnImports": \(flag), "importPaths": ["../protos"],
              "moduleMappings": {"Shared": ["shared/money.proto"]}, "protocPath": "/usr/bin/protoc",
-             "outputDirectory": "Out", "reflectionData": false}
+             "outputDirectory": "Out", "reflectionData": \(flag)}
             """
         try withDirectory(["c.json": json]) { directory in
             let config = try GenerationConfig.load(directory.appendingPathComponent("c.json"))
@@ -52,6 +52,7 @@ struct GeneratorPluginTests {
             #expect(config.moduleMappings == ["Shared": ["shared/money.proto"]])
             #expect(config.protocPath == "/usr/bin/protoc")
             #expect(config.outputDirectory == "Out")
+            #expect(config.reflectionData == flag)
         }
     }
 
@@ -61,7 +62,7 @@ struct GeneratorPluginTests {
             (#"{"visibilty": "public"}"#, #"Unknown key "visibilty". Known keys: visibility"#),
             (#"{"visibility": "open"}"#, "Visibility"),
             (#"{"server": "yes"}"#, #""server""#),
-            (#"{"reflectionData": true}"#, "not supported yet"),
+            (#"{"reflectionData": "yes"}"#, #""reflectionData""#),
             ("{", "c.json"),
         ]
     )
@@ -230,6 +231,7 @@ struct GeneratorPluginTests {
             let courier = try #require(services)
             #expect(courier.contains("--courier_opt=Client=false"))
             #expect(courier.contains("--courier_opt=Server=true"))
+            #expect(courier.contains("--courier_opt=ReflectionData=false"))
             #expect(courier.contains("--courier_opt=FileNaming=PathToUnderscores"))
         }
     }

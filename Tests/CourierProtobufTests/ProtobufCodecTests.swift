@@ -69,10 +69,13 @@ struct RichErrorTests {
             request: ServerRequest<Hello_HelloRequest>,
             context: ServerContext
         ) async throws -> ServerResponse<Hello_HelloResponse> {
-            throw try RPCError(
+            throw RPCError(
                 code: .invalidArgument,
                 message: "greeting must not be empty",
-                details: [Hello_HelloResponse.with { $0.reply = "a detail" }, Google_Protobuf_Duration(seconds: 3)],
+                details: [
+                    try ErrorDetail(packing: Hello_HelloResponse.with { $0.reply = "a detail" }),
+                    try ErrorDetail(packing: Google_Protobuf_Duration(seconds: 3)),
+                ],
                 metadata: ["x-other": "kept"]
             )
         }
@@ -110,8 +113,9 @@ struct RichErrorTests {
                 #expect(status.code == 3)
                 #expect(status.message == "greeting must not be empty")
                 #expect(error.details.count == 2)
-                #expect(try Hello_HelloResponse(unpackingAny: error.details[0]).reply == "a detail")
-                #expect(error.details[1].isA(Google_Protobuf_Duration.self))
+                #expect(error.details[0].unpack(Hello_HelloResponse.self)?.reply == "a detail")
+                #expect(error.details[1].unpack(Google_Protobuf_Duration.self)?.seconds == 3)
+                #expect(error.details[1].unpack(Hello_HelloResponse.self) == nil)
                 #expect(error.metadata.firstString(forKey: "x-other") == "kept")
             }
         }

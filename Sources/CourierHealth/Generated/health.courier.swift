@@ -13,6 +13,21 @@ public enum Grpc_Health_V1_Health {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.health.v1.Health")
 
+    /// For server reflection (`CourierReflection`): `grpc/health/v1/health.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = [
+        """
+        ChtncnBjL2hlYWx0aC92MS9oZWFsdGgucHJvdG8SDmdycGMuaGVhbHRoLnYxIi4KEkhlYWx0aENoZWNrUmVxdWVzdBIYCgdzZXJ2\
+        aWNlGAEgASgJUgdzZXJ2aWNlIrEBChNIZWFsdGhDaGVja1Jlc3BvbnNlEkkKBnN0YXR1cxgBIAEoDjIxLmdycGMuaGVhbHRoLnYx\
+        LkhlYWx0aENoZWNrUmVzcG9uc2UuU2VydmluZ1N0YXR1c1IGc3RhdHVzIk8KDVNlcnZpbmdTdGF0dXMSCwoHVU5LTk9XThAAEgsK\
+        B1NFUlZJTkcQARIPCgtOT1RfU0VSVklORxACEhMKD1NFUlZJQ0VfVU5LTk9XThADMq4BCgZIZWFsdGgSUAoFQ2hlY2sSIi5ncnBj\
+        LmhlYWx0aC52MS5IZWFsdGhDaGVja1JlcXVlc3QaIy5ncnBjLmhlYWx0aC52MS5IZWFsdGhDaGVja1Jlc3BvbnNlElIKBVdhdGNo\
+        EiIuZ3JwYy5oZWFsdGgudjEuSGVhbHRoQ2hlY2tSZXF1ZXN0GiMuZ3JwYy5oZWFsdGgudjEuSGVhbHRoQ2hlY2tSZXNwb25zZTAB\
+        QmEKEWlvLmdycGMuaGVhbHRoLnYxQgtIZWFsdGhQcm90b1ABWixnb29nbGUuZ29sYW5nLm9yZy9ncnBjL2hlYWx0aC9ncnBjX2hl\
+        YWx0aF92MaoCDkdycGMuSGVhbHRoLlYxYgZwcm90bzM=
+        """,
+    ]
+
     /// The service's methods.
     public enum Method {
         /// `Check`, unary.

@@ -11,7 +11,10 @@
 
 import Courier
 import CourierHTTP2
+import CourierHealth
+import CourierReflection
 import Dispatch
+import GRPCTestingProtos
 import InteropTestService
 
 #if canImport(Glibc)
@@ -108,7 +111,12 @@ nonisolated func serve(_ options: Options) async throws {
         address: .ipv4(host: "0.0.0.0", port: options.port),
         configuration: configuration
     )
-    let server = CourierServer(transport: transport, services: [TestService.Registration()])
+    // Health and reflection too, so that grpcurl and probes work against it.
+    let reflection = try ReflectionService(fileDescriptorProtos: [
+        Grpc_Testing_TestService.fileDescriptorProtos, Grpc_Health_V1_Health.fileDescriptorProtos,
+    ])
+    let services: [any RegistrableRPCService] = [TestService.Registration(), HealthService(), reflection]
+    let server = CourierServer(transport: transport, services: services)
     try await withThrowingTaskGroup(of: Bool.self) { group in
         group.addTask {
             try await server.run()

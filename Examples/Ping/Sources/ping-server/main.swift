@@ -17,6 +17,7 @@
 import Courier
 import CourierHTTP2
 import CourierHealth
+import CourierReflection
 import CourierServiceLifecycle
 import Logging
 import PingService
@@ -95,7 +96,12 @@ func serve() async throws -> Int32 {
         )
     }
     let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
-    let server = CourierServer(transport: transport, services: [PingService(), health], interceptors: interceptors)
+    // Server reflection (`grpcurl -plaintext localhost:8080 list`); behind the token like PingService.
+    let reflection = try ReflectionService(fileDescriptorProtos: [
+        Ping_PingService.fileDescriptorProtos, Grpc_Health_V1_Health.fileDescriptorProtos,
+    ])
+    let services: [any RegistrableRPCService] = [PingService(), health, reflection]
+    let server = CourierServer(transport: transport, services: services, interceptors: interceptors)
 
     // SIGTERM or SIGINT: health NOT_SERVING, then the library drains: GOAWAY (two-phase) on every
     // connection, and when the grace period has passed the RPCs still running are cancelled.

@@ -13,6 +13,18 @@ public enum Hello_HelloService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "hello.HelloService")
 
+    /// For server reflection (`CourierReflection`): `hello.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = [
+        """
+        CgtoZWxsby5wcm90bxIFaGVsbG8iKgoMSGVsbG9SZXF1ZXN0EhoKCGdyZWV0aW5nGAEgASgJUghncmVldGluZyIlCg1IZWxsb1Jl\
+        c3BvbnNlEhQKBXJlcGx5GAEgASgJUgVyZXBseTL/AQoMSGVsbG9TZXJ2aWNlEjUKCFNheUhlbGxvEhMuaGVsbG8uSGVsbG9SZXF1\
+        ZXN0GhQuaGVsbG8uSGVsbG9SZXNwb25zZRI8Cg1Mb3RzT2ZSZXBsaWVzEhMuaGVsbG8uSGVsbG9SZXF1ZXN0GhQuaGVsbG8uSGVs\
+        bG9SZXNwb25zZTABEj4KD0xvdHNPZkdyZWV0aW5ncxITLmhlbGxvLkhlbGxvUmVxdWVzdBoULmhlbGxvLkhlbGxvUmVzcG9uc2Uo\
+        ARI6CglCaWRpSGVsbG8SEy5oZWxsby5IZWxsb1JlcXVlc3QaFC5oZWxsby5IZWxsb1Jlc3BvbnNlKAEwAWIGcHJvdG8z
+        """,
+    ]
+
     /// The service's methods.
     public enum Method {
         /// `SayHello`, unary.

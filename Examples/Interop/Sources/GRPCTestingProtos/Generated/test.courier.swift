@@ -14,6 +14,108 @@ public enum Grpc_Testing_TestService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.TestService")
 
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = [
+        """
+        ChdncnBjL3Rlc3RpbmcvdGVzdC5wcm90bxIMZ3JwYy50ZXN0aW5nGhhncnBjL3Rlc3RpbmcvZW1wdHkucHJvdG8aG2dycGMvdGVz\
+        dGluZy9tZXNzYWdlcy5wcm90bzLLBQoLVGVzdFNlcnZpY2USNQoJRW1wdHlDYWxsEhMuZ3JwYy50ZXN0aW5nLkVtcHR5GhMuZ3Jw\
+        Yy50ZXN0aW5nLkVtcHR5EkYKCVVuYXJ5Q2FsbBIbLmdycGMudGVzdGluZy5TaW1wbGVSZXF1ZXN0GhwuZ3JwYy50ZXN0aW5nLlNp\
+        bXBsZVJlc3BvbnNlEk8KEkNhY2hlYWJsZVVuYXJ5Q2FsbBIbLmdycGMudGVzdGluZy5TaW1wbGVSZXF1ZXN0GhwuZ3JwYy50ZXN0\
+        aW5nLlNpbXBsZVJlc3BvbnNlEmwKE1N0cmVhbWluZ091dHB1dENhbGwSKC5ncnBjLnRlc3RpbmcuU3RyZWFtaW5nT3V0cHV0Q2Fs\
+        bFJlcXVlc3QaKS5ncnBjLnRlc3RpbmcuU3RyZWFtaW5nT3V0cHV0Q2FsbFJlc3BvbnNlMAESaQoSU3RyZWFtaW5nSW5wdXRDYWxs\
+        EicuZ3JwYy50ZXN0aW5nLlN0cmVhbWluZ0lucHV0Q2FsbFJlcXVlc3QaKC5ncnBjLnRlc3RpbmcuU3RyZWFtaW5nSW5wdXRDYWxs\
+        UmVzcG9uc2UoARJpCg5GdWxsRHVwbGV4Q2FsbBIoLmdycGMudGVzdGluZy5TdHJlYW1pbmdPdXRwdXRDYWxsUmVxdWVzdBopLmdy\
+        cGMudGVzdGluZy5TdHJlYW1pbmdPdXRwdXRDYWxsUmVzcG9uc2UoATABEmkKDkhhbGZEdXBsZXhDYWxsEiguZ3JwYy50ZXN0aW5n\
+        LlN0cmVhbWluZ091dHB1dENhbGxSZXF1ZXN0GikuZ3JwYy50ZXN0aW5nLlN0cmVhbWluZ091dHB1dENhbGxSZXNwb25zZSgBMAES\
+        PQoRVW5pbXBsZW1lbnRlZENhbGwSEy5ncnBjLnRlc3RpbmcuRW1wdHkaEy5ncnBjLnRlc3RpbmcuRW1wdHkyVQoUVW5pbXBsZW1l\
+        bnRlZFNlcnZpY2USPQoRVW5pbXBsZW1lbnRlZENhbGwSEy5ncnBjLnRlc3RpbmcuRW1wdHkaEy5ncnBjLnRlc3RpbmcuRW1wdHky\
+        iQEKEFJlY29ubmVjdFNlcnZpY2USOwoFU3RhcnQSHS5ncnBjLnRlc3RpbmcuUmVjb25uZWN0UGFyYW1zGhMuZ3JwYy50ZXN0aW5n\
+        LkVtcHR5EjgKBFN0b3ASEy5ncnBjLnRlc3RpbmcuRW1wdHkaGy5ncnBjLnRlc3RpbmcuUmVjb25uZWN0SW5mbzKGAgoYTG9hZEJh\
+        bGFuY2VyU3RhdHNTZXJ2aWNlEmMKDkdldENsaWVudFN0YXRzEiYuZ3JwYy50ZXN0aW5nLkxvYWRCYWxhbmNlclN0YXRzUmVxdWVz\
+        dBonLmdycGMudGVzdGluZy5Mb2FkQmFsYW5jZXJTdGF0c1Jlc3BvbnNlIgAShAEKGUdldENsaWVudEFjY3VtdWxhdGVkU3RhdHMS\
+        MS5ncnBjLnRlc3RpbmcuTG9hZEJhbGFuY2VyQWNjdW11bGF0ZWRTdGF0c1JlcXVlc3QaMi5ncnBjLnRlc3RpbmcuTG9hZEJhbGFu\
+        Y2VyQWNjdW11bGF0ZWRTdGF0c1Jlc3BvbnNlIgAyiwEKFlhkc1VwZGF0ZUhlYWx0aFNlcnZpY2USNgoKU2V0U2VydmluZxITLmdy\
+        cGMudGVzdGluZy5FbXB0eRoTLmdycGMudGVzdGluZy5FbXB0eRI5Cg1TZXROb3RTZXJ2aW5nEhMuZ3JwYy50ZXN0aW5nLkVtcHR5\
+        GhMuZ3JwYy50ZXN0aW5nLkVtcHR5MnsKH1hkc1VwZGF0ZUNsaWVudENvbmZpZ3VyZVNlcnZpY2USWAoJQ29uZmlndXJlEiQuZ3Jw\
+        Yy50ZXN0aW5nLkNsaWVudENvbmZpZ3VyZVJlcXVlc3QaJS5ncnBjLnRlc3RpbmcuQ2xpZW50Q29uZmlndXJlUmVzcG9uc2VCHQob\
+        aW8uZ3JwYy50ZXN0aW5nLmludGVncmF0aW9uYgZwcm90bzM=
+        """,
+        """
+        ChhncnBjL3Rlc3RpbmcvZW1wdHkucHJvdG8SDGdycGMudGVzdGluZyIHCgVFbXB0eUIqChtpby5ncnBjLnRlc3RpbmcuaW50ZWdy\
+        YXRpb25CC0VtcHR5UHJvdG9zYgZwcm90bzM=
+        """,
+        """
+        ChtncnBjL3Rlc3RpbmcvbWVzc2FnZXMucHJvdG8SDGdycGMudGVzdGluZyIhCglCb29sVmFsdWUSFAoFdmFsdWUYASABKAhSBXZh\
+        bHVlIkwKB1BheWxvYWQSLQoEdHlwZRgBIAEoDjIZLmdycGMudGVzdGluZy5QYXlsb2FkVHlwZVIEdHlwZRISCgRib2R5GAIgASgM\
+        UgRib2R5IjoKCkVjaG9TdGF0dXMSEgoEY29kZRgBIAEoBVIEY29kZRIYCgdtZXNzYWdlGAIgASgJUgdtZXNzYWdlIrkFCg1TaW1w\
+        bGVSZXF1ZXN0Ej4KDXJlc3BvbnNlX3R5cGUYASABKA4yGS5ncnBjLnRlc3RpbmcuUGF5bG9hZFR5cGVSDHJlc3BvbnNlVHlwZRIj\
+        Cg1yZXNwb25zZV9zaXplGAIgASgFUgxyZXNwb25zZVNpemUSLwoHcGF5bG9hZBgDIAEoCzIVLmdycGMudGVzdGluZy5QYXlsb2Fk\
+        UgdwYXlsb2FkEiMKDWZpbGxfdXNlcm5hbWUYBCABKAhSDGZpbGxVc2VybmFtZRIoChBmaWxsX29hdXRoX3Njb3BlGAUgASgIUg5m\
+        aWxsT2F1dGhTY29wZRJIChNyZXNwb25zZV9jb21wcmVzc2VkGAYgASgLMhcuZ3JwYy50ZXN0aW5nLkJvb2xWYWx1ZVIScmVzcG9u\
+        c2VDb21wcmVzc2VkEkEKD3Jlc3BvbnNlX3N0YXR1cxgHIAEoCzIYLmdycGMudGVzdGluZy5FY2hvU3RhdHVzUg5yZXNwb25zZVN0\
+        YXR1cxJEChFleHBlY3RfY29tcHJlc3NlZBgIIAEoCzIXLmdycGMudGVzdGluZy5Cb29sVmFsdWVSEGV4cGVjdENvbXByZXNzZWQS\
+        JAoOZmlsbF9zZXJ2ZXJfaWQYCSABKAhSDGZpbGxTZXJ2ZXJJZBIzChZmaWxsX2dycGNsYl9yb3V0ZV90eXBlGAogASgIUhNmaWxs\
+        R3JwY2xiUm91dGVUeXBlEk8KFW9yY2FfcGVyX3F1ZXJ5X3JlcG9ydBgLIAEoCzIcLmdycGMudGVzdGluZy5UZXN0T3JjYVJlcG9y\
+        dFISb3JjYVBlclF1ZXJ5UmVwb3J0EkQKD29yY2Ffb29iX3JlcG9ydBgMIAEoCzIcLmdycGMudGVzdGluZy5UZXN0T3JjYVJlcG9y\
+        dFINb3JjYU9vYlJlcG9ydCKCAgoOU2ltcGxlUmVzcG9uc2USLwoHcGF5bG9hZBgBIAEoCzIVLmdycGMudGVzdGluZy5QYXlsb2Fk\
+        UgdwYXlsb2FkEhoKCHVzZXJuYW1lGAIgASgJUgh1c2VybmFtZRIfCgtvYXV0aF9zY29wZRgDIAEoCVIKb2F1dGhTY29wZRIbCglz\
+        ZXJ2ZXJfaWQYBCABKAlSCHNlcnZlcklkEkkKEWdycGNsYl9yb3V0ZV90eXBlGAUgASgOMh0uZ3JwYy50ZXN0aW5nLkdycGNsYlJv\
+        dXRlVHlwZVIPZ3JwY2xiUm91dGVUeXBlEhoKCGhvc3RuYW1lGAYgASgJUghob3N0bmFtZSKSAQoZU3RyZWFtaW5nSW5wdXRDYWxs\
+        UmVxdWVzdBIvCgdwYXlsb2FkGAEgASgLMhUuZ3JwYy50ZXN0aW5nLlBheWxvYWRSB3BheWxvYWQSRAoRZXhwZWN0X2NvbXByZXNz\
+        ZWQYAiABKAsyFy5ncnBjLnRlc3RpbmcuQm9vbFZhbHVlUhBleHBlY3RDb21wcmVzc2VkIlQKGlN0cmVhbWluZ0lucHV0Q2FsbFJl\
+        c3BvbnNlEjYKF2FnZ3JlZ2F0ZWRfcGF5bG9hZF9zaXplGAEgASgFUhVhZ2dyZWdhdGVkUGF5bG9hZFNpemUiggEKElJlc3BvbnNl\
+        UGFyYW1ldGVycxISCgRzaXplGAEgASgFUgRzaXplEh8KC2ludGVydmFsX3VzGAIgASgFUgppbnRlcnZhbFVzEjcKCmNvbXByZXNz\
+        ZWQYAyABKAsyFy5ncnBjLnRlc3RpbmcuQm9vbFZhbHVlUgpjb21wcmVzc2VkIukCChpTdHJlYW1pbmdPdXRwdXRDYWxsUmVxdWVz\
+        dBI+Cg1yZXNwb25zZV90eXBlGAEgASgOMhkuZ3JwYy50ZXN0aW5nLlBheWxvYWRUeXBlUgxyZXNwb25zZVR5cGUSUQoTcmVzcG9u\
+        c2VfcGFyYW1ldGVycxgCIAMoCzIgLmdycGMudGVzdGluZy5SZXNwb25zZVBhcmFtZXRlcnNSEnJlc3BvbnNlUGFyYW1ldGVycxIv\
+        CgdwYXlsb2FkGAMgASgLMhUuZ3JwYy50ZXN0aW5nLlBheWxvYWRSB3BheWxvYWQSQQoPcmVzcG9uc2Vfc3RhdHVzGAcgASgLMhgu\
+        Z3JwYy50ZXN0aW5nLkVjaG9TdGF0dXNSDnJlc3BvbnNlU3RhdHVzEkQKD29yY2Ffb29iX3JlcG9ydBgIIAEoCzIcLmdycGMudGVz\
+        dGluZy5UZXN0T3JjYVJlcG9ydFINb3JjYU9vYlJlcG9ydCJOChtTdHJlYW1pbmdPdXRwdXRDYWxsUmVzcG9uc2USLwoHcGF5bG9h\
+        ZBgBIAEoCzIVLmdycGMudGVzdGluZy5QYXlsb2FkUgdwYXlsb2FkIkoKD1JlY29ubmVjdFBhcmFtcxI3ChhtYXhfcmVjb25uZWN0\
+        X2JhY2tvZmZfbXMYASABKAVSFW1heFJlY29ubmVjdEJhY2tvZmZNcyJGCg1SZWNvbm5lY3RJbmZvEhYKBnBhc3NlZBgBIAEoCFIG\
+        cGFzc2VkEh0KCmJhY2tvZmZfbXMYAiADKAVSCWJhY2tvZmZNcyJWChhMb2FkQmFsYW5jZXJTdGF0c1JlcXVlc3QSGQoIbnVtX3Jw\
+        Y3MYASABKAVSB251bVJwY3MSHwoLdGltZW91dF9zZWMYAiABKAVSCnRpbWVvdXRTZWMi4gQKGUxvYWRCYWxhbmNlclN0YXRzUmVz\
+        cG9uc2USWQoMcnBjc19ieV9wZWVyGAEgAygLMjcuZ3JwYy50ZXN0aW5nLkxvYWRCYWxhbmNlclN0YXRzUmVzcG9uc2UuUnBjc0J5\
+        UGVlckVudHJ5UgpycGNzQnlQZWVyEiEKDG51bV9mYWlsdXJlcxgCIAEoBVILbnVtRmFpbHVyZXMSXwoOcnBjc19ieV9tZXRob2QY\
+        AyADKAsyOS5ncnBjLnRlc3RpbmcuTG9hZEJhbGFuY2VyU3RhdHNSZXNwb25zZS5ScGNzQnlNZXRob2RFbnRyeVIMcnBjc0J5TWV0\
+        aG9kGrEBCgpScGNzQnlQZWVyEmQKDHJwY3NfYnlfcGVlchgBIAMoCzJCLmdycGMudGVzdGluZy5Mb2FkQmFsYW5jZXJTdGF0c1Jl\
+        c3BvbnNlLlJwY3NCeVBlZXIuUnBjc0J5UGVlckVudHJ5UgpycGNzQnlQZWVyGj0KD1JwY3NCeVBlZXJFbnRyeRIQCgNrZXkYASAB\
+        KAlSA2tleRIUCgV2YWx1ZRgCIAEoBVIFdmFsdWU6AjgBGj0KD1JwY3NCeVBlZXJFbnRyeRIQCgNrZXkYASABKAlSA2tleRIUCgV2\
+        YWx1ZRgCIAEoBVIFdmFsdWU6AjgBGnMKEVJwY3NCeU1ldGhvZEVudHJ5EhAKA2tleRgBIAEoCVIDa2V5EkgKBXZhbHVlGAIgASgL\
+        MjIuZ3JwYy50ZXN0aW5nLkxvYWRCYWxhbmNlclN0YXRzUmVzcG9uc2UuUnBjc0J5UGVlclIFdmFsdWU6AjgBIiUKI0xvYWRCYWxh\
+        bmNlckFjY3VtdWxhdGVkU3RhdHNSZXF1ZXN0IoYJCiRMb2FkQmFsYW5jZXJBY2N1bXVsYXRlZFN0YXRzUmVzcG9uc2USjgEKGm51\
+        bV9ycGNzX3N0YXJ0ZWRfYnlfbWV0aG9kGAEgAygLMk4uZ3JwYy50ZXN0aW5nLkxvYWRCYWxhbmNlckFjY3VtdWxhdGVkU3RhdHNS\
+        ZXNwb25zZS5OdW1ScGNzU3RhcnRlZEJ5TWV0aG9kRW50cnlCAhgBUhZudW1ScGNzU3RhcnRlZEJ5TWV0aG9kEpQBChxudW1fcnBj\
+        c19zdWNjZWVkZWRfYnlfbWV0aG9kGAIgAygLMlAuZ3JwYy50ZXN0aW5nLkxvYWRCYWxhbmNlckFjY3VtdWxhdGVkU3RhdHNSZXNw\
+        b25zZS5OdW1ScGNzU3VjY2VlZGVkQnlNZXRob2RFbnRyeUICGAFSGG51bVJwY3NTdWNjZWVkZWRCeU1ldGhvZBKLAQoZbnVtX3Jw\
+        Y3NfZmFpbGVkX2J5X21ldGhvZBgDIAMoCzJNLmdycGMudGVzdGluZy5Mb2FkQmFsYW5jZXJBY2N1bXVsYXRlZFN0YXRzUmVzcG9u\
+        c2UuTnVtUnBjc0ZhaWxlZEJ5TWV0aG9kRW50cnlCAhgBUhVudW1ScGNzRmFpbGVkQnlNZXRob2QScAoQc3RhdHNfcGVyX21ldGhv\
+        ZBgEIAMoCzJGLmdycGMudGVzdGluZy5Mb2FkQmFsYW5jZXJBY2N1bXVsYXRlZFN0YXRzUmVzcG9uc2UuU3RhdHNQZXJNZXRob2RF\
+        bnRyeVIOc3RhdHNQZXJNZXRob2QaSQobTnVtUnBjc1N0YXJ0ZWRCeU1ldGhvZEVudHJ5EhAKA2tleRgBIAEoCVIDa2V5EhQKBXZh\
+        bHVlGAIgASgFUgV2YWx1ZToCOAEaSwodTnVtUnBjc1N1Y2NlZWRlZEJ5TWV0aG9kRW50cnkSEAoDa2V5GAEgASgJUgNrZXkSFAoF\
+        dmFsdWUYAiABKAVSBXZhbHVlOgI4ARpIChpOdW1ScGNzRmFpbGVkQnlNZXRob2RFbnRyeRIQCgNrZXkYASABKAlSA2tleRIUCgV2\
+        YWx1ZRgCIAEoBVIFdmFsdWU6AjgBGs8BCgtNZXRob2RTdGF0cxIhCgxycGNzX3N0YXJ0ZWQYASABKAVSC3JwY3NTdGFydGVkEmIK\
+        BnJlc3VsdBgCIAMoCzJKLmdycGMudGVzdGluZy5Mb2FkQmFsYW5jZXJBY2N1bXVsYXRlZFN0YXRzUmVzcG9uc2UuTWV0aG9kU3Rh\
+        dHMuUmVzdWx0RW50cnlSBnJlc3VsdBo5CgtSZXN1bHRFbnRyeRIQCgNrZXkYASABKAVSA2tleRIUCgV2YWx1ZRgCIAEoBVIFdmFs\
+        dWU6AjgBGoEBChNTdGF0c1Blck1ldGhvZEVudHJ5EhAKA2tleRgBIAEoCVIDa2V5ElQKBXZhbHVlGAIgASgLMj4uZ3JwYy50ZXN0\
+        aW5nLkxvYWRCYWxhbmNlckFjY3VtdWxhdGVkU3RhdHNSZXNwb25zZS5NZXRob2RTdGF0c1IFdmFsdWU6AjgBIukCChZDbGllbnRD\
+        b25maWd1cmVSZXF1ZXN0EkIKBXR5cGVzGAEgAygOMiwuZ3JwYy50ZXN0aW5nLkNsaWVudENvbmZpZ3VyZVJlcXVlc3QuUnBjVHlw\
+        ZVIFdHlwZXMSSQoIbWV0YWRhdGEYAiADKAsyLS5ncnBjLnRlc3RpbmcuQ2xpZW50Q29uZmlndXJlUmVxdWVzdC5NZXRhZGF0YVII\
+        bWV0YWRhdGESHwoLdGltZW91dF9zZWMYAyABKAVSCnRpbWVvdXRTZWMadAoITWV0YWRhdGESQAoEdHlwZRgBIAEoDjIsLmdycGMu\
+        dGVzdGluZy5DbGllbnRDb25maWd1cmVSZXF1ZXN0LlJwY1R5cGVSBHR5cGUSEAoDa2V5GAIgASgJUgNrZXkSFAoFdmFsdWUYAyAB\
+        KAlSBXZhbHVlIikKB1JwY1R5cGUSDgoKRU1QVFlfQ0FMTBAAEg4KClVOQVJZX0NBTEwQASIZChdDbGllbnRDb25maWd1cmVSZXNw\
+        b25zZSKLAwoOVGVzdE9yY2FSZXBvcnQSJwoPY3B1X3V0aWxpemF0aW9uGAEgASgBUg5jcHVVdGlsaXphdGlvbhItChJtZW1vcnlf\
+        dXRpbGl6YXRpb24YAiABKAFSEW1lbW9yeVV0aWxpemF0aW9uElAKDHJlcXVlc3RfY29zdBgDIAMoCzItLmdycGMudGVzdGluZy5U\
+        ZXN0T3JjYVJlcG9ydC5SZXF1ZXN0Q29zdEVudHJ5UgtyZXF1ZXN0Q29zdBJPCgt1dGlsaXphdGlvbhgEIAMoCzItLmdycGMudGVz\
+        dGluZy5UZXN0T3JjYVJlcG9ydC5VdGlsaXphdGlvbkVudHJ5Ugt1dGlsaXphdGlvbho+ChBSZXF1ZXN0Q29zdEVudHJ5EhAKA2tl\
+        eRgBIAEoCVIDa2V5EhQKBXZhbHVlGAIgASgBUgV2YWx1ZToCOAEaPgoQVXRpbGl6YXRpb25FbnRyeRIQCgNrZXkYASABKAlSA2tl\
+        eRIUCgV2YWx1ZRgCIAEoAVIFdmFsdWU6AjgBKh8KC1BheWxvYWRUeXBlEhAKDENPTVBSRVNTQUJMRRAAKm8KD0dycGNsYlJvdXRl\
+        VHlwZRIdChlHUlBDTEJfUk9VVEVfVFlQRV9VTktOT1dOEAASHgoaR1JQQ0xCX1JPVVRFX1RZUEVfRkFMTEJBQ0sQARIdChlHUlBD\
+        TEJfUk9VVEVfVFlQRV9CQUNLRU5EEAJCHQobaW8uZ3JwYy50ZXN0aW5nLmludGVncmF0aW9uYgZwcm90bzM=
+        """,
+    ]
+
     /// The service's methods.
     public enum Method {
         /// `EmptyCall`, unary.
@@ -592,6 +694,10 @@ public enum Grpc_Testing_UnimplementedService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.UnimplementedService")
 
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = Grpc_Testing_TestService.fileDescriptorProtos
+
     /// The service's methods.
     public enum Method {
         /// `UnimplementedCall`, unary.
@@ -703,6 +809,10 @@ extension Grpc_Testing_UnimplementedService.ServiceProtocol {
 public enum Grpc_Testing_ReconnectService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.ReconnectService")
+
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = Grpc_Testing_TestService.fileDescriptorProtos
 
     /// The service's methods.
     public enum Method {
@@ -875,6 +985,10 @@ extension Grpc_Testing_ReconnectService.ServiceProtocol {
 public enum Grpc_Testing_LoadBalancerStatsService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.LoadBalancerStatsService")
+
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = Grpc_Testing_TestService.fileDescriptorProtos
 
     /// The service's methods.
     public enum Method {
@@ -1060,6 +1174,10 @@ public enum Grpc_Testing_XdsUpdateHealthService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.XdsUpdateHealthService")
 
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = Grpc_Testing_TestService.fileDescriptorProtos
+
     /// The service's methods.
     public enum Method {
         /// `SetServing`, unary.
@@ -1231,6 +1349,10 @@ extension Grpc_Testing_XdsUpdateHealthService.ServiceProtocol {
 public enum Grpc_Testing_XdsUpdateClientConfigureService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "grpc.testing.XdsUpdateClientConfigureService")
+
+    /// For server reflection (`CourierReflection`): `grpc/testing/test.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = Grpc_Testing_TestService.fileDescriptorProtos
 
     /// The service's methods.
     public enum Method {

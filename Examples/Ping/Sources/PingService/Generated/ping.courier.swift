@@ -13,6 +13,16 @@ public enum Ping_PingService {
     /// The service's descriptor.
     public static let descriptor = ServiceDescriptor(fullyQualifiedService: "ping.PingService")
 
+    /// For server reflection (`CourierReflection`): `ping.proto`, then every file it imports, directly
+    /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
+    public static let fileDescriptorProtos: [String] = [
+        """
+        CgpwaW5nLnByb3RvEgRwaW5nIhsKB1JlcXVlc3QSEAoDbXNnGAEgASgJUgNtc2ciHAoIUmVzcG9uc2USEAoDbXNnGAEgASgJUgNt\
+        c2cyZQoLUGluZ1NlcnZpY2USJQoEU2VuZBINLnBpbmcuUmVxdWVzdBoOLnBpbmcuUmVzcG9uc2USLwoKU2VuZFN0cmVhbRINLnBp\
+        bmcuUmVxdWVzdBoOLnBpbmcuUmVzcG9uc2UoATABQhVaE2V4YW1wbGUuY29tL3BpbmcvcGJiBnByb3RvMw==
+        """,
+    ]
+
     /// The service's methods.
     public enum Method {
         /// `Send`, unary.
