@@ -378,10 +378,49 @@ let targets: [Target] = [
     ),
 ]
 
+// libFuzzer targets (Tests/Fuzz/), seen only when `COURIER_FUZZ=1`: `./dev/fuzz.sh` sets it and builds them with
+// `--sanitize=fuzzer --sanitize=address` into `.build-fuzz`, so normal builds and Courier's users never do.
+var fuzzTargets: [Target] = []
+if Context.environment["COURIER_FUZZ"] != nil {
+    fuzzTargets.append(
+        .target(
+            name: "CourierFuzzSupport",
+            dependencies: ["Courier", "CourierHTTP2"],
+            path: "Tests/Fuzz/Support",
+            swiftSettings: defaultSwiftSettings
+        )
+    )
+    let http2Targets = [
+        "fuzz-deframer", "fuzz-deframer-compressed", "fuzz-grpc-timeout", "fuzz-grpc-message", "fuzz-metadata",
+        "fuzz-request-head", "fuzz-response-head", "fuzz-server-connection", "fuzz-client-connection", "fuzz-tls",
+    ]
+    for name in http2Targets {
+        fuzzTargets.append(
+            .executableTarget(
+                name: name,
+                dependencies: ["Courier", "CourierHTTP2", "CourierFuzzSupport"],
+                path: "Tests/Fuzz/Targets/\(name)",
+                swiftSettings: defaultSwiftSettings
+            )
+        )
+    }
+    fuzzTargets.append(
+        .executableTarget(
+            name: "fuzz-protobuf",
+            dependencies: [
+                "Courier", "CourierProtobuf", "GRPCTestingProtos",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Fuzz/Targets/fuzz-protobuf",
+            swiftSettings: defaultSwiftSettings
+        )
+    )
+}
+
 let package = Package(
     name: "Courier",
     platforms: [.macOS(.v15)],
     products: products,
     dependencies: dependencies,
-    targets: targets
+    targets: targets + fuzzTargets
 )

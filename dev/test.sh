@@ -63,6 +63,10 @@ echo "== The transport tests and the core suite over HTTP/2 again, on the epoll 
 COURIER_IO=epoll swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
 COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
 
+echo "== The fuzz targets, 10 s each from their seeds (fuzz-protobuf, which needs SwiftProtobuf built with ASan, by hand)"
+./dev/fuzz.sh --seconds 10 fuzz-deframer fuzz-deframer-compressed fuzz-grpc-timeout fuzz-grpc-message fuzz-metadata \
+    fuzz-request-head fuzz-response-head fuzz-server-connection fuzz-client-connection fuzz-tls
+
 echo "== The snippets the documentation quotes"
 bin=$(swift build --show-bin-path)
 for snippet in Snippets/*.swift; do

@@ -29,16 +29,21 @@ enum GRPCTimeout {
     static func encode(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         guard seconds >= 0, !(seconds == 0 && attoseconds <= 0) else { return "0n" }
-        // Total nanoseconds, rounded up, saturating.
-        let nanos: Int64
-        let (wholeNanos, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow {
-            nanos = .max
-        } else {
-            let fraction = (attoseconds + 999_999_999) / 1_000_000_000
-            nanos = wholeNanos.addingReportingOverflow(fraction).overflow ? .max : wholeNanos + fraction
-        }
         let limit: Int64 = 99_999_999
+        // Total nanoseconds, rounded up. Past Int64 nanoseconds (292 years) the count is whole seconds,
+        // rounded up: saturating the nanoseconds instead encoded 292 years for anything longer (found by
+        // fuzz-grpc-timeout), a shorter timeout than the caller's.
+        let (wholeNanos, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let fraction = (attoseconds + 999_999_999) / 1_000_000_000
+        guard !overflow, !wholeNanos.addingReportingOverflow(fraction).overflow else {
+            let wholeSeconds = seconds == .max ? seconds : seconds + (attoseconds > 0 ? 1 : 0)
+            for (size, unit) in [(Int64(1), "S"), (60, "M"), (3600, "H")] {
+                let amount = wholeSeconds / size + (wholeSeconds % size == 0 ? 0 : 1)
+                if amount <= limit { return "\(amount)\(unit)" }
+            }
+            return "\(limit)H"
+        }
+        let nanos = wholeNanos + fraction
         let units: [(Int64, Character)] = [
             (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
             (3_600_000_000_000, "H"),

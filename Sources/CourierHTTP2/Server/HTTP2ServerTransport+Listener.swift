@@ -71,6 +71,26 @@ extension HTTP2ServerTransport {
             self.acceptHandler = AcceptHandler(listener: self)
         }
 
+        /// A listener with no socket of its own, serving the connections its caller opens with
+        /// ``open(fd:on:)`` on `loop`: the fuzz targets (Tests/Fuzz) use it to feed one connection arbitrary
+        /// bytes through a fake backend, with the whole server path (HPACK, frames, streams, handlers) behind.
+        /// Nothing else creates one; ``start()`` must not be called on it.
+        init(
+            testingOn loop: EventLoop,
+            configuration: Configuration,
+            options: ServerTransportOptions,
+            handler: @escaping @Sendable (any ServerTransportStream) async -> Void
+        ) {
+            self.tls = nil
+            self.options = options
+            self.listenFD = -1
+            self.boundAddress = .unix(path: "")
+            self.configuration = configuration
+            self.handler = handler
+            self.loops = [loop]
+            self.acceptHandler = AcceptHandler(listener: self)
+        }
+
         func start() {
             loops[0].execute { self.armAccept() }
         }
@@ -121,7 +141,8 @@ extension HTTP2ServerTransport {
             }
         }
 
-        private func open(fd: Int32, on loop: EventLoop) {
+        /// Serves an accepted socket on `loop`, unless the listener is shutting down or full. On `loop`.
+        func open(fd: Int32, on loop: EventLoop) {
             let refused = shared.withLock {
                 $0.shuttingDown || $0.aborted || $0.connections.count >= configuration.maxConnections
             }
