@@ -46,6 +46,7 @@ struct RetryTests {
         )
     )
 
+    @discardableResult
     func run<R: Sendable>(
         _ service: ClosureService,
         _ configuration: CourierClient.Configuration,
