@@ -17,8 +17,15 @@ public struct CallOptions: Sendable, Hashable {
     public var maxRequestMessageBytes: Int?
 
     /// The largest response message the client will accept, in bytes; `nil` means no limit.
-    /// A larger message fails the call with `RESOURCE_EXHAUSTED`. Defaults to 4 MiB, as in gRPC.
-    public var maxResponseMessageBytes: Int?
+    /// A larger message fails the call with `RESOURCE_EXHAUSTED`. Defaults to 4 MiB, as in gRPC; a
+    /// method config's limit replaces the default, and the smaller applies when the call sets one too.
+    public var maxResponseMessageBytes: Int? {
+        get { responseLimit ?? Self.defaultMaxResponseMessageBytes }
+        set { responseLimit = .some(newValue) }
+    }
+    private var responseLimit: Int??
+    static let defaultMaxResponseMessageBytes = 4 * 1024 * 1024
+    var maxResponseMessageBytesIsSet: Bool { responseLimit != nil }
 
     /// How request messages are compressed (`grpc-encoding`); `nil` or ``CompressionAlgorithm/identity``
     /// sends them uncompressed. Responses are decompressed whatever the server chose, if Courier
@@ -27,7 +34,13 @@ public struct CallOptions: Sendable, Hashable {
 
     /// Whether the call waits for the transport to become ready instead of failing fast with
     /// `UNAVAILABLE` when connecting has failed (gRPC's wait-for-ready). It still ends at its deadline.
-    public var waitForReady: Bool
+    /// Defaults to `false`, or to the method config's value; a value the call sets wins.
+    public var waitForReady: Bool {
+        get { waitForReadyValue ?? false }
+        set { waitForReadyValue = newValue }
+    }
+    private var waitForReadyValue: Bool?
+    var waitForReadyIsSet: Bool { waitForReadyValue != nil }
 
     /// The call's deadline on its transport's ``RPCClock``, set by Courier when the call starts (from
     /// ``timeout`` and any inherited deadline): a transport in this package computes the time it sends
@@ -39,21 +52,24 @@ public struct CallOptions: Sendable, Hashable {
     /// - Parameters:
     ///   - timeout: See ``timeout``.
     ///   - maxRequestMessageBytes: See ``maxRequestMessageBytes``.
-    ///   - maxResponseMessageBytes: See ``maxResponseMessageBytes``.
+    ///   - maxResponseMessageBytes: See ``maxResponseMessageBytes``; the default (4 MiB) gives way to
+    ///     a method config's limit.
     ///   - compression: See ``compression``.
-    ///   - waitForReady: See ``waitForReady``.
+    ///   - waitForReady: See ``waitForReady``; leave it out for the default (`false`, or the method
+    ///     config's value).
     public init(
         timeout: Duration? = nil,
         maxRequestMessageBytes: Int? = nil,
         maxResponseMessageBytes: Int? = 4 * 1024 * 1024,
         compression: CompressionAlgorithm? = nil,
-        waitForReady: Bool = false
+        waitForReady: Bool? = nil
     ) {
         self.timeout = timeout
         self.maxRequestMessageBytes = maxRequestMessageBytes
-        self.maxResponseMessageBytes = maxResponseMessageBytes
+        self.responseLimit =
+            maxResponseMessageBytes == Self.defaultMaxResponseMessageBytes ? nil : .some(maxResponseMessageBytes)
         self.compression = compression
-        self.waitForReady = waitForReady
+        self.waitForReadyValue = waitForReady
     }
 
     /// No timeout, no request limit, a 4 MiB response limit, fail fast.

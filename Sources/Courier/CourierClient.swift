@@ -19,6 +19,40 @@ internal import Synchronization
 /// ``CallOptions/timeout`` and the deadline inherited from the RPC being served; cancelling the calling
 /// task cancels the RPC on both ends and the call throws `CANCELLED`.
 public final class CourierClient: Sendable {
+    /// How a client treats its calls beyond their own options: the service config, and the memory
+    /// retries may use.
+    public struct Configuration: Sendable {
+        /// Per-method settings, retries and hedging, throttling, and the load-balancing policy handed
+        /// to the transport.
+        public var serviceConfig: ServiceConfig
+        /// The most request bytes one call keeps for replaying to later attempts; a call whose request
+        /// grows past it is committed to the attempt it is on (gRFC A6). Default 256 KiB, as in grpc-go
+        /// and grpc C++.
+        public var retryBufferBytesPerRPC: Int
+        /// The most request bytes all calls of the client keep for replay together; a call that finds
+        /// no room is committed to its current attempt. Default 16 MiB, as in grpc-java.
+        public var retryBufferBytes: Int
+
+        /// Creates a configuration.
+        ///
+        /// - Parameters:
+        ///   - serviceConfig: See ``serviceConfig``.
+        ///   - retryBufferBytesPerRPC: See ``retryBufferBytesPerRPC``.
+        ///   - retryBufferBytes: See ``retryBufferBytes``.
+        public init(
+            serviceConfig: ServiceConfig = ServiceConfig(),
+            retryBufferBytesPerRPC: Int = 256 * 1024,
+            retryBufferBytes: Int = 16 * 1024 * 1024
+        ) {
+            self.serviceConfig = serviceConfig
+            self.retryBufferBytesPerRPC = retryBufferBytesPerRPC
+            self.retryBufferBytes = retryBufferBytes
+        }
+
+        /// No service config; the default retry buffers.
+        public static var defaults: Configuration { Configuration() }
+    }
+
     private enum State {
         case notStarted
         case running
@@ -27,7 +61,12 @@ public final class CourierClient: Sendable {
     }
 
     private let transport: any ClientTransport
+    /// The interceptors of every call, when none is conditional.
     private let interceptors: [any ClientInterceptor]
+    /// Conditional interceptors, resolved per method on first use.
+    private let conditional: ConditionalClientInterceptors?
+    private let methodConfigs: MethodConfigTable?
+    private let retry: RetryEnvironment
     private let state = Mutex(State.notStarted)
 
     /// Creates a client.
@@ -35,9 +74,103 @@ public final class CourierClient: Sendable {
     /// - Parameters:
     ///   - transport: How RPCs reach the server.
     ///   - interceptors: Applied to every call, first to last.
-    public init(transport: some ClientTransport, interceptors: [any ClientInterceptor] = []) {
+    public convenience init(transport: some ClientTransport, interceptors: [any ClientInterceptor] = []) {
+        self.init(
+            transport: transport,
+            interceptors: interceptors.map { .apply($0, to: .all) },
+            validated: .defaults,
+            random: { Double.random(in: 0..<1) }
+        )
+    }
+
+    /// Creates a client whose interceptors apply to some methods only.
+    ///
+    /// - Parameters:
+    ///   - transport: How RPCs reach the server.
+    ///   - interceptors: Applied, first to last, to the methods of their subjects.
+    public convenience init(
+        transport: some ClientTransport,
+        interceptors: [ConditionalInterceptor<any ClientInterceptor>]
+    ) {
+        self.init(
+            transport: transport,
+            interceptors: interceptors,
+            validated: .defaults,
+            random: { Double.random(in: 0..<1) }
+        )
+    }
+
+    /// Creates a client with a configuration, such as a ``ServiceConfig``.
+    ///
+    /// The service config's load-balancing policies go to the transport
+    /// (``ClientTransport/applyLoadBalancingConfig(_:)``); its method configs apply to each call under
+    /// the call's own ``CallOptions``.
+    ///
+    /// - Parameters:
+    ///   - transport: How RPCs reach the server.
+    ///   - interceptors: Applied, first to last, to the methods of their subjects.
+    ///   - configuration: The service config and retry buffers.
+    /// - Throws: ``RuntimeError`` with code ``RuntimeError/Code/invalidConfiguration`` if the service
+    ///   config is invalid (see ``ServiceConfig/validate()``) or a buffer size is negative.
+    public convenience init(
+        transport: some ClientTransport,
+        interceptors: [ConditionalInterceptor<any ClientInterceptor>] = [],
+        configuration: Configuration
+    ) throws(RuntimeError) {
+        try configuration.serviceConfig.validate()
+        guard configuration.retryBufferBytes >= 0, configuration.retryBufferBytesPerRPC >= 0 else {
+            throw .invalidConfig("retry buffer sizes must not be negative.")
+        }
+        self.init(
+            transport: transport,
+            interceptors: interceptors,
+            validated: configuration,
+            random: { Double.random(in: 0..<1) }
+        )
+    }
+
+    /// Creates a client from a validated configuration, with the backoff's source of randomness.
+    init(
+        transport: some ClientTransport,
+        interceptors: [ConditionalInterceptor<any ClientInterceptor>],
+        validated configuration: Configuration,
+        random: @escaping @Sendable () -> Double
+    ) {
         self.transport = transport
-        self.interceptors = interceptors.active
+        if interceptors.allSatisfy(\.subject.isAll) {
+            self.interceptors = interceptors.map(\.interceptor).active
+            self.conditional = nil
+        } else {
+            self.interceptors = []
+            self.conditional = ConditionalClientInterceptors(interceptors)
+        }
+        let service = configuration.serviceConfig
+        self.methodConfigs = service.methodConfig.isEmpty ? nil : MethodConfigTable(service.methodConfig)
+        self.retry = RetryEnvironment(
+            throttle: service.retryThrottling.map(RetryThrottle.init),
+            budget: RetryBufferBudget(bytes: configuration.retryBufferBytes),
+            perRPCBufferBytes: configuration.retryBufferBytesPerRPC,
+            random: random
+        )
+        transport.applyLoadBalancingConfig(service.loadBalancingConfig)
+    }
+
+    /// A call's options under its method config, its retry or hedging policy, and its interceptors.
+    private func prepare(
+        _ descriptor: MethodDescriptor,
+        _ options: CallOptions
+    ) -> (CallOptions, RetryStateMachine.Policy?, [any ClientInterceptor]) {
+        let interceptors = conditional?.interceptors(for: descriptor) ?? self.interceptors
+        guard let methodConfigs, let config = methodConfigs.config(for: descriptor) else {
+            return (options, nil, interceptors)
+        }
+        let policy: RetryStateMachine.Policy? =
+            switch config.executionPolicy {
+            case nil: nil
+            case .retry(let retry): .retry(retry)
+            case .hedging(let hedging): .hedging(hedging)
+            }
+        return (options.applying(config), policy, interceptors)
     }
 
     /// Runs the transport's connection management until ``beginGracefulShutdown()`` has been called
@@ -108,7 +241,8 @@ public final class CourierClient: Sendable {
         onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
         try checkAcceptingRPCs()
-        if interceptors.isEmpty {
+        let (options, policy, interceptors) = prepare(descriptor, options)
+        if policy == nil, interceptors.isEmpty {
             return try await ClientRPCExecutor.executeUnary(
                 request: request,
                 descriptor: descriptor,
@@ -119,18 +253,58 @@ public final class CourierClient: Sendable {
                 handler: handler
             )
         }
-        return try await ClientRPCExecutor.execute(
+        return try await execute(
             request: StreamingClientRequest(request),
             descriptor: descriptor,
             serializer: serializer,
             deserializer: deserializer,
             options: options,
+            policy: policy,
             producerMode: .beforeResponse,
-            transport: transport,
             interceptors: interceptors
         ) { response in
             try await handler(ClientResponse(collecting: response))
         }
+    }
+
+    /// Runs a call through the retrying executor if it has a policy, else the plain one. Bidirectional
+    /// calls (the producer runs beside the response) have one attempt: their request is not replayed.
+    private func execute<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: StreamingClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        options: CallOptions,
+        policy: RetryStateMachine.Policy?,
+        producerMode: ClientRPCExecutor.ProducerMode,
+        interceptors: [any ClientInterceptor],
+        handler: (StreamingClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        if let policy, case .beforeResponse = producerMode {
+            return try await ClientRPCExecutor.executeWithPolicy(
+                request: request,
+                descriptor: descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                policy: policy,
+                transport: transport,
+                interceptors: interceptors,
+                environment: retry,
+                handler: handler
+            )
+        }
+        return try await ClientRPCExecutor.execute(
+            request: request,
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            options: options,
+            producerMode: producerMode,
+            transport: transport,
+            interceptors: interceptors,
+            handler: handler
+        )
     }
 
     /// Makes a unary call and returns the response message.
@@ -179,14 +353,15 @@ public final class CourierClient: Sendable {
         onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
         try checkAcceptingRPCs()
-        return try await ClientRPCExecutor.execute(
+        let (options, policy, interceptors) = prepare(descriptor, options)
+        return try await execute(
             request: request,
             descriptor: descriptor,
             serializer: serializer,
             deserializer: deserializer,
             options: options,
+            policy: policy,
             producerMode: .beforeResponse,
-            transport: transport,
             interceptors: interceptors
         ) { response in
             try await handler(ClientResponse(collecting: response))
@@ -213,14 +388,15 @@ public final class CourierClient: Sendable {
         onResponse handler: @Sendable (StreamingClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
         try checkAcceptingRPCs()
-        return try await ClientRPCExecutor.execute(
+        let (options, policy, interceptors) = prepare(descriptor, options)
+        return try await execute(
             request: StreamingClientRequest(request),
             descriptor: descriptor,
             serializer: serializer,
             deserializer: deserializer,
             options: options,
+            policy: policy,
             producerMode: .beforeResponse,
-            transport: transport,
             interceptors: interceptors,
             handler: handler
         )
@@ -251,14 +427,15 @@ public final class CourierClient: Sendable {
         onResponse handler: @Sendable (StreamingClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
         try checkAcceptingRPCs()
-        return try await ClientRPCExecutor.execute(
+        let (options, policy, interceptors) = prepare(descriptor, options)
+        return try await execute(
             request: request,
             descriptor: descriptor,
             serializer: serializer,
             deserializer: deserializer,
             options: options,
+            policy: policy,
             producerMode: .concurrent,
-            transport: transport,
             interceptors: interceptors,
             handler: handler
         )
@@ -282,8 +459,37 @@ public func withCourierClient<Result: Sendable>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: (CourierClient) async throws -> Result
 ) async throws -> Result {
-    let client = CourierClient(transport: transport, interceptors: interceptors)
-    return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+    try await withCourierClient(client: CourierClient(transport: transport, interceptors: interceptors), body)
+}
+
+/// Runs a client with a configuration (a ``ServiceConfig``, say) for the duration of `body`, then shuts
+/// it down gracefully.
+///
+/// - Parameters:
+///   - transport: How RPCs reach the server.
+///   - interceptors: Applied, first to last, to the methods of their subjects.
+///   - configuration: The service config and retry buffers.
+///   - isolation: The caller's actor, inferred.
+///   - body: Makes RPCs with the client.
+/// - Returns: What `body` returns.
+/// - Throws: ``RuntimeError`` for an invalid configuration, before anything runs; else what `body` throws.
+public func withCourierClient<Result: Sendable>(
+    transport: some ClientTransport,
+    interceptors: [ConditionalInterceptor<any ClientInterceptor>] = [],
+    configuration: CourierClient.Configuration,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (CourierClient) async throws -> Result
+) async throws -> Result {
+    let client = try CourierClient(transport: transport, interceptors: interceptors, configuration: configuration)
+    return try await withCourierClient(client: client, body)
+}
+
+private func withCourierClient<Result: Sendable>(
+    client: CourierClient,
+    isolation: isolated (any Actor)? = #isolation,
+    _ body: (CourierClient) async throws -> Result
+) async throws -> Result {
+    try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
         group.addTask { try await client.run() }
         do {
             let result = try await body(client)
@@ -332,5 +538,20 @@ extension ClientResponse {
                 self.init(accepted: .failure(.readingResponseFailed(error)))
             }
         }
+    }
+}
+
+/// A client's conditional interceptors, resolved per method the first time it is called.
+final class ConditionalClientInterceptors: Sendable {
+    private let all: [ConditionalInterceptor<any ClientInterceptor>]
+    private let cache = Mutex<[String: [any ClientInterceptor]]>([:])
+
+    init(_ all: [ConditionalInterceptor<any ClientInterceptor>]) { self.all = all }
+
+    func interceptors(for descriptor: MethodDescriptor) -> [any ClientInterceptor] {
+        if let cached = cache.withLock({ $0[descriptor.path] }) { return cached }
+        let resolved = Courier.interceptors(all, applyingTo: descriptor).active
+        cache.withLock { $0[descriptor.path] = resolved }
+        return resolved
     }
 }

@@ -47,6 +47,8 @@ public final class CourierServer: Sendable {
     private let transport: any ServerTransport
     private let router: RPCRouter
     private let environment: ServerRPCEnvironment
+    /// Per method, when some interceptors are conditional: the environment with that method's interceptors.
+    private let environments: [String: ServerRPCEnvironment]?
     private let state = Mutex(State.notStarted)
     private let grace = GracePeriod()
     private let drain = ServerDrainSignal()
@@ -85,21 +87,86 @@ public final class CourierServer: Sendable {
     ///   - interceptors: Applied to every RPC, first to last.
     ///   - configuration: Limits.
     ///   - logger: Where the server logs.
-    public init(
+    public convenience init(
         transport: some ServerTransport,
         router: RPCRouter,
         interceptors: [any ServerInterceptor] = [],
         configuration: Configuration = .defaults,
         logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() })
     ) {
+        self.init(
+            transport: transport,
+            router: router,
+            interceptors: interceptors.map { .apply($0, to: .all) },
+            configuration: configuration,
+            logger: logger
+        )
+    }
+
+    /// Creates a server whose interceptors apply to some methods only.
+    ///
+    /// Which interceptors a method gets is decided here, once per method of `services`: an RPC pays
+    /// nothing for the conditions.
+    ///
+    /// - Parameters:
+    ///   - transport: Where RPCs come from.
+    ///   - services: The services to serve; a later service's method replaces an earlier one's.
+    ///   - interceptors: Applied, first to last, to the methods of their subjects.
+    ///   - configuration: Limits.
+    ///   - logger: Where the server logs.
+    public convenience init(
+        transport: some ServerTransport,
+        services: [any RegistrableRPCService],
+        interceptors: [ConditionalInterceptor<any ServerInterceptor>],
+        configuration: Configuration = .defaults,
+        logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        var router = RPCRouter()
+        for service in services { service.registerMethods(with: &router) }
+        self.init(
+            transport: transport,
+            router: router,
+            interceptors: interceptors,
+            configuration: configuration,
+            logger: logger
+        )
+    }
+
+    /// Creates a server from a router built by hand, with interceptors that apply to some methods only.
+    ///
+    /// - Parameters:
+    ///   - transport: Where RPCs come from.
+    ///   - router: The handlers.
+    ///   - interceptors: Applied, first to last, to the methods of their subjects.
+    ///   - configuration: Limits.
+    ///   - logger: Where the server logs.
+    public init(
+        transport: some ServerTransport,
+        router: RPCRouter,
+        interceptors: [ConditionalInterceptor<any ServerInterceptor>],
+        configuration: Configuration = .defaults,
+        logger: Logger = Logger(label: "courier.server", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.transport = transport
         self.router = router
-        self.environment = ServerRPCEnvironment(
-            interceptors: interceptors.active,
+        let environment = ServerRPCEnvironment(
+            interceptors: interceptors.map(\.interceptor).active,
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxResponseMessageBytes: configuration.maxResponseMessageBytes,
             logger: logger
         )
+        self.environment = environment
+        if interceptors.allSatisfy(\.subject.isAll) {
+            self.environments = nil
+        } else {
+            var environments: [String: ServerRPCEnvironment] = [:]
+            for (path, route) in router.handlers {
+                var specific = environment
+                specific.interceptors = Courier.interceptors(interceptors, applyingTo: route.descriptor).active
+                environments[path] = specific
+            }
+            self.environments = environments
+        }
     }
 
     /// Serves RPCs until ``beginGracefulShutdown(grace:)`` has been called and every running RPC has finished.
@@ -128,6 +195,7 @@ public final class CourierServer: Sendable {
 
         let router = self.router
         let environment = self.environment
+        let environments = self.environments
         let transport = self.transport
         let grace = self.grace
         let drain = self.drain
@@ -135,7 +203,13 @@ public final class CourierServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await transport.listen(options: options) { stream in
-                    await Self.serve(stream: stream, router: router, environment: environment, drain: drain)
+                    await Self.serve(
+                        stream: stream,
+                        router: router,
+                        environment: environment,
+                        environments: environments,
+                        drain: drain
+                    )
                 }
             }
             // Ends the drain when its grace period has passed: cancelling `listen` aborts, which cancels the
@@ -186,6 +260,7 @@ public final class CourierServer: Sendable {
         stream: any ServerTransportStream,
         router: RPCRouter,
         environment: ServerRPCEnvironment,
+        environments: [String: ServerRPCEnvironment]?,
         drain: ServerDrainSignal
     ) async {
         let path = stream.path
@@ -206,7 +281,7 @@ public final class CourierServer: Sendable {
         )
         context.transportStream = stream
         context.drainSignal = drain
-        await route.handler(stream, context, environment)
+        await route.handler(stream, context, environments?[path] ?? environment)
     }
 }
 

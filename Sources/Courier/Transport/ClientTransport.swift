@@ -29,6 +29,15 @@ public protocol ClientTransport: Sendable {
     /// returns once they have.
     func beginGracefulShutdown()
 
+    /// Receives the load-balancing policies of the client's ``ServiceConfig``, in order of preference,
+    /// when the client is created (before ``connect()``); a transport uses the first policy it knows and
+    /// its default when it knows none or the list is empty. It must not do I/O here.
+    ///
+    /// A default implementation ignores them.
+    ///
+    /// - Parameter configs: ``ServiceConfig/loadBalancingConfig``.
+    func applyLoadBalancingConfig(_ configs: [LoadBalancingConfig])
+
     /// Opens a stream for one RPC and calls `body` with it; the stream is closed when `body` returns,
     /// and cancelled if it has not finished by then.
     ///
@@ -83,6 +92,11 @@ public protocol ClientTransportStream: AnyObject, Sendable {
     /// ``RPCMessageByteCounts``); `nil` when the transport doesn't count them. Metrics read it when the
     /// call ends. Cheap: no lock, no hop.
     var messageByteCounts: RPCMessageByteCounts? { get }
+}
+
+extension ClientTransport {
+    /// Does nothing: a transport without load balancing (the in-memory one) has no policy to choose.
+    public func applyLoadBalancingConfig(_ configs: [LoadBalancingConfig]) {}
 }
 
 extension ClientTransportStream {

@@ -12,7 +12,7 @@ enum ClientRPCExecutor {
 
     /// The deadline of a call (its own timeout, or an inherited deadline if sooner) and the options to
     /// open its stream with.
-    private static func deadline(
+    static func deadline(
         for options: CallOptions,
         clock: any RPCClock
     ) throws(RPCError) -> (ContinuousClock.Instant?, CallOptions) {
@@ -200,7 +200,7 @@ enum ClientRPCExecutor {
         try await sendRequest(call) { try await producer(writer) }
     }
 
-    private static func intercept<Input: Sendable, Output: Sendable>(
+    static func intercept<Input: Sendable, Output: Sendable>(
         _ interceptors: ArraySlice<any ClientInterceptor>,
         _ request: StreamingClientRequest<Input>,
         _ context: ClientContext,

@@ -1,0 +1,569 @@
+internal import Synchronization
+
+/// What the calls of one client share for retries and hedging: the throttle and the replay budget.
+struct RetryEnvironment: Sendable {
+    let throttle: RetryThrottle?
+    let budget: RetryBufferBudget
+    let perRPCBufferBytes: Int
+    let random: @Sendable () -> Double
+}
+
+/// A client's retry throttle (gRFC A6), shared by its calls.
+final class RetryThrottle: Sendable {
+    private let state: Mutex<RetryThrottleState>
+
+    init(_ config: RetryThrottling) { state = Mutex(RetryThrottleState(config)) }
+
+    var allowsRetry: Bool { state.withLock { $0.allowsRetry } }
+    func recordFailure() -> Bool { state.withLock { $0.recordFailure() } }
+    func recordSuccess() { state.withLock { $0.recordSuccess() } }
+}
+
+/// The bytes of request messages all calls of a client may keep for replay.
+final class RetryBufferBudget: Sendable {
+    private let remaining: Mutex<Int>
+
+    init(bytes: Int) { remaining = Mutex(bytes) }
+
+    func reserve(_ bytes: Int) -> Bool {
+        remaining.withLock { remaining in
+            guard remaining >= bytes else { return false }
+            remaining -= bytes
+            return true
+        }
+    }
+
+    func release(_ bytes: Int) { remaining.withLock { $0 += bytes } }
+}
+
+/// One call's serialized request messages, kept for the attempts after the first while they fit the
+/// per-call limit and the client's budget. Once they don't, the buffer is dropped and the call is
+/// committed to the attempt that carries the messages live.
+final class ReplayBuffer: Sendable {
+    private struct State {
+        var messages: [MessageBuffer] = []
+        var bytes = 0
+        var overflowed = false
+        var complete = false
+    }
+
+    private let state = Mutex(State())
+    private let limit: Int
+    private let budget: RetryBufferBudget
+
+    init(limit: Int, budget: RetryBufferBudget) {
+        self.limit = limit
+        self.budget = budget
+    }
+
+    /// Keeps `message`; false once the buffer has overflowed.
+    func append(_ message: MessageBuffer) -> Bool {
+        state.withLock { state in
+            guard !state.overflowed else { return false }
+            let size = message.count
+            if state.bytes + size <= limit, budget.reserve(size) {
+                state.messages.append(message)
+                state.bytes += size
+                return true
+            }
+            state.overflowed = true
+            state.messages = []
+            budget.release(state.bytes)
+            state.bytes = 0
+            return false
+        }
+    }
+
+    /// The producer returned: every message is in the buffer (unless it overflowed).
+    func markComplete() { state.withLock { $0.complete = true } }
+
+    /// Whether later attempts can replay the whole request.
+    var isReplayable: Bool { state.withLock { !$0.overflowed && $0.complete } }
+
+    var messages: [MessageBuffer] { state.withLock { $0.messages } }
+
+    /// Gives the bytes back to the client's budget.
+    func release() {
+        state.withLock { state in
+            budget.release(state.bytes)
+            state.bytes = 0
+            state.messages = []
+        }
+    }
+}
+
+/// A value set once, awaited by any number of tasks.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+
+    func set(_ value: Value) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
+            guard state.value == nil else { return [] }
+            state.value = value
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: value) }
+    }
+
+    func wait() async -> Value {
+        await withCheckedContinuation { continuation in
+            let value = state.withLock { state -> Value? in
+                if let value = state.value { return value }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let value { continuation.resume(returning: value) }
+        }
+    }
+}
+
+/// The attempts of one call: their calls, the gates between the coordinator and the tasks holding their
+/// streams open, and the reason the whole call ended early (deadline, cancellation).
+final class AttemptRegistry: Sendable {
+    final class Slot: Sendable {
+        /// The attempt's call once its stream is open; `nil` if it never opened.
+        let opened = OneShot<ClientCall?>()
+        /// The coordinator has written the request (the live first attempt).
+        let requestSent = OneShot<Bool>()
+        /// The stream may close: the call has finished with this attempt, or dropped it.
+        let release = OneShot<Bool>()
+    }
+
+    private struct State {
+        var slots: [Int: Slot] = [:]
+        var calls: [Int: ClientCall] = [:]
+        var ended: RPCError?
+    }
+
+    private let state = Mutex(State())
+
+    func slot(_ n: Int) -> Slot {
+        state.withLock { state in
+            if let slot = state.slots[n] { return slot }
+            let slot = Slot()
+            state.slots[n] = slot
+            return slot
+        }
+    }
+
+    var endReason: RPCError? { state.withLock { $0.ended } }
+
+    /// Records attempt `n`'s call; false (and the call cancelled) if the whole call has ended.
+    func register(_ n: Int, _ call: ClientCall) -> Bool {
+        let ended = state.withLock { state -> RPCError? in
+            if let ended = state.ended { return ended }
+            state.calls[n] = call
+            return nil
+        }
+        if let ended {
+            call.cancel(with: ended)
+            return false
+        }
+        return true
+    }
+
+    /// Ends the whole call early: every attempt is cancelled with `reason`, unopened attempts give up.
+    func end(with reason: (ClientCall?) -> RPCError) {
+        let (calls, slots, error) = state.withLock { state -> ([ClientCall], [Slot], RPCError?) in
+            guard state.ended == nil else { return ([], [], nil) }
+            let error = reason(state.calls.max { $0.key < $1.key }?.value)
+            state.ended = error
+            return (Array(state.calls.values), Array(state.slots.values), error)
+        }
+        guard let error else { return }
+        for call in calls { call.cancel(with: error) }
+        for slot in slots { slot.opened.set(nil) }
+    }
+
+    /// Cancels attempt `n` (another won, or the call failed) and lets its stream close.
+    func drop(_ n: Int) {
+        let call = state.withLock { $0.calls[n] }
+        call?.cancelIfActive()
+        slot(n).release.set(true)
+    }
+
+    /// Cancels what is still active and lets every stream close.
+    func finishAll() {
+        let (calls, slots) = state.withLock { (Array($0.calls.values), Array($0.slots.values)) }
+        for call in calls { call.cancelIfActive() }
+        for slot in slots {
+            slot.opened.set(nil)
+            slot.requestSent.set(false)
+            slot.release.set(true)
+        }
+    }
+}
+
+extension ClientRPCExecutor {
+    /// What an attempt's task reports.
+    enum AttemptEvent: Sendable {
+        case outcome(Int, Result<ResponseHead, RPCError>)
+        case timer(Int)
+        case ended
+    }
+
+    /// A call with a retry or hedging policy: interceptors once, around attempts made per the policy.
+    static func executeWithPolicy<Input: Sendable, Output: Sendable, Result: Sendable>(
+        request: StreamingClientRequest<Input>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Input>,
+        deserializer: some MessageDeserializer<Output>,
+        options: CallOptions,
+        policy: RetryStateMachine.Policy,
+        transport: any ClientTransport,
+        interceptors: [any ClientInterceptor],
+        environment: RetryEnvironment,
+        handler: (StreamingClientResponse<Output>) async throws -> Result
+    ) async throws -> Result {
+        let clock = transport.clock
+        let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
+        let registry = AttemptRegistry()
+        let (events, continuation) = AsyncStream<AttemptEvent>.makeStream()
+        let timer = deadline.map { deadline in
+            clock.scheduleTimer(at: deadline) {
+                registry.end { .deadlineExceeded(waitingForConnection: $0?.stream.connectionWaitReason) }
+                continuation.yield(.ended)
+            }
+        }
+        defer { timer?.cancel() }
+
+        return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+            defer {
+                registry.finishAll()
+                continuation.finish()
+                group.cancelAll()
+            }
+            return try await withTaskCancellationHandler {
+                let context = ClientContext(descriptor: descriptor, deadline: deadline)
+                let response = try await intercept(interceptors[...], request, context) { request, _ in
+                    let replay = ReplayBuffer(limit: environment.perRPCBufferBytes, budget: environment.budget)
+                    defer { replay.release() }
+                    var attempts = Attempts(
+                        request: request,
+                        descriptor: descriptor,
+                        serializer: serializer,
+                        deserializer: deserializer,
+                        options: streamOptions,
+                        deadline: deadline,
+                        transport: transport,
+                        registry: registry,
+                        replay: replay,
+                        events: continuation
+                    )
+                    var machine = RetryStateMachine(policy: policy, random: environment.random)
+                    return try await attempts.run(&machine, throttle: environment.throttle, events: events) {
+                        group.addTask(operation: $0)
+                    }
+                }
+                return try await handler(response)
+            } onCancel: {
+                registry.end { _ in .cancelledLocally }
+                continuation.yield(.ended)
+            }
+        }
+    }
+
+    /// The attempts of one call, driven by a ``RetryStateMachine``.
+    struct Attempts<
+        Input: Sendable,
+        Output: Sendable,
+        Serializer: MessageSerializer<Input>,
+        Deserializer: MessageDeserializer<Output>
+    > {
+        let request: StreamingClientRequest<Input>
+        let descriptor: MethodDescriptor
+        let serializer: Serializer
+        let deserializer: Deserializer
+        let options: CallOptions
+        let deadline: ContinuousClock.Instant?
+        let transport: any ClientTransport
+        let registry: AttemptRegistry
+        let replay: ReplayBuffer
+        let events: AsyncStream<AttemptEvent>.Continuation
+        private var timer: (any RPCTimer)?
+
+        init(
+            request: StreamingClientRequest<Input>,
+            descriptor: MethodDescriptor,
+            serializer: Serializer,
+            deserializer: Deserializer,
+            options: CallOptions,
+            deadline: ContinuousClock.Instant?,
+            transport: any ClientTransport,
+            registry: AttemptRegistry,
+            replay: ReplayBuffer,
+            events: AsyncStream<AttemptEvent>.Continuation
+        ) {
+            self.request = request
+            self.descriptor = descriptor
+            self.serializer = serializer
+            self.deserializer = deserializer
+            self.options = options
+            self.deadline = deadline
+            self.transport = transport
+            self.registry = registry
+            self.replay = replay
+            self.events = events
+        }
+
+        mutating func run(
+            _ machine: inout RetryStateMachine,
+            throttle: RetryThrottle?,
+            events stream: AsyncStream<AttemptEvent>,
+            addTask: (@escaping @Sendable @concurrent () async -> Void) -> Void
+        ) async throws -> StreamingClientResponse<Output> {
+            defer { timer?.cancel() }
+            var iterator = stream.makeAsyncIterator()
+            var outcomes: [Int: Result<ResponseHead, RPCError>] = [:]
+            var pending = machine.start()
+            while true {
+                for action in pending {
+                    switch action {
+                    case .startAttempt(let n):
+                        try await start(n, addTask: addTask)
+                    case .scheduleTimer(let delay, let generation):
+                        timer?.cancel()
+                        let events = self.events
+                        timer = transport.clock.scheduleTimer(at: transport.clock.now.advanced(by: delay)) {
+                            events.yield(.timer(generation))
+                        }
+                    case .cancelTimer:
+                        timer?.cancel()
+                        timer = nil
+                    case .cancelAttempt(let n):
+                        registry.drop(n)
+                    case .commit(let n):
+                        if let ended = registry.endReason { throw ended }
+                        throttle?.recordSuccess()
+                        return try await response(n, outcomes[n])
+                    case .fail(let n):
+                        if let ended = registry.endReason { throw ended }
+                        return try await response(n, outcomes[n])
+                    }
+                }
+                pending = pendingAfterStart(&machine)
+
+                if !pending.isEmpty { continue }
+                guard let event = await iterator.next() else {
+                    throw registry.endReason ?? .cancelledLocally
+                }
+                if let ended = registry.endReason { throw ended }
+                switch event {
+                case .ended:
+                    throw registry.endReason ?? .cancelledLocally
+                case .timer(let generation):
+                    pending = machine.timerFired(generation: generation, throttleAllows: throttle?.allowsRetry ?? true)
+                case .outcome(let n, let outcome):
+                    outcomes[n] = outcome
+                    switch outcome {
+                    case .success(.metadata):
+                        pending = machine.receivedResponse(attempt: n)
+                    case .success(.status(let status, _)) where status.code == .ok:
+                        registry.drop(n)
+                        pending = machine.receivedResponse(attempt: n)
+                    case .success(.status(let status, let trailers)):
+                        registry.drop(n)
+                        pending = failed(&machine, n, status.code, RetryStateMachine.Pushback(trailers), throttle)
+                    case .failure(let error):
+                        registry.drop(n)
+                        let code = Status.Code(rawValue: error.code.rawValue) ?? .unknown
+                        pending = failed(&machine, n, code, RetryStateMachine.Pushback(error.metadata), throttle)
+                    }
+                }
+            }
+        }
+
+        private var overflowPending = false
+
+        private mutating func pendingAfterStart(_ machine: inout RetryStateMachine) -> [RetryStateMachine.Action] {
+            guard overflowPending else { return [] }
+            overflowPending = false
+            return machine.requestCommitted()
+        }
+
+        private func failed(
+            _ machine: inout RetryStateMachine,
+            _ n: Int,
+            _ code: Status.Code,
+            _ pushback: RetryStateMachine.Pushback?,
+            _ throttle: RetryThrottle?
+        ) -> [RetryStateMachine.Action] {
+            let allows = machine.isRetryable(code) ? (throttle?.recordFailure() ?? true) : true
+            return machine.failed(attempt: n, code: code, pushback: pushback, throttleAllows: allows)
+        }
+
+        /// The response of the attempt the call ends with.
+        private func response(
+            _ n: Int,
+            _ outcome: Result<ResponseHead, RPCError>?
+        ) async throws
+            -> StreamingClientResponse<Output>
+        {
+            guard let outcome else { throw RPCError(code: .internal, message: "No outcome for attempt \(n).") }
+            switch outcome {
+            case .failure(let error):
+                throw error
+            case .success(.status(let status, let trailers)):
+                if let error = RPCError(status: status, metadata: trailers) {
+                    return StreamingClientResponse(accepted: .failure(error))
+                }
+                return StreamingClientResponse(
+                    accepted: .success(.init(metadata: [:], bodyParts: .elements([.trailingMetadata(trailers)])))
+                )
+            case .success(.metadata(let metadata)):
+                guard let call = await registry.slot(n).opened.wait() else {
+                    throw registry.endReason ?? .cancelledLocally
+                }
+                let body = ResponseBody(call: call, deserializer: deserializer, limit: options.maxResponseMessageBytes)
+                return StreamingClientResponse(
+                    accepted: .success(.init(metadata: metadata, bodyParts: RPCAsyncSequence(wrapping: body)))
+                )
+            }
+        }
+
+        /// Starts attempt `n`. The first writes the request live, from the producer, keeping a copy for
+        /// the others; when that copy overflows, the call is committed to attempt 1.
+        private mutating func start(
+            _ n: Int,
+            addTask: (@escaping @Sendable @concurrent () async -> Void) -> Void
+        ) async throws {
+            var options = self.options
+            if let deadline {
+                let remaining = transport.clock.now.duration(to: deadline)
+                guard remaining > .zero else { throw registry.endReason ?? .deadlineExceeded }
+                options.timeout = remaining
+            }
+            var metadata = request.metadata
+            if n > 1 { metadata.replaceOrAdd(.string("\(n - 1)"), forKey: "grpc-previous-rpc-attempts") }
+            let live = n == 1
+            let slot = registry.slot(n)
+            let (transport, descriptor, registry, replay, events) = (
+                self.transport, self.descriptor, self.registry, self.replay, self.events
+            )
+            let (attemptMetadata, attemptOptions) = (metadata, options)
+            addTask { @concurrent in
+                await Self.hold(
+                    n,
+                    live: live,
+                    metadata: attemptMetadata,
+                    options: attemptOptions,
+                    transport: transport,
+                    descriptor: descriptor,
+                    registry: registry,
+                    slot: slot,
+                    replay: replay,
+                    events: events
+                )
+            }
+            guard live else { return }
+
+            let call = await slot.opened.wait()
+            if let ended = registry.endReason { throw ended }
+            // Without a stream (it never opened, or its head could not be sent) the request is still
+            // produced, into the copy only: the next attempt sends it.
+            let headSent = if let call { try await sendHead(call, metadata) } else { false }
+            let writer = ReplayingWriter(
+                call: call,
+                streamUsable: headSent,
+                replay: replay,
+                serializer: serializer,
+                limit: options.maxRequestMessageBytes
+            )
+            let producer = request.producer
+            if let call, headSent {
+                try await sendRequest(call) { try await producer(RPCWriter(wrapping: writer)) }
+            } else {
+                do {
+                    try await producer(RPCWriter(wrapping: writer))
+                } catch let error as RPCError {
+                    throw error
+                } catch {
+                    throw RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
+                }
+            }
+            replay.markComplete()
+            slot.requestSent.set(true)
+            if !replay.isReplayable { overflowPending = true }
+        }
+
+        /// The task that holds attempt `n`'s stream open: for a replayed attempt it writes the request;
+        /// then it reads the response head, reports it and waits until the call is done with the stream.
+        private static func hold(
+            _ n: Int,
+            live: Bool,
+            metadata: Metadata,
+            options: CallOptions,
+            transport: any ClientTransport,
+            descriptor: MethodDescriptor,
+            registry: AttemptRegistry,
+            slot: AttemptRegistry.Slot,
+            replay: ReplayBuffer,
+            events: AsyncStream<AttemptEvent>.Continuation
+        ) async {
+            do {
+                try await transport.withStream(descriptor: descriptor, options: options) { stream in
+                    let call = ClientCall(stream: stream)
+                    guard registry.register(n, call) else {
+                        slot.opened.set(nil)
+                        return
+                    }
+                    slot.opened.set(call)
+                    if live {
+                        _ = await slot.requestSent.wait()
+                    } else if try await sendHead(call, metadata) {
+                        try await sendRequest(call) {
+                            for message in replay.messages { try await call.stream.write(.message(message)) }
+                        }
+                    }
+                    let outcome: Result<ResponseHead, RPCError>
+                    do {
+                        outcome = .success(try await readHead(call))
+                    } catch {
+                        outcome = .failure(call.map(error))
+                    }
+                    events.yield(.outcome(n, outcome))
+                    _ = await slot.release.wait()
+                }
+            } catch {
+                slot.opened.set(nil)
+                let rpcError =
+                    (error as? RPCError) ?? RPCError(code: .unavailable, message: "The attempt failed.", cause: error)
+                events.yield(.outcome(n, .failure(rpcError)))
+            }
+        }
+    }
+}
+
+/// Writes request messages to the first attempt's stream and keeps a copy for later attempts.
+///
+/// A write that finds the stream closed (the server has answered) doesn't end the producer while the
+/// copy still holds every message: the next attempt replays it.
+struct ReplayingWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Serializer.Message: Sendable {
+    let call: ClientCall?
+    /// False when the attempt's stream never opened or its head could not be sent.
+    let streamUsable: Bool
+    let replay: ReplayBuffer
+    let serializer: Serializer
+    let limit: Int?
+
+    func write(_ element: Serializer.Message) async throws {
+        try await write(element, options: .default)
+    }
+
+    func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
+        if let local = call?.localError { throw local }
+        let buffer = try serializer.serializeForSending(element, options: options, limit: limit, kind: .request)
+        let kept = replay.append(buffer)
+        guard let call, streamUsable, !call.requestStreamClosed else {
+            if kept { return }
+            throw call?.localError ?? RPCError(code: .unavailable, message: "The request could not be sent.")
+        }
+        do {
+            try await call.stream.write(.message(buffer))
+        } catch {
+            let failure = call.requestWriteFailed(error)
+            if !kept { throw failure }
+        }
+    }
+}
