@@ -11,8 +11,12 @@ protocol HTTP2ClientConnectionDelegate: AnyObject {
     func connectionReady(_ connection: HTTP2ClientConnection)
     /// Connecting failed; `waiting` are the streams that were waiting for it.
     func connectionFailed(_ connection: HTTP2ClientConnection, waiting: [HTTP2ClientStream], error: RPCError)
-    /// The server sent GOAWAY: the next stream needs another connection.
+    /// The server sent GOAWAY (or the owner drains the connection): the next stream needs another
+    /// connection.
     func connectionGoingAway(_ connection: HTTP2ClientConnection)
+    /// The connection was lost or closed (its streams fail now): the next stream needs another
+    /// connection.
+    func connectionLost(_ connection: HTTP2ClientConnection, error: RPCError)
     /// The socket is closed and nothing is in flight: the connection can be let go.
     func connectionClosed(_ connection: HTTP2ClientConnection)
     /// A stream this connection can't carry (it went away, or the server refused the stream unprocessed):
@@ -93,6 +97,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     /// Whether new streams can still be opened on this connection.
     var isUsable: Bool { machine.isUsable && !io.closed }
 
+    /// The address connected to (or being connected to).
+    var address: SocketAddress { machine.address }
+
     /// Whether streams are open or waiting.
     var hasStreams: Bool { !streams.isEmpty || !waiting.isEmpty }
 
@@ -141,8 +148,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             submitPing(nextPingPayload)
             delegate.connectionSentKeepalivePing(self)
         case .lost(let error):
+            delegate.connectionLost(self, error: error)
             shutDown(error, orderly: false)
         case .close(let error):
+            delegate.connectionLost(self, error: error)
             shutDown(error, orderly: true)
         case .armTimer(let timer, let deadline):
             timers[timer]?.cancel()
@@ -399,5 +408,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     /// Closes the connection; its streams fail with `UNAVAILABLE`.
     func close() {
         perform(machine.close())
+    }
+
+    /// Takes no new streams and closes once the open ones have ended (at once if not ready yet).
+    func drain() {
+        perform(machine.drain())
     }
 }
