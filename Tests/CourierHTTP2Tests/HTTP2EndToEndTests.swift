@@ -22,6 +22,7 @@ func withHTTP2<R: Sendable>(
         case .ipv4(let host, let port): target = "\(host):\(port)"
         case .ipv6(let host, let port): target = "ipv6:[\(host)]:\(port)"
         case .unix(let path): target = "unix:\(path)"
+        case .unixAbstract(let name): target = "unix-abstract:\(name)"
         }
         return try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { client in
             try await body(client)
@@ -253,6 +254,8 @@ struct HTTP2EndToEndTests {
         arguments: [
             "127.0.0.1:80", "dns:///localhost:443", "ipv4:10.0.0.1:1", "ipv6:[::1]:8080", "[::1]:9", "unix:/tmp/x.sock",
             "unix:///tmp/y.sock",
+            // A name without a port: port 443, as in gRPC's naming doc.
+            "localhost",
         ]
     )
     func targets(target: String) throws {
@@ -261,7 +264,7 @@ struct HTTP2EndToEndTests {
 
     @Test(
         "Bad targets are a RuntimeError (invalid argument)",
-        arguments: ["", "localhost", "127.0.0.1:", "127.0.0.1:99999", ":80", "[::1", "unix:"]
+        arguments: ["", "127.0.0.1:", "127.0.0.1:99999", ":80", "[::1", "unix:"]
     )
     func badTargets(target: String) {
         let error = #expect(throws: RuntimeError.self) { _ = try HTTP2ClientTransport(target: target) }

@@ -117,6 +117,11 @@ final class PeerProcess: Sendable {
         return try #require(line.flatMap { Int($0.dropFirst(prefix.count + 1)) }, "peer said: \(output)")
     }
 
+    /// Writes `line` and a newline to the peer's stdin.
+    func send(_ line: String) {
+        try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     /// Closes the peer's stdin (it exits) and waits for it.
     func stop() async {
         try? input.fileHandleForWriting.close()

@@ -1,32 +1,52 @@
 internal import Courier
 
-/// Owns a client transport's connections, on the transport's loop: resolves the target (off the loop),
-/// makes a connection when the last has failed, closed or gone away, and keeps wait-for-ready RPCs waiting
-/// (with gRPC's connection backoff between attempts) while none can be made.
+/// Owns a client transport's connections, on the transport's loop. It performs what two machines
+/// decide: ``LoadBalancerStateMachine`` (subchannels, pick_first or round_robin, the picker) and
+/// ``ResolutionStateMachine`` (when a pull-mode resolver resolves, at most once per minimum interval).
+/// Resolution results arrive from the resolver's task (``resolved(_:)``); each subchannel's connection
+/// reports to it as ``HTTP2ClientConnectionDelegate``.
 ///
 /// It also holds what outlives one connection: the keepalive time, doubled for later connections each
-/// time a server answers GOAWAY `too_many_pings` (gRFC A8), and the connect timeout of the next attempt,
-/// `max(configured, backoff)` (grpc/grpc doc/connection-backoff.md).
+/// time a server answers GOAWAY `too_many_pings` (gRFC A8).
 ///
-/// The ``HTTP2StreamRouter`` streams are opened through, and the delegate of its connections: streams
-/// never call connections' owners, connections never open streams elsewhere themselves.
+/// The pick path (``open(_:)``) reads the picker the last action left: with one ready connection, one
+/// array read; with several, an index that turns. Nothing is allocated per RPC.
 final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDelegate, @unchecked Sendable {
     // @unchecked Sendable: mutable state is touched on `loop` only.
+    typealias SubchannelID = LoadBalancerStateMachine.SubchannelID
+
     let loop: EventLoop
     let configuration: HTTP2ClientTransport.Configuration
-    private let target: ClientTarget
     private let authority: String
     private let tls: TLSContext?
-    /// The target's addresses, once resolved.
-    private var addresses: [SocketAddress]?
-    private var resolving = false
-    private var current: HTTP2ClientConnection?
-    /// Every connection until its socket is closed (a replaced one may still be finishing streams).
+    private let connectivity: ConnectivityBroadcaster
+    private var balancer: LoadBalancerStateMachine
+    private var resolution: ResolutionStateMachine
+    /// How resolution requests reach the resolver's task (pull mode only).
+    private let resolutionRequests: AsyncStream<Void>.Continuation?
+    private var resolutionTimer: LoopTimer?
+
+    // The picker, as the pick path reads it.
+    private enum PickMode { case idle, queue, fail, ready }
+    private var pickMode = PickMode.idle
+    private var readyConnections: [HTTP2ClientConnection] = []
+    private var nextPick = 0
+    private var pickError: RPCError?
+    /// Balancer actions still to perform, and whether they are being performed.
+    private var pendingActions: [LoadBalancerStateMachine.Action] = []
+    private var performing = false
+
+    /// Each subchannel's current connection.
+    private var connections: [SubchannelID: HTTP2ClientConnection] = [:]
+    /// The subchannel of each current connection.
+    private var subchannelOf: [ObjectIdentifier: SubchannelID] = [:]
+    private var backoffTimers: [SubchannelID: LoopTimer] = [:]
+    /// Every connection until its socket is closed (a replaced or drained one may still be finishing
+    /// streams).
     private var live: [ObjectIdentifier: HTTP2ClientConnection] = [:]
-    /// Streams waiting for a connection: for the name to resolve, or (wait-for-ready) for the next attempt.
+    /// Streams waiting for the picker: for the name to resolve, a connection to be ready, or
+    /// (wait-for-ready) the next attempt.
     private var waiting: [HTTP2ClientStream] = []
-    private var backoff: ConnectionBackoff.Iterator
-    private var reconnectTimer: LoopTimer?
     /// Why the last attempt failed.
     private var lastError: RPCError?
     private var closed = false
@@ -40,12 +60,12 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         [UInt64: (predicate: (Counters) -> Bool, resume: (Counters?) -> Void, timer: LoopTimer?)] = [:]
     private var nextCounterWaiter: UInt64 = 0
 
-    /// Connection attempts made so far (one per connection; it tries every resolved address).
+    /// Connections made so far (each tries every address of its subchannel).
     var connectionAttempts: Int { counters.connectionAttempts }
 
     /// Events counted for tests (loop-confined; read through ``HTTP2ClientTransport``).
     struct Counters: Sendable, Equatable {
-        /// Connections made (each tries every resolved address).
+        /// Connections made (each tries every address of its subchannel).
         var connectionAttempts = 0
         /// Keepalive PINGs sent, over every connection.
         var keepalivePingsSent = 0
@@ -61,80 +81,304 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         var connectTimeouts = 0
         /// The keepalive time the next connection uses.
         var keepaliveTime: Duration?
+        /// Resolutions asked of a pull-mode resolver.
+        var resolutions = 0
+        /// Resolution results applied (address lists and failures).
+        var resolutionResults = 0
+        /// Subchannels shut down (their address left the list).
+        var subchannelsShutDown = 0
+        /// Connections that became ready.
+        var connectionsReady = 0
     }
 
     init(
         loop: EventLoop,
-        target: ClientTarget,
+        resolution source: NameResolution.Source,
+        resolutionRequests: AsyncStream<Void>.Continuation?,
         authority: String,
         configuration: HTTP2ClientTransport.Configuration,
-        tls: TLSContext?
+        tls: TLSContext?,
+        connectivity: ConnectivityBroadcaster
     ) {
         self.loop = loop
-        self.target = target
         self.authority = authority
         self.configuration = configuration
         self.tls = tls
-        self.backoff = configuration.connectionBackoff.makeIterator()
+        self.connectivity = connectivity
+        self.resolutionRequests = resolutionRequests
+        self.balancer = LoadBalancerStateMachine(
+            policy: configuration.loadBalancing,
+            backoff: configuration.connectionBackoff
+        )
+        self.resolution = ResolutionStateMachine(
+            minimumInterval: configuration.minimumResolutionInterval,
+            retryBackoff: configuration.connectionBackoff
+        )
         self.keepalive = configuration.keepalive.map {
             .init(time: $0.effectiveTime, timeout: $0.effectiveTimeout, permitWithoutCalls: $0.permitWithoutCalls)
         }
         self.counters.keepaliveTime = keepalive?.time
-        if case .addresses(let known) = target { addresses = known }
+        if case .fixed(let addresses) = source {
+            // Known without I/O: nothing connects before the first RPC (the machine is idle).
+            let actions = balancer.addressesResolved(shuffled(addresses))
+            precondition(actions.allSatisfy { if case .connect = $0 { false } else { true } })
+        }
     }
 
-    // MARK: HTTP2StreamRouter
+    private func shuffled(_ addresses: [SocketAddress]) -> [SocketAddress] {
+        if case .pickFirst(shuffleAddressList: true) = configuration.loadBalancing.kind { return addresses.shuffled() }
+        return addresses
+    }
+
+    // MARK: HTTP2StreamRouter: the pick path
 
     func open(_ stream: HTTP2ClientStream) {
         loop.preconditionInEventLoop()
-        guard !closed else {
-            stream.connectionLost(RPCError(code: .unavailable, message: "The client transport is closed."))
-            return
-        }
-        if reconnectTimer != nil {
-            // Between attempts after a failure (gRPC's TRANSIENT_FAILURE): fail fast unless the call waits.
-            if stream.options.waitForReady {
-                stream.waitingForConnection(because: lastError?.message)
+        switch pickMode {
+        case .ready:
+            let count = readyConnections.count
+            if count == 1 {
+                readyConnections[0].open(stream)
+            } else {
+                let index = nextPick < count ? nextPick : 0
+                nextPick = index + 1
+                readyConnections[index].open(stream)
+            }
+        case .queue:
+            waiting.append(stream)
+        case .idle:
+            guard !closed else {
+                stream.connectionLost(RPCError(code: .unavailable, message: "The client transport is closed."))
+                return
+            }
+            waiting.append(stream)
+            perform(balancer.exitIdle())
+        case .fail:
+            // gRPC's TRANSIENT_FAILURE: fail fast unless the call waits for ready.
+            if stream.options.waitForReady, !closed {
+                stream.waitingForConnection(because: (pickError ?? lastError)?.message)
                 waiting.append(stream)
             } else {
                 stream.connectionLost(unreachable)
             }
-            return
         }
-        guard addresses != nil else {
-            waiting.append(stream)
-            resolve()
-            return
-        }
-        connection().open(stream)
     }
 
     private var unreachable: RPCError {
-        let reason = lastError.map { ": \($0.message)" } ?? "."
+        if closed { return RPCError(code: .unavailable, message: "The client transport is closed.") }
+        let reason = (pickError ?? lastError).map { ": \($0.message)" } ?? "."
         return RPCError(code: .unavailable, message: "The server is unreachable; retrying the connection\(reason)")
     }
 
-    private func connection() -> HTTP2ClientConnection {
-        if let current, current.isUsable { return current }
+    // MARK: Performing the machines' actions
+
+    /// Performs the balancer's actions in the order the machine produced them: an action whose
+    /// performing feeds the machine again (a connect that fails at once) queues the new actions behind
+    /// the ones still to do, instead of overtaking them.
+    private func perform(_ actions: [LoadBalancerStateMachine.Action]) {
+        guard !actions.isEmpty else { return }
+        pendingActions.append(contentsOf: actions)
+        guard !performing else { return }
+        performing = true
+        var index = 0
+        while index < pendingActions.count {
+            let action = pendingActions[index]
+            index += 1
+            perform(action)
+        }
+        pendingActions.removeAll(keepingCapacity: true)
+        performing = false
+    }
+
+    private func perform(_ action: LoadBalancerStateMachine.Action) {
+        switch action {
+        case .connect(let id, let addresses, let floor):
+            connect(id, to: addresses, backoffFloor: floor)
+        case .shutDown(let id):
+            backoffTimers.removeValue(forKey: id)?.cancel()
+            if let connection = connections.removeValue(forKey: id) {
+                subchannelOf.removeValue(forKey: ObjectIdentifier(connection))
+                connection.drain()
+            }
+            count { $0.subchannelsShutDown += 1 }
+        case .armBackoff(let id, let delay):
+            backoffTimers[id]?.cancel()
+            // unowned(unsafe): see resolved(_:); close() cancels the timer.
+            backoffTimers[id] = loop.scheduleTimer(at: .now.advanced(by: delay)) { [unowned(unsafe) self] in
+                self.backoffTimers[id] = nil
+                self.perform(self.balancer.backoffElapsed(id))
+            }
+        case .updatePicker(let picker):
+            updatePicker(picker)
+        case .requestResolution:
+            requestResolution()
+        case .connectivityChanged(let state):
+            connectivity.publish(state)
+        }
+    }
+
+    private func connect(_ id: SubchannelID, to addresses: [SocketAddress], backoffFloor: Duration) {
         let management = ClientConnectionStateMachine.Configuration(
-            connectTimeout: configuration.connectTimeout.map { max($0, backoff.upcoming) },
+            connectTimeout: configuration.connectTimeout.map { max($0, backoffFloor) },
             keepalive: keepalive,
             idleTimeout: configuration.idleTimeout
         )
         let connection = HTTP2ClientConnection(
             delegate: self,
             loop: loop,
-            addresses: addresses ?? [],
+            addresses: addresses,
             authority: authority,
             configuration: configuration,
             management: management,
             tls: tls
         )
-        current = connection
+        connections[id] = connection
+        subchannelOf[ObjectIdentifier(connection)] = id
         live[ObjectIdentifier(connection)] = connection
         count { $0.connectionAttempts += 1 }
         connection.start()
-        return connection
+    }
+
+    private func updatePicker(_ picker: LoadBalancerStateMachine.Picker) {
+        switch picker {
+        case .idle:
+            pickMode = .idle
+            readyConnections = []
+        case .queue:
+            pickMode = .queue
+            readyConnections = []
+        case .fail(let error):
+            pickMode = .fail
+            pickError = error
+            readyConnections = []
+        case .ready(let ids):
+            readyConnections = ids.compactMap { connections[$0] }
+            pickMode = readyConnections.isEmpty ? .queue : .ready
+            pickError = nil
+        }
+        guard !waiting.isEmpty, pickMode != .queue, pickMode != .idle else { return }
+        let streams = waiting
+        waiting = []
+        for stream in streams { open(stream) }
+    }
+
+    /// The subchannel of `connection`, if it is still that subchannel's current connection.
+    private func subchannel(of connection: HTTP2ClientConnection) -> SubchannelID? {
+        subchannelOf[ObjectIdentifier(connection)]
+    }
+
+    /// Forgets that `connection` is its subchannel's current one.
+    private func detach(_ connection: HTTP2ClientConnection) -> SubchannelID? {
+        guard let id = subchannelOf.removeValue(forKey: ObjectIdentifier(connection)) else { return nil }
+        if connections[id] === connection { connections.removeValue(forKey: id) }
+        return id
+    }
+
+    // MARK: Resolution
+
+    private func requestResolution() {
+        guard resolutionRequests != nil, !closed else { return }
+        perform(resolution.requested(now: .now))
+    }
+
+    private func perform(_ actions: [ResolutionStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .resolve:
+                count { $0.resolutions += 1 }
+                resolutionRequests?.yield()
+            case .armTimer(let at):
+                resolutionTimer?.cancel()
+                // unowned(unsafe): see resolved(_:); close() cancels the timer.
+                resolutionTimer = loop.scheduleTimer(at: at) { [unowned(unsafe) self] in
+                    self.resolutionTimer = nil
+                    self.perform(self.resolution.timerFired(now: .now))
+                }
+            }
+        }
+    }
+
+    /// A result from the resolver's task (pull mode: the answer to a request; push mode: whenever).
+    ///
+    /// The resolver's task posts it to the loop; the manager outlives the loop's queued work (it is
+    /// closed, and the loop drained, before the transport lets go of it), hence the `unowned(unsafe)`
+    /// captures of its timers.
+    func resolved(_ result: Result<NameResolutionResult, RPCError>) {
+        loop.preconditionInEventLoop()
+        guard !closed else { return }
+        count { $0.resolutionResults += 1 }
+        switch result {
+        case .success(let update):
+            if resolutionRequests != nil { perform(resolution.succeeded(now: .now)) }
+            perform(balancer.addressesResolved(shuffled(update.addresses)))
+        case .failure(let error):
+            lastError = error
+            if resolutionRequests != nil { perform(resolution.failed(now: .now)) }
+            perform(balancer.resolutionFailed(error))
+        }
+    }
+
+    // MARK: HTTP2ClientConnectionDelegate
+
+    func connectionReady(_ connection: HTTP2ClientConnection) {
+        guard let id = subchannel(of: connection) else { return }
+        count { $0.connectionsReady += 1 }
+        lastError = nil
+        perform(balancer.subchannelReady(id, address: connection.address))
+    }
+
+    func connectionFailed(_ connection: HTTP2ClientConnection, waiting failed: [HTTP2ClientStream], error: RPCError) {
+        lastError = error
+        if let id = detach(connection) { perform(balancer.subchannelConnectFailed(id, error: error)) }
+        // Streams waiting on the connection itself go back to the picker.
+        for stream in failed { open(stream) }
+    }
+
+    func connectionGoingAway(_ connection: HTTP2ClientConnection) {
+        if let id = detach(connection) { perform(balancer.subchannelDisconnected(id, .goAway)) }
+    }
+
+    func connectionLost(_ connection: HTTP2ClientConnection, error: RPCError) {
+        if let id = detach(connection) { perform(balancer.subchannelDisconnected(id, .lost)) }
+    }
+
+    func connectionClosed(_ connection: HTTP2ClientConnection) {
+        if let id = detach(connection) { perform(balancer.subchannelDisconnected(id, .lost)) }
+        live.removeValue(forKey: ObjectIdentifier(connection))
+        if closed, live.isEmpty { finishClosing() }
+    }
+
+    func reroute(_ stream: HTTP2ClientStream) {
+        open(stream)
+    }
+
+    func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection) {
+        count { $0.keepalivePingsSent += 1 }
+    }
+
+    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event) {
+        switch event {
+        case .connectTimedOut:
+            count { $0.connectTimeouts += 1 }
+        case .keepaliveTimedOut:
+            count { $0.keepaliveTimeouts += 1 }
+        case .keepaliveDormant:
+            count { $0.keepaliveDormancies += 1 }
+        case .idle:
+            count { $0.idleCloses += 1 }
+            if let id = detach(connection) { perform(balancer.subchannelDisconnected(id, .idle)) }
+        case .tooManyPings:
+            // gRFC A8: the server's ping policy is stricter than this client's keepalive time: later
+            // connections use twice the time (capped far beyond any useful value, never overflowing).
+            if var settings = keepalive {
+                settings.time = min(settings.time * 2, .seconds(365 * 86_400))
+                keepalive = settings
+            }
+            count {
+                $0.tooManyPings += 1
+                $0.keepaliveTime = keepalive?.time
+            }
+        }
     }
 
     // MARK: Counters
@@ -164,131 +408,16 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         }
         let id = nextCounterWaiter
         nextCounterWaiter += 1
-        // unowned(unsafe): see resolve(); close() cancels the timer.
+        // unowned(unsafe): see resolved(_:); close() cancels the timer.
         let timer = loop.scheduleTimer(at: .now.advanced(by: timeout)) { [unowned(unsafe) self] in
             self.counterWaiters.removeValue(forKey: id)?.resume(nil)
         }
         counterWaiters[id] = (predicate, resume, timer)
     }
 
-    // MARK: Resolution
-
-    private func resolve() {
-        guard !resolving, case .dns(let host, let port) = target else { return }
-        resolving = true
-        DNSResolver.resolve(host: host, port: port, on: loop) { [unowned(unsafe) self] result in
-            // unowned(unsafe): the manager outlives its loop's queued work (it is closed, and the loop
-            // drained, before the transport lets go of it).
-            self.resolved(result)
-        }
-    }
-
-    private func resolved(_ result: Result<[SocketAddress], RPCError>) {
-        resolving = false
-        guard !closed else { return }
-        switch result {
-        case .success(let resolved):
-            addresses = resolved
-            let ready = waiting
-            waiting = []
-            for stream in ready { open(stream) }
-        case .failure(let error):
-            lastError = error
-            failFastWaiting(with: error)
-            scheduleReconnect()
-        }
-    }
-
-    /// Fails the waiting streams that don't wait for ready.
-    private func failFastWaiting(with error: RPCError) {
-        var stillWaiting: [HTTP2ClientStream] = []
-        for stream in waiting {
-            if stream.options.waitForReady {
-                stream.waitingForConnection(because: error.message)
-                stillWaiting.append(stream)
-            } else {
-                stream.connectionLost(error)
-            }
-        }
-        waiting = stillWaiting
-    }
-
-    // MARK: HTTP2ClientConnectionDelegate
-
-    func connectionReady(_ connection: HTTP2ClientConnection) {
-        backoff = configuration.connectionBackoff.makeIterator()
-        lastError = nil
-    }
-
-    func connectionFailed(_ connection: HTTP2ClientConnection, waiting failed: [HTTP2ClientStream], error: RPCError) {
-        if current === connection { current = nil }
-        lastError = error
-        for stream in failed {
-            if stream.options.waitForReady && !closed {
-                stream.waitingForConnection(because: error.message)
-                waiting.append(stream)
-            } else {
-                stream.connectionLost(error)
-            }
-        }
-        if case .dns = target { addresses = nil }  // resolve again before the next attempt
-        scheduleReconnect()
-    }
-
-    func connectionGoingAway(_ connection: HTTP2ClientConnection) {
-        if current === connection { current = nil }
-    }
-
-    func connectionClosed(_ connection: HTTP2ClientConnection) {
-        if current === connection { current = nil }
-        live.removeValue(forKey: ObjectIdentifier(connection))
-        if closed, live.isEmpty { finishClosing() }
-    }
-
-    func reroute(_ stream: HTTP2ClientStream) {
-        open(stream)
-    }
-
-    func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection) {
-        count { $0.keepalivePingsSent += 1 }
-    }
-
-    func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event) {
-        switch event {
-        case .connectTimedOut:
-            count { $0.connectTimeouts += 1 }
-        case .keepaliveTimedOut:
-            count { $0.keepaliveTimeouts += 1 }
-        case .keepaliveDormant:
-            count { $0.keepaliveDormancies += 1 }
-        case .idle:
-            if current === connection { current = nil }
-            count { $0.idleCloses += 1 }
-        case .tooManyPings:
-            // gRFC A8: the server's ping policy is stricter than this client's keepalive time: later
-            // connections use twice the time (capped far beyond any useful value, never overflowing).
-            if var settings = keepalive {
-                settings.time = min(settings.time * 2, .seconds(365 * 86_400))
-                keepalive = settings
-            }
-            count {
-                $0.tooManyPings += 1
-                $0.keepaliveTime = keepalive?.time
-            }
-        }
-    }
-
-    private func scheduleReconnect() {
-        guard reconnectTimer == nil, !closed else { return }
-        let delay = backoff.next()
-        // unowned(unsafe): see resolve(); the timer is cancelled in close().
-        reconnectTimer = loop.scheduleTimer(at: .now.advanced(by: delay)) { [unowned(unsafe) self] in
-            self.reconnectTimer = nil
-            let waiting = self.waiting
-            self.waiting = []
-            // Nothing needs a connection: the next RPC makes one.
-            for stream in waiting { self.open(stream) }
-        }
+    /// The subchannels' states and addresses, in address-list order (tests).
+    var subchannelStates: [(addresses: [SocketAddress], state: LoadBalancerStateMachine.Subchannel.State)] {
+        balancer.order.compactMap { id in balancer.subchannels[id].map { ($0.addresses, $0.state) } }
     }
 
     // MARK: Closing
@@ -299,14 +428,19 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         loop.preconditionInEventLoop()
         closeCompletion = completion
         closed = true
-        reconnectTimer?.cancel()
-        reconnectTimer = nil
-        let error = RPCError(code: .unavailable, message: "The client transport is closed.")
+        resolutionTimer?.cancel()
+        resolutionTimer = nil
+        resolutionRequests?.finish()
+        for timer in backoffTimers.values { timer.cancel() }
+        backoffTimers.removeAll()
+        connections.removeAll()
+        subchannelOf.removeAll()
+        perform(balancer.shutDown().filter { if case .shutDown = $0 { false } else { true } })
         let pending = waiting
         waiting = []
+        let error = RPCError(code: .unavailable, message: "The client transport is closed.")
         for stream in pending { stream.connectionLost(error) }
         for connection in live.values { connection.close() }
-        current?.close()
         let waiters = counterWaiters.values
         counterWaiters.removeAll()
         for waiter in waiters {
@@ -317,7 +451,7 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
             finishClosing()
             return
         }
-        // unowned(unsafe): see resolve(); the transport waits for the completion before letting go.
+        // unowned(unsafe): see resolved(_:); the transport waits for the completion before letting go.
         closeTimer = loop.scheduleTimer(at: .now.advanced(by: Self.closeWait)) { [unowned(unsafe) self] in
             self.finishClosing()
         }

@@ -447,6 +447,24 @@ struct ClientConnectionStateMachine {
         transportFailed(reason)
     }
 
+    /// The owner wants no new streams here (the load balancer dropped its address): the connection
+    /// goes away as if the server had sent GOAWAY, and closes once its streams have ended. Not ready
+    /// yet, it closes at once.
+    mutating func drain() -> [Action] {
+        switch state {
+        case .ready:
+            var actions: [Action] = []
+            if configuration.idleTimeout != nil { actions.append(.cancelTimer(.idle)) }
+            state = .goingAway(lastStreamID: .max)
+            actions.append(.goingAway(lastStreamID: .max))
+            return actions
+        case .idle, .connecting, .handshaking:
+            return close()
+        case .goingAway, .closed:
+            return []
+        }
+    }
+
     /// The owner closes the connection.
     mutating func close() -> [Action] {
         guard !isClosed else { return [] }

@@ -29,7 +29,7 @@ public struct ConnectionBackoff: Sendable, Hashable {
         self.maximum = maximum
     }
 
-    struct Iterator {
+    struct Iterator: Equatable {
         let backoff: ConnectionBackoff
         var current: Double
 

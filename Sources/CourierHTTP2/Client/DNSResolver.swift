@@ -6,39 +6,34 @@ internal import Glibc
 #endif
 
 /// Resolves host names without blocking a loop or a caller: `getaddrinfo` runs on a short-lived thread of
-/// its own and the result is posted to the loop that asked.
+/// its own and the caller awaits the result.
 ///
-/// A thread per lookup rather than a shared resolver thread: lookups are rare (a connection attempt), a
-/// thread costs tens of microseconds, and there is no process-wide state to start or stop.
-/// (`getaddrinfo_a` would spawn its own threads as well, and notify through signals or yet another thread.)
+/// A thread per lookup rather than a shared resolver thread: lookups are rare (at most one per
+/// ``HTTP2ClientTransport/Configuration/minimumResolutionInterval`` unless they fail), a thread costs
+/// tens of microseconds, and there is no process-wide state to start or stop. (`getaddrinfo_a` would
+/// spawn its own threads as well, and notify through signals or yet another thread.)
 enum DNSResolver {
-    /// Resolves `host`; `completion` runs on `loop` with every distinct IPv4/IPv6 address, in the
-    /// resolver's order, or an `UNAVAILABLE` error.
-    static func resolve(
-        host: String,
-        port: Int,
-        on loop: EventLoop,
-        _ completion: @escaping @Sendable (Result<[SocketAddress], RPCError>) -> Void
-    ) {
-        let job = Unmanaged.passRetained(
-            ResolverJob {
-                let result = lookUp(host: host, port: port)
-                loop.execute { completion(result) }
-            }
-        )
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        let rc = pthread_create(&thread, &attributes, resolverThreadEntry, job.toOpaque())
-        if rc != 0 {
-            job.release()
-            let error = RPCError(
-                code: .unavailable,
-                message: "Could not resolve '\(host)': no thread for the lookup (errno \(rc))."
+    /// Resolves `host`: every distinct IPv4/IPv6 address, in the resolver's order, or an `UNAVAILABLE`
+    /// error. The calling task waits; no thread blocks but the lookup's own.
+    static func resolve(host: String, port: Int) async -> Result<[SocketAddress], RPCError> {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Result<[SocketAddress], RPCError>, Never>) in
+            let job = Unmanaged.passRetained(
+                ResolverJob { continuation.resume(returning: lookUp(host: host, port: port)) }
             )
-            loop.execute { completion(.failure(error)) }
+            var thread = pthread_t()
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            defer { pthread_attr_destroy(&attributes) }
+            pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+            let rc = pthread_create(&thread, &attributes, resolverThreadEntry, job.toOpaque())
+            if rc != 0 {
+                job.release()
+                let error = RPCError(
+                    code: .unavailable,
+                    message: "Could not resolve '\(host.prefix(256))': no thread for the lookup (errno \(rc))."
+                )
+                continuation.resume(returning: .failure(error))
+            }
         }
     }
 

@@ -12,8 +12,12 @@ protocol HTTP2ClientConnectionDelegate: AnyObject {
     func connectionReady(_ connection: HTTP2ClientConnection)
     /// Connecting failed; `waiting` are the streams that were waiting for it.
     func connectionFailed(_ connection: HTTP2ClientConnection, waiting: [HTTP2ClientStream], error: RPCError)
-    /// The server sent GOAWAY: the next stream needs another connection.
+    /// The server sent GOAWAY (or the owner drains the connection): the next stream needs another
+    /// connection.
     func connectionGoingAway(_ connection: HTTP2ClientConnection)
+    /// The connection was lost or closed (its streams fail now): the next stream needs another
+    /// connection.
+    func connectionLost(_ connection: HTTP2ClientConnection, error: RPCError)
     /// The socket is closed and nothing is in flight: the connection can be let go.
     func connectionClosed(_ connection: HTTP2ClientConnection)
     /// A stream this connection can't carry (it went away, or the server refused the stream unprocessed):
@@ -106,6 +110,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     /// Whether new streams can still be opened on this connection.
     var isUsable: Bool { machine.isUsable && !io.closed }
 
+    /// The address connected to (or being connected to).
+    var address: SocketAddress { machine.address }
+
     /// Whether streams are open or waiting.
     var hasStreams: Bool { !streams.isEmpty || !waiting.isEmpty }
 
@@ -166,12 +173,14 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
                 "Connection lost",
                 metadata: ["server.address": "\(authority)", "courier.reason": "\(error.message)"]
             )
+            delegate.connectionLost(self, error: error)
             shutDown(error, orderly: false)
         case .close(let error):
             configuration.logger.debug(
                 "Connection closed",
                 metadata: ["server.address": "\(authority)", "courier.reason": "\(error.message)"]
             )
+            delegate.connectionLost(self, error: error)
             shutDown(error, orderly: true)
         case .armTimer(let timer, let deadline):
             timers[timer]?.cancel()
@@ -445,5 +454,10 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     /// Closes the connection; its streams fail with `UNAVAILABLE`.
     func close() {
         perform(machine.close())
+    }
+
+    /// Takes no new streams and closes once the open ones have ended (at once if not ready yet).
+    func drain() {
+        perform(machine.drain())
     }
 }

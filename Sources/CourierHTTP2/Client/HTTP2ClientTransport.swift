@@ -70,6 +70,16 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// Told when a connection or stream opens or closes (on the connection's loop), for gauges:
         /// `CourierMetrics`' `ConnectionMetrics`. `nil` (the default): nobody.
         public var connectionObserver: (any ConnectionObserver)?
+        /// Which connections carry the RPCs: ``LoadBalancingPolicy/pickFirst(shuffleAddressList:)`` (the
+        /// default, as in gRPC: one connection) or ``LoadBalancingPolicy/roundRobin`` (one per address).
+        public var loadBalancing: LoadBalancingPolicy
+        /// The resolvers targets are resolved with, by scheme. Default: ``NameResolverRegistry/defaults``
+        /// (`dns`, `ipv4`, `ipv6`, `unix`, `unix-abstract`); register your own for other schemes.
+        public var resolvers: NameResolverRegistry
+        /// The shortest time between two resolutions a pull-mode resolver (DNS) is asked for, when
+        /// connections are lost or get GOAWAY: 30 s by default, gRPC's. Failed resolutions are retried
+        /// with ``connectionBackoff`` instead.
+        public var minimumResolutionInterval: Duration
 
         /// The defaults.
         public init() {
@@ -86,6 +96,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.connectTimeout = .seconds(20)
             self.logger = Logger(label: "courier.http2.client", factory: { _ in SwiftLogNoOpLogHandler() })
             self.connectionObserver = nil
+            self.loadBalancing = .pickFirst()
+            self.resolvers = .defaults
+            self.minimumResolutionInterval = .seconds(30)
         }
 
         /// The defaults.
@@ -152,11 +165,17 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     private let configuration: Configuration
     private let streams = ClientStreamTracker()
     private let lifecycle: Lifecycle
+    /// The policy a service config chose (``applyLoadBalancingConfig(_:)``), over the configuration's.
+    private let serviceConfigPolicy = Mutex<LoadBalancingPolicy?>(nil)
+    private let connectivity = ConnectivityBroadcaster()
     /// The clock deadlines are enforced with: timers on the transport's loop (once it runs).
     public let clock: any RPCClock
 
-    /// Creates a transport for a gRPC target: `host:port`, `dns:///host:port`, `ipv4:addr:port`,
-    /// `ipv6:[addr]:port` or `unix:path`. Parses the target only: no I/O, no thread.
+    /// Creates a transport for a gRPC target (grpc/grpc doc/naming.md): `dns:[//authority/]host[:port]`
+    /// (port 443 by default), `host:port` (the same as `dns:///host:port`), `ipv4:addr[:port][,addr[:port]…]`,
+    /// `ipv6:addr` or `ipv6:[addr][:port][,…]`, `unix:path`, `unix:///absolute/path`, `unix-abstract:name`,
+    /// or a scheme of a resolver registered in ``Configuration/resolvers``. Parses the target only: no
+    /// I/O, no thread; a name that doesn't resolve fails RPCs with `UNAVAILABLE` later, not here.
     ///
     /// - Parameters:
     ///   - target: Where the server is.
@@ -164,8 +183,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Throws: `RuntimeError` `RuntimeError/Code/invalidArgument` for a target that doesn't parse,
     ///   `RuntimeError/Code/invalidConfiguration` for a TLS configuration meant for a server.
     public convenience init(target: String, configuration: Configuration = .defaults) throws {
-        let (parsed, authority) = try ClientTarget.parse(target)
-        try self.init(target: parsed, authority: authority, configuration: configuration)
+        let parsed = try ClientTarget.parse(target, registry: configuration.resolvers)
+        try self.init(target: parsed, authority: parsed.authority, configuration: configuration)
     }
 
     /// Creates a transport for a parsed target (tests: several addresses without DNS).
@@ -183,6 +202,22 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         self.clock = TransportClock(lifecycle: lifecycle)
     }
 
+    /// Takes the load-balancing policy from a service config (`CourierClient` calls this when it is
+    /// created): the first of `configs` this transport supports replaces ``Configuration/loadBalancing``
+    /// for the connections `connect()` makes. Unsupported names are skipped; with none supported, the
+    /// configuration's policy stays.
+    ///
+    /// - Parameter configs: The service config's `loadBalancingConfig`, in its order of preference.
+    public func applyLoadBalancingConfig(_ configs: [LoadBalancingConfig]) {
+        guard let policy = LoadBalancingPolicy(choosingFrom: configs) else { return }
+        serviceConfigPolicy.withLock { $0 = policy }
+    }
+
+    /// The load-balancing policy the next `connect()` uses.
+    var effectiveLoadBalancing: LoadBalancingPolicy {
+        serviceConfigPolicy.withLock { $0 } ?? configuration.loadBalancing
+    }
+
     /// Starts the event loop and runs the connections until ``beginGracefulShutdown()`` has been called
     /// and every RPC has finished, then closes them and stops the loop. Cancelling the calling task
     /// closes at once.
@@ -193,6 +228,13 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     public func connect() async throws {
         try lifecycle.claim()
         let running: Running
+        // A pull-mode resolver resolves when the manager asks (one request pending at most).
+        let requests: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)?
+        if case .updates(.pull, _) = target.resolution.source {
+            requests = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        } else {
+            requests = nil
+        }
         do {
             let tls = try configuration.tls.map { try TLSContext($0) }
             let loop: EventLoop
@@ -205,31 +247,108 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
                     cause: error
                 )
             }
+            var configuration = self.configuration
+            configuration.loadBalancing = effectiveLoadBalancing
             let manager = ClientConnectionManager(
                 loop: loop,
-                target: target,
+                resolution: target.resolution.source,
+                resolutionRequests: requests?.continuation,
                 authority: authority,
                 configuration: configuration,
-                tls: tls
+                tls: tls,
+                connectivity: connectivity
             )
             running = Running(loop: loop, manager: manager)
         } catch {
             lifecycle.stop(failure: error as? RuntimeError)
+            connectivity.publish(.shutdown)
             throw error
         }
         lifecycle.start(running)
-        await streams.waitUntilDrained()
         let manager = running.manager
-        // The connections close cleanly (TLS close_notify) and their sockets are closed before the loop
-        // stops.
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            running.loop.execute {
-                manager.close { continuation.resume() }
+        await withDiscardingTaskGroup { group in
+            if case .updates(let mode, let makeIterator) = target.resolution.source {
+                group.addTask {
+                    await Self.runResolver(
+                        mode: mode,
+                        makeIterator: makeIterator,
+                        requests: requests?.stream,
+                        loop: running.loop,
+                        manager: manager
+                    )
+                }
             }
+            await streams.waitUntilDrained()
+            // The connections close cleanly (TLS close_notify) and their sockets are closed before the loop
+            // stops.
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                running.loop.execute {
+                    manager.close { continuation.resume() }
+                }
+            }
+            group.cancelAll()
         }
+        connectivity.publish(.shutdown)
         lifecycle.stop(failure: nil)
         running.loop.stop()
         await running.loop.waitUntilStopped()
+    }
+
+    /// Reads the resolver's sequence: in pull mode one element per request the manager makes, in push
+    /// mode every element as it comes; each result is applied on the loop. Ends with the sequence, the
+    /// requests (the manager closed) or cancellation.
+    private static func runResolver(
+        mode: NameResolution.UpdateMode,
+        makeIterator: @Sendable () -> ResolutionIterator,
+        requests: AsyncStream<Void>?,
+        loop: EventLoop,
+        manager: ClientConnectionManager
+    ) async {
+        let iterator = makeIterator()
+        switch mode {
+        case .pull:
+            guard let requests else { return }
+            for await _ in requests {
+                guard let result = await iterator.next() else { return }
+                loop.execute { manager.resolved(result) }
+            }
+        case .push:
+            while !Task.isCancelled, let result = await iterator.next() {
+                loop.execute { manager.resolved(result) }
+            }
+        }
+    }
+
+    // MARK: Connectivity
+
+    /// The transport's connectivity state now (grpc-go's `GetState`): ``ConnectivityState/idle`` until
+    /// an RPC needs a connection, ``ConnectivityState/connecting`` while resolving or connecting,
+    /// ``ConnectivityState/ready`` while a connection takes RPCs, ``ConnectivityState/transientFailure``
+    /// after resolution or every connection failed (retrying with backoff), ``ConnectivityState/shutdown``
+    /// once ``connect()`` has returned.
+    public var connectivityState: ConnectivityState { connectivity.current }
+
+    /// The connectivity state now, then every change, until ``ConnectivityState/shutdown`` (the last
+    /// element). Changes come in order; a slow reader gets every one (the stream buffers them).
+    ///
+    /// - Returns: A sequence of states; cancel the reading task or drop it to stop watching.
+    public func connectivityStateChanges() -> AsyncStream<ConnectivityState> {
+        connectivity.changes()
+    }
+
+    /// Waits until the connectivity state is no longer `state` (grpc-go's `WaitForStateChange`), and
+    /// returns the new one; returns at once when it already differs, and returns the state then when the
+    /// calling task is cancelled.
+    ///
+    /// - Parameter state: The state to wait out.
+    /// - Returns: The state it changed to.
+    public func waitForStateChange(from state: ConnectivityState) async -> ConnectivityState {
+        var last = connectivity.current
+        for await next in connectivity.changes() {
+            last = next
+            if next != state { return next }
+        }
+        return last
     }
 
     public func beginGracefulShutdown() {
@@ -285,6 +404,16 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             guard let running = lifecycle.running else { return 0 }
             return await withUnsafeContinuation { continuation in
                 running.loop.execute { continuation.resume(returning: running.manager.connectionAttempts) }
+            }
+        }
+    }
+
+    /// The subchannels' addresses and states, in address-list order (tests).
+    var subchannelStates: [(addresses: [SocketAddress], state: LoadBalancerStateMachine.Subchannel.State)] {
+        get async {
+            guard let running = lifecycle.running else { return [] }
+            return await withUnsafeContinuation { continuation in
+                running.loop.execute { continuation.resume(returning: running.manager.subchannelStates) }
             }
         }
     }

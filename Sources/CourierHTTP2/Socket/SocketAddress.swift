@@ -12,6 +12,9 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     case ipv6(host: String, port: Int)
     /// A Unix-domain socket path.
     case unix(path: String)
+    /// A Unix-domain socket in Linux's abstract namespace (`unix-abstract:name`): no file, the name
+    /// (without the leading NUL byte the kernel sees).
+    case unixAbstract(name: String)
 
     /// The address in gRPC's peer notation: `ipv4:127.0.0.1:50051`, `ipv6:[::1]:50051`, `unix:/path`.
     public var description: String {
@@ -19,6 +22,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         case .ipv4(let host, let port): "ipv4:\(host):\(port)"
         case .ipv6(let host, let port): "ipv6:[\(host)]:\(port)"
         case .unix(let path): "unix:\(path)"
+        case .unixAbstract(let name): "unix-abstract:\(name)"
         }
     }
 
@@ -26,7 +30,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var port: Int? {
         switch self {
         case .ipv4(_, let port), .ipv6(_, let port): port
-        case .unix: nil
+        case .unix, .unixAbstract: nil
         }
     }
 
@@ -34,7 +38,7 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .ipv4: AF_INET
         case .ipv6: AF_INET6
-        case .unix: AF_UNIX
+        case .unix, .unixAbstract: AF_UNIX
         }
     }
 
@@ -80,6 +84,18 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
                     try body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
                 }
             }
+        case .unixAbstract(let name):
+            // A NUL byte, then the name; the length counts exactly those bytes (no terminator).
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = [0] + Array(name.utf8)
+            let capacity = MemoryLayout.size(ofValue: address.sun_path)
+            guard bytes.count <= capacity else { throw IOError(errno: ENAMETOOLONG, call: "unix socket name") }
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes) }
+            let length = MemoryLayout<sa_family_t>.size + bytes.count
+            return try withUnsafePointer(to: &address) {
+                try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, socklen_t(length)) }
+            }
         }
     }
 
@@ -120,12 +136,14 @@ public enum SocketAddress: Sendable, Hashable, CustomStringConvertible {
             guard inet_ntop(AF_INET6, &sinAddr, &buffer, socklen_t(buffer.count)) != nil else { return nil }
             self = .ipv6(host: Self.string(buffer), port: Int(UInt16(bigEndian: address.sin6_port)))
         case AF_UNIX:
+            let offset = MemoryLayout<sa_family_t>.size
+            let abstract = withUnsafeBytes(of: &storage) { $0.count > offset && $0[offset] == 0 }
             let path = withUnsafeBytes(of: &storage) { raw -> String in
-                let offset = MemoryLayout<sa_family_t>.size
-                let bytes = raw[offset...].prefix { $0 != 0 }
+                // An abstract name's length is in the address length, which isn't kept: up to a NUL.
+                let bytes = raw[(offset + (abstract ? 1 : 0))...].prefix { $0 != 0 }
                 return String(decoding: bytes, as: UTF8.self)
             }
-            self = .unix(path: path)
+            self = abstract && !path.isEmpty ? .unixAbstract(name: path) : .unix(path: path)
         default:
             return nil
         }

@@ -841,4 +841,34 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.isClosed)
         #expect(machine.keepalive == .off)
     }
+
+    @Test("drain when ready: a local GOAWAY (no new streams; the idle timer stops), closed once drained")
+    func drainReady() {
+        var machine = ClientConnectionStateMachine.driven(to: .ready, configuration: .idleOnly)
+        #expect(machine.drain() == [.cancelTimer(.idle), .goingAway(lastStreamID: .max)])
+        #expect(!machine.isUsable)
+        #expect(machine.streamRequested() == .reroute)
+        #expect(machine.drain() == [])
+        #expect(machine.streamsDrained() == [.close(failing: ClientConnectionStateMachine.closedError)])
+    }
+
+    @Test(
+        "drain before ready closes at once; after closing it does nothing",
+        arguments: [
+            ClientConnectionStateMachine.Stage.idle, .connecting, .handshaking,
+        ]
+    )
+    func drainNotReady(stage: ClientConnectionStateMachine.Stage) {
+        var machine = ClientConnectionStateMachine.driven(to: stage)
+        #expect(machine.drain() == [.close(failing: ClientConnectionStateMachine.closedError)])
+        #expect(machine.isClosed)
+        #expect(machine.drain() == [])
+    }
+
+    @Test("drain while going away does nothing more")
+    func drainGoingAway() {
+        var machine = ClientConnectionStateMachine.driven(to: .goingAway)
+        #expect(machine.drain() == [])
+        #expect(machine.state == .goingAway(lastStreamID: 5))
+    }
 }
