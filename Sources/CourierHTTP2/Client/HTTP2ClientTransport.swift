@@ -209,7 +209,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ///
     /// - Parameter configs: The service config's `loadBalancingConfig`, in its order of preference.
     public func applyLoadBalancingConfig(_ configs: [LoadBalancingConfig]) {
-        guard let policy = LoadBalancingPolicy(choosingFrom: configs) else { return }
+        guard let policy = LoadBalancingPolicy.choosing(from: configs) else { return }
         serviceConfigPolicy.withLock { $0 = policy }
     }
 

@@ -55,17 +55,13 @@ public struct LoadBalancingPolicy: Sendable, Hashable, CustomStringConvertible {
     /// none is supported.
     ///
     /// - Parameter configs: The service config's policies, in its order of preference.
-    public init?(choosingFrom configs: [LoadBalancingConfig]) {
+    /// - Returns: The policy, or `nil`.
+    static func choosing(from configs: [LoadBalancingConfig]) -> LoadBalancingPolicy? {
         for config in configs {
             switch config.policyName {
-            case "pick_first":
-                self = .pickFirst(shuffleAddressList: config.shuffleAddressList)
-                return
-            case "round_robin":
-                self = .roundRobin
-                return
-            default:
-                continue
+            case "pick_first": return .pickFirst(shuffleAddressList: config.shuffleAddressList)
+            case "round_robin": return .roundRobin
+            default: continue
             }
         }
         return nil

@@ -7,16 +7,16 @@ import Testing
 struct ServiceConfigLoadBalancingTests {
     @Test("The first supported policy wins; unknown names are skipped")
     func firstSupported() {
-        let chosen = LoadBalancingPolicy(choosingFrom: [
+        let chosen = LoadBalancingPolicy.choosing(from: [
             LoadBalancingConfig(policyName: "weighted_round_robin"), .roundRobin, .pickFirst(),
         ])
         #expect(chosen == .roundRobin)
         #expect(
-            LoadBalancingPolicy(choosingFrom: [.pickFirst(shuffleAddressList: true)])
+            LoadBalancingPolicy.choosing(from: [.pickFirst(shuffleAddressList: true)])
                 == .pickFirst(shuffleAddressList: true)
         )
-        #expect(LoadBalancingPolicy(choosingFrom: [LoadBalancingConfig(policyName: "grpclb")]) == nil)
-        #expect(LoadBalancingPolicy(choosingFrom: []) == nil)
+        #expect(LoadBalancingPolicy.choosing(from: [LoadBalancingConfig(policyName: "grpclb")]) == nil)
+        #expect(LoadBalancingPolicy.choosing(from: []) == nil)
     }
 
     @Test("CourierClient hands a JSON service config's policy to the HTTP/2 transport")
