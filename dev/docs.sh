@@ -12,7 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 modules=("$@")
 if [ "${#modules[@]}" -eq 0 ]; then
-    modules=(Courier CourierInMemory CourierHTTP2 CourierProtobuf CourierHealth CourierReflection)
+    modules=(
+        Courier CourierInMemory CourierHTTP2 CourierProtobuf CourierHealth CourierReflection CourierMetrics
+        CourierTracing CourierServiceLifecycle
+    )
 fi
 targets=()
 for module in "${modules[@]}"; do targets+=(--target "$module"); done
@@ -27,7 +30,9 @@ swift package --scratch-path .build-docs --allow-writing-to-directory .build-doc
     generate-documentation "${targets[@]}" --output-path .build-docs/documentation ${DOCC_FLAGS:---warnings-as-errors} \
     >"$log" 2>&1 || status=$?
 grep -v -E '^\[[0-9]+/[0-9]+\]|^(Fetching|Fetched|Creating|Working copy|Computing|Computed) ' "$log" || true
-if [ "$status" -ne 0 ] || grep -q -E "^(warning|error):" "$log"; then
+# SwiftPM's own note about a dependency's stray files (swift-distributed-tracing ships CMakeLists.txt next to
+# its sources) is not a documentation warning.
+if [ "$status" -ne 0 ] || grep -E "^(warning|error):" "$log" | grep -q -v "which are unhandled; explicitly declare"; then
     echo "docs: failed (above)" >&2
     exit 1
 fi

@@ -18,7 +18,7 @@ public import Courier  // conforms to ServerInterceptor
 /// for methods the server serves (an unknown method gets `UNIMPLEMENTED` before any interceptor), so a
 /// scanner probing random names creates no series; `services` narrows the named methods further.
 /// The duration runs from the interceptor's start to the end of the response's producer; sizes are what
-/// the transport counted (``ServerContext/messageByteCounts``), zero for a transport that doesn't count.
+/// the transport counted (`ServerContext.messageByteCounts`), zero for a transport that doesn't count.
 public struct ServerMetricsInterceptor: ServerInterceptor {
     private let instruments: InstrumentCache?
 

@@ -1,7 +1,7 @@
 public import Courier  // wraps CourierServer
 public import ServiceLifecycle  // conforms to Service
 
-/// A ``CourierServer`` as a swift-service-lifecycle `Service`: it serves until the `ServiceGroup` shuts
+/// A `CourierServer` as a swift-service-lifecycle `Service`: it serves until the `ServiceGroup` shuts
 /// down gracefully (SIGTERM, say), then drains with `beginGracefulShutdown(grace:)`; cancelling the group
 /// aborts.
 ///
@@ -60,7 +60,7 @@ public struct CourierServerService: Service {
     }
 }
 
-/// A ``CourierClient`` as a swift-service-lifecycle `Service`: it runs the client's connections until the
+/// A `CourierClient` as a swift-service-lifecycle `Service`: it runs the client's connections until the
 /// `ServiceGroup` shuts down gracefully, then lets the calls in flight finish
 /// (`beginGracefulShutdown()`); cancelling the group closes the connections at once.
 ///

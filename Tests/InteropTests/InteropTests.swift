@@ -158,6 +158,27 @@ struct InteropTests {
         #expect(server.output.contains("stopped"), "\(server.output)")
     }
 
+    @Test("interop-server serves reflection and health: grpcio-reflection lists and resolves them, as grpcurl does")
+    func interopServerReflection() async throws {
+        let (server, port) = try await startInteropServer([])
+        let result = try await runProcess(
+            "/usr/bin/env",
+            [
+                "python3", peers.appendingPathComponent("grpcio_reflection_list.py").path, "\(port)",
+                "grpc.testing.TestService", "grpc.health.v1.Health",
+            ]
+        )
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("SERVICE grpc.reflection.v1.ServerReflection"), "\(result.output)")
+        #expect(
+            result.output.contains("METHOD grpc.testing.TestService/UnaryCall grpc.testing.SimpleRequest"),
+            "\(result.output)"
+        )
+        #expect(result.output.contains("METHOD grpc.health.v1.Health/Check"), "\(result.output)")
+        server.signal(SIGTERM)
+        #expect(await server.waitForExit() == 0, "\(server.output)")
+    }
+
     @Test("interop-server's keepalive flags: --keepalive_time_ms and --keepalive_timeout_ms close a silent client")
     func interopServerKeepaliveFlags() async throws {
         let (server, port) = try await startInteropServer([
