@@ -154,6 +154,8 @@ final class ClientHarness: HTTP2ClientConnectionDelegate, HTTP2StreamRouter, @un
 
     func connectionGoingAway(_ connection: HTTP2ClientConnection) {}
 
+    func connectionLost(_ connection: HTTP2ClientConnection, error: RPCError) {}
+
     func connectionClosed(_ connection: HTTP2ClientConnection) { closedConnection = true }
 
     func reroute(_ stream: HTTP2ClientStream) { stream.connectionLost(Self.unavailable) }
