@@ -14,9 +14,10 @@ public import Courier  // conforms to ClientInterceptor
 /// )
 /// ```
 ///
-/// Courier makes one attempt per call (no retries yet), so the attempt and the call have the same
-/// duration. The call ends when its response body has been read to the end (the generated unary and
-/// client-streaming stubs always do); a body abandoned half-way records nothing.
+/// The interceptor sees each call once, above retries and hedging (interceptors run once per call), so
+/// the attempt instruments record the call as one attempt, with the call's duration and status. The call
+/// ends when its response body has been read to the end (the generated unary and client-streaming stubs
+/// always do); a body abandoned before its end records `CANCELLED` when it is released.
 public struct ClientMetricsInterceptor: ClientInterceptor {
     private let instruments: InstrumentCache?
 

@@ -188,6 +188,115 @@ struct MetricsInterceptorTests {
         )
     }
 
+    @Test("A server counts calls to methods it doesn't serve under `other`, with UNIMPLEMENTED (gRFC A66)")
+    func serverUnregisteredMethods() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        try await withCourierServer(
+            transport: transport.server,
+            services: [EchoService()],
+            interceptors: [ServerMetricsInterceptor(factory: metrics)]
+        ) { _ in
+            try await withCourierClient(transport: transport.client) { client in
+                for method in ["A", "B", "C"] {
+                    let error = await #expect(throws: RPCError.self) {
+                        _ = try await client.unary(
+                            request: ClientRequest(message: "x"),
+                            descriptor: MethodDescriptor(fullyQualifiedService: "scan.Scanner", method: method),
+                            serializer: codec,
+                            deserializer: codec
+                        )
+                    }
+                    #expect(error?.code == .unimplemented)
+                }
+            }
+        }
+        let other = ("grpc.method", "other")
+        #expect(try metrics.expectCounter("grpc.server.call.started", [other]).totalValue == 3)
+        #expect(metrics.counters(label: "grpc.server.call.started").count == 1)
+        let unimplemented = ("grpc.status", "UNIMPLEMENTED")
+        #expect(try metrics.expectTimer("grpc.server.call.duration", [other, unimplemented]).values.count == 3)
+        #expect(
+            try metrics.expectRecorder("grpc.server.call.rcvd_total_compressed_message_size", [other, unimplemented])
+                .values == [0, 0, 0]
+        )
+    }
+
+    @Test("A server interceptor applied to some methods only doesn't see unknown methods")
+    func serverUnregisteredMethodsConditional() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        let server = CourierServer(
+            transport: transport.server,
+            services: [EchoService()],
+            interceptors: [.apply(ServerMetricsInterceptor(factory: metrics), to: .services(["echo.Echo"]))]
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            try await withCourierClient(transport: transport.client) { client in
+                await #expect(throws: RPCError.self) {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: "x"),
+                        descriptor: MethodDescriptor(fullyQualifiedService: "scan.Scanner", method: "A"),
+                        serializer: codec,
+                        deserializer: codec
+                    )
+                }
+                // The interceptor still applies to its own service.
+                _ = try await client.unary(
+                    request: ClientRequest(message: "x"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+            }
+            server.beginGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(
+            try metrics.expectCounter("grpc.server.call.started", [("grpc.method", "echo.Echo/Get")]).totalValue == 1
+        )
+        #expect(metrics.counters(label: "grpc.server.call.started").count == 1)
+    }
+
+    @Test("A client stream abandoned before its end records the call as CANCELLED")
+    func clientAbandonedBody() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [EchoService()]) { _ in
+            try await withCourierClient(
+                transport: transport.client,
+                interceptors: [ClientMetricsInterceptor(target: "t", factory: metrics)]
+            ) { client in
+                // Read the first word only, then leave.
+                let first = try await client.serverStreaming(
+                    request: ClientRequest(message: "a bb ccc"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec
+                ) { response in
+                    var iterator = response.messages.makeAsyncIterator()
+                    return try await iterator.next()
+                }
+                #expect(first == "a")
+                // Never read at all.
+                try await client.serverStreaming(
+                    request: ClientRequest(message: "a bb ccc"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec
+                ) { _ in }
+            }
+        }
+        let expand = ("grpc.method", "echo.Echo/Expand")
+        let target = ("grpc.target", "t")
+        #expect(try metrics.expectCounter("grpc.client.attempt.started", [expand, target]).totalValue == 2)
+        #expect(
+            try metrics.expectTimer("grpc.client.call.duration", [expand, target, ("grpc.status", "CANCELLED")])
+                .values.count == 2
+        )
+    }
+
     @Test("Over HTTP/2 with gzip, sizes are the compressed bytes; connection and stream gauges move")
     func http2CompressedSizesAndGauges() async throws {
         let metrics = TestMetrics()
