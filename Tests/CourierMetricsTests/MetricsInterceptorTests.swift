@@ -39,6 +39,21 @@ struct EchoService: RegistrableRPCService {
     }
 }
 
+/// `echo.Echo/Get` failing its first `failures` attempts with UNAVAILABLE (by `grpc-previous-rpc-attempts`).
+struct FlakyEcho: RegistrableRPCService {
+    let failures: Int
+
+    func registerMethods(with router: inout RPCRouter) {
+        let codec = UTF8Codec()
+        let failures = self.failures
+        router.registerUnary(forMethod: Echo.get, deserializer: codec, serializer: codec) { request, _ in
+            let previous = Int(request.metadata.firstString(forKey: "grpc-previous-rpc-attempts") ?? "0") ?? 0
+            if previous < failures { throw RPCError(code: .unavailable, message: "Try again.") }
+            return ServerResponse(message: request.message)
+        }
+    }
+}
+
 @Suite("gRFC A66 metrics")
 struct MetricsInterceptorTests {
     let codec = UTF8Codec()
@@ -294,6 +309,59 @@ struct MetricsInterceptorTests {
         #expect(
             try metrics.expectTimer("grpc.client.call.duration", [expand, target, ("grpc.status", "CANCELLED")])
                 .values.count == 2
+        )
+    }
+
+    @Test("With a retry policy each attempt is recorded with its own status; the call once, with the last")
+    func retryAttempts() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        // Fails the first two attempts with UNAVAILABLE, then echoes.
+        let flaky = FlakyEcho(failures: 2)
+        let policy = RetryPolicy(
+            maxAttempts: 4,
+            initialBackoff: .milliseconds(1),
+            maxBackoff: .milliseconds(1),
+            backoffMultiplier: 1,
+            retryableStatusCodes: [.unavailable]
+        )
+        let configuration = CourierClient.Configuration(
+            serviceConfig: ServiceConfig(
+                methodConfig: [MethodConfig(names: [.init(service: "echo.Echo")], executionPolicy: .retry(policy))]
+            )
+        )
+        try await withCourierServer(transport: transport.server, services: [flaky]) { _ in
+            try await withCourierClient(
+                transport: transport.client,
+                interceptors: [.apply(ClientMetricsInterceptor(target: "t", factory: metrics), to: .all)],
+                configuration: configuration
+            ) { client in
+                let reply = try await client.unary(
+                    request: ClientRequest(message: "hello"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+                #expect(reply == "hello")
+            }
+        }
+        let method = ("grpc.method", "echo.Echo/Get")
+        let target = ("grpc.target", "t")
+        let ok = ("grpc.status", "OK")
+        let unavailable = ("grpc.status", "UNAVAILABLE")
+        #expect(try metrics.expectCounter("grpc.client.attempt.started", [method, target]).totalValue == 3)
+        #expect(
+            try metrics.expectTimer("grpc.client.attempt.duration", [method, target, unavailable]).values.count == 2
+        )
+        #expect(try metrics.expectTimer("grpc.client.attempt.duration", [method, target, ok]).values.count == 1)
+        #expect(try metrics.expectTimer("grpc.client.call.duration", [method, target, ok]).values.count == 1)
+        #expect(
+            (try? metrics.expectTimer("grpc.client.call.duration", [method, target, unavailable]).values.isEmpty)
+                ?? true
+        )
+        #expect(
+            try metrics.expectRecorder("grpc.client.attempt.rcvd_total_compressed_message_size", [method, target, ok])
+                .values == [5]
         )
     }
 

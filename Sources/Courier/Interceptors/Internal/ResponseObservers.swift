@@ -136,3 +136,12 @@ package protocol UnregisteredMethodObserving: Sendable {
     /// `duration` after it arrived.
     func observeUnregisteredMethod(path: String, peer: String, duration: Duration)
 }
+
+/// A client interceptor that sees the attempts below it, for a call with a retry or hedging policy (an
+/// interceptor runs once per call, above the attempts): metrics record gRFC A66's attempt instruments per
+/// attempt. `package`: not API.
+package protocol ClientAttemptObserving: Sendable {
+    /// Attempt `number` (1-based) starts; the closure returned is called once when it ends, with `nil` for
+    /// OK or the error it ended with, and its stream's byte counts.
+    func attemptStarted(_ number: Int) -> @Sendable (RPCError?, RPCMessageByteCounts?) -> Void
+}
