@@ -75,7 +75,8 @@ struct ConditionalServerInterceptorTests {
 
     @Test("By service: only that service's methods")
     func byService() async throws {
-        let log = try await served({ [.apply(TaggingServerInterceptor(tag: "echo", log: $0), to: .services([Echo.service]))] },
+        let log = try await served(
+            { [.apply(TaggingServerInterceptor(tag: "echo", log: $0), to: .services([Echo.service]))] },
             calling: [Echo.get, Other.get, Echo.expand]
         )
         #expect(log == ["echo /echo.Echo/Get", "echo /echo.Echo/Expand"])
