@@ -89,7 +89,8 @@ nonisolated func load(_ client: CourierClient, rpcs: Int, inFlight: Int) async t
 
 nonisolated func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+        ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int) async throws {

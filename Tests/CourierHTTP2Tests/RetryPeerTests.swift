@@ -61,6 +61,7 @@ func withRetryServer<R: Sendable>(
 }
 
 let retryCall = MethodDescriptor(fullyQualifiedService: "retry.Retry", method: "Call")
+let retryCollect = MethodDescriptor(fullyQualifiedService: "retry.Retry", method: "Collect")
 let retryBidi = MethodDescriptor(fullyQualifiedService: "retry.Retry", method: "Bidi")
 
 /// A retry policy for `retry.Retry` whose waits are `backoff` (with the jitter of 0.999).
@@ -226,6 +227,24 @@ struct RetryPeerTests {
             #expect(ContinuousClock.now - start < prompt)
             let fatal = await failure { try await call(client, "fail=9 code=13") }
             #expect(fatal?.code == .internal)
+        }
+    }
+
+    @Test("Client streaming is retried: every request message is replayed to the next attempt")
+    func clientStreamingReplays() async throws {
+        try await withRetryServer(retrying(3)) { server, client in
+            let reply = try await client.clientStreaming(
+                request: StreamingClientRequest<[UInt8]> { writer in
+                    try await writer.write(Array("fail=1".utf8))
+                    try await writer.write([1])
+                    try await writer.write([2])
+                },
+                descriptor: retryCollect,
+                serializer: codec,
+                deserializer: codec
+            ) { String(decoding: try $0.message, as: UTF8.self) }
+            #expect(reply == "ok 2 3")
+            #expect(await attempts(server, 2) == ["ATTEMPT 1 PREVIOUS -", "ATTEMPT 2 PREVIOUS 1"])
         }
     }
 

@@ -11,8 +11,9 @@ the attempt number is 1 + the request's grpc-previous-rpc-attempts. Each attempt
   attempt <= fail:  fails with status `code` (default 14, UNAVAILABLE), with trailing metadata
                     grpc-retry-pushback-ms: `pushback` if given;
   else:             answers 'ok <n>'.
-Unary: /retry.Retry/Call. Bidirectional: /retry.Retry/Bidi takes the directives from its first message,
-then echoes every message after it.
+Unary: /retry.Retry/Call. Client streaming: /retry.Retry/Collect takes the directives from its first message
+and answers 'ok <n> <messages received>' once the stream ends. Bidirectional: /retry.Retry/Bidi takes the
+directives from its first message, then echoes every message after it.
 """
 import sys
 import threading
@@ -69,6 +70,15 @@ def call(request, context):
     return f"ok {n}".encode()
 
 
+def collect(requests, context):
+    first = next(requests, None)
+    if first is None:
+        return b"empty"
+    n = attempt(directives(first), context)
+    count = 1 + sum(1 for _ in requests)
+    return f"ok {n} {count}".encode()
+
+
 def bidi(requests, context):
     first = next(requests, None)
     if first is None:
@@ -82,6 +92,7 @@ def bidi(requests, context):
 ident = lambda b: b
 handlers = {
     "Call": grpc.unary_unary_rpc_method_handler(call, ident, ident),
+    "Collect": grpc.stream_unary_rpc_method_handler(collect, ident, ident),
     "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
 }
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
