@@ -7,7 +7,8 @@
 //
 // Defaults: 40,000 RPCs of 64 bytes each way, 32 in flight, 3 rounds alternating the two modes (after a
 // warm-up of each); prints CPU µs per RPC (user + system) and RPCs per second per round, the medians, and
-// the ratio round_robin / one connection.
+// the ratio round_robin / one connection. A third mode, round_robin over the one backend, separates the
+// policy's own cost from the cost of spreading the load over four connections.
 
 import Courier
 import CourierHTTP2
@@ -54,16 +55,22 @@ nonisolated func serve(_ count: Int) async throws {
     }
 }
 
-/// User + system CPU of this process so far, in microseconds.
-func cpuMicroseconds() -> Double {
+/// User + system CPU of this process so far, in microseconds, and its voluntary context switches (how often
+/// its threads waited: one per event-loop wakeup, roughly).
+func cpuMicroseconds() -> (cpu: Double, waits: Double) {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     func micro(_ time: timeval) -> Double { Double(time.tv_sec) * 1e6 + Double(time.tv_usec) }
-    return micro(usage.ru_utime) + micro(usage.ru_stime)
+    return (micro(usage.ru_utime) + micro(usage.ru_stime), Double(usage.ru_nvcsw))
 }
 
-/// `rpcs` unary RPCs with `inFlight` callers; the CPU µs per RPC and the RPCs per second.
-nonisolated func load(_ client: CourierClient, rpcs: Int, inFlight: Int) async throws -> (cpu: Double, rate: Double) {
+/// `rpcs` unary RPCs with `inFlight` callers; the CPU µs per RPC, the RPCs per second and the voluntary
+/// context switches per RPC.
+nonisolated func load(
+    _ client: CourierClient,
+    rpcs: Int,
+    inFlight: Int
+) async throws -> (cpu: Double, rate: Double, waits: Double) {
     let cpuBefore = cpuMicroseconds()
     let start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -84,7 +91,11 @@ nonisolated func load(_ client: CourierClient, rpcs: Int, inFlight: Int) async t
     }
     let elapsed = ContinuousClock.now - start
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    return ((cpuMicroseconds() - cpuBefore) / Double(rpcs), Double(rpcs) / seconds)
+    let after = cpuMicroseconds()
+    return (
+        (after.cpu - cpuBefore.cpu) / Double(rpcs), Double(rpcs) / seconds,
+        (after.waits - cpuBefore.waits) / Double(rpcs)
+    )
 }
 
 nonisolated func median(_ values: [Double]) -> Double {
@@ -93,7 +104,7 @@ nonisolated func median(_ values: [Double]) -> Double {
         ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int) async throws {
+nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int, only: Int?) async throws {
     let child = Process()
     child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     child.arguments = ["--serve", "4"]
@@ -126,12 +137,14 @@ nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int) async throws {
     let modes: [(name: String, target: String, configuration: HTTP2ClientTransport.Configuration)] = [
         ("one connection", "127.0.0.1:\(ports[0])", oneConnection),
         ("round_robin x4", "ipv4:" + ports.map { "127.0.0.1:\($0)" }.joined(separator: ","), roundRobin),
+        // The policy alone, on one connection: what round_robin costs apart from spreading the load.
+        ("round_robin x1", "ipv4:127.0.0.1:\(ports[0])", roundRobin),
     ]
     print("lb-benchmark: \(rpcs) unary RPCs of \(payload.count) B, \(inFlight) in flight, \(rounds) rounds")
     var cpu: [[Double]] = Array(repeating: [], count: modes.count)
     var rates: [[Double]] = Array(repeating: [], count: modes.count)
     for round in 0...rounds {
-        for (index, mode) in modes.enumerated() {
+        for (index, mode) in modes.enumerated() where only == nil || only == index {
             let transport = try HTTP2ClientTransport(target: mode.target, configuration: mode.configuration)
             let result = try await withCourierClient(transport: transport) { client in
                 // Every connection up before measuring.
@@ -144,10 +157,11 @@ nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int) async throws {
             let name = mode.name.padding(toLength: 16, withPad: " ", startingAt: 0)
             print(
                 "round \(round)  \(name) \(String(format: "%6.2f", result.cpu)) µs CPU/RPC"
-                    + "  \(Int(result.rate)) RPC/s"
+                    + "  \(Int(result.rate)) RPC/s  \(String(format: "%.2f", result.waits)) waits/RPC"
             )
         }
     }
+    guard only == nil else { return }
     for (index, mode) in modes.enumerated() {
         let name = mode.name.padding(toLength: 16, withPad: " ", startingAt: 0)
         print(
@@ -155,7 +169,12 @@ nonisolated func benchmark(rpcs: Int, inFlight: Int, rounds: Int) async throws {
                 + "  \(Int(median(rates[index]))) RPC/s"
         )
     }
-    print("ratio round_robin / one connection, CPU per RPC: \(String(format: "%.3f", median(cpu[1]) / median(cpu[0])))")
+    print(
+        "ratio round_robin x4 / one connection, CPU per RPC: \(String(format: "%.3f", median(cpu[1]) / median(cpu[0])))"
+    )
+    print(
+        "ratio round_robin x1 / one connection, CPU per RPC: \(String(format: "%.3f", median(cpu[2]) / median(cpu[0])))"
+    )
 }
 
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
@@ -163,19 +182,21 @@ var rpcs = 40_000
 var inFlight = 32
 var rounds = 3
 var serveCount: Int?
+var only: Int?
 while let argument = arguments.next() {
     switch argument {
     case "--rpcs": rpcs = arguments.next().flatMap(Int.init) ?? rpcs
     case "--in-flight": inFlight = arguments.next().flatMap(Int.init) ?? inFlight
     case "--rounds": rounds = arguments.next().flatMap(Int.init) ?? rounds
+    case "--only": only = arguments.next().flatMap(Int.init)  // one mode (0, 1, 2), e.g. for perf record
     case "--serve": serveCount = arguments.next().flatMap(Int.init) ?? 4
     default:
-        print("usage: lb-benchmark [--rpcs N] [--in-flight N] [--rounds N]")
+        print("usage: lb-benchmark [--rpcs N] [--in-flight N] [--rounds N] [--only 0|1|2]")
         exit(2)
     }
 }
 if let serveCount {
     try await serve(serveCount)
 } else {
-    try await benchmark(rpcs: max(rpcs, 1), inFlight: max(inFlight, 1), rounds: max(rounds, 1))
+    try await benchmark(rpcs: max(rpcs, 1), inFlight: max(inFlight, 1), rounds: max(rounds, 1), only: only)
 }
