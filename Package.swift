@@ -359,6 +359,12 @@ let targets: [Target] = [
         swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(
+        name: "lb-benchmark",
+        dependencies: ["Courier", "CourierHTTP2"],
+        path: "Benchmarks/LoadBalancing",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
         name: "in-memory-benchmark",
         dependencies: ["Courier", "CourierInMemory"],
         path: "Benchmarks/InMemoryBenchmark",
