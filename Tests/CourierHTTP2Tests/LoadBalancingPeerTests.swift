@@ -125,6 +125,14 @@ func hold(_ client: CourierClient) async -> Result<String, RPCError> {
     }
 }
 
+/// A transport dialling `test-push:///fleet` through `resolver`, balancing with `policy`.
+func fleetTransport(_ resolver: ControlledResolver, _ policy: LoadBalancingPolicy) throws -> HTTP2ClientTransport {
+    var configuration = HTTP2ClientTransport.Configuration()
+    configuration.resolvers.register(resolver)
+    configuration.loadBalancing = policy
+    return try HTTP2ClientTransport(target: "test-push:///fleet", configuration: configuration)
+}
+
 @Suite("Load balancing over grpcio backends on loopback addresses")
 struct LoadBalancingPeerTests {
     @Test("round_robin spreads RPCs evenly over every backend (127.0.0.1-3 and ::1), one connection each")
@@ -132,10 +140,7 @@ struct LoadBalancingPeerTests {
         try await withLBBackends(loopbackHosts) { backends in
             let resolver = ControlledResolver(mode: .push)
             resolver.yield(backends)
-            var configuration = HTTP2ClientTransport.Configuration()
-            configuration.resolvers.register(resolver)
-            configuration.loadBalancing = .roundRobin
-            let transport = try HTTP2ClientTransport(target: "test-push:///fleet", configuration: configuration)
+            let transport = try fleetTransport(resolver, .roundRobin)
             try await withCourierClient(transport: transport) { client in
                 _ = try await get(client)
                 let ready = try await transport.waitForCounters { $0.connectionsReady >= backends.count }
@@ -177,9 +182,7 @@ struct LoadBalancingPeerTests {
         try await withLBBackends(loopbackHosts) { backends in
             let resolver = ControlledResolver(mode: .push)
             resolver.yield(backends)
-            var configuration = HTTP2ClientTransport.Configuration()
-            configuration.resolvers.register(resolver)
-            let transport = try HTTP2ClientTransport(target: "test-push:///fleet", configuration: configuration)
+            let transport = try fleetTransport(resolver, .pickFirst())
             try await withCourierClient(transport: transport) { client in
                 let (names, connections) = try await spread(client, 20)
                 #expect(names == ["b0": 20])
@@ -196,10 +199,7 @@ struct LoadBalancingPeerTests {
         try await withLBBackends(Array(loopbackHosts.prefix(3))) { backends in
             let resolver = ControlledResolver(mode: .push)
             resolver.yield(backends)
-            var configuration = HTTP2ClientTransport.Configuration()
-            configuration.resolvers.register(resolver)
-            configuration.loadBalancing = .roundRobin
-            let transport = try HTTP2ClientTransport(target: "test-push:///fleet", configuration: configuration)
+            let transport = try fleetTransport(resolver, .roundRobin)
             try await withCourierClient(transport: transport) { client in
                 _ = try await get(client)
                 #expect(try await transport.waitForCounters { $0.connectionsReady >= 3 } != nil)
@@ -252,10 +252,7 @@ struct LoadBalancingPeerTests {
         try await withLBBackends(Array(loopbackHosts.prefix(3))) { backends in
             let resolver = ControlledResolver(mode: .push)
             resolver.yield(Array(backends.prefix(2)))
-            var configuration = HTTP2ClientTransport.Configuration()
-            configuration.resolvers.register(resolver)
-            configuration.loadBalancing = .roundRobin
-            let transport = try HTTP2ClientTransport(target: "test-push:///fleet", configuration: configuration)
+            let transport = try fleetTransport(resolver, .roundRobin)
             try await withCourierClient(transport: transport) { client in
                 _ = try await get(client)
                 #expect(try await transport.waitForCounters { $0.connectionsReady >= 2 } != nil)
