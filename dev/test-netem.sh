@@ -7,16 +7,17 @@
 #   - a large transfer arrives intact (interop-soak --mode transfer: a server stream and a client stream of
 #     --megabytes each, then a bidirectional stream);
 #   - a 1 s deadline on a sleeping server ends DEADLINE_EXCEEDED on time (--mode deadline);
-#   - client keepalive (10 s, 5 s timeout) keeps a quiet stream alive (--mode keepalive), and detects a dead
-#     peer when the server's link goes down mid-call: UNAVAILABLE within 25 s (--mode dead_peer).
+#   - client keepalive (10 s, 5 s timeout) keeps a stream quiet for 22 s alive (--mode keepalive), and detects a dead
+#     peer when the server's link goes down mid-call: UNAVAILABLE in 15 to 28 s (--mode dead_peer).
 #
 #   ./dev/test-netem.sh [--delay MS] [--jitter MS] [--loss PCT] [--reorder PCT] [--megabytes N]
 #                       [--plain | --plain-if-no-netem] [--skip-build]
 #
 # Default netem: delay 40ms 10ms loss 3% reorder 5%, on each end. Needs root, iproute2 and the netem qdisc;
 # without namespaces it prints SKIP and exits 0. Without netem it prints SKIP too, unless --plain-if-no-netem
-# (what dev/test.sh passes): then the same checks run over the plain veth, so that the namespace path and
-# the keepalive checks still run. --plain: no netem even where it exists.
+# (what dev/test.sh passes): then the same checks run over a veth rate-limited by tbf (20 Mbit/s, a 50 ms
+# queue that drops what overflows it) or, without tbf, a plain one, so that the namespace path, the transfer
+# and the keepalive checks still run. --plain: no netem even where it exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,7 +67,10 @@ server_address=10.77.0.1
 work=$(mktemp -d /tmp/courier-netem.XXXXXX)
 server_pid=""
 cleanup() {
-    [ -n "$server_pid" ] && kill -KILL "$server_pid" 2>/dev/null || true
+    if [ -n "$server_pid" ]; then  # its last connection is dead (dead_peer): no graceful shutdown
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
     ip netns del "$server_ns" 2>/dev/null || true  # deleting a namespace deletes its end of the veth
     ip netns del "$client_ns" 2>/dev/null || true
     rm -rf "$work"
@@ -91,13 +95,19 @@ elif ip netns exec "$server_ns" tc qdisc add dev "$server_if" root netem $netem 
     ip netns exec "$client_ns" tc qdisc add dev "$client_if" root netem $netem
     settings="netem $netem, on both ends"
 elif [ "$plain_if_no_netem" -eq 1 ]; then
-    echo "SKIP lossy network: tc netem is unavailable here ($(tr -d '\n' <"$work/error")); the checks run over a plain veth"
-    settings="plain veth (netem unavailable)"
+    echo "SKIP lossy network: tc netem is unavailable here ($(tr -d '\n' <"$work/error")); the checks run without it"
+    # Still a slow link where tbf exists: a rate limit whose queue drops what overflows it (TCP sees loss).
+    tbf="rate 20mbit burst 32kbit latency 50ms"
+    if ip netns exec "$server_ns" tc qdisc add dev "$server_if" root tbf $tbf 2>/dev/null &&
+        ip netns exec "$client_ns" tc qdisc add dev "$client_if" root tbf $tbf 2>/dev/null; then
+        settings="tbf $tbf, on both ends (netem unavailable)"
+    else
+        settings="plain veth (netem and tbf unavailable)"
+    fi
 else
     skip "tc netem is unavailable here ($(tr -d '\n' <"$work/error"))"
 fi
 echo "== Namespaces $server_ns and $client_ns, veth $server_if/$client_if: $settings"
-ip netns exec "$client_ns" ping -c 3 -i 0.2 -q "$server_address" | tail -1
 
 # The client's keepalive pings every 10 s while a stream is open: the server permits pings 5 s apart.
 ip netns exec "$server_ns" "$bin/interop-server" --host "$server_address" --port 50051 \
@@ -128,7 +138,7 @@ check() {
         failures=$((failures + 1))
         cat "$work/$name.log"
     fi
-    grep -v '^PASS ' "$work/$name.log" | sed "s/^/  $name: /" | tail -25
+    grep -v '^PASS ' "$work/$name.log" | sed "s/^/  /" | tail -25
 }
 target=(--server_host "$server_address" --server_port 50051)
 check interop-all "$bin/interop-client" "${target[@]}" --test_case all
@@ -149,7 +159,7 @@ ip -n "$server_ns" link set "$server_if" down
 code=0
 wait "$dead_pid" || code=$?
 seconds=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.1f", a - b }')
-sed 's/^/  dead_peer: /' "$work/dead_peer.log"
+grep -v '^first response' "$work/dead_peer.log" | sed 's/^/  /'
 if [ "$code" -eq 0 ]; then
     results+=("PASS  ${seconds}s  dead_peer")
 else
@@ -157,6 +167,11 @@ else
     failures=$((failures + 1))
 fi
 
+echo "== Link ($settings): packets sent and dropped by each end's qdisc"
+for end in "$server_ns $server_if" "$client_ns $client_if"; do
+    read -r ns dev <<<"$end"
+    ip netns exec "$ns" tc -s qdisc show dev "$dev" | awk -v dev="$dev" '/Sent/ { print "  " dev ": " $0 }'
+done
 echo "== Results ($settings)"
 printf '  %s\n' "${results[@]}"
 [ "$failures" -eq 0 ] || { echo "FAIL lossy network: $failures failed" >&2; exit 1; }

@@ -17,10 +17,10 @@
 //
 // transfer: a server stream and a client stream of `--megabytes` each, in 256 KiB messages, every message
 // checked (size, order, content); then a bidirectional stream of 64 KiB echoes.
-// keepalive: a client with keepalive (10 s, the minimum; 5 s timeout) keeps a stream open and quiet for 12 s,
-// so a PING goes out and must be answered; the RPC must end OK.
+// keepalive: a client with keepalive (10 s, the minimum; 5 s timeout) keeps a stream open and quiet for 22 s,
+// so a PING goes out and must be answered in time; the RPC must end OK.
 // dead_peer: the same client, a stream whose server sleeps 120 s after its first response; prints
-// `first response` (the caller then cuts the network) and expects UNAVAILABLE from keepalive within 25 s.
+// `first response` (the caller then cuts the network) and expects UNAVAILABLE from keepalive in 15 to 28 s.
 // deadline: a 1 s deadline on a sleeping server must end DEADLINE_EXCEEDED after 1 s and within 2.5 s.
 
 import Courier
@@ -108,8 +108,8 @@ func outcome(_ body: () async throws -> Void) async -> String {
     }
 }
 
-func body(_ size: Int, seed: UInt8 = 0) -> Data {
-    Data((0..<size).lazy.map { UInt8(truncatingIfNeeded: $0 &+ Int(seed)) })
+func body(_ size: Int) -> Data {
+    Data((0..<size).lazy.map { UInt8(truncatingIfNeeded: $0) })
 }
 
 typealias TestClient = Grpc_Testing_TestService.Client
@@ -406,10 +406,13 @@ nonisolated func runLoad(_ options: Options) async throws -> Bool {
     return tally.report() == 0
 }
 
-/// Bytes in a message of the transfer: its index, then a pattern from it, so that a message out of order,
-/// cut or corrupted shows.
+/// The 256 KiB pattern of the transfer's messages, made once.
+let transferPattern = body(262_144)
+
+/// A message of the transfer: its index, then the pattern (TestService adds up the sizes only; it echoes no
+/// content, so bytes are checked on the server-to-client leg, and sizes and order both ways).
 nonisolated func transferMessage(_ index: Int, size: Int) -> Data {
-    var data = body(size, seed: UInt8(truncatingIfNeeded: index))
+    var data = size == transferPattern.count ? transferPattern : body(size)
     withUnsafeBytes(of: UInt32(index).bigEndian) { data.replaceSubrange(0..<4, with: $0) }
     return data
 }
@@ -512,10 +515,12 @@ nonisolated func runKeepalive(_ options: Options) async throws -> Bool {
     let status = try await withCourierClient(transport: try makeTransport(options, tls: false, keepalive: true)) {
         courier in
         await outcome {
-            try await quietStream(TestClient(wrapping: courier), quiet: .seconds(12), timeout: .seconds(30)) {}
+            // 22 s: the timer re-arms a full period when bytes arrived during the last one (the first
+            // response), so the first PING goes out 20 s after connecting, before the second response.
+            try await quietStream(TestClient(wrapping: courier), quiet: .seconds(22), timeout: .seconds(40)) {}
         }
     }
-    print("keepalive: a stream quiet for 12 s (keepalive 10 s, timeout 5 s) ended \(status) in \(clock.now - start)")
+    print("keepalive: a stream quiet for 22 s (keepalive 10 s, timeout 5 s) ended \(status) in \(clock.now - start)")
     return status == "OK"
 }
 
@@ -537,8 +542,10 @@ nonisolated func runDeadPeer(_ options: Options) async throws -> Bool {
         return false
     }
     let elapsed = clock.now - from
-    print("dead_peer: after the first response the call ended \(status) in \(elapsed) (keepalive 10 s + 5 s)")
-    return status == "UNAVAILABLE" && elapsed < .seconds(25)
+    print("dead_peer: after the first response the call ended \(status) in \(elapsed) (keepalive 10 s, timeout 5 s)")
+    // The keepalive timer re-arms a full period when bytes arrived during the last one, so a PING goes out 10
+    // to 20 s after the last bytes, and the connection is declared dead 5 s later: 15 to 25 s, and a little.
+    return status == "UNAVAILABLE" && elapsed >= .seconds(15) && elapsed < .seconds(28)
 }
 
 nonisolated func runDeadline(_ options: Options) async throws -> Bool {
