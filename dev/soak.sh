@@ -10,9 +10,10 @@
 # Default: 10 minutes, 8 workers, a sample every 5 s, into .build/soak-<time>/ (soak.csv, the logs).
 # Passes only if every RPC ended with the status its scenario expects (the table), and after the warm-up
 # (the first 20 % of the load, at most 60 s): RSS stays within PERCENT (default 25) of its value at the
-# end of the warm-up; threads never exceed the warm-up's maximum by more than 2; after the load, every
-# connection and stream closes (both counts 0), the file descriptors return to their count before the load
-# (± 2) and the threads to at most the warm-up's maximum; both servers then shut down gracefully (exit 0).
+# end of the warm-up; threads never exceed the warm-up's maximum by more than 2, during the load or after it
+# (a pool thread started late stays; a leak grows past that); after the load, every connection and stream
+# closes (both counts 0) and the file descriptors return to their count before the load (± 2); both servers
+# then shut down gracefully (exit 0).
 # --skip-build uses the binaries of the last debug build (dev/test.sh builds them with warnings as errors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --rss-growth) rss_growth=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --skip-build) build=0; shift ;;
-        *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,17p' "$0" >&2; exit 2 ;;
     esac
 done
 [ "$seconds" -gt 0 ] || { echo "soak: the duration must be positive" >&2; exit 2; }
@@ -190,8 +191,8 @@ for server in ("h2c", "tls"):
     warm_threads = max(r["threads"] for r in warm + idle)
     if max(r["threads"] for r in steady) > warm_threads + 2:
         failures.append(f"{server}: threads rose above the warm-up's {warm_threads} + 2")
-    if after[-1]["threads"] > warm_threads:
-        failures.append(f"{server}: {after[-1]['threads']} threads after the load, more than the warm-up's {warm_threads}")
+    if after[-1]["threads"] > warm_threads + 2:
+        failures.append(f"{server}: {after[-1]['threads']} threads after the load, above the warm-up's {warm_threads} + 2")
     if abs(after[-1]["fds"] - idle[-1]["fds"]) > 2:
         failures.append(f"{server}: {after[-1]['fds']} file descriptors after the load, {idle[-1]['fds']} before")
     if drain[-1]["connections"] != 0 or drain[-1]["streams"] != 0 or after[-1]["streams"] != 0:
