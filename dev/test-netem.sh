@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
         --plain) plain=1; shift ;;
         --plain-if-no-netem) plain_if_no_netem=1; shift ;;
         --skip-build) build=0; shift ;;
-        *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,20p' "$0" >&2; exit 2 ;;
     esac
 done
 
