@@ -8,7 +8,7 @@
 #     --megabytes each, then a bidirectional stream);
 #   - a 1 s deadline on a sleeping server ends DEADLINE_EXCEEDED on time (--mode deadline);
 #   - client keepalive (10 s, 5 s timeout) keeps a stream quiet for 22 s alive (--mode keepalive), and
-#     detects a dead peer when the server's link goes down mid-call: UNAVAILABLE in 15 to 28 s (dead_peer).
+#     detects a dead peer when the server's link goes down mid-call: UNAVAILABLE in 14 to 20 s (dead_peer).
 #
 #   ./dev/test-netem.sh [--delay MS] [--jitter MS] [--loss PCT] [--reorder PCT] [--megabytes N]
 #                       [--plain | --plain-if-no-netem] [--skip-build]

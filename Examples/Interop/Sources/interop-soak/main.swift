@@ -20,7 +20,7 @@
 // keepalive: a client with keepalive (10 s, the minimum; 5 s timeout) keeps a stream open and quiet for 22 s,
 // so a PING goes out and must be answered in time; the RPC must end OK.
 // dead_peer: the same client, a stream whose server sleeps 120 s after its first response; prints
-// `first response` (the caller then cuts the network) and expects UNAVAILABLE from keepalive in 15 to 28 s.
+// `first response` (the caller then cuts the network) and expects UNAVAILABLE from keepalive in 14 to 20 s.
 // deadline: a 1 s deadline on a sleeping server must end DEADLINE_EXCEEDED after 1 s and within 2.5 s.
 
 import Courier
@@ -543,9 +543,9 @@ nonisolated func runDeadPeer(_ options: Options) async throws -> Bool {
     }
     let elapsed = clock.now - from
     print("dead_peer: after the first response the call ended \(status) in \(elapsed) (keepalive 10 s, timeout 5 s)")
-    // The keepalive timer re-arms a full period when bytes arrived during the last one, so a PING goes out 10
-    // to 20 s after the last bytes, and the connection is declared dead 5 s later: 15 to 25 s, and a little.
-    return status == "UNAVAILABLE" && elapsed >= .seconds(15) && elapsed < .seconds(28)
+    // A PING goes out 10 s after the last bytes (the keepalive time runs from the last read), and the
+    // connection is declared dead 5 s later: 15 s after the last bytes, which came just before `from`.
+    return status == "UNAVAILABLE" && elapsed >= .seconds(14) && elapsed < .seconds(20)
 }
 
 nonisolated func runDeadline(_ options: Options) async throws -> Bool {
