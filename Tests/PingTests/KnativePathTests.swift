@@ -245,6 +245,7 @@ struct KnativePathTests {
                 }
             }
             let status = await stack.server.waitForExit()
+            await stack.server.waitForEndOfOutput()  // the last line may still be in the pipe
             #expect(status == 0, "\(stack.server.output)")
             #expect(stack.server.output.contains("stopped: every RPC has finished"), "\(stack.server.output)")
         } catch {
