@@ -330,7 +330,10 @@ let targets: [Target] = [
     ),
     .testTarget(
         name: "KeyValueTests",
-        dependencies: ["Courier", "CourierHTTP2", "CourierInMemory", "KeyValueService"],
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierInMemory", "KeyValueService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
         swiftSettings: defaultSwiftSettings
     ),
     // The official gRPC test protos (grpc.testing), for interop and benchmarks.

@@ -17,9 +17,11 @@ private actor LoopBoundProbe {
         calls += 1
         return (pthread_self(), calls)
     }
+
+    func thread() -> pthread_t { pthread_self() }
 }
 
-/// A plain actor, on the default executor: the hop the loop-bound one avoids.
+/// A plain actor, on the default executor, for comparison (see DesignNotes/0013).
 private actor PlainProbe {
     func call() -> pthread_t { pthread_self() }
 }
@@ -31,6 +33,8 @@ private struct Observation: Sendable {
     var afterLoopActor: pthread_t
     var plainActor: pthread_t
     var afterPlainActor: pthread_t
+    /// The thread of the other loop's actor, once that exists: the hop the test must be able to see.
+    var otherLoopActor: pthread_t?
     var shardCalls: Int
     var executor: ObjectIdentifier
 }
@@ -58,6 +62,8 @@ private struct LoopActorProbeService: RegistrableRPCService {
             let afterLoopActor = pthread_self()
             let plainActor = await plain.call()
             let afterPlainActor = pthread_self()
+            let other = shards.values.first { $0.executor !== executor }
+            let otherLoopActor = await other?.thread()
             observations.append(
                 Observation(
                     handler: handler,
@@ -65,6 +71,7 @@ private struct LoopActorProbeService: RegistrableRPCService {
                     afterLoopActor: afterLoopActor,
                     plainActor: plainActor,
                     afterPlainActor: afterPlainActor,
+                    otherLoopActor: otherLoopActor,
                     shardCalls: calls,
                     executor: ObjectIdentifier(executor)
                 )
@@ -107,7 +114,10 @@ struct LoopActorTests {
         #expect(all.count == 2 * callsPerConnection)
         for observation in all {
             #expect(pthread_equal(observation.loopActor, observation.handler) != 0, "the loop's actor hopped")
-            #expect(pthread_equal(observation.afterLoopActor, observation.handler) != 0, "the handler came back elsewhere")
+            #expect(
+                pthread_equal(observation.afterLoopActor, observation.handler) != 0,
+                "the handler came back elsewhere"
+            )
             #expect(pthread_equal(observation.afterPlainActor, observation.handler) != 0)
         }
         // One shard per loop, each called by its own connection's RPCs only.
@@ -115,9 +125,10 @@ struct LoopActorTests {
         #expect(shards.values.count == 2)
         #expect(Set(all.map { UInt($0.handler) }).count == 2)
         #expect(all.map(\.shardCalls).sorted() == (1...callsPerConnection).flatMap { [$0, $0] })
-        print(
-            "plain actor on the handler's thread in \(all.filter { pthread_equal($0.plainActor, $0.handler) != 0 }.count)"
-                + " of \(all.count) calls"
-        )
+        // The second connection's RPCs also call the first loop's actor: that one does run on another
+        // thread, so the checks above would see a hop.
+        let crossLoop = all.compactMap { observation in observation.otherLoopActor.map { ($0, observation.handler) } }
+        #expect(crossLoop.count == callsPerConnection)
+        for (other, handler) in crossLoop { #expect(pthread_equal(other, handler) == 0) }
     }
 }

@@ -3,6 +3,7 @@ import CourierHTTP2
 import CourierInMemory
 import Foundation
 import KeyValueService
+import SwiftProtobuf
 import Testing
 
 @Suite("The key-value example")
@@ -11,8 +12,22 @@ struct KeyValueTests {
     func exercise(_ courier: CourierClient) async throws {
         let store = Kv_KeyValue.Client(wrapping: courier)
         #expect(try await store.get(.with { $0.key = "a" }).found == false)
-        #expect(try await store.put(.with { $0.key = "a"; $0.value = Data("1".utf8) }).replaced == false)
-        #expect(try await store.put(.with { $0.key = "a"; $0.value = Data("2".utf8) }).replaced == true)
+        #expect(
+            try await store.put(
+                .with {
+                    $0.key = "a"
+                    $0.value = Data("1".utf8)
+                }
+            ).replaced == false
+        )
+        #expect(
+            try await store.put(
+                .with {
+                    $0.key = "a"
+                    $0.value = Data("2".utf8)
+                }
+            ).replaced == true
+        )
         let reply = try await store.get(.with { $0.key = "a" })
         #expect(reply.found && reply.value == Data("2".utf8))
     }

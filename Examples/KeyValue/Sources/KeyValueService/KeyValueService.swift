@@ -1,5 +1,6 @@
 public import Courier  // KeyValueService is a Courier service
 internal import Foundation
+internal import SwiftProtobuf
 internal import Synchronization
 
 /// `kv.KeyValue`: Get and Put over a store kept in one actor.

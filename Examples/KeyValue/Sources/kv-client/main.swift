@@ -7,6 +7,7 @@ import Courier
 import CourierHTTP2
 import Foundation
 import KeyValueService
+import SwiftProtobuf
 
 nonisolated func main() async throws {
     var target = "127.0.0.1:50052"
