@@ -1,6 +1,6 @@
 """Issue 16's "actors on the loop" scenario: (b)-style unary load (h2load, 4 connections x 64 streams, Get of
 a 1 KiB value) against Examples/KeyValue's kv-server with its store actor on the event loop (no hop) and as a
-plain actor on the default executor (hop). Server pinned to core 0 with one loop, h2load to core 1, the two
+plain actor on the default executor (hop). Server pinned to core 0 with one loop (--loops to change), h2load to core 1, the two
 placements interleaved per repeat; prints requests per second and per server CPU-second, median and spread,
 and the loop/plain ratio. See run.sh."""
 import argparse
@@ -40,7 +40,7 @@ def h2load(port, body_file, clients, streams, requests):
          "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers",
          f"http://127.0.0.1:{port}/kv.KeyValue/Get"],
         capture_output=True, text=True, timeout=300)
-    match = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", result.stdout)
+    match = re.search(r"finished in ([\d.]+)m?s, ([\d.]+) req/s", result.stdout)
     succeeded = re.search(r"(\d+) succeeded, (\d+) failed", result.stdout)
     if not match or not succeeded or succeeded.group(2) != "0":
         sys.exit(f"h2load failed:\n{result.stdout}\n{result.stderr}")
@@ -52,6 +52,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--requests", type=int, default=200000)
     parser.add_argument("--value-size", type=int, default=1024)
+    parser.add_argument("--loops", type=int, default=1, help="server event loops (all on core 0)")
     parser.add_argument("server", help="the kv-server binary")
     args = parser.parse_args()
     runs = {"loop": [], "plain": []}
@@ -63,7 +64,7 @@ def main():
             f.write(frame(field(1, b"bench")))
         for repeat in range(args.repeats):
             for placement in runs:  # interleaved, so drift hits both alike
-                server, port = start_server(placement, f"{args.server} --loops 1 --port {{PORT}} --store {placement}")
+                server, port = start_server(placement, f"{args.server} --loops {args.loops} --port {{PORT}} --store {placement}")
                 try:
                     call(port, "Put", put_file)
                     text = call(port, "Get", get_file)
