@@ -15,8 +15,13 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
     public enum Placement: String, Sendable, CaseIterable {
         /// On the event loop's executor: no thread hop from a handler on that loop.
         case loop
-        /// On the default executor, as a plain actor: the hop, for comparison.
+        /// On the default executor, as a plain actor, for comparison. Called from a handler on the loop,
+        /// it runs on the loop's thread while uncontended (the RPC's task prefers the loop).
         case plain
+        /// A plain actor, called with a preference for Swift's global concurrent executor: every call hops
+        /// to a pool thread and back, as from a server whose handlers don't run on their loop. For
+        /// measuring the hop only.
+        case global
     }
 
     private let holder: StoreHolder
@@ -32,7 +37,9 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
         request: ServerRequest<Kv_GetRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Kv_GetResponse> {
-        let value = await holder.store(for: context).get(request.message.key)
+        let store = holder.store(for: context)
+        let key = request.message.key
+        let value = await holder.call { await store.get(key) }
         return ServerResponse(
             message: .with {
                 $0.found = value != nil
@@ -45,7 +52,9 @@ public struct KeyValueService: Kv_KeyValue.ServiceProtocol {
         request: ServerRequest<Kv_PutRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Kv_PutResponse> {
-        let replaced = await holder.store(for: context).put(request.message.key, request.message.value)
+        let store = holder.store(for: context)
+        let (key, value) = (request.message.key, request.message.value)
+        let replaced = await holder.call { await store.put(key, value) }
         return ServerResponse(message: .with { $0.replaced = replaced })
     }
 }
@@ -56,6 +65,13 @@ private final class StoreHolder: Sendable {
     private let store = Mutex<(any KeyValueStore)?>(nil)
 
     init(placement: KeyValueService.Placement) { self.placement = placement }
+
+    /// Runs `body` where the placement says: here, or (``KeyValueService/Placement/global``) preferring
+    /// the global concurrent executor.
+    func call<Result: Sendable>(_ body: () async -> Result) async -> Result {
+        guard placement == .global else { return await body() }
+        return await withTaskExecutorPreference(globalConcurrentExecutor) { await body() }
+    }
 
     func store(for context: ServerContext) -> any KeyValueStore {
         store.withLock { store in

@@ -1,9 +1,10 @@
 // The key-value server: kv.KeyValue over HTTP/2 (h2c), its store in one actor.
 //
-//   swift run kv-server [--port 50052] [--loops N] [--store loop|plain]
+//   swift run kv-server [--port 50052] [--loops N] [--store loop|plain|global]
 //
 // --store loop (the default) runs the store's actor on the event loop serving the RPCs: a handler calls
-// it without a thread hop. --store plain keeps it a plain actor, for comparison (Benchmarks/KeyValue).
+// it without a thread hop. --store plain keeps it a plain actor, and --store global calls that plain actor
+// from Swift's global executor (a thread hop each way): both for comparison (Benchmarks/KeyValue).
 
 import Courier
 import CourierHTTP2
@@ -25,7 +26,7 @@ nonisolated func main() async throws {
         case ("--store", let value?) where KeyValueService.Placement(rawValue: value) != nil:
             placement = KeyValueService.Placement(rawValue: value)!
         default:
-            print("usage: kv-server [--port PORT] [--loops N] [--store loop|plain]")
+            print("usage: kv-server [--port PORT] [--loops N] [--store loop|plain|global]")
             exit(2)
         }
     }
