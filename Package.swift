@@ -305,6 +305,37 @@ let targets: [Target] = [
         exclude: ["Peers"],
         swiftSettings: defaultSwiftSettings
     ),
+    // The key-value store: state in an actor on the event loop (Examples/KeyValue).
+    .target(
+        name: "KeyValueService",
+        dependencies: [
+            "Courier", "CourierProtobuf", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Examples/KeyValue/Sources/KeyValueService",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "kv-server",
+        dependencies: ["Courier", "CourierHTTP2", "KeyValueService"],
+        path: "Examples/KeyValue/Sources/kv-server",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "kv-client",
+        dependencies: [
+            "Courier", "CourierHTTP2", "KeyValueService", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Examples/KeyValue/Sources/kv-client",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+        name: "KeyValueTests",
+        dependencies: [
+            "Courier", "CourierHTTP2", "CourierInMemory", "KeyValueService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        swiftSettings: defaultSwiftSettings
+    ),
     // The official gRPC test protos (grpc.testing), for interop and benchmarks.
     .target(
         name: "GRPCTestingProtos",

@@ -65,6 +65,7 @@ NAMING=PathToUnderscores generate Sources/CourierReflection/Generated Public dev
 generate Sources/CourierHealth/Generated Public "$GRPC_PROTOS" grpc/health/v1/health.proto
 generate Examples/Greeter/Sources/GreeterService/Generated Public Examples/Greeter hello.proto
 generate Examples/Ping/Sources/PingService/Generated Public Examples/Ping ping.proto
+generate Examples/KeyValue/Sources/KeyValueService/Generated Public Examples/KeyValue kv.proto
 generate Examples/Interop/Sources/GRPCTestingProtos/Generated Public "$GRPC_PROTOS" \
     grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto \
     grpc/testing/benchmark_service.proto

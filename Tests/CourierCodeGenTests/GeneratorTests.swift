@@ -79,6 +79,13 @@ struct GeneratorTests {
             committed: "Examples/Ping/Sources/PingService/Generated/ping.courier.swift"
         ),
         Case(
+            descriptorSet: "kv",
+            file: "kv.proto",
+            parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",
+            outputName: "kv.courier.swift",
+            committed: "Examples/KeyValue/Sources/KeyValueService/Generated/kv.courier.swift"
+        ),
+        Case(
             descriptorSet: "health",
             file: "grpc/health/v1/health.proto",
             parameter: "Visibility=Public,FileNaming=DropPath,UseAccessLevelOnImports=true,ReflectionData=true",

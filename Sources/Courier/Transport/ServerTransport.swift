@@ -105,9 +105,16 @@ public protocol ServerTransportStream: AnyObject, Sendable {
     /// ``RPCMessageByteCounts``); `nil` when the transport doesn't count them. Metrics read it when the RPC
     /// ends. Cheap: no lock, no hop.
     var messageByteCounts: RPCMessageByteCounts? { get }
+
+    /// The serial executor of the thread that serves the stream (HTTP/2: its event loop), or `nil` when the
+    /// transport has none (in-memory). ``ServerContext/executor`` returns it; see there.
+    var executor: (any SerialExecutor)? { get }
 }
 
 extension ServerTransportStream {
+    /// No executor of its own: `nil`.
+    public var executor: (any SerialExecutor)? { nil }
+
     /// No authenticated identity: `nil`.
     public var peerIdentity: PeerIdentity? { nil }
 

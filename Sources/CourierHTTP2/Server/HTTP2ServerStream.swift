@@ -23,6 +23,8 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
     var clock: any RPCClock { LoopClock(loop: connection.loop) }
     var requestCompression: CompressionAlgorithm? { machine.requestCompression }
     var loop: EventLoop { connection.loop }
+    /// The loop, whose jobs run on its thread: an actor on it serves this stream's handler without a hop.
+    var executor: (any SerialExecutor)? { connection.loop }
 
     private var head: GRPCRequestHead
     private var machine: GRPCStreamStateMachine

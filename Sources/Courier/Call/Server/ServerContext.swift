@@ -87,4 +87,26 @@ public struct ServerContext: Sendable {
     /// The bytes of the RPC's messages sent and received so far as they crossed the transport (compressed,
     /// without framing; see ``RPCMessageByteCounts``), or `nil` when the transport doesn't count them.
     public var messageByteCounts: RPCMessageByteCounts? { transportStream?.messageByteCounts }
+
+    /// The serial executor of the event loop serving this RPC, or `nil` when the transport has none (the
+    /// in-memory transport, or a context no server made).
+    ///
+    /// An actor that returns it as its `unownedExecutor` runs its methods on that loop's thread, so a
+    /// handler on the same loop calls it without hopping threads (and the loop's I/O is paused while it
+    /// runs, so keep its methods short). Keep state that is shared by every RPC in one such actor, or one
+    /// per loop with ``LoopLocal``:
+    ///
+    /// ```swift
+    /// actor Counter {
+    ///     let executor: any SerialExecutor
+    ///     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    ///     var count = 0
+    ///     init(executor: any SerialExecutor) { self.executor = executor }
+    ///     func increment() -> Int { count += 1; return count }
+    /// }
+    /// ```
+    ///
+    /// The executor stays valid while the server runs; jobs enqueued on it after the server has stopped
+    /// never run.
+    public var executor: (any SerialExecutor)? { transportStream?.executor }
 }
