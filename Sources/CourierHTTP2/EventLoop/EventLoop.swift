@@ -1,3 +1,4 @@
+internal import Courier
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -44,7 +45,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     let name: String
-    private let incoming = Mutex(Incoming())
+    private let incoming = CourierMutex(Incoming())
     private var local: [Work] = []
     /// The kernel interface. A `let`, so that calls through it need no exclusivity check.
     private let io: any EventLoopBackend
@@ -57,7 +58,7 @@ final class EventLoop: @unchecked Sendable {
     private var thread: pthread_t?
     private let threadID = Atomic<UInt64>(0)
     private var ended = false
-    private let finished = Mutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
+    private let finished = CourierMutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
 
     /// The facade through which tasks prefer this loop.
     let taskExecutor = EventLoopTaskExecutor()
@@ -99,7 +100,7 @@ final class EventLoop: @unchecked Sendable {
         }
 
         // The backend is set up on the loop thread: SINGLE_ISSUER binds a ring to its creator.
-        let setup = Mutex<Result<Void, IOError>?>(nil)
+        let setup = CourierMutex<Result<Void, IOError>?>(nil)
         let ready = Atomic<Bool>(false)
         // The thread holds the loop strongly until it exits, so the loop outlives its thread even when
         // its last owner lets go right after `stop()`.
@@ -133,6 +134,10 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         // The backend's resources are released here, so the thread that drives them must be gone.
         assert(finished.withLock { $0.done }, "event loop \(name) released while its thread runs")
+        // A loop stopped with waitUntilStopped() and never joined would leave its thread's stack and
+        // descriptor behind (ThreadSanitizer reports it as a thread leak); detaching frees them when the
+        // thread returns, and is safe here even on the loop's own thread, where the last owner may let go.
+        if let thread { pthread_detach(thread) }
     }
 
     /// Whether the caller runs on this loop's thread.

@@ -10,7 +10,7 @@ final class AtomicCounter: Sendable {
 }
 
 final class FiredList: Sendable {
-    private let storage = Mutex<[Int]>([])
+    private let storage = CourierMutex<[Int]>([])
     func append(_ value: Int) { storage.withLock { $0.append(value) } }
     var values: [Int] { storage.withLock { $0 } }
 }

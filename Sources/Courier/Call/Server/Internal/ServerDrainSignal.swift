@@ -9,7 +9,7 @@ package final class ServerDrainSignal: Sendable {
         var waiters: [Int: UnsafeContinuation<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     private let begun = Atomic(false)
 
     package init() {}
