@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Many threads updating one value through `CourierMutex`.
-private final class Counter: Sendable {
+private final class LockedCounter: Sendable {
     let state = CourierMutex<(count: Int, log: [Int])>((0, []))
 }
 
@@ -32,7 +32,7 @@ struct CourierMutexTests {
     // with a plain Synchronization.Mutex, every access inside withLock below is reported as a race.
     @Test("Threads updating one value through withLock see each other's writes")
     func serialises() {
-        let counter = Counter()
+        let counter = LockedCounter()
         let threads = (0..<4).map { _ in
             startThread {
                 for index in 0..<2_000 {

@@ -55,7 +55,9 @@ final class EventLoop: @unchecked Sendable {
     /// Work that waits for the next kernel entry: writers that have used their share of a turn.
     private var afterPoll: [() -> Void] = []
     private var runningAfterPoll: [() -> Void] = []
-    private var thread: pthread_t?
+    /// The loop's own thread until it is joined (``join()``) or detached (once ``waitUntilStopped()`` has seen
+    /// it stop, or at deinit): one or the other exactly once, so no thread is left unjoined.
+    private let thread = CourierMutex<pthread_t?>(nil)
     private let threadID = Atomic<UInt64>(0)
     private var ended = false
     private let finished = CourierMutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
@@ -121,12 +123,12 @@ final class EventLoop: @unchecked Sendable {
             finished.withLock { $0.done = true }
             throw error
         }
-        self.thread = started
+        self.thread.withLock { $0 = started }
         // sched_yield(2) always succeeds on Linux.
         while !ready.load(ordering: .acquiring) { sched_yield() }
         if case .failure(let error) = setup.withLock({ $0! }) {
+            self.thread.withLock { $0 = nil }
             LoopThread.join(started)
-            self.thread = nil
             throw error
         }
     }
@@ -134,10 +136,8 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         // The backend's resources are released here, so the thread that drives them must be gone.
         assert(finished.withLock { $0.done }, "event loop \(name) released while its thread runs")
-        // A loop stopped with waitUntilStopped() and never joined would leave its thread's stack and
-        // descriptor behind (ThreadSanitizer reports it as a thread leak); detaching frees them when the
-        // thread returns, and is safe here even on the loop's own thread, where the last owner may let go.
-        if let thread { pthread_detach(thread) }
+        // Safe even on the loop's own thread, where the last owner may let go.
+        detachThread()
     }
 
     /// Whether the caller runs on this loop's thread.
@@ -186,14 +186,23 @@ final class EventLoop: @unchecked Sendable {
             }
             if done { continuation.resume() }
         }
+        // Whoever waits for the stop doesn't join: a thread neither joined nor detached would keep its stack
+        // and descriptor until the process exits (ThreadSanitizer reports it as a thread leak).
+        detachThread()
     }
 
     /// Joins the loop's thread (blocking; not from the loop itself).
     func join() {
         precondition(!inEventLoop, "a loop can't join itself")
-        if let thread {
-            LoopThread.join(thread)
-            self.thread = nil
+        if let started = thread.withLock({ thread in defer { thread = nil }; return thread }) {
+            LoopThread.join(started)
+        }
+    }
+
+    /// Detaches the loop's thread unless it has been joined or detached: its resources go when it returns.
+    private func detachThread() {
+        if let started = thread.withLock({ thread in defer { thread = nil }; return thread }) {
+            pthread_detach(started)
         }
     }
 
