@@ -1,7 +1,7 @@
+internal import Courier
 // Helpers shared by the test targets that run real processes: child processes read line by line, a gate,
 // a throwaway PKI, and where the repository and the built products are.
 public import Foundation
-internal import Courier
 internal import Synchronization
 
 /// The repository's root directory.

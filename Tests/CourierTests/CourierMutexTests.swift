@@ -18,10 +18,15 @@ private func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     }
     var thread = pthread_t()
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    let rc = pthread_create(&thread, nil, { argument in
-        Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &thread,
+        nil,
+        { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
+            return nil
+        },
+        box
+    )
     precondition(rc == 0, "pthread_create: \(rc)")
     return thread
 }
@@ -52,7 +57,12 @@ struct CourierMutexTests {
     func resultAndError() {
         struct Failure: Error {}
         let mutex = CourierMutex(1)
-        #expect(mutex.withLock { value -> Int in value += 1; return value * 10 } == 20)
+        #expect(
+            mutex.withLock { value -> Int in
+                value += 1
+                return value * 10
+            } == 20
+        )
         #expect(throws: Failure.self) { try mutex.withLock { _ throws(Failure) in throw Failure() } }
         #expect(mutex.withLock { $0 } == 2)
     }

@@ -194,14 +194,20 @@ final class EventLoop: @unchecked Sendable {
     /// Joins the loop's thread (blocking; not from the loop itself).
     func join() {
         precondition(!inEventLoop, "a loop can't join itself")
-        if let started = thread.withLock({ thread in defer { thread = nil }; return thread }) {
+        if let started = thread.withLock({ thread in
+            defer { thread = nil }
+            return thread
+        }) {
             LoopThread.join(started)
         }
     }
 
     /// Detaches the loop's thread unless it has been joined or detached: its resources go when it returns.
     private func detachThread() {
-        if let started = thread.withLock({ thread in defer { thread = nil }; return thread }) {
+        if let started = thread.withLock({ thread in
+            defer { thread = nil }
+            return thread
+        }) {
             pthread_detach(started)
         }
     }
