@@ -8,10 +8,9 @@
 # Sources/Courier/Concurrency/CourierMutex.swift); AddressSanitizer builds into .build-asan. Filters are
 # `swift test --filter` patterns, joined with `|`. COURIER_SANITIZE_BACKENDS="io_uring" (or "epoll") runs one
 # backend only; COURIER_TEST_TRANSPORT=http2 passes through to the core suite as usual. Any report fails the
-# run: ThreadSanitizer exits 66 after its reports, AddressSanitizer at the first (halt_on_error); LeakSanitizer's
-# leak check is off (the Swift runtime's metadata caches and the test harness's never-freed globals are
-# reported as leaks), suppressions only from dev/sanitizers/*.supp, each entry with its reason. Prints the
-# wall time of the build and of each run.
+# run: ThreadSanitizer exits 66 after its reports, AddressSanitizer at the first (halt_on_error), and
+# LeakSanitizer (on) at exit. Suppressions only from dev/sanitizers/*.supp, each entry with its reason.
+# Prints the wall time of the build and of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +29,8 @@ fi
 backends=(${COURIER_SANITIZE_BACKENDS:-io_uring epoll})
 
 export TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/dev/sanitizers/tsan.supp ${TSAN_OPTIONS:-}"
-export ASAN_OPTIONS="halt_on_error=1 detect_leaks=0 ${ASAN_OPTIONS:-}"
+export ASAN_OPTIONS="halt_on_error=1 detect_leaks=1 ${ASAN_OPTIONS:-}"
+export LSAN_OPTIONS="suppressions=$PWD/dev/sanitizers/lsan.supp ${LSAN_OPTIONS:-}"
 
 start=$SECONDS
 echo "== Building the tests with --sanitize=$sanitizer into $scratch"

@@ -42,6 +42,8 @@ final class EventLoop: @unchecked Sendable {
     private struct Incoming {
         var work: [Work] = []
         var stopping = false
+        /// The loop has ended: work queued from now on would never run, so it is dropped.
+        var ended = false
     }
 
     let name: String
@@ -159,6 +161,7 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         let wake = incoming.withLock { incoming -> Bool in
+            if incoming.ended { return false }
             incoming.work.append(work)
             return incoming.work.count == 1
         }
@@ -347,6 +350,17 @@ final class EventLoop: @unchecked Sendable {
     private func end() {
         ended = true
         io.tearDown()
+        // Nothing runs from here on, so nothing may keep what it would have run: a timer cancelled (lazily, it
+        // stays in the heap until due) or not yet due holds a closure that captures its connection, whose
+        // listener holds this loop, a cycle that leaked the listener, its loops and its connections.
+        timers = TimerHeap()
+        afterPoll.removeAll()
+        let late = incoming.withLock { incoming -> [Work] in
+            incoming.ended = true
+            defer { incoming.work = [] }
+            return incoming.work
+        }
+        _ = late  // released here, outside the lock
         let waiters = finished.withLock { state -> [UnsafeContinuation<Void, Never>] in
             state.done = true
             defer { state.waiters = [] }

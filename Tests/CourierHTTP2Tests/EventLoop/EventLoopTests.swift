@@ -132,6 +132,35 @@ struct EventLoopTests {
         }
     }
 
+    // AddressSanitizer's leak check found the cycle: a pending timer's closure captured a connection whose
+    // listener held the loop, so a stopped loop kept its timers (and the listener) forever.
+    @Test("A stopped loop lets go of its pending timers and of work queued after it ended")
+    func stopReleasesPending() async throws {
+        final class Captured: Sendable {}
+        weak var timerCapture: Captured?
+        weak var cancelledCapture: Captured?
+        weak var lateCapture: Captured?
+        let loop = try EventLoop(name: "pending")
+        do {
+            let pending = Captured()
+            let cancelled = Captured()
+            timerCapture = pending
+            cancelledCapture = cancelled
+            _ = loop.scheduleTimer(at: .now.advanced(by: .seconds(3_600))) { _ = pending }
+            loop.scheduleTimer(at: .now.advanced(by: .seconds(3_600))) { _ = cancelled }.cancel()
+        }
+        loop.stop()
+        await loop.waitUntilStopped()
+        do {
+            let late = Captured()
+            lateCapture = late
+            loop.execute { _ = late }
+        }
+        #expect(timerCapture == nil)
+        #expect(cancelledCapture == nil)
+        #expect(lateCapture == nil)
+    }
+
     @Test("A stopped loop's thread exits")
     func stop() async throws {
         let loop = try EventLoop(name: "stopping")
