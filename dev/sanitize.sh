@@ -18,7 +18,7 @@ sanitizer="${1:-}"
 case "$sanitizer" in
     thread) scratch=.build-tsan; extra=(-Xswiftc -DCOURIER_TSAN) ;;
     address) scratch=.build-asan; extra=() ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
 esac
 shift
 filter=()
