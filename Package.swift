@@ -336,6 +336,15 @@ let targets: [Target] = [
         path: "Examples/Interop/Sources/interop-client",
         swiftSettings: defaultSwiftSettings
     ),
+    // Mixed load and network checks against interop-server, for dev/soak.sh and dev/test-netem.sh.
+    .executableTarget(
+        name: "interop-soak",
+        dependencies: [
+            "Courier", "CourierHTTP2", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ],
+        path: "Examples/Interop/Sources/interop-soak",
+        swiftSettings: defaultSwiftSettings
+    ),
     .testTarget(
         name: "InteropTests",
         dependencies: [
@@ -357,6 +366,12 @@ let targets: [Target] = [
         name: "bench-server",
         dependencies: ["Courier", "CourierHTTP2", "CourierMetrics", "CourierTracing", "InteropTestService"],
         path: "Benchmarks/BenchServer",
+        swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+        name: "lb-benchmark",
+        dependencies: ["Courier", "CourierHTTP2"],
+        path: "Benchmarks/LoadBalancing",
         swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(

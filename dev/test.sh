@@ -5,7 +5,8 @@
 #
 # The format and import checks (./dev/check-format.sh, ./dev/check-imports.sh), a debug build with
 # warnings as errors (Snippets/ included), then `swift test`, the core and transport suites under
-# ThreadSanitizer (./dev/sanitize.sh), the snippets run, the DocC documentation
+# ThreadSanitizer (./dev/sanitize.sh), a short soak (./dev/soak.sh), the lossy network
+# (./dev/test-netem.sh), the snippets run, the DocC documentation
 # (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the repository
 # with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 # System packages the tests need; installed only when missing (needs root, as on CI).
 APT_PACKAGES=(
     pkg-config protobuf-compiler grpc-proto liburing-dev libnghttp2-dev libssl-dev zlib1g-dev
-    openssl nghttp2-client nghttp2-proxy
+    openssl nghttp2-client nghttp2-proxy iproute2
 )
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
@@ -66,12 +67,18 @@ COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter C
 
 echo "== The core and transport suites under ThreadSanitizer, on io_uring and on epoll (./dev/sanitize.sh)"
 # Its own build (.build-tsan): about 3 min cold on 2 cores, then 1-2 min per backend. AddressSanitizer runs by hand
-# (./dev/sanitize.sh address): the fuzz targets above already run the parsers under it.
+# (./dev/sanitize.sh address): the fuzz targets below already run the parsers under it.
 ./dev/sanitize.sh thread CourierTests CourierHTTP2Tests
 
 echo "== The fuzz targets, 10 s each from their seeds (fuzz-protobuf, which needs SwiftProtobuf built with ASan, by hand)"
 ./dev/fuzz.sh --seconds 10 fuzz-deframer fuzz-deframer-compressed fuzz-grpc-timeout fuzz-grpc-message fuzz-metadata \
     fuzz-request-head fuzz-response-head fuzz-server-connection fuzz-client-connection fuzz-tls
+
+echo "== A 30 s soak: interop-server (h2c and TLS) under mixed load; RSS, FDs, threads and live streams bounded"
+./dev/soak.sh --seconds 30 --interval 2 --skip-build
+
+echo "== Over a slow, lossy network: two namespaces, a veth pair, tc netem (skips without root or namespaces)"
+./dev/test-netem.sh --plain-if-no-netem --skip-build
 
 echo "== The snippets the documentation quotes"
 bin=$(swift build --show-bin-path)

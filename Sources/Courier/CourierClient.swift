@@ -138,7 +138,7 @@ public final class CourierClient: Sendable {
     ) {
         self.transport = transport
         if interceptors.allSatisfy(\.subject.isAll) {
-            self.interceptors = interceptors.map(\.interceptor).active
+            self.interceptors = Courier.interceptors(interceptors, applyingTo: nil)
             self.conditional = nil
         } else {
             self.interceptors = []
@@ -550,7 +550,7 @@ final class ConditionalClientInterceptors: Sendable {
 
     func interceptors(for descriptor: MethodDescriptor) -> [any ClientInterceptor] {
         if let cached = cache.withLock({ $0[descriptor.path] }) { return cached }
-        let resolved = Courier.interceptors(all, applyingTo: descriptor).active
+        let resolved = Courier.interceptors(all, applyingTo: descriptor)
         cache.withLock { $0[descriptor.path] = resolved }
         return resolved
     }

@@ -51,7 +51,10 @@ public final class CourierServer: Sendable {
     private let environments: [String: ServerRPCEnvironment]?
     private let state = CourierMutex(State.notStarted)
     private let grace = GracePeriod()
-    private let drain = ServerDrainSignal()
+    /// The drain signal and the service names, shared with every RPC's context.
+    private let shared: ServerShared
+    /// The interceptors that observe RPCs to methods nobody serves (metrics, request logs).
+    private let unregisteredObservers: [any UnregisteredMethodObserving]
 
     /// Creates a server.
     ///
@@ -150,19 +153,25 @@ public final class CourierServer: Sendable {
         self.transport = transport
         self.router = router
         let environment = ServerRPCEnvironment(
-            interceptors: interceptors.map(\.interceptor).active,
+            interceptors: Courier.interceptors(interceptors, applyingTo: nil),
             maxRequestMessageBytes: configuration.maxRequestMessageBytes,
             maxResponseMessageBytes: configuration.maxResponseMessageBytes,
             logger: logger
         )
         self.environment = environment
+        self.shared = ServerShared(
+            serviceNames: Set(router.handlers.values.map(\.descriptor.service.fullyQualifiedService)).sorted()
+        )
+        // An unknown method belongs to no service nor method: only interceptors of every method see it.
+        self.unregisteredObservers = Courier.interceptors(interceptors.filter(\.subject.isAll), applyingTo: nil)
+            .compactMap { $0 as? any UnregisteredMethodObserving }
         if interceptors.allSatisfy(\.subject.isAll) {
             self.environments = nil
         } else {
             var environments: [String: ServerRPCEnvironment] = [:]
             for (path, route) in router.handlers {
                 var specific = environment
-                specific.interceptors = Courier.interceptors(interceptors, applyingTo: route.descriptor).active
+                specific.interceptors = Courier.interceptors(interceptors, applyingTo: route.descriptor)
                 environments[path] = specific
             }
             self.environments = environments
@@ -198,7 +207,8 @@ public final class CourierServer: Sendable {
         let environments = self.environments
         let transport = self.transport
         let grace = self.grace
-        let drain = self.drain
+        let shared = self.shared
+        let unregisteredObservers = self.unregisteredObservers
         let options = ServerTransportOptions(maxRequestMessageBytes: environment.maxRequestMessageBytes)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -208,7 +218,8 @@ public final class CourierServer: Sendable {
                         router: router,
                         environment: environment,
                         environments: environments,
-                        drain: drain
+                        shared: shared,
+                        unregisteredObservers: unregisteredObservers
                     )
                 }
             }
@@ -252,7 +263,7 @@ public final class CourierServer: Sendable {
             }
         }
         if let grace { self.grace.start(grace) }
-        drain.begin()
+        shared.begin()
         transport.beginGracefulShutdown()
     }
 
@@ -261,12 +272,20 @@ public final class CourierServer: Sendable {
         router: RPCRouter,
         environment: ServerRPCEnvironment,
         environments: [String: ServerRPCEnvironment]?,
-        drain: ServerDrainSignal
+        shared: ServerShared,
+        unregisteredObservers: [any UnregisteredMethodObserving]
     ) async {
         let path = stream.path
         guard let route = router.handlers[path] else {
+            let start = unregisteredObservers.isEmpty ? nil : ContinuousClock.now
             let message = "Method '\(path.prefix(256))' is not implemented."
             try? await stream.write(.status(Status(code: .unimplemented, message: message), [:]))
+            if let start {
+                let duration = start.duration(to: .now)
+                for observer in unregisteredObservers {
+                    observer.observeUnregisteredMethod(path: path, peer: stream.peer, duration: duration)
+                }
+            }
             return
         }
         // The stream's own clock: over HTTP/2, the deadline is a timer on the loop serving the stream.
@@ -280,7 +299,7 @@ public final class CourierServer: Sendable {
             peerIdentity: stream.peerIdentity
         )
         context.transportStream = stream
-        context.drainSignal = drain
+        context.server = shared
         await route.handler(stream, context, environments?[path] ?? environment)
     }
 }

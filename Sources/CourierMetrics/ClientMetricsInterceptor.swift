@@ -14,9 +14,12 @@ public import Courier  // conforms to ClientInterceptor
 /// )
 /// ```
 ///
-/// Courier makes one attempt per call (no retries yet), so the attempt and the call have the same
-/// duration. The call ends when its response body has been read to the end (the generated unary and
-/// client-streaming stubs always do); a body abandoned half-way records nothing.
+/// The interceptor sees each call once, above retries and hedging; the attempt instruments record each
+/// attempt the call makes under a retry or hedging policy (its own duration, status and sizes, a hedge
+/// that lost as `CANCELLED`), and `grpc.client.call.duration` the call. Without a policy the call is its
+/// one attempt. The call ends when its response body has been read to the end (the generated unary and
+/// client-streaming stubs always do); a body abandoned before its end records `CANCELLED` when it is
+/// released.
 public struct ClientMetricsInterceptor: ClientInterceptor {
     private let instruments: InstrumentCache?
 
@@ -50,15 +53,26 @@ public struct ClientMetricsInterceptor: ClientInterceptor {
         guard let instruments else { return try await next(request, context) }
         let start = ContinuousClock.now
         let perMethod = instruments.method(context.descriptor)
-        perMethod.started.increment()
-        let record: @Sendable (RPCError?) -> Void = { error in
-            let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
-            let nanoseconds = start.duration(to: .now).nanoseconds
-            ended.duration.recordNanoseconds(nanoseconds)
-            ended.callDuration?.recordNanoseconds(nanoseconds)
-            let counts = context.messageByteCounts ?? RPCMessageByteCounts()
-            ended.sent.record(counts.sent)
-            ended.received.record(counts.received)
+        let record: @Sendable (RPCError?) -> Void
+        var context = context
+        if context.reportsAttempts {
+            // Attempts are recorded as they end (below, by the executor); the call's duration here.
+            context.attemptObservers.append(AttemptMetrics(perMethod))
+            record = { error in
+                perMethod.ended(error.map { Status.Code($0.code) } ?? .ok).callDuration?
+                    .recordNanoseconds(start.duration(to: .now).nanoseconds)
+            }
+        } else {
+            perMethod.started.increment()
+            record = { [context] error in
+                let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
+                let nanoseconds = start.duration(to: .now).nanoseconds
+                ended.duration.recordNanoseconds(nanoseconds)
+                ended.callDuration?.recordNanoseconds(nanoseconds)
+                let counts = context.messageByteCounts ?? RPCMessageByteCounts()
+                ended.sent.record(counts.sent)
+                ended.received.record(counts.received)
+            }
         }
         let response: StreamingClientResponse<Output>
         do {
@@ -74,4 +88,25 @@ public struct ClientMetricsInterceptor: ClientInterceptor {
 extension ClientMetricsInterceptor: PassThroughReporting {
     /// With a no-op backend: servers and clients leave the interceptor out of their chains.
     package var passesEveryRPCThrough: Bool { instruments == nil }
+}
+
+/// Records each attempt of a call with a retry or hedging policy: started, and its duration, status and
+/// sizes when it ends.
+private struct AttemptMetrics: ClientAttemptObserving {
+    let perMethod: MethodInstruments
+
+    init(_ perMethod: MethodInstruments) { self.perMethod = perMethod }
+
+    func attemptStarted(_ number: Int) -> @Sendable (RPCError?, RPCMessageByteCounts?) -> Void {
+        perMethod.started.increment()
+        let start = ContinuousClock.now
+        let perMethod = self.perMethod
+        return { error, counts in
+            let ended = perMethod.ended(error.map { Status.Code($0.code) } ?? .ok)
+            ended.duration.recordNanoseconds(start.duration(to: .now).nanoseconds)
+            let counts = counts ?? RPCMessageByteCounts()
+            ended.sent.record(counts.sent)
+            ended.received.record(counts.received)
+        }
+    }
 }

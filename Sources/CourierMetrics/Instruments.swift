@@ -129,9 +129,13 @@ final class InstrumentCache: Sendable {
     }
 
     /// The instruments of `method`.
-    func method(_ method: MethodDescriptor) -> MethodInstruments {
-        let key = labeler.key(method)
-        return methods.withLock { methods in
+    func method(_ method: MethodDescriptor) -> MethodInstruments { instruments(forKey: labeler.key(method)) }
+
+    /// The instruments of the methods outside the registered set, `grpc.method` `other`.
+    var other: MethodInstruments { instruments(forKey: GRPCMetricName.otherMethod) }
+
+    private func instruments(forKey key: String) -> MethodInstruments {
+        methods.withLock { methods in
             if let instruments = methods[key] { return instruments }
             let instruments = make(key)
             methods[key] = instruments

@@ -14,9 +14,10 @@ public import Courier  // conforms to ServerInterceptor
 /// )
 /// ```
 ///
-/// Put it first, so that it also sees RPCs that later interceptors reject. Courier runs interceptors only
-/// for methods the server serves (an unknown method gets `UNIMPLEMENTED` before any interceptor), so a
-/// scanner probing random names creates no series; `services` narrows the named methods further.
+/// Put it first, so that it also sees RPCs that later interceptors reject. An RPC to a method the server
+/// doesn't serve (answered `UNIMPLEMENTED` before any interceptor runs) is counted under `grpc.method`
+/// `other`, as gRFC A66 requires, so a scanner probing random names adds no series; it is seen only when
+/// the interceptor applies to every method (`.all`). `services` narrows the named methods further.
 /// The duration runs from the interceptor's start to the end of the response's producer; sizes are what
 /// the transport counted (`ServerContext.messageByteCounts`), zero for a transport that doesn't count.
 public struct ServerMetricsInterceptor: ServerInterceptor {
@@ -71,4 +72,17 @@ public struct ServerMetricsInterceptor: ServerInterceptor {
 extension ServerMetricsInterceptor: PassThroughReporting {
     /// With a no-op backend: servers and clients leave the interceptor out of their chains.
     package var passesEveryRPCThrough: Bool { instruments == nil }
+}
+
+extension ServerMetricsInterceptor: UnregisteredMethodObserving {
+    /// An RPC to a method nobody serves: started and ended, `UNIMPLEMENTED`, under `grpc.method` `other`.
+    package func observeUnregisteredMethod(path: String, peer: String, duration: Duration) {
+        guard let instruments else { return }
+        let other = instruments.other
+        other.started.increment()
+        let ended = other.ended(.unimplemented)
+        ended.duration.recordNanoseconds(duration.nanoseconds)
+        ended.sent.record(0)
+        ended.received.record(0)
+    }
 }

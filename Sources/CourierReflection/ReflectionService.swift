@@ -19,8 +19,9 @@ public import SwiftProtobuf  // the descriptors are Google_Protobuf_FileDescript
 /// ])
 /// ```
 ///
-/// `ListServices` names every service of every file it was given, and the reflection services
-/// themselves. `FileByFilename`, `FileContainingSymbol` (services, methods, messages, fields, enums,
+/// `ListServices` names the services the server serves (as grpc-go does), the reflection services
+/// included, whether or not their files were given; outside a server (a context no server made), the
+/// services of the files it was given. `FileByFilename`, `FileContainingSymbol` (services, methods, messages, fields, enums,
 /// enum values, extensions, nested or not) and `FileContainingExtension` answer with the file and every
 /// file it imports, directly or not; `AllExtensionNumbersOfType` with the numbers of the known extensions
 /// of a message. A name it doesn't know is answered with `NOT_FOUND`, and a request without a kind with
@@ -53,7 +54,8 @@ public struct ReflectionService: RegistrableRPCService {
         self.init(fileDescriptors: try Self.fileDescriptors(decoding: fileDescriptorProtos.flatMap { $0 }))
     }
 
-    /// The names of the services that `ListServices` answers, sorted.
+    /// The names of the services of the files given, and the reflection services, sorted: what
+    /// `ListServices` answers outside a server.
     public var serviceNames: [String] { index.services }
 
     /// Decodes the descriptors `protoc-gen-courier` embeds: base64-encoded, serialized
@@ -112,10 +114,11 @@ public struct ReflectionService: RegistrableRPCService {
                 forMethod: descriptor,
                 deserializer: ProtobufDeserializer<Grpc_Reflection_V1_ServerReflectionRequest>(),
                 serializer: ProtobufSerializer<Grpc_Reflection_V1_ServerReflectionResponse>()
-            ) { [index] request, _ in
-                StreamingServerResponse { writer in
+            ) { [index] request, context in
+                let served = context.servedServiceNames
+                return StreamingServerResponse { writer in
                     for try await message in request.messages {
-                        try await writer.write(index.respond(to: message))
+                        try await writer.write(index.respond(to: message, servedServices: served))
                     }
                     return [:]
                 }

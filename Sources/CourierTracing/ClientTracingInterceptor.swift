@@ -18,7 +18,8 @@ public import Tracing  // init takes a Tracer
 /// ```
 ///
 /// The span ends when the response body has been read to the end (the generated unary and
-/// client-streaming stubs always do).
+/// client-streaming stubs always do); a body abandoned before its end ends the span with `CANCELLED` when
+/// it is released.
 public struct ClientTracingInterceptor: ClientInterceptor {
     private let tracer: (any Tracer)?
     private let server: PeerAddress?

@@ -123,6 +123,13 @@ final class PeerProcess: Sendable {
         try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
     }
 
+    /// Kills the peer with SIGKILL (its sockets close as the kernel reaps it) and waits for it: a server
+    /// that dies mid-load.
+    func kill() async {
+        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        await stop()
+    }
+
     /// Closes the peer's stdin (it exits) and waits for it.
     func stop() async {
         try? input.fileHandleForWriting.close()

@@ -39,6 +39,21 @@ struct EchoService: RegistrableRPCService {
     }
 }
 
+/// `echo.Echo/Get` failing its first `failures` attempts with UNAVAILABLE (by `grpc-previous-rpc-attempts`).
+struct FlakyEcho: RegistrableRPCService {
+    let failures: Int
+
+    func registerMethods(with router: inout RPCRouter) {
+        let codec = UTF8Codec()
+        let failures = self.failures
+        router.registerUnary(forMethod: Echo.get, deserializer: codec, serializer: codec) { request, _ in
+            let previous = Int(request.metadata.firstString(forKey: "grpc-previous-rpc-attempts") ?? "0") ?? 0
+            if previous < failures { throw RPCError(code: .unavailable, message: "Try again.") }
+            return ServerResponse(message: request.message)
+        }
+    }
+}
+
 @Suite("gRFC A66 metrics")
 struct MetricsInterceptorTests {
     let codec = UTF8Codec()
@@ -185,6 +200,168 @@ struct MetricsInterceptorTests {
                 "grpc.client.attempt.duration",
                 [other, ("grpc.target", "t"), ("grpc.status", "UNIMPLEMENTED")]
             ).values.count == 3
+        )
+    }
+
+    @Test("A server counts calls to methods it doesn't serve under `other`, with UNIMPLEMENTED (gRFC A66)")
+    func serverUnregisteredMethods() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        try await withCourierServer(
+            transport: transport.server,
+            services: [EchoService()],
+            interceptors: [ServerMetricsInterceptor(factory: metrics)]
+        ) { _ in
+            try await withCourierClient(transport: transport.client) { client in
+                for method in ["A", "B", "C"] {
+                    let error = await #expect(throws: RPCError.self) {
+                        _ = try await client.unary(
+                            request: ClientRequest(message: "x"),
+                            descriptor: MethodDescriptor(fullyQualifiedService: "scan.Scanner", method: method),
+                            serializer: codec,
+                            deserializer: codec
+                        )
+                    }
+                    #expect(error?.code == .unimplemented)
+                }
+            }
+        }
+        let other = ("grpc.method", "other")
+        #expect(try metrics.expectCounter("grpc.server.call.started", [other]).totalValue == 3)
+        #expect(metrics.counters(label: "grpc.server.call.started").count == 1)
+        let unimplemented = ("grpc.status", "UNIMPLEMENTED")
+        #expect(try metrics.expectTimer("grpc.server.call.duration", [other, unimplemented]).values.count == 3)
+        #expect(
+            try metrics.expectRecorder("grpc.server.call.rcvd_total_compressed_message_size", [other, unimplemented])
+                .values == [0, 0, 0]
+        )
+    }
+
+    @Test("A server interceptor applied to some methods only doesn't see unknown methods")
+    func serverUnregisteredMethodsConditional() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        let server = CourierServer(
+            transport: transport.server,
+            services: [EchoService()],
+            interceptors: [.apply(ServerMetricsInterceptor(factory: metrics), to: .services(["echo.Echo"]))]
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            try await withCourierClient(transport: transport.client) { client in
+                await #expect(throws: RPCError.self) {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: "x"),
+                        descriptor: MethodDescriptor(fullyQualifiedService: "scan.Scanner", method: "A"),
+                        serializer: codec,
+                        deserializer: codec
+                    )
+                }
+                // The interceptor still applies to its own service.
+                _ = try await client.unary(
+                    request: ClientRequest(message: "x"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+            }
+            server.beginGracefulShutdown()
+            try await group.waitForAll()
+        }
+        #expect(
+            try metrics.expectCounter("grpc.server.call.started", [("grpc.method", "echo.Echo/Get")]).totalValue == 1
+        )
+        #expect(metrics.counters(label: "grpc.server.call.started").count == 1)
+    }
+
+    @Test("A client stream abandoned before its end records the call as CANCELLED")
+    func clientAbandonedBody() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        try await withCourierServer(transport: transport.server, services: [EchoService()]) { _ in
+            try await withCourierClient(
+                transport: transport.client,
+                interceptors: [ClientMetricsInterceptor(target: "t", factory: metrics)]
+            ) { client in
+                // Read the first word only, then leave.
+                let first = try await client.serverStreaming(
+                    request: ClientRequest(message: "a bb ccc"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec
+                ) { response in
+                    var iterator = response.messages.makeAsyncIterator()
+                    return try await iterator.next()
+                }
+                #expect(first == "a")
+                // Never read at all.
+                try await client.serverStreaming(
+                    request: ClientRequest(message: "a bb ccc"),
+                    descriptor: Echo.expand,
+                    serializer: codec,
+                    deserializer: codec
+                ) { _ in }
+            }
+        }
+        let expand = ("grpc.method", "echo.Echo/Expand")
+        let target = ("grpc.target", "t")
+        #expect(try metrics.expectCounter("grpc.client.attempt.started", [expand, target]).totalValue == 2)
+        #expect(
+            try metrics.expectTimer("grpc.client.call.duration", [expand, target, ("grpc.status", "CANCELLED")])
+                .values.count == 2
+        )
+    }
+
+    @Test("With a retry policy each attempt is recorded with its own status; the call once, with the last")
+    func retryAttempts() async throws {
+        let metrics = TestMetrics()
+        let transport = InMemoryTransport()
+        // Fails the first two attempts with UNAVAILABLE, then echoes.
+        let flaky = FlakyEcho(failures: 2)
+        let policy = RetryPolicy(
+            maxAttempts: 4,
+            initialBackoff: .milliseconds(1),
+            maxBackoff: .milliseconds(1),
+            backoffMultiplier: 1,
+            retryableStatusCodes: [.unavailable]
+        )
+        let configuration = CourierClient.Configuration(
+            serviceConfig: ServiceConfig(
+                methodConfig: [MethodConfig(names: [.init(service: "echo.Echo")], executionPolicy: .retry(policy))]
+            )
+        )
+        try await withCourierServer(transport: transport.server, services: [flaky]) { _ in
+            try await withCourierClient(
+                transport: transport.client,
+                interceptors: [.apply(ClientMetricsInterceptor(target: "t", factory: metrics), to: .all)],
+                configuration: configuration
+            ) { client in
+                let reply = try await client.unary(
+                    request: ClientRequest(message: "hello"),
+                    descriptor: Echo.get,
+                    serializer: codec,
+                    deserializer: codec
+                )
+                #expect(reply == "hello")
+            }
+        }
+        let method = ("grpc.method", "echo.Echo/Get")
+        let target = ("grpc.target", "t")
+        let ok = ("grpc.status", "OK")
+        let unavailable = ("grpc.status", "UNAVAILABLE")
+        #expect(try metrics.expectCounter("grpc.client.attempt.started", [method, target]).totalValue == 3)
+        #expect(
+            try metrics.expectTimer("grpc.client.attempt.duration", [method, target, unavailable]).values.count == 2
+        )
+        #expect(try metrics.expectTimer("grpc.client.attempt.duration", [method, target, ok]).values.count == 1)
+        #expect(try metrics.expectTimer("grpc.client.call.duration", [method, target, ok]).values.count == 1)
+        #expect(
+            (try? metrics.expectTimer("grpc.client.call.duration", [method, target, unavailable]).values.isEmpty)
+                ?? true
+        )
+        #expect(
+            try metrics.expectRecorder("grpc.client.attempt.rcvd_total_compressed_message_size", [method, target, ok])
+                .values == [5]
         )
     }
 

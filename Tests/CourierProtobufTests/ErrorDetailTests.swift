@@ -67,13 +67,15 @@ let everyDetail: [ErrorDetail] = [
     .localizedMessage(locale: "en-US", message: "Try later."),
 ]
 
-/// `hello.HelloService` whose SayHello fails with every detail.
-struct RichFailing: Hello_HelloService.ServiceProtocol {
+/// `hello.HelloService` whose SayHello fails with the error `makeError` makes; the others are unimplemented.
+struct FailingHello: Hello_HelloService.ServiceProtocol {
+    let makeError: @Sendable () throws -> RPCError
+
     func sayHello(
         request: ServerRequest<Hello_HelloRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<Hello_HelloResponse> {
-        throw RPCError(code: .resourceExhausted, message: "rich", details: everyDetail)
+        throw try makeError()
     }
     func lotsOfReplies(
         request: ServerRequest<Hello_HelloRequest>,
@@ -94,6 +96,9 @@ struct RichFailing: Hello_HelloService.ServiceProtocol {
         throw RPCError(code: .unimplemented, message: "")
     }
 }
+
+/// `hello.HelloService` whose SayHello fails with every detail.
+let richFailing = FailingHello { RPCError(code: .resourceExhausted, message: "rich", details: everyDetail) }
 
 /// The error SayHello fails with.
 func sayHelloError(_ client: CourierClient) async throws -> RPCError {
@@ -159,7 +164,7 @@ struct ErrorDetailTests {
     @Test("Round trip over the in-memory transport")
     func inMemory() async throws {
         let transport = InMemoryTransport()
-        try await withCourierServer(transport: transport.server, services: [RichFailing()]) { _ in
+        try await withCourierServer(transport: transport.server, services: [richFailing]) { _ in
             let error = try await sayHelloError(CourierClient(transport: transport.client))
             #expect(error.code == .resourceExhausted)
             #expect(error.message == "rich")
@@ -170,7 +175,7 @@ struct ErrorDetailTests {
     @Test("Round trip over HTTP/2")
     func http2() async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
-        try await withCourierServer(transport: transport, services: [RichFailing()]) { _ in
+        try await withCourierServer(transport: transport, services: [richFailing]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 let error = try await sayHelloError(client)
@@ -183,7 +188,7 @@ struct ErrorDetailTests {
     @Test("A grpcio client reads the details a Courier server sends")
     func grpcioClient() async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
-        try await withCourierServer(transport: transport, services: [RichFailing()]) { _ in
+        try await withCourierServer(transport: transport, services: [richFailing]) { _ in
             let port = try #require(try await transport.listeningAddress().port)
             let result = try await runProcess(
                 "/usr/bin/env",

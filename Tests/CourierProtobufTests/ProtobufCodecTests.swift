@@ -64,45 +64,22 @@ struct ProtobufCodecTests {
 
 @Suite("Rich error details (google.rpc.Status)")
 struct RichErrorTests {
-    struct Failing: Hello_HelloService.ServiceProtocol {
-        func sayHello(
-            request: ServerRequest<Hello_HelloRequest>,
-            context: ServerContext
-        ) async throws -> ServerResponse<Hello_HelloResponse> {
-            throw RPCError(
-                code: .invalidArgument,
-                message: "greeting must not be empty",
-                details: [
-                    try ErrorDetail(packing: Hello_HelloResponse.with { $0.reply = "a detail" }),
-                    try ErrorDetail(packing: Google_Protobuf_Duration(seconds: 3)),
-                ],
-                metadata: ["x-other": "kept"]
-            )
-        }
-        func lotsOfReplies(
-            request: ServerRequest<Hello_HelloRequest>,
-            context: ServerContext
-        ) async throws -> StreamingServerResponse<Hello_HelloResponse> {
-            throw RPCError(code: .unimplemented, message: "")
-        }
-        func lotsOfGreetings(
-            request: StreamingServerRequest<Hello_HelloRequest>,
-            context: ServerContext
-        ) async throws -> ServerResponse<Hello_HelloResponse> {
-            throw RPCError(code: .unimplemented, message: "")
-        }
-        func bidiHello(
-            request: StreamingServerRequest<Hello_HelloRequest>,
-            context: ServerContext
-        ) async throws -> StreamingServerResponse<Hello_HelloResponse> {
-            throw RPCError(code: .unimplemented, message: "")
-        }
+    static let failing = FailingHello {
+        try RPCError(
+            code: .invalidArgument,
+            message: "greeting must not be empty",
+            details: [
+                ErrorDetail(packing: Hello_HelloResponse.with { $0.reply = "a detail" }),
+                ErrorDetail(packing: Google_Protobuf_Duration(seconds: 3)),
+            ],
+            metadata: ["x-other": "kept"]
+        )
     }
 
     @Test("A server attaches details; the client reads them")
     func details() async throws {
         let transport = InMemoryTransport()
-        try await withCourierServer(transport: transport.server, services: [Failing()]) { _ in
+        try await withCourierServer(transport: transport.server, services: [Self.failing]) { _ in
             let client = Hello_HelloService.Client(wrapping: CourierClient(transport: transport.client))
             do {
                 _ = try await client.sayHello(Hello_HelloRequest())

@@ -94,9 +94,14 @@ typealias Response = Grpc_Reflection_V1_ServerReflectionResponse
 
 /// Sends `requests` on one `ServerReflectionInfo` stream, over v1 or v1alpha, and returns the answers
 /// (as v1 messages: the two are the same on the wire).
-func reflect(_ service: ReflectionService, version: String = "v1", _ requests: [Request]) async throws -> [Response] {
+func reflect(
+    _ service: ReflectionService,
+    alsoServing others: [any RegistrableRPCService] = [],
+    version: String = "v1",
+    _ requests: [Request]
+) async throws -> [Response] {
     let transport = InMemoryTransport()
-    return try await withCourierServer(transport: transport.server, services: [service]) { _ in
+    return try await withCourierServer(transport: transport.server, services: [service] + others) { _ in
         let client = CourierClient(transport: transport.client)
         if version == "v1" {
             return try await Grpc_Reflection_V1_ServerReflection.Client(wrapping: client).serverReflectionInfo {
@@ -135,14 +140,50 @@ func fileNames(_ response: Response) throws -> [String] {
 struct ReflectionServiceTests {
     let service = ReflectionService(fileDescriptors: handMadeFiles)
 
-    @Test("ListServices names the files' services and reflection's own", arguments: ["v1", "v1alpha"])
+    @Test(
+        "ListServices names the services the server serves, not those of files it only imports",
+        arguments: ["v1", "v1alpha"]
+    )
     func listServices(version: String) async throws {
-        let answers = try await reflect(service, version: version, [.with { $0.listServices = "" }])
+        // uses.Things is in a file given to reflection, but the server doesn't serve it; Health is served
+        // without its file: as grpc-go, the served ones are listed.
+        let answers = try await reflect(
+            service,
+            alsoServing: [HealthService()],
+            version: version,
+            [.with { $0.listServices = "" }]
+        )
         let names = try #require(answers.first).listServicesResponse.service.map(\.name)
         #expect(
-            names == ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "uses.Things"]
+            names == [
+                "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ]
         )
-        #expect(service.serviceNames == names)
+        // Outside a server: the services of the files given.
+        #expect(
+            service.serviceNames == [
+                "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "uses.Things",
+            ]
+        )
+    }
+
+    @Test("A service defined in an imported file is not listed unless served")
+    func importedFileServicesNotListed() async throws {
+        // Greeter's file and health's file both given (as a file importing another would give them); only the
+        // greeter served.
+        let reflection = try ReflectionService(fileDescriptorProtos: [
+            Hello_HelloService.fileDescriptorProtos, Grpc_Health_V1_Health.fileDescriptorProtos,
+        ])
+        #expect(reflection.serviceNames.contains("grpc.health.v1.Health"))
+        let answers = try await reflect(
+            reflection,
+            alsoServing: [Greeter()],
+            [.with { $0.listServices = "" }]
+        )
+        let names = try #require(answers.first).listServicesResponse.service.map(\.name)
+        #expect(names.contains("hello.HelloService"))
+        #expect(!names.contains("grpc.health.v1.Health"))
     }
 
     @Test("FileByFilename: the file, then what it imports", arguments: ["v1", "v1alpha"])
@@ -241,7 +282,7 @@ struct ReflectionServiceTests {
         #expect(answers[5].errorResponse.errorCode == 3)
         #expect(answers[5].validHost == "example.com")
         #expect(answers[6].errorResponse.errorMessage.count < 300)
-        #expect(answers[7].listServicesResponse.service.count == 3)
+        #expect(answers[7].listServicesResponse.service.count == 2)
     }
 
     @Test("A file given twice keeps the first; an import it doesn't know is left out")

@@ -144,6 +144,41 @@ struct KnativePathTests {
         await stack.stop()
     }
 
+    @Test("Reflection lists and resolves ping-server's services for a client with the token, as grpcurl -H does")
+    func reflection() async throws {
+        let stack = try await KnativeStack.start(token: "s3cret-token")
+        do {
+            let script = repositoryRoot.appendingPathComponent("Examples/Interop/Peers/grpcio_reflection_list.py").path
+            let wanted = ["ping.PingService", "grpc.health.v1.Health"]
+            // Reflection is behind the token, as PingService is.
+            let refused = try await runProcess("/usr/bin/env", ["python3", script, "\(stack.serverPort)"] + wanted)
+            #expect(refused.status != 0, "\(refused.output)")
+            #expect(refused.output.contains("UNAUTHENTICATED"), "\(refused.output)")
+            let listed = try await runProcess(
+                "/usr/bin/env",
+                ["REFLECTION_TOKEN=s3cret-token", "python3", script, "\(stack.serverPort)"] + wanted
+            )
+            #expect(listed.status == 0, "\(listed.output)")
+            let services = listed.output.split(separator: "\n").filter { $0.hasPrefix("SERVICE ") }
+            #expect(
+                services == [
+                    "SERVICE grpc.health.v1.Health", "SERVICE grpc.reflection.v1.ServerReflection",
+                    "SERVICE grpc.reflection.v1alpha.ServerReflection", "SERVICE ping.PingService",
+                ],
+                "\(listed.output)"
+            )
+            #expect(
+                listed.output.contains("METHOD ping.PingService/Send ping.Request -> ping.Response"),
+                "\(listed.output)"
+            )
+            #expect(listed.output.contains("METHOD grpc.health.v1.Health/Watch"), "\(listed.output)")
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
     @Test("SIGTERM with 100 RPCs in flight: all of them complete OK, new RPCs are refused, the server exits 0")
     func drainOnSIGTERM() async throws {
         let stack = try await KnativeStack.start(drainSeconds: 25)
@@ -210,6 +245,7 @@ struct KnativePathTests {
                 }
             }
             let status = await stack.server.waitForExit()
+            await stack.server.waitForEndOfOutput()  // the last line may still be in the pipe
             #expect(status == 0, "\(stack.server.output)")
             #expect(stack.server.output.contains("stopped: every RPC has finished"), "\(stack.server.output)")
         } catch {

@@ -150,10 +150,18 @@ extension ConditionalInterceptor where Interceptor == any ServerInterceptor {
     }
 }
 
-/// The interceptors of `conditional` that apply to `descriptor`, in order.
+/// The interceptors of `conditional` that apply to `descriptor` (`nil`: every one, whatever its subject)
+/// and do something, in order: one that would pass every RPC straight on (``PassThroughReporting``) is
+/// left out, so that it costs nothing.
 func interceptors<I: Sendable>(
     _ conditional: [ConditionalInterceptor<I>],
-    applyingTo descriptor: MethodDescriptor
+    applyingTo descriptor: MethodDescriptor?
 ) -> [I] {
-    conditional.compactMap { $0.subject.contains(descriptor) ? $0.interceptor : nil }
+    conditional.compactMap { entry in
+        if let descriptor, !entry.subject.contains(descriptor) { return nil }
+        if let reporting = entry.interceptor as? any PassThroughReporting, reporting.passesEveryRPCThrough {
+            return nil
+        }
+        return entry.interceptor
+    }
 }

@@ -18,7 +18,9 @@ public import Logging  // the interceptor takes a Logger
 /// `metadataKeys`, and even then never `authorization`, `cookie` nor a `-bin` value, so tokens and binary
 /// payloads stay out of the logs; messages are never logged.
 ///
-/// Put it first, so that it also sees what later interceptors (such as authentication) decide.
+/// Put it first, so that it also sees what later interceptors (such as authentication) decide. An RPC to
+/// a method the server doesn't serve gets its line too (`UNIMPLEMENTED`, the path cut at 256 bytes) when
+/// the interceptor applies to every method.
 public struct RequestLoggingInterceptor: ServerInterceptor {
     private let logger: Logger
     private let metadataKeys: [String]
@@ -54,17 +56,14 @@ public struct RequestLoggingInterceptor: ServerInterceptor {
         }
         let fixed = requestMetadata
         let log: @Sendable (RPCError?) -> Void = { error in
-            let elapsed = start.duration(to: .now)
-            let milliseconds =
-                Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15
-            let code = error.map { Status.Code($0.code) } ?? .ok
-            let serverFault = code == .unknown || code == .internal || code == .dataLoss
-            var metadata = fixed
-            metadata["rpc.method"] = "\(context.descriptor.path)"
-            metadata["rpc.grpc.status_code"] = "\(code)"
-            metadata["network.peer.address"] = "\(context.peer)"
-            metadata["courier.duration_ms"] = "\((milliseconds * 1000).rounded() / 1000)"
-            logger.log(level: serverFault ? .warning : .info, "rpc", metadata: metadata)
+            Self.log(
+                logger,
+                metadata: fixed,
+                path: context.descriptor.path,
+                peer: context.peer,
+                code: error.map { Status.Code($0.code) } ?? .ok,
+                duration: start.duration(to: .now)
+            )
         }
         let response: StreamingServerResponse<Output>
         do {
@@ -74,5 +73,33 @@ public struct RequestLoggingInterceptor: ServerInterceptor {
             throw error
         }
         return response.observingEnd(log)
+    }
+
+    /// Logs one RPC's line.
+    private static func log(
+        _ logger: Logger,
+        metadata fixed: Logger.Metadata,
+        path: String,
+        peer: String,
+        code: Status.Code,
+        duration: Duration
+    ) {
+        let milliseconds =
+            Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
+        let serverFault = code == .unknown || code == .internal || code == .dataLoss
+        var metadata = fixed
+        metadata["rpc.method"] = "\(path)"
+        metadata["rpc.grpc.status_code"] = "\(code)"
+        metadata["network.peer.address"] = "\(peer)"
+        metadata["courier.duration_ms"] = "\((milliseconds * 1000).rounded() / 1000)"
+        logger.log(level: serverFault ? .warning : .info, "rpc", metadata: metadata)
+    }
+}
+
+extension RequestLoggingInterceptor: UnregisteredMethodObserving {
+    /// An RPC to a method nobody serves: its line, `UNIMPLEMENTED`, with the path cut at 256 bytes.
+    package func observeUnregisteredMethod(path: String, peer: String, duration: Duration) {
+        let shown = path.utf8.count > 256 ? String(decoding: path.utf8.prefix(256), as: UTF8.self) : path
+        Self.log(logger, metadata: [:], path: shown, peer: peer, code: .unimplemented, duration: duration)
     }
 }

@@ -100,13 +100,22 @@ struct ClientConnectionStateMachine {
     struct Observation: Equatable {
         /// Bytes arrived since the keepalive timer was last armed.
         var receivedSinceKeepaliveArmed: Bool
+        /// When bytes last arrived (kept while keepalive is on): the next keepalive time runs from it, as
+        /// grpc-go's does; `nil`: from now.
+        var lastReceived: ContinuousClock.Instant?
         /// A stream was opened since the idle timer was last armed.
         var streamOpenedSinceIdleArmed: Bool
         /// Streams open or waiting now.
         var streams: Int
 
-        init(receivedSinceKeepaliveArmed: Bool = false, streamOpenedSinceIdleArmed: Bool = false, streams: Int = 0) {
+        init(
+            receivedSinceKeepaliveArmed: Bool = false,
+            lastReceived: ContinuousClock.Instant? = nil,
+            streamOpenedSinceIdleArmed: Bool = false,
+            streams: Int = 0
+        ) {
             self.receivedSinceKeepaliveArmed = receivedSinceKeepaliveArmed
+            self.lastReceived = lastReceived
             self.streamOpenedSinceIdleArmed = streamOpenedSinceIdleArmed
             self.streams = streams
         }
@@ -374,6 +383,16 @@ struct ClientConnectionStateMachine {
         }
     }
 
+    /// When the keepalive time runs out next: `time` after the last bytes received, never before `now`.
+    private static func nextKeepalive(
+        after observed: Observation,
+        now: ContinuousClock.Instant,
+        time: Duration
+    ) -> ContinuousClock.Instant {
+        guard let last = observed.lastReceived, last <= now else { return now.advanced(by: time) }
+        return max(now, last.advanced(by: time))
+    }
+
     private mutating func keepaliveTimerFired(now: ContinuousClock.Instant, observed: Observation) -> [Action] {
         guard let settings = configuration.keepalive else { return [] }
         switch state {
@@ -385,7 +404,8 @@ struct ClientConnectionStateMachine {
             return []
         case .waiting:
             if observed.receivedSinceKeepaliveArmed {
-                return [.armTimer(.keepalive, at: now.advanced(by: settings.time))]
+                // Not a whole time from now: a PING goes out `time` after the last bytes, not up to twice that.
+                return [.armTimer(.keepalive, at: Self.nextKeepalive(after: observed, now: now, time: settings.time))]
             }
             if observed.streams == 0, !settings.permitWithoutCalls {
                 keepalive = .dormant
@@ -396,7 +416,7 @@ struct ClientConnectionStateMachine {
         case .pingOutstanding:
             if observed.receivedSinceKeepaliveArmed {
                 keepalive = .waiting
-                return [.armTimer(.keepalive, at: now.advanced(by: settings.time))]
+                return [.armTimer(.keepalive, at: Self.nextKeepalive(after: observed, now: now, time: settings.time))]
             }
             return [.notify(.keepaliveTimedOut)]
                 + lose("no keepalive PING ACK (nor any other frame) arrived within \(Self.describe(settings.timeout))")

@@ -43,6 +43,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     /// Bytes arrived since the keepalive timer was armed: the one store keepalive costs per receive
     /// (grpc-go's `activity` flag); the machine reads it when the timer fires.
     private var receivedSinceKeepaliveArmed = false
+    /// When bytes last arrived; read from the clock per receive only while keepalive is on.
+    private var lastReceived: ContinuousClock.Instant?
+    private let tracksLastReceived: Bool
     /// A stream was opened since the idle timer was armed (the one store the idle timeout costs per RPC).
     private var streamOpenedSinceIdleArmed = false
     /// A connect that timed out is still in flight: once it completes, connect to this address instead.
@@ -70,6 +73,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     ) {
         self.delegate = delegate
         self.machine = ClientConnectionStateMachine(addresses: addresses, configuration: management)
+        self.tracksLastReceived = management.keepalive != nil
         self.authority = authority
         self.configuration = configuration
         self.tls = tls
@@ -211,6 +215,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private var observation: ClientConnectionStateMachine.Observation {
         .init(
             receivedSinceKeepaliveArmed: receivedSinceKeepaliveArmed,
+            lastReceived: lastReceived,
             streamOpenedSinceIdleArmed: streamOpenedSinceIdleArmed,
             streams: streams.count + waiting.count
         )
@@ -327,6 +332,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
         receivedSinceKeepaliveArmed = true
+        if tracksLastReceived { lastReceived = .now }
         guard feed(bytes) else {
             perform(machine.protocolViolation("the server violated HTTP/2"))
             return false

@@ -76,8 +76,15 @@ struct ReflectionIndex: Sendable {
 
     /// The answer to one request of a `ServerReflectionInfo` stream. Problems with the request are
     /// answered in the stream (`error_response`), never as the RPC's status.
-    func respond(to request: Grpc_Reflection_V1_ServerReflectionRequest) -> Grpc_Reflection_V1_ServerReflectionResponse
-    {
+    ///
+    /// - Parameters:
+    ///   - request: The request.
+    ///   - servedServices: The services the server serves, which `list_services` names; `nil` (no server
+    ///     known): the services of the files given.
+    func respond(
+        to request: Grpc_Reflection_V1_ServerReflectionRequest,
+        servedServices: [String]? = nil
+    ) -> Grpc_Reflection_V1_ServerReflectionResponse {
         var response = Grpc_Reflection_V1_ServerReflectionResponse()
         response.validHost = request.host
         response.originalRequest = request
@@ -117,7 +124,7 @@ struct ReflectionIndex: Sendable {
             }
         case .listServices:
             var answer = Grpc_Reflection_V1_ListServiceResponse()
-            answer.service = services.map { name in .with { $0.name = name } }
+            answer.service = (servedServices ?? services).map { name in .with { $0.name = name } }
             response.listServicesResponse = answer
         case nil:
             response.errorResponse = Self.error(.invalidArgument, "The request names no kind of request.")

@@ -510,6 +510,32 @@ struct ClientConnectionStateMachineTests {
         #expect(machine.keepalive == .waiting)
     }
 
+    @Test("With bytes received part-way, the next keepalive time runs from the last bytes, not from now")
+    func keepaliveFromLastReceived() {
+        var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())
+        let t1 = t0 + .seconds(10)
+        let last = t0 + .seconds(3)
+        #expect(
+            machine.timerFired(
+                .keepalive,
+                now: t1,
+                observed: .init(receivedSinceKeepaliveArmed: true, lastReceived: last, streams: 1)
+            ) == [.armTimer(.keepalive, at: last + .seconds(10))]
+        )
+        // The ACK of a PING: the same rule.
+        _ = machine.timerFired(.keepalive, now: t0 + .seconds(13), observed: .init(streams: 1))
+        #expect(machine.keepalive == .pingOutstanding)
+        let ack = t0 + .seconds(14)
+        #expect(
+            machine.timerFired(
+                .keepalive,
+                now: t0 + .seconds(15),
+                observed: .init(receivedSinceKeepaliveArmed: true, lastReceived: ack, streams: 1)
+            ) == [.armTimer(.keepalive, at: ack + .seconds(10))]
+        )
+        #expect(machine.keepalive == .waiting)
+    }
+
     @Test("The keepalive time passes without bytes while streams are open: PING; armed for the timeout")
     func keepalivePing() {
         var machine = Machine.driven(to: .ready, configuration: .keepaliveOnly())

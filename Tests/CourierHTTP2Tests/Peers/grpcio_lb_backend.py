@@ -3,9 +3,10 @@
 Usage: python3 grpcio_lb_backend.py HOST NAME
 Listens on a free port of HOST (127.0.0.2, ::1, ...), prints 'PORT <n>' and serves until stdin closes.
 Methods (raw bytes) under /echo.Echo/:
-  Get   answers NAME (the backend's identity);
+  Get   answers 'NAME PEER': the backend's identity and the client's address as grpcio sees it
+        (ipv4:127.0.0.1:54321), so a test can tell whether its RPCs kept their connection;
   Hold  prints 'HOLD <k>' when the k-th call arrives, then waits until a 'release' line arrives on stdin
-        and answers NAME.
+        and answers 'NAME PEER'.
 """
 import sys
 import threading
@@ -19,8 +20,12 @@ lock = threading.Lock()
 held = [0]
 
 
+def answer(context):
+    return name + b" " + context.peer().encode()
+
+
 def get(request, context):
-    return name
+    return answer(context)
 
 
 def hold(request, context):
@@ -28,7 +33,7 @@ def hold(request, context):
         held[0] += 1
         print(f"HOLD {held[0]}", flush=True)
     released.wait(60)  # a failure bound: the test releases long before
-    return name
+    return answer(context)
 
 
 ident = lambda b: b

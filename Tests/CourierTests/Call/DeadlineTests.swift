@@ -28,15 +28,7 @@ struct DeadlineTests {
             }
         }
         try await withTestRPC(services: [service], transport: InMemoryTransport(clock: clock)) { client in
-            let call = Task {
-                try await client.unary(
-                    request: ClientRequest(message: "m"),
-                    descriptor: Echo.get,
-                    serializer: codec,
-                    deserializer: codec,
-                    options: CallOptions(timeout: .seconds(5))
-                )
-            }
+            let call = echoCall(client, timeout: .seconds(5))
             await started.wait()
             #expect(deadlineSeen.all == ["5.0 seconds"])
             clock.advance(by: .seconds(4))
@@ -152,15 +144,7 @@ struct DeadlineTests {
         }
         try await withCourierServer(transport: transport.server, services: [service]) { _ in
             let client = CourierClient(transport: transport.client)
-            let call = Task {
-                try await client.unary(
-                    request: ClientRequest(message: "m"),
-                    descriptor: Echo.get,
-                    serializer: codec,
-                    deserializer: codec,
-                    options: CallOptions(timeout: .seconds(3))
-                )
-            }
+            let call = echoCall(client, timeout: .seconds(3))
             await innerStarted.wait()
             #expect(innerDeadline.all == outerDeadline.all)
             #expect(innerDeadline.all.first != "none")
@@ -225,21 +209,26 @@ struct DeadlineTests {
 
     // MARK: - With injected faults (the network misbehaving, on the manual clock)
 
+    /// `Echo.get` of "m" with `timeout`, in a task of its own (the test moves the clock meanwhile).
+    func echoCall(_ client: CourierClient, timeout: Duration) -> Task<String, any Error> {
+        Task {
+            try await client.unary(
+                request: ClientRequest(message: "m"),
+                descriptor: Echo.get,
+                serializer: codec,
+                deserializer: codec,
+                options: CallOptions(timeout: timeout)
+            )
+        }
+    }
+
     @Test("A response held back past the deadline: DEADLINE_EXCEEDED exactly when the deadline passes")
     func responseDelayedPastDeadline() async throws {
         let clock = ManualRPCClock()
         let transport = InMemoryTransport(clock: clock)
         transport.faults.inject(.delay(.seconds(10)), at: .responseMessage(1), method: Echo.get)
         try await withTestRPC(transport: transport) { client in
-            let call = Task {
-                try await client.unary(
-                    request: ClientRequest(message: "m"),
-                    descriptor: Echo.get,
-                    serializer: codec,
-                    deserializer: codec,
-                    options: CallOptions(timeout: .seconds(2))
-                )
-            }
+            let call = echoCall(client, timeout: .seconds(2))
             await transport.faults.waitUntilInjected(count: 1)  // the handler answered; the answer is held back
             clock.advance(by: .milliseconds(1_999))
             #expect(transport.faults.injected.count == 1)
@@ -255,15 +244,7 @@ struct DeadlineTests {
         let transport = InMemoryTransport(clock: clock)
         transport.faults.inject(.delay(.seconds(1)), at: .requestMessage(1), method: Echo.get)
         try await withTestRPC(transport: transport) { client in
-            let call = Task {
-                try await client.unary(
-                    request: ClientRequest(message: "m"),
-                    descriptor: Echo.get,
-                    serializer: codec,
-                    deserializer: codec,
-                    options: CallOptions(timeout: .seconds(2))
-                )
-            }
+            let call = echoCall(client, timeout: .seconds(2))
             await transport.faults.waitUntilInjected(count: 1)
             clock.advance(by: .seconds(1))
             let reply = try await call.value
@@ -277,15 +258,7 @@ struct DeadlineTests {
         let transport = InMemoryTransport(clock: clock)
         transport.faults.inject(.drop, at: .status, method: Echo.get)
         try await withTestRPC(transport: transport) { client in
-            let call = Task {
-                try await client.unary(
-                    request: ClientRequest(message: "m"),
-                    descriptor: Echo.get,
-                    serializer: codec,
-                    deserializer: codec,
-                    options: CallOptions(timeout: .seconds(3))
-                )
-            }
+            let call = echoCall(client, timeout: .seconds(3))
             await transport.faults.waitUntilInjected(count: 1)
             clock.advance(by: .seconds(3))
             await expectRPCError(.deadlineExceeded) { _ = try await call.value }

@@ -47,8 +47,8 @@ struct RequestLoggingTests {
             #expect(words == ["a", "b"])
         }
         let entries = handler.entries
-        // The unknown method never reaches interceptors (UNIMPLEMENTED comes first): two lines.
-        #expect(entries.count == 2)
+        // The unknown method gets its line too, though no interceptor runs for it.
+        #expect(entries.count == 3)
         let first = try #require(entries.first)
         #expect(first.message == "rpc")
         #expect(first.level == .info)
@@ -59,6 +59,11 @@ struct RequestLoggingTests {
         #expect(first.metadata["rpc.request.metadata.x-request-id"] == "42")
         #expect(first.metadata["rpc.request.metadata.authorization"] == nil)
         #expect(first.metadata["rpc.request.metadata.x-trace-bin"] == nil)
+        let unknown = entries[1]
+        #expect(unknown.metadata["rpc.method"] == "/echo.Echo/Missing")
+        #expect(unknown.metadata["rpc.grpc.status_code"] == "UNIMPLEMENTED")
+        #expect(unknown.metadata["network.peer.address"] == "in-memory")
+        #expect(unknown.level == .info)
         #expect(entries.last?.metadata["rpc.method"] == "/echo.Echo/Expand")
         let text = entries.map { "\($0.message) \($0.metadata)" }.joined(separator: "\n")
         #expect(!text.contains("secret-token"))

@@ -24,6 +24,13 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
     case serverCompressedUnary = "server_compressed_unary"
     case clientCompressedStreaming = "client_compressed_streaming"
     case serverCompressedStreaming = "server_compressed_streaming"
+    /// 100 unary calls with `fill_server_id`: every response names the same, non-empty server (one
+    /// backend, however many addresses the target resolves to). Run with a pick_first service config;
+    /// not part of `all`, since it needs a server that fills `server_id`.
+    case pickFirstUnary = "pick_first_unary"
+
+    /// The cases `--test_case all` runs: every case but ``pickFirstUnary``.
+    public static var all: [InteropTestCase] { allCases.filter { $0 != .pickFirstUnary } }
 
     /// Runs the case against a server through `client`.
     ///
@@ -207,6 +214,15 @@ public enum InteropTestCase: String, CaseIterable, Sendable {
                 }
             }
             try await expectError(.cancelled) { try await call.value }
+
+        case .pickFirstUnary:
+            var servers = Set<String>()
+            for _ in 0..<100 {
+                let response = try await testService.unaryCall(.with { $0.fillServerID = true }, options: options)
+                try expect(!response.serverID.isEmpty, "a response without server_id")
+                servers.insert(response.serverID)
+            }
+            try expect(servers.count == 1, "responses from \(servers.count) servers: \(servers.sorted())")
 
         case .timeoutOnSleepingServer:
             try await expectError(.deadlineExceeded) {

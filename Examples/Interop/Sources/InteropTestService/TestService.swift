@@ -10,6 +10,11 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
     /// Creates the service.
     public init() {}
 
+    /// What `SimpleResponse.server_id` carries when a request sets `fill_server_id`: one id per server
+    /// process (`courier-<host>-<pid>`), so `pick_first_unary` can tell backends apart.
+    public static let serverID =
+        "courier-\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+
     static let echoInitialKey = "x-grpc-test-echo-initial"
     static let echoTrailingKey = "x-grpc-test-echo-trailing-bin"
 
@@ -66,7 +71,10 @@ public struct TestService: Grpc_Testing_TestService.ServiceProtocol {
         )
         try Self.checkRequestedStatus(message.hasResponseStatus ? message.responseStatus : nil, trailers: trailers)
         return ServerResponse(
-            message: .with { $0.payload = Self.payload(size: message.responseSize) },
+            message: .with {
+                $0.payload = Self.payload(size: message.responseSize)
+                if message.fillServerID { $0.serverID = Self.serverID }
+            },
             metadata: Self.echoedInitial(request.metadata),
             trailingMetadata: trailers,
             compression: message.hasResponseCompressed ? (message.responseCompressed.value ? .gzip : .identity) : nil

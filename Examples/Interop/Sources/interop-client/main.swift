@@ -10,6 +10,11 @@
 // The soak cases (--test_case rpc_soak|channel_soak) take the official --soak_* flags: --soak_iterations,
 // --soak_max_failures, --soak_per_iteration_max_acceptable_latency_ms, --soak_overall_timeout_seconds,
 // --soak_min_time_ms_between_rpcs, --soak_request_size, --soak_response_size.
+// --target T takes any gRPC target (dns:///host:port, ipv4:a:p,b:p, unix:path, ...) and overrides
+// --server_host/--server_port. --service_config_json J gives a service config (load balancing, method
+// configs, retries); an invalid one is rejected before any call, with exit status 2. pick_first_unary
+// (not part of `all`) uses pick_first unless --service_config_json says otherwise.
+// A failed case prints its status first: "FAIL <case>: UNAVAILABLE (14): <message>".
 
 import Courier
 import CourierHTTP2
@@ -30,6 +35,8 @@ struct Options {
     var keepaliveTimeoutMilliseconds: Int?
     var keepalivePermitWithoutCalls = false
     var soak = InteropSoak.Configuration()
+    var target: String?
+    var serviceConfig: ServiceConfig?
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -64,6 +71,23 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--keepalive_permit_without_calls":
             guard value == nil || value == "true" || value == "false" else { return nil }
             options.keepalivePermitWithoutCalls = value != "false"
+        case "--target":
+            guard let value, !value.isEmpty else {
+                print("interop-client: --target takes a target string")
+                return nil
+            }
+            options.target = value
+        case "--service_config_json":
+            guard let value else {
+                print("interop-client: --service_config_json takes a JSON service config")
+                return nil
+            }
+            do {
+                options.serviceConfig = try ServiceConfig(json: value)
+            } catch {
+                print("interop-client: invalid --service_config_json: \(error.message)")
+                return nil
+            }
         case let soakFlag where soakFlag.hasPrefix("--soak_"):
             guard options.soak.set(soakFlag, value) else {
                 print("interop-client: \(soakFlag) takes a non-negative integer (or is unknown)")
@@ -84,7 +108,7 @@ nonisolated func run(_ options: Options) async throws -> Bool {
         return try await runSoak(soak, options)
     }
     if options.testCase == "all" {
-        cases = InteropTestCase.allCases
+        cases = InteropTestCase.all
     } else {
         guard let testCase = InteropTestCase(rawValue: options.testCase) else {
             print("interop-client: unknown test case \(options.testCase)")
@@ -93,7 +117,12 @@ nonisolated func run(_ options: Options) async throws -> Bool {
         cases = [testCase]
     }
     let transport = try makeTransport(options)
-    return try await withCourierClient(transport: transport) { client in
+    var serviceConfig = options.serviceConfig ?? ServiceConfig()
+    if options.serviceConfig == nil, cases == [.pickFirstUnary] {
+        serviceConfig.loadBalancingConfig = [.pickFirst()]
+    }
+    let configuration = CourierClient.Configuration(serviceConfig: serviceConfig)
+    return try await withCourierClient(transport: transport, configuration: configuration) { client in
         var failures = 0
         for testCase in cases {
             do {
@@ -101,7 +130,7 @@ nonisolated func run(_ options: Options) async throws -> Bool {
                 print("PASS \(testCase.rawValue)" + (notes.isEmpty ? "" : " (\(notes.joined(separator: "; ")))"))
             } catch {
                 failures += 1
-                print("FAIL \(testCase.rawValue): \(error)")
+                print("FAIL \(testCase.rawValue): \(describe(error))")
             }
         }
         print("\(cases.count - failures) passed, \(failures) failed")
@@ -109,17 +138,27 @@ nonisolated func run(_ options: Options) async throws -> Bool {
     }
 }
 
+/// A failure for the output: an RPC's status first (name and code), then its message.
+nonisolated func describe(_ error: any Error) -> String {
+    guard let error = error as? RPCError else { return "\(error)" }
+    return "\(error.code) (\(error.code.rawValue))" + (error.message.isEmpty ? "" : ": \(error.message)")
+}
+
 /// Runs `rpc_soak` (one channel) or `channel_soak` (a channel per iteration).
 nonisolated func runSoak(_ kind: InteropSoak.Kind, _ options: Options) async throws -> Bool {
+    let configuration = CourierClient.Configuration(serviceConfig: options.serviceConfig ?? ServiceConfig())
     let result: InteropSoak.Result
     switch kind {
     case .rpcSoak:
-        result = try await withCourierClient(transport: try makeTransport(options)) { client in
+        result = try await withCourierClient(transport: try makeTransport(options), configuration: configuration) {
+            client in
             await InteropSoak.run(kind, configuration: options.soak) { body in try await body(client) }
         }
     case .channelSoak:
         result = await InteropSoak.run(kind, configuration: options.soak) { body in
-            try await withCourierClient(transport: try makeTransport(options)) { client in try await body(client) }
+            try await withCourierClient(transport: try makeTransport(options), configuration: configuration) {
+                client in try await body(client)
+            }
         }
     }
     for failure in result.failureDescriptions { print("  \(failure)") }
@@ -145,13 +184,16 @@ nonisolated func makeTransport(_ options: Options) throws -> HTTP2ClientTranspor
         )
     }
     let target =
-        options.host.contains(":") ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)"
+        options.target
+        ?? (options.host.contains(":")
+            ? "ipv6:[\(options.host)]:\(options.port)" : "\(options.host):\(options.port)")
     return try HTTP2ClientTransport(target: target, configuration: configuration)
 }
 
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
     print(
-        "usage: interop-client --server_host H --server_port N --test_case NAME|all [--server_host_override NAME] [--use_tls [--ca_file F]]"
+        "usage: interop-client (--server_host H --server_port N | --target T) --test_case NAME|all"
+            + " [--service_config_json JSON] [--server_host_override NAME] [--use_tls [--ca_file F]]"
             + " [--keepalive_time_ms N] [--keepalive_timeout_ms N] [--keepalive_permit_without_calls]"
             + " [--soak_iterations N --soak_max_failures N --soak_per_iteration_max_acceptable_latency_ms N"
             + " --soak_overall_timeout_seconds N --soak_min_time_ms_between_rpcs N --soak_request_size N"

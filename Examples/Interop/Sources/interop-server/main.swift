@@ -3,10 +3,13 @@
 //
 //   interop-server --port 50051
 //
-// Flags: --port N (or --port=N; default 50051); --use_tls --tls_cert_file F --tls_key_file F; connection
+// Flags: --port N (or --port=N; default 50051; 0: any free port, printed); --host A (the IPv4 address to
+// listen on, default 0.0.0.0); --use_tls --tls_cert_file F --tls_key_file F; connection
 // management with grpc-go's names, in milliseconds: --keepalive_time_ms, --keepalive_timeout_ms,
 // --max_connection_idle_ms, --max_connection_age_ms, --max_connection_age_grace_ms, --keepalive_min_time_ms,
-// --keepalive_permit_without_calls. On SIGTERM (or SIGINT) it shuts down gracefully — the two-phase GOAWAY on
+// --keepalive_permit_without_calls. Not an official flag: --stats_file F, where the server keeps one line,
+// `connections=N streams=M`, with its open connections and live streams (rewritten every 200 ms, for
+// dev/soak.sh, which reads it from outside the process). On SIGTERM (or SIGINT) it shuts down gracefully — the two-phase GOAWAY on
 // every connection, running RPCs finish — and exits 0.
 
 import Courier
@@ -16,16 +19,19 @@ import CourierReflection
 import Dispatch
 import GRPCTestingProtos
 import InteropTestService
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 struct Options {
+    var host = "0.0.0.0"
     var port = 50051
     var useTLS = false
     var certificateFile: String?
     var keyFile: String?
+    var statsFile: String?
     var transport = HTTP2ServerTransport.Configuration()
 }
 
@@ -52,9 +58,15 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--port":
             guard let port = value.flatMap(Int.init), (0...65535).contains(port) else { return nil }
             options.port = port
+        case "--host":
+            guard let value else { return nil }
+            options.host = value
         case "--use_tls": options.useTLS = value == nil || value == "true"
         case "--tls_cert_file": options.certificateFile = value
         case "--tls_key_file": options.keyFile = value
+        case "--stats_file":
+            guard let value else { return nil }
+            options.statsFile = value
         case "--keepalive_time_ms":
             guard let time = milliseconds(value) else { return nil }
             options.transport.keepaliveTime = time
@@ -88,6 +100,33 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
     return options
 }
 
+/// Counts the transport's open connections and live streams (`--stats_file`).
+final class StreamCounter: ConnectionObserver {
+    let connections = Atomic<Int>(0)
+    let streams = Atomic<Int>(0)
+
+    func connectionOpened() { connections.add(1, ordering: .relaxed) }
+    func connectionClosed() { connections.subtract(1, ordering: .relaxed) }
+    func streamOpened() { streams.add(1, ordering: .relaxed) }
+    func streamClosed() { streams.subtract(1, ordering: .relaxed) }
+
+    /// Writes `connections=N streams=M` to `path` (a temporary file, then a rename, so that a reader never
+    /// sees half a line), every 200 ms until cancelled.
+    func publish(to path: String) async {
+        let temporary = path + ".tmp"
+        while !Task.isCancelled {
+            let line =
+                "connections=\(connections.load(ordering: .relaxed)) streams=\(streams.load(ordering: .relaxed))\n"
+            if let file = fopen(temporary, "w") {
+                fputs(line, file)
+                fclose(file)
+                rename(temporary, path)
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
 /// SIGTERM or SIGINT: the first one delivered.
 nonisolated func terminationSignal() async {
     let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingOldest(1))
@@ -107,8 +146,10 @@ nonisolated func serve(_ options: Options) async throws {
     if options.useTLS, let certificate = options.certificateFile, let key = options.keyFile {
         configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
     }
+    let counter = StreamCounter()
+    if options.statsFile != nil { configuration.connectionObserver = counter }
     let transport = HTTP2ServerTransport(
-        address: .ipv4(host: "0.0.0.0", port: options.port),
+        address: .ipv4(host: options.host, port: options.port),
         configuration: configuration
     )
     // Health and reflection too, so that grpcurl and probes work against it.
@@ -121,6 +162,12 @@ nonisolated func serve(_ options: Options) async throws {
         group.addTask {
             try await server.run()
             return true
+        }
+        if let statsFile = options.statsFile {
+            group.addTask {
+                await counter.publish(to: statsFile)
+                return false
+            }
         }
         group.addTask {
             await terminationSignal()
@@ -144,9 +191,10 @@ nonisolated func serve(_ options: Options) async throws {
 
 guard let options = parse(Array(CommandLine.arguments.dropFirst())) else {
     print(
-        "usage: interop-server [--port N] [--use_tls --tls_cert_file F --tls_key_file F] [--keepalive_time_ms N]"
+        "usage: interop-server [--port N] [--host A] [--use_tls --tls_cert_file F --tls_key_file F] [--keepalive_time_ms N]"
             + " [--keepalive_timeout_ms N] [--max_connection_idle_ms N] [--max_connection_age_ms N]"
             + " [--max_connection_age_grace_ms N] [--keepalive_min_time_ms N] [--keepalive_permit_without_calls]"
+            + " [--stats_file F]"
     )
     exit(2)
 }

@@ -8,6 +8,11 @@ public struct ClientContext: Sendable {
 
     /// The stream carrying the call, when a client made the context: what ``messageByteCounts`` reads.
     package var transportStream: (any ClientTransportStream)?
+    /// Whether the executor reports the call's attempts to ``attemptObservers`` (a call with a retry or
+    /// hedging policy); otherwise the call is its only attempt.
+    package var reportsAttempts = false
+    /// Told of every attempt when ``reportsAttempts``; interceptors add themselves on the way down.
+    package var attemptObservers: [any ClientAttemptObserving] = []
 
     /// Creates a context.
     ///

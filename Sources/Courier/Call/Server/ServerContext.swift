@@ -22,8 +22,8 @@ public struct ServerContext: Sendable {
 
     /// The stream serving the RPC, when a server made the context: what ``messageByteCounts`` reads.
     package var transportStream: (any ServerTransportStream)?
-    /// The server's drain signal, when a server made the context.
-    package var drainSignal: ServerDrainSignal?
+    /// The server's shared state (drain signal, service names), when a server made the context.
+    package var server: ServerShared?
 
     /// Creates a context.
     ///
@@ -59,7 +59,7 @@ public struct ServerContext: Sendable {
     /// it accepts no new RPCs and waits for the running ones. A long-lived streaming handler (a watch that
     /// may stay idle for hours) should then finish, so that the drain doesn't wait for it until the grace
     /// period cancels it. `false` for a context that no server made.
-    public var isDraining: Bool { drainSignal?.isDraining ?? false }
+    public var isDraining: Bool { server?.isDraining ?? false }
 
     /// Suspends until the server begins a graceful shutdown (at once if it has), or until the calling task
     /// is cancelled (the RPC ended).
@@ -77,8 +77,12 @@ public struct ServerContext: Sendable {
     /// For a context that no server made it waits for cancellation only.
     public func waitForDraining() async {
         // Without a server, a signal that nobody begins: only cancellation resumes it.
-        await (drainSignal ?? ServerDrainSignal()).wait()
+        await (server ?? ServerShared()).wait()
     }
+
+    /// The fully qualified names of the services the server serves, sorted; `nil` for a context no server
+    /// made. Server reflection lists them.
+    package var servedServiceNames: [String]? { server?.serviceNames }
 
     /// The bytes of the RPC's messages sent and received so far as they crossed the transport (compressed,
     /// without framing; see ``RPCMessageByteCounts``), or `nil` when the transport doesn't count them.

@@ -1,3 +1,5 @@
+internal import Synchronization
+
 // Helpers for interceptors that observe how an RPC ends (metrics, tracing, request logs): each calls its
 // closure once, with `nil` for OK or the error the RPC ended with. `package`: not API.
 
@@ -45,9 +47,11 @@ extension StreamingServerResponse {
 
 extension StreamingClientResponse {
     /// This response, calling `onEnd` once when its body has ended: `nil` for OK, else the call's error. A
-    /// rejected response calls it at once. A body that is never read to its end never calls it.
+    /// rejected response calls it at once. A body abandoned before its end (never read, or read part of
+    /// the way: the call is then cancelled) calls it with `CANCELLED` when the last copy of the body is
+    /// released.
     ///
-    /// - Parameter onEnd: Called at most once.
+    /// - Parameter onEnd: Called once.
     /// - Returns: The observed response.
     package func observingEnd(_ onEnd: @escaping @Sendable (RPCError?) -> Void) -> Self {
         switch accepted {
@@ -55,7 +59,9 @@ extension StreamingClientResponse {
             onEnd(error)
             return self
         case .success(var contents):
-            contents.bodyParts = RPCAsyncSequence(wrapping: ObservedBody(base: contents.bodyParts, onEnd: onEnd))
+            contents.bodyParts = RPCAsyncSequence(
+                wrapping: ObservedBody(base: contents.bodyParts, end: BodyEnd(onEnd))
+            )
             var observed = self
             observed.accepted = .success(contents)
             return observed
@@ -63,16 +69,35 @@ extension StreamingClientResponse {
     }
 }
 
+/// Calls its closure once: when the body ends, or, if it never does, when the body is released.
+private final class BodyEnd: Sendable {
+    private let onEnd: @Sendable (RPCError?) -> Void
+    private let ended = Atomic(false)
+
+    init(_ onEnd: @escaping @Sendable (RPCError?) -> Void) { self.onEnd = onEnd }
+
+    func end(_ error: RPCError?) {
+        guard !ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        onEnd(error)
+    }
+
+    deinit {
+        if !ended.load(ordering: .acquiring) {
+            onEnd(RPCError(code: .cancelled, message: "The response body was abandoned before its end."))
+        }
+    }
+}
+
 private struct ObservedBody<Element: Sendable>: AsyncSequence, Sendable {
     typealias Failure = any Error
     let base: RPCAsyncSequence<Element, any Error>
-    let onEnd: @Sendable (RPCError?) -> Void
+    let end: BodyEnd
 
-    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), onEnd: onEnd) }
+    func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), end: end) }
 
     struct Iterator: AsyncIteratorProtocol {
         var base: RPCAsyncSequence<Element, any Error>.AsyncIterator
-        let onEnd: @Sendable (RPCError?) -> Void
+        let end: BodyEnd
         var ended = false
 
         mutating func next(isolation actor: isolated (any Actor)?) async throws -> Element? {
@@ -84,11 +109,11 @@ private struct ObservedBody<Element: Sendable>: AsyncSequence, Sendable {
             do {
                 if let element = try await base.next() { return element }
                 ended = true
-                onEnd(nil)
+                end.end(nil)
                 return nil
             } catch {
                 ended = true
-                onEnd(RPCError(clientError: error))
+                end.end(RPCError(clientError: error))
                 throw error
             }
         }
@@ -103,16 +128,20 @@ package protocol PassThroughReporting: Sendable {
     var passesEveryRPCThrough: Bool { get }
 }
 
-extension Array where Element == any ServerInterceptor {
-    /// The interceptors that do something.
-    package var active: [any ServerInterceptor] {
-        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
-    }
+/// A server interceptor that also observes RPCs to methods the server doesn't serve, which are answered
+/// with `UNIMPLEMENTED` before any interceptor runs: metrics count them under `grpc.method` `other`
+/// (gRFC A66), request logs log them. `package`: not API.
+package protocol UnregisteredMethodObserving: Sendable {
+    /// An RPC to `path`, which no service serves, from `peer`, was answered with `UNIMPLEMENTED`
+    /// `duration` after it arrived.
+    func observeUnregisteredMethod(path: String, peer: String, duration: Duration)
 }
 
-extension Array where Element == any ClientInterceptor {
-    /// The interceptors that do something.
-    package var active: [any ClientInterceptor] {
-        filter { !(($0 as? any PassThroughReporting)?.passesEveryRPCThrough ?? false) }
-    }
+/// A client interceptor that sees the attempts below it, for a call with a retry or hedging policy (an
+/// interceptor runs once per call, above the attempts): metrics record gRFC A66's attempt instruments per
+/// attempt. `package`: not API.
+package protocol ClientAttemptObserving: Sendable {
+    /// Attempt `number` (1-based) starts; the closure returned is called once when it ends, with `nil` for
+    /// OK or the error it ended with, and its stream's byte counts.
+    func attemptStarted(_ number: Int) -> @Sendable (RPCError?, RPCMessageByteCounts?) -> Void
 }

@@ -149,6 +149,9 @@ final class AttemptRegistry: Sendable {
 
     var endReason: RPCError? { state.withLock { $0.ended } }
 
+    /// Attempt `n`'s call, once its stream has opened.
+    func call(_ n: Int) -> ClientCall? { state.withLock { $0.calls[n] } }
+
     /// Records attempt `n`'s call; false (and the call cancelled) if the whole call has ended.
     func register(_ n: Int, _ call: ClientCall) -> Bool {
         let ended = state.withLock { state -> RPCError? in
@@ -235,8 +238,9 @@ extension ClientRPCExecutor {
                 group.cancelAll()
             }
             return try await withTaskCancellationHandler {
-                let context = ClientContext(descriptor: descriptor, deadline: deadline)
-                let response = try await intercept(interceptors[...], request, context) { request, _ in
+                var context = ClientContext(descriptor: descriptor, deadline: deadline)
+                context.reportsAttempts = true
+                let response = try await intercept(interceptors[...], request, context) { request, context in
                     let replay = ReplayBuffer(limit: environment.perRPCBufferBytes, budget: environment.budget)
                     defer { replay.release() }
                     var attempts = Attempts(
@@ -249,7 +253,8 @@ extension ClientRPCExecutor {
                         transport: transport,
                         registry: registry,
                         replay: replay,
-                        events: continuation
+                        events: continuation,
+                        observers: context.attemptObservers
                     )
                     var machine = RetryStateMachine(policy: policy, random: environment.random)
                     return try await attempts.run(&machine, throttle: environment.throttle, events: events) {
@@ -281,7 +286,10 @@ extension ClientRPCExecutor {
         let registry: AttemptRegistry
         let replay: ReplayBuffer
         let events: AsyncStream<AttemptEvent>.Continuation
+        let observers: [any ClientAttemptObserving]
         private var timer: (any RPCTimer)?
+        /// The observers' end closures of the attempts that have started and not ended.
+        private var attemptEnds: [Int: [@Sendable (RPCError?, RPCMessageByteCounts?) -> Void]] = [:]
 
         init(
             request: StreamingClientRequest<Input>,
@@ -293,7 +301,8 @@ extension ClientRPCExecutor {
             transport: any ClientTransport,
             registry: AttemptRegistry,
             replay: ReplayBuffer,
-            events: AsyncStream<AttemptEvent>.Continuation
+            events: AsyncStream<AttemptEvent>.Continuation,
+            observers: [any ClientAttemptObserving]
         ) {
             self.request = request
             self.descriptor = descriptor
@@ -305,9 +314,58 @@ extension ClientRPCExecutor {
             self.registry = registry
             self.replay = replay
             self.events = events
+            self.observers = observers
+        }
+
+        /// Tells the observers that attempt `n` ended (once; later calls do nothing).
+        private mutating func endAttempt(_ n: Int, _ error: RPCError?) {
+            guard let ends = attemptEnds.removeValue(forKey: n) else { return }
+            let counts = registry.call(n)?.stream.messageByteCounts
+            for end in ends { end(error, counts) }
+        }
+
+        /// Tells the observers that every attempt still running ended with `error`.
+        private mutating func endAttempts(_ error: RPCError) {
+            for n in attemptEnds.keys.sorted() { endAttempt(n, error) }
+        }
+
+        /// The call's response, its attempt `n` ending when the response does.
+        private mutating func committing(
+            _ n: Int,
+            _ outcome: Result<ResponseHead, RPCError>?
+        ) async throws -> StreamingClientResponse<Output> {
+            let response: StreamingClientResponse<Output>
+            do {
+                response = try await self.response(n, outcome)
+            } catch {
+                endAttempts(RPCError(clientError: error))
+                throw error
+            }
+            let ends = attemptEnds.removeValue(forKey: n) ?? []
+            endAttempts(RPCError(code: .cancelled, message: "Another attempt was committed."))
+            guard !ends.isEmpty else { return response }
+            let registry = self.registry
+            return response.observingEnd { error in
+                let counts = registry.call(n)?.stream.messageByteCounts
+                for end in ends { end(error, counts) }
+            }
         }
 
         mutating func run(
+            _ machine: inout RetryStateMachine,
+            throttle: RetryThrottle?,
+            events stream: AsyncStream<AttemptEvent>,
+            addTask: (@escaping @Sendable @concurrent () async -> Void) -> Void
+        ) async throws -> StreamingClientResponse<Output> {
+            do {
+                return try await attempts(&machine, throttle: throttle, events: stream, addTask: addTask)
+            } catch {
+                endAttempts(RPCError(clientError: error))
+                throw error
+            }
+        }
+
+        private mutating func attempts(
             _ machine: inout RetryStateMachine,
             throttle: RetryThrottle?,
             events stream: AsyncStream<AttemptEvent>,
@@ -321,6 +379,7 @@ extension ClientRPCExecutor {
                 for action in pending {
                     switch action {
                     case .startAttempt(let n):
+                        if !observers.isEmpty { attemptEnds[n] = observers.map { $0.attemptStarted(n) } }
                         try await start(n, addTask: addTask)
                     case .scheduleTimer(let delay, let generation):
                         timer?.cancel()
@@ -333,13 +392,14 @@ extension ClientRPCExecutor {
                         timer = nil
                     case .cancelAttempt(let n):
                         registry.drop(n)
+                        endAttempt(n, RPCError(code: .cancelled, message: "The attempt was cancelled."))
                     case .commit(let n):
                         if let ended = registry.endReason { throw ended }
                         throttle?.recordSuccess()
-                        return try await response(n, outcomes[n])
+                        return try await committing(n, outcomes[n])
                     case .fail(let n):
                         if let ended = registry.endReason { throw ended }
-                        return try await response(n, outcomes[n])
+                        return try await committing(n, outcomes[n])
                     }
                 }
                 pending = pendingAfterStart(&machine)
@@ -361,12 +421,15 @@ extension ClientRPCExecutor {
                         pending = machine.receivedResponse(attempt: n)
                     case .success(.status(let status, _)) where status.code == .ok:
                         registry.drop(n)
+                        endAttempt(n, nil)
                         pending = machine.receivedResponse(attempt: n)
                     case .success(.status(let status, let trailers)):
                         registry.drop(n)
+                        endAttempt(n, RPCError(status: status, metadata: trailers))
                         pending = failed(&machine, n, status.code, RetryStateMachine.Pushback(trailers), throttle)
                     case .failure(let error):
                         registry.drop(n)
+                        endAttempt(n, error)
                         let code = Status.Code(rawValue: error.code.rawValue) ?? .unknown
                         pending = failed(&machine, n, code, RetryStateMachine.Pushback(error.metadata), throttle)
                     }

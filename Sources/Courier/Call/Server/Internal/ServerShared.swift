@@ -1,8 +1,9 @@
 internal import Synchronization
 
-/// Tells a server's handlers that it has begun a graceful shutdown: ``ServerContext/isDraining`` and
-/// ``ServerContext/waitForDraining()`` read it. One per server; begun once, never reset.
-package final class ServerDrainSignal: Sendable {
+/// What a server's handlers share: the drain signal, which tells them that it has begun a graceful
+/// shutdown (``ServerContext/isDraining`` and ``ServerContext/waitForDraining()`` read it; begun once,
+/// never reset), and the names of the services it serves (which server reflection lists). One per server.
+package final class ServerShared: Sendable {
     private struct State {
         var draining = false
         var nextID = 0
@@ -12,7 +13,11 @@ package final class ServerDrainSignal: Sendable {
     private let state = CourierMutex(State())
     private let begun = Atomic(false)
 
-    package init() {}
+    /// The fully qualified names of the services the server serves, sorted; `nil` when unknown.
+    package let serviceNames: [String]?
+
+    /// Creates the shared state of a server serving `serviceNames` (`nil`: unknown).
+    package init(serviceNames: [String]? = nil) { self.serviceNames = serviceNames }
 
     /// Whether draining has begun (one relaxed load).
     package var isDraining: Bool { begun.load(ordering: .acquiring) }
