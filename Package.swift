@@ -94,6 +94,7 @@ let targets: [Target] = [
     // Helpers for the tests that run real processes (not a product).
     .target(
         name: "CourierTestSupport",
+        dependencies: ["Courier"],
         path: "Tests/CourierTestSupport",
         swiftSettings: defaultSwiftSettings
     ),

@@ -4,7 +4,8 @@
 #   ./dev/test.sh
 #
 # The format and import checks (./dev/check-format.sh, ./dev/check-imports.sh), a debug build with
-# warnings as errors (Snippets/ included), then `swift test`, a short soak (./dev/soak.sh), the lossy network
+# warnings as errors (Snippets/ included), then `swift test`, the core and transport suites under
+# ThreadSanitizer (./dev/sanitize.sh), a short soak (./dev/soak.sh), the lossy network
 # (./dev/test-netem.sh), the snippets run, the DocC documentation
 # (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the repository
 # with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
@@ -63,6 +64,11 @@ COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
 echo "== The transport tests and the core suite over HTTP/2 again, on the epoll backend"
 COURIER_IO=epoll swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
 COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
+
+echo "== The core and transport suites under ThreadSanitizer, on io_uring and on epoll (./dev/sanitize.sh)"
+# Its own build (.build-tsan): about 3 min cold on 2 cores, then 1-2 min per backend. AddressSanitizer runs by hand
+# (./dev/sanitize.sh address): the fuzz targets below already run the parsers under it.
+./dev/sanitize.sh thread CourierTests CourierHTTP2Tests
 
 echo "== The fuzz targets, 10 s each from their seeds (fuzz-protobuf, which needs SwiftProtobuf built with ASan, by hand)"
 ./dev/fuzz.sh --seconds 10 fuzz-deframer fuzz-deframer-compressed fuzz-grpc-timeout fuzz-grpc-message fuzz-metadata \

@@ -67,7 +67,7 @@ public final class CourierClient: Sendable {
     private let conditional: ConditionalClientInterceptors?
     private let methodConfigs: MethodConfigTable?
     private let retry: RetryEnvironment
-    private let state = Mutex(State.notStarted)
+    private let state = CourierMutex(State.notStarted)
 
     /// Creates a client.
     ///
@@ -544,7 +544,7 @@ extension ClientResponse {
 /// A client's conditional interceptors, resolved per method the first time it is called.
 final class ConditionalClientInterceptors: Sendable {
     private let all: [ConditionalInterceptor<any ClientInterceptor>]
-    private let cache = Mutex<[String: [any ClientInterceptor]]>([:])
+    private let cache = CourierMutex<[String: [any ClientInterceptor]]>([:])
 
     init(_ all: [ConditionalInterceptor<any ClientInterceptor>]) { self.all = all }
 

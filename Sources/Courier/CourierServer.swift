@@ -49,7 +49,7 @@ public final class CourierServer: Sendable {
     private let environment: ServerRPCEnvironment
     /// Per method, when some interceptors are conditional: the environment with that method's interceptors.
     private let environments: [String: ServerRPCEnvironment]?
-    private let state = Mutex(State.notStarted)
+    private let state = CourierMutex(State.notStarted)
     private let grace = GracePeriod()
     /// The drain signal and the service names, shared with every RPC's context.
     private let shared: ServerShared
@@ -314,7 +314,7 @@ private final class GracePeriod: Sendable {
         var cancelled = false
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     /// Starts the grace period; once started, later calls are ignored.
     func start(_ period: Duration) {

@@ -45,7 +45,7 @@ public final class HealthService: Grpc_Health_V1_Health.ServiceProtocol, Sendabl
         var nextWatcherID: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     /// Creates the service, with the whole server (`""`) `SERVING`.
     public init() {}

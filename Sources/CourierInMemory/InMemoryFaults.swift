@@ -214,7 +214,7 @@ public final class InMemoryFaults: Sendable {
         var nextStreamID: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     /// Rules scripted: while none are, sending a part costs one atomic load.
     private let ruleCount = Atomic(0)
 
@@ -357,7 +357,7 @@ final class InMemoryStreamLink: Sendable {
     let serverCancellation = RPCCancellationHandle()
     let faults: InMemoryFaults
     let clock: any RPCClock
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     init(configuration: InMemoryTransport.Configuration, faults: InMemoryFaults, clock: any RPCClock) {
         self.faults = faults

@@ -74,7 +74,7 @@ final class InMemoryConnection: Sendable {
     let faults: InMemoryFaults
 
     let clientStreams = ClientStreamTracker()
-    private let listening = Mutex(false)
+    private let listening = CourierMutex(false)
 
     init(configuration: InMemoryTransport.Configuration, clock: any RPCClock, faults: InMemoryFaults) {
         self.configuration = configuration
@@ -192,7 +192,7 @@ final class InMemoryClientStream: ClientTransportStream {
     let link: InMemoryStreamLink
     private var requests: StreamChannel<MessageBuffer> { link.requests }
     private var responses: StreamChannel<RPCResponsePart> { link.responses }
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     private let sentMessageBytes = Atomic<Int>(0)
     private let receivedMessageBytes = Atomic<Int>(0)
     /// Message bytes as sent (the in-memory transport doesn't compress).

@@ -22,13 +22,13 @@ public final class ManualRPCClock: RPCClock {
         var nextID: UInt64 = 0
     }
 
-    private let state: Mutex<State>
+    private let state: CourierMutex<State>
 
     /// Creates a clock that reads `start` until advanced.
     ///
     /// - Parameter start: The starting instant.
     public init(start: ContinuousClock.Instant = .now) {
-        self.state = Mutex(State(now: start))
+        self.state = CourierMutex(State(now: start))
     }
 
     public var now: ContinuousClock.Instant { state.withLock { $0.now } }

@@ -66,7 +66,7 @@ final class StreamChannel<Element: Sendable>: Sendable {
         case wait(UInt64)
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     private let maxElements: Int
     private let maxBytes: Int
     private let size: @Sendable (Element) -> Int

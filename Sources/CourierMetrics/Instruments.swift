@@ -52,7 +52,7 @@ final class MethodInstruments: Sendable {
 
     let started: Counter
     private let make: @Sendable (Status.Code) -> Ended
-    private let ends = Mutex<[Ended?]>(Array(repeating: nil, count: Status.Code.allCases.count))
+    private let ends = CourierMutex<[Ended?]>(Array(repeating: nil, count: Status.Code.allCases.count))
 
     init(started: Counter, make: @escaping @Sendable (Status.Code) -> Ended) {
         self.started = started
@@ -84,7 +84,7 @@ final class InstrumentCache: Sendable {
     private let names: Names
     private let extraDimensions: [(String, String)]
     private let labeler: MethodLabeler
-    private let methods = Mutex<[String: MethodInstruments]>([:])
+    private let methods = CourierMutex<[String: MethodInstruments]>([:])
 
     private init(
         factory: any MetricsFactory,

@@ -300,7 +300,7 @@ struct ForwardingService: RegistrableRPCService {
 }
 
 final class ObservedRemaining: Sendable {
-    private let value = Mutex<Duration??>(nil)
+    private let value = CourierMutex<Duration??>(nil)
     func record(_ remaining: Duration?) { value.withLock { $0 = .some(remaining) } }
     var recorded: Duration?? { value.withLock { $0 } }
 }

@@ -80,7 +80,7 @@ struct RawEchoService: RegistrableRPCService {
 /// What the `AwaitDeadline` method observed.
 enum DeadlineProbe {
     static let gate = Gate()
-    private static let observed = Mutex<[Bool]>([])
+    private static let observed = CourierMutex<[Bool]>([])
     static func record(onHandlerThread: Bool) { observed.withLock { $0.append(onHandlerThread) } }
     static var observations: [Bool] { observed.withLock { $0 } }
 }

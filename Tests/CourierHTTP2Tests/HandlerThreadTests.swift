@@ -7,7 +7,7 @@ import Testing
 
 /// Where each piece of user code ran, as thread ids.
 private final class ThreadLog: Sendable {
-    private let entries = Mutex<[(String, pthread_t)]>([])
+    private let entries = CourierMutex<[(String, pthread_t)]>([])
     func record(_ label: String) { entries.withLock { $0.append((label, pthread_self())) } }
     var all: [(String, pthread_t)] { entries.withLock { $0 } }
 }

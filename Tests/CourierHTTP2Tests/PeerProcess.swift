@@ -1,3 +1,4 @@
+import Courier
 import CourierTestSupport
 import Foundation
 import Synchronization
@@ -10,7 +11,7 @@ import Testing
 final class PeerProcess: Sendable {
     let process: Process
     private let input: Pipe
-    private let state = Mutex<State>(State())
+    private let state = CourierMutex<State>(State())
 
     private struct State {
         var seen: [String] = []

@@ -74,7 +74,7 @@ struct WordsService: RegistrableRPCService {
 
 /// Strings shared between tasks.
 final class Log: Sendable {
-    private let entries = Mutex<[String]>([])
+    private let entries = CourierMutex<[String]>([])
     func append(_ entry: String) { entries.withLock { $0.append(entry) } }
     var all: [String] { entries.withLock { $0 } }
 }

@@ -143,7 +143,7 @@ struct InMemoryTransportTests {
 }
 
 final class FiredLog: Sendable {
-    private let storage = Mutex<[Int]>([])
+    private let storage = CourierMutex<[Int]>([])
     func append(_ value: Int) { storage.withLock { $0.append(value) } }
     var values: [Int] { storage.withLock { $0 } }
 }

@@ -15,7 +15,7 @@ struct UTF8Codec: MessageCodec {
 
 /// A one-shot signal; no sleeping.
 final class Signal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = CourierMutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func fire() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in

@@ -1,3 +1,4 @@
+internal import Courier
 // Helpers shared by the test targets that run real processes: child processes read line by line, a gate,
 // a throwaway PKI, and where the repository and the built products are.
 public import Foundation
@@ -41,7 +42,7 @@ public func firstLine(of handle: FileHandle) async -> String {
 /// A throwaway PKI made by dev/make-test-certs.sh, once per test process: ca.pem, server.pem/key (localhost,
 /// courier.test, *.test.example.com, 127.0.0.1, ::1), client.pem/key, other-ca.pem, other.pem/key.
 public enum TestPKI {
-    private static let made = Mutex<String?>(nil)
+    private static let made = CourierMutex<String?>(nil)
 
     /// The directory holding the files.
     public static func directory() async throws -> String {
@@ -67,14 +68,14 @@ public enum TestPKI {
 /// occupy the cooperative pool), so that tests can wait for a line as an explicit signal.
 public final class ChildProcess: Sendable {
     public let process: Process
-    private let lines = Mutex<
+    private let lines = CourierMutex<
         (
             seen: [String],
             waiters: [(predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String?, Never>)],
             ended: Bool
         )
     >(([], [], false))
-    private let exit = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    private let exit = CourierMutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 
     /// Starts `executable` with `arguments`, adding `environment` to the test's own.
     public init(
@@ -192,7 +193,7 @@ public final class Gate: Sendable {
     /// A closed gate.
     public init() {}
 
-    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = CourierMutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     /// Waits until the gate is open.
     public func wait() async {

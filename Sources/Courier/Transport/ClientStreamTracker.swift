@@ -16,7 +16,7 @@ package final class ClientStreamTracker: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     package init() {}
 

@@ -21,7 +21,7 @@ public final class RPCCancellationHandle: Sendable {
         let task: UnsafeCurrentTask
     }
 
-    private let state = Mutex<State>(.idle)
+    private let state = CourierMutex<State>(.idle)
 
     /// Creates a handle.
     public init() {}

@@ -1,3 +1,4 @@
+internal import Courier
 internal import Synchronization
 
 /// The transport's connectivity state, readable from any thread, and the streams that watch it. The
@@ -10,7 +11,7 @@ final class ConnectivityBroadcaster: Sendable {
         var nextWatcher: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     var current: ConnectivityState { state.withLock { $0.current } }
 

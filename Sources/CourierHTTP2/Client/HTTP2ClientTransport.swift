@@ -166,7 +166,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     private let streams = ClientStreamTracker()
     private let lifecycle: Lifecycle
     /// The policy a service config chose (``applyLoadBalancingConfig(_:)``), over the configuration's.
-    private let serviceConfigPolicy = Mutex<LoadBalancingPolicy?>(nil)
+    private let serviceConfigPolicy = CourierMutex<LoadBalancingPolicy?>(nil)
     private let connectivity = ConnectivityBroadcaster()
     /// The clock deadlines are enforced with: timers on the transport's loop (once it runs).
     public let clock: any RPCClock
@@ -465,7 +465,7 @@ extension HTTP2ClientTransport {
             }
         }
 
-        private let state = Mutex(State())
+        private let state = CourierMutex(State())
 
         /// The running parts, while `connect()` runs.
         var running: Running? {

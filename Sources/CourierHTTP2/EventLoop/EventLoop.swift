@@ -1,3 +1,4 @@
+internal import Courier
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -41,10 +42,12 @@ final class EventLoop: @unchecked Sendable {
     private struct Incoming {
         var work: [Work] = []
         var stopping = false
+        /// The loop has ended: work queued from now on would never run, so it is dropped.
+        var ended = false
     }
 
     let name: String
-    private let incoming = Mutex(Incoming())
+    private let incoming = CourierMutex(Incoming())
     private var local: [Work] = []
     /// The kernel interface. A `let`, so that calls through it need no exclusivity check.
     private let io: any EventLoopBackend
@@ -54,10 +57,12 @@ final class EventLoop: @unchecked Sendable {
     /// Work that waits for the next kernel entry: writers that have used their share of a turn.
     private var afterPoll: [() -> Void] = []
     private var runningAfterPoll: [() -> Void] = []
-    private var thread: pthread_t?
+    /// The loop's own thread until it is joined (``join()``) or detached (once ``waitUntilStopped()`` has seen
+    /// it stop, or at deinit): one or the other exactly once, so no thread is left unjoined.
+    private let thread = CourierMutex<pthread_t?>(nil)
     private let threadID = Atomic<UInt64>(0)
     private var ended = false
-    private let finished = Mutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
+    private let finished = CourierMutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
 
     /// The facade through which tasks prefer this loop.
     let taskExecutor = EventLoopTaskExecutor()
@@ -99,7 +104,7 @@ final class EventLoop: @unchecked Sendable {
         }
 
         // The backend is set up on the loop thread: SINGLE_ISSUER binds a ring to its creator.
-        let setup = Mutex<Result<Void, IOError>?>(nil)
+        let setup = CourierMutex<Result<Void, IOError>?>(nil)
         let ready = Atomic<Bool>(false)
         // The thread holds the loop strongly until it exits, so the loop outlives its thread even when
         // its last owner lets go right after `stop()`.
@@ -120,12 +125,12 @@ final class EventLoop: @unchecked Sendable {
             finished.withLock { $0.done = true }
             throw error
         }
-        self.thread = started
+        self.thread.withLock { $0 = started }
         // sched_yield(2) always succeeds on Linux.
         while !ready.load(ordering: .acquiring) { sched_yield() }
         if case .failure(let error) = setup.withLock({ $0! }) {
+            self.thread.withLock { $0 = nil }
             LoopThread.join(started)
-            self.thread = nil
             throw error
         }
     }
@@ -133,6 +138,8 @@ final class EventLoop: @unchecked Sendable {
     deinit {
         // The backend's resources are released here, so the thread that drives them must be gone.
         assert(finished.withLock { $0.done }, "event loop \(name) released while its thread runs")
+        // Safe even on the loop's own thread, where the last owner may let go.
+        detachThread()
     }
 
     /// Whether the caller runs on this loop's thread.
@@ -154,6 +161,7 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         let wake = incoming.withLock { incoming -> Bool in
+            if incoming.ended { return false }
             incoming.work.append(work)
             return incoming.work.count == 1
         }
@@ -181,14 +189,29 @@ final class EventLoop: @unchecked Sendable {
             }
             if done { continuation.resume() }
         }
+        // Whoever waits for the stop doesn't join: a thread neither joined nor detached would keep its stack
+        // and descriptor until the process exits (ThreadSanitizer reports it as a thread leak).
+        detachThread()
     }
 
     /// Joins the loop's thread (blocking; not from the loop itself).
     func join() {
         precondition(!inEventLoop, "a loop can't join itself")
-        if let thread {
-            LoopThread.join(thread)
-            self.thread = nil
+        if let started = thread.withLock({ thread in
+            defer { thread = nil }
+            return thread
+        }) {
+            LoopThread.join(started)
+        }
+    }
+
+    /// Detaches the loop's thread unless it has been joined or detached: its resources go when it returns.
+    private func detachThread() {
+        if let started = thread.withLock({ thread in
+            defer { thread = nil }
+            return thread
+        }) {
+            pthread_detach(started)
         }
     }
 
@@ -327,6 +350,17 @@ final class EventLoop: @unchecked Sendable {
     private func end() {
         ended = true
         io.tearDown()
+        // Nothing runs from here on, so nothing may keep what it would have run: a timer cancelled (lazily, it
+        // stays in the heap until due) or not yet due holds a closure that captures its connection, whose
+        // listener holds this loop, a cycle that leaked the listener, its loops and its connections.
+        timers = TimerHeap()
+        afterPoll.removeAll()
+        let late = incoming.withLock { incoming -> [Work] in
+            incoming.ended = true
+            defer { incoming.work = [] }
+            return incoming.work
+        }
+        _ = late  // released here, outside the lock
         let waiters = finished.withLock { state -> [UnsafeContinuation<Void, Never>] in
             state.done = true
             defer { state.waiters = [] }

@@ -35,7 +35,7 @@ extension HTTP2ServerTransport {
             var finished = false
             var finishWaiters: [UnsafeContinuation<Void, Never>] = []
         }
-        private let shared = Mutex(Shared())
+        private let shared = CourierMutex(Shared())
 
         init(
             address: SocketAddress,

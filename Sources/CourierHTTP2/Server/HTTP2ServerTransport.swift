@@ -117,8 +117,8 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
 
     private let address: SocketAddress
     private let configuration: Configuration
-    private let state = Mutex<State>(State())
-    private let boundAddress = Mutex<
+    private let state = CourierMutex<State>(State())
+    private let boundAddress = CourierMutex<
         (address: SocketAddress?, waiters: [UnsafeContinuation<SocketAddress, any Error>], failure: RuntimeError?)
     >((nil, [], nil))
 

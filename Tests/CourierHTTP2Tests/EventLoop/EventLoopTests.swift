@@ -10,7 +10,7 @@ final class AtomicCounter: Sendable {
 }
 
 final class FiredList: Sendable {
-    private let storage = Mutex<[Int]>([])
+    private let storage = CourierMutex<[Int]>([])
     func append(_ value: Int) { storage.withLock { $0.append(value) } }
     var values: [Int] { storage.withLock { $0 } }
 }
@@ -130,6 +130,35 @@ struct EventLoopTests {
             for _ in 0..<100 { loop.execute {} }
             loop.stop()
         }
+    }
+
+    // AddressSanitizer's leak check found the cycle: a pending timer's closure captured a connection whose
+    // listener held the loop, so a stopped loop kept its timers (and the listener) forever.
+    @Test("A stopped loop lets go of its pending timers and of work queued after it ended")
+    func stopReleasesPending() async throws {
+        final class Captured: Sendable {}
+        weak var timerCapture: Captured?
+        weak var cancelledCapture: Captured?
+        weak var lateCapture: Captured?
+        let loop = try EventLoop(name: "pending")
+        do {
+            let pending = Captured()
+            let cancelled = Captured()
+            timerCapture = pending
+            cancelledCapture = cancelled
+            _ = loop.scheduleTimer(at: .now.advanced(by: .seconds(3_600))) { _ = pending }
+            loop.scheduleTimer(at: .now.advanced(by: .seconds(3_600))) { _ = cancelled }.cancel()
+        }
+        loop.stop()
+        await loop.waitUntilStopped()
+        do {
+            let late = Captured()
+            lateCapture = late
+            loop.execute { _ = late }
+        }
+        #expect(timerCapture == nil)
+        #expect(cancelledCapture == nil)
+        #expect(lateCapture == nil)
     }
 
     @Test("A stopped loop's thread exits")

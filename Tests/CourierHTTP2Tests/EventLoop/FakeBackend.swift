@@ -1,3 +1,4 @@
+import Courier
 import Synchronization
 import Testing
 
@@ -200,9 +201,9 @@ func onAnotherThread(_ body: @escaping @Sendable () -> Void) throws {
 
 /// A value shared between threads behind a lock.
 final class Locked<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
+    private let storage: CourierMutex<Value>
 
-    init(_ value: Value) { storage = Mutex(value) }
+    init(_ value: Value) { storage = CourierMutex(value) }
 
     var value: Value {
         get { storage.withLock { $0 } }

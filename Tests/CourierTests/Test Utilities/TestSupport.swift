@@ -130,7 +130,7 @@ func withTestRPC<Result: Sendable>(
 
 /// A one-shot signal one task waits on and another fires; no sleeping.
 final class Signal: Sendable {
-    private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = CourierMutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func fire() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -157,7 +157,7 @@ final class Signal: Sendable {
 
 /// A counter shared between tasks.
 final class Counter: Sendable {
-    private let value = Mutex(0)
+    private let value = CourierMutex(0)
     @discardableResult
     func increment() -> Int {
         value.withLock {
@@ -170,7 +170,7 @@ final class Counter: Sendable {
 
 /// A log of strings shared between tasks.
 final class EventLog: Sendable {
-    private let entries = Mutex<[String]>([])
+    private let entries = CourierMutex<[String]>([])
     func append(_ entry: String) { entries.withLock { $0.append(entry) } }
     var all: [String] { entries.withLock { $0 } }
 }

@@ -10,7 +10,7 @@ final class ClientCall: Sendable {
     }
 
     let stream: any ClientTransportStream
-    private let state = Mutex(State.active)
+    private let state = CourierMutex(State.active)
     private let requestClosed = Atomic(false)
 
     init(stream: any ClientTransportStream) {

@@ -10,9 +10,9 @@ struct RetryEnvironment: Sendable {
 
 /// A client's retry throttle (gRFC A6), shared by its calls.
 final class RetryThrottle: Sendable {
-    private let state: Mutex<RetryThrottleState>
+    private let state: CourierMutex<RetryThrottleState>
 
-    init(_ config: RetryThrottling) { state = Mutex(RetryThrottleState(config)) }
+    init(_ config: RetryThrottling) { state = CourierMutex(RetryThrottleState(config)) }
 
     var allowsRetry: Bool { state.withLock { $0.allowsRetry } }
     func recordFailure() -> Bool { state.withLock { $0.recordFailure() } }
@@ -21,9 +21,9 @@ final class RetryThrottle: Sendable {
 
 /// The bytes of request messages all calls of a client may keep for replay.
 final class RetryBufferBudget: Sendable {
-    private let remaining: Mutex<Int>
+    private let remaining: CourierMutex<Int>
 
-    init(bytes: Int) { remaining = Mutex(bytes) }
+    init(bytes: Int) { remaining = CourierMutex(bytes) }
 
     func reserve(_ bytes: Int) -> Bool {
         remaining.withLock { remaining in
@@ -47,7 +47,7 @@ final class ReplayBuffer: Sendable {
         var complete = false
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     private let limit: Int
     private let budget: RetryBufferBudget
 
@@ -94,7 +94,7 @@ final class ReplayBuffer: Sendable {
 
 /// A value set once, awaited by any number of tasks.
 final class OneShot<Value: Sendable>: Sendable {
-    private let state = Mutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
+    private let state = CourierMutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
 
     func set(_ value: Value) {
         let waiters = state.withLock { state -> [CheckedContinuation<Value, Never>] in
@@ -136,7 +136,7 @@ final class AttemptRegistry: Sendable {
         var ended: RPCError?
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
 
     func slot(_ n: Int) -> Slot {
         state.withLock { state in

@@ -135,7 +135,7 @@ enum ServerRPCExecutor {
 /// One RPC's stream, with the guarantee that exactly one status is sent.
 final class ServerCall: Sendable {
     let stream: any ServerTransportStream
-    private let ended = Mutex(false)
+    private let ended = CourierMutex(false)
 
     init(stream: any ServerTransportStream) {
         self.stream = stream

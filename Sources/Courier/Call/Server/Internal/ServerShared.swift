@@ -10,7 +10,7 @@ package final class ServerShared: Sendable {
         var waiters: [Int: UnsafeContinuation<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = CourierMutex(State())
     private let begun = Atomic(false)
 
     /// The fully qualified names of the services the server serves, sorted; `nil` when unknown.
