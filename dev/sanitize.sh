@@ -10,6 +10,7 @@
 # backend only; COURIER_TEST_TRANSPORT=http2 passes through to the core suite as usual. Any report fails the
 # run: ThreadSanitizer exits 66 after its reports, AddressSanitizer at the first (halt_on_error), and
 # LeakSanitizer at exit when COURIER_SANITIZE_LEAKS=1. Suppressions only from dev/sanitizers/*.supp, each entry with its reason.
+# COURIER_SANITIZE_SKIP=REGEX leaves out the tests it matches (`swift test --skip`).
 # Prints the wall time of the build and of each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ sanitizer="${1:-}"
 case "$sanitizer" in
     thread) scratch=.build-tsan; extra=(-Xswiftc -DCOURIER_TSAN) ;;
     address) scratch=.build-asan; extra=() ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
 shift
 filter=()
@@ -27,6 +28,8 @@ if [ $# -gt 0 ]; then
     filter=(--filter "$joined")
 fi
 backends=(${COURIER_SANITIZE_BACKENDS:-io_uring epoll})
+skip=()
+[ -n "${COURIER_SANITIZE_SKIP:-}" ] && skip=(--skip "$COURIER_SANITIZE_SKIP")
 
 export TSAN_OPTIONS="second_deadlock_stack=1 suppressions=$PWD/dev/sanitizers/tsan.supp ${TSAN_OPTIONS:-}"
 # The leak check is opt-in (COURIER_SANITIZE_LEAKS=1): it is clean for the library, but the test harness's
@@ -43,7 +46,7 @@ for backend in "${backends[@]}"; do
     run=$SECONDS
     echo "== Testing under $sanitizer on $backend ${filter[*]}"
     if [ "$backend" = epoll ]; then export COURIER_IO=epoll; else unset COURIER_IO; fi
-    swift test --skip-build --sanitize="$sanitizer" --scratch-path "$scratch" "${extra[@]}" "${filter[@]}"
+    swift test --skip-build --sanitize="$sanitizer" --scratch-path "$scratch" "${extra[@]}" "${filter[@]}" "${skip[@]}"
     echo "== $backend passed in $((SECONDS - run)) s"
 done
 echo "== $sanitizer: done in $((SECONDS - start)) s"

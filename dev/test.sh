@@ -67,8 +67,12 @@ COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter C
 
 echo "== The core and transport suites under ThreadSanitizer, on io_uring and on epoll (./dev/sanitize.sh)"
 # Its own build (.build-tsan): about 3 min cold on 2 cores, then 1-2 min per backend. AddressSanitizer runs by hand
-# (./dev/sanitize.sh address): the fuzz targets below already run the parsers under it.
-./dev/sanitize.sh thread CourierTests CourierHTTP2Tests
+# (./dev/sanitize.sh address): the fuzz targets below already run the parsers under it. Left out here: the
+# suites that race real deadlines of a few seconds against peer processes (grpcio, raw h2), which the
+# sanitizer's 5-15x slowdown turns into timing failures with no report; they ran above without it, and
+# `./dev/sanitize.sh thread` runs them too.
+COURIER_SANITIZE_SKIP="DeadlinePropagationTests|RetryPeerTests|MisbehavingServerTests|KeepaliveTests|GRPCIOKeepaliveTests|LoadBalancingPeerTests" \
+    ./dev/sanitize.sh thread CourierTests CourierHTTP2Tests
 
 echo "== The fuzz targets, 10 s each from their seeds (fuzz-protobuf, which needs SwiftProtobuf built with ASan, by hand)"
 ./dev/fuzz.sh --seconds 10 fuzz-deframer fuzz-deframer-compressed fuzz-grpc-timeout fuzz-grpc-message fuzz-metadata \

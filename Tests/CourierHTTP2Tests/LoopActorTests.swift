@@ -40,7 +40,7 @@ private struct Observation: Sendable {
 }
 
 private final class Observations: Sendable {
-    private let entries = Mutex<[Observation]>([])
+    private let entries = CourierMutex<[Observation]>([])
     func append(_ observation: Observation) { entries.withLock { $0.append(observation) } }
     var all: [Observation] { entries.withLock { $0 } }
 }

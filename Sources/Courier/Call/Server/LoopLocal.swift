@@ -22,7 +22,7 @@ public final class LoopLocal<Value: Sendable>: Sendable {
     }
 
     private let make: @Sendable ((any SerialExecutor)?) -> Value
-    private let entries = Mutex<[Entry]>([])
+    private let entries = CourierMutex<[Entry]>([])
 
     /// Creates an empty table.
     ///
