@@ -51,6 +51,12 @@ final class ConnectionIO: @unchecked Sendable {
     /// How long an orderly close waits for a send in flight before close_notify is given up. 1 s
     /// (tests shorten it).
     var closeNotifyLinger: Duration = .seconds(1)
+    /// How long ``closeAfterDrainingInput()`` reads and discards before it closes anyway. 1 s, as grpc-go's
+    /// HTTP/2 server waits after a GOAWAY before closing.
+    var inputDrainLinger: Duration = .seconds(1)
+    /// ``closeAfterDrainingInput()`` is reading and discarding until the peer's end or the linger.
+    private var discardingInput = false
+    private var inputDrainTimer: LoopTimer?
 
     /// How the peer ended the connection.
     enum PeerEnd: Equatable {
@@ -109,6 +115,14 @@ final class ConnectionIO: @unchecked Sendable {
 
     private func received(_ result: Int32) {
         receiving = false
+        if discardingInput {
+            if result > 0 || Self.madeNoProgress(result) {
+                armReceive()
+            } else {
+                endInputDrain()  // the peer's end, or a failure: nothing more will be read
+            }
+            return
+        }
         if closed {
             finalizeIfIdle()
             return
@@ -266,6 +280,7 @@ final class ConnectionIO: @unchecked Sendable {
     /// Frames the session has queued but not yet flushed are not sent: flush first to send them (a
     /// GOAWAY, say). If the socket can't take the last bytes at once, close_notify is given up.
     func close() {
+        if discardingInput { stopInputDrain() }
         guard !closed else { return }
         closed = true
         guard fd >= 0, !failed, let tls, tls.handshakeComplete else {
@@ -286,8 +301,38 @@ final class ConnectionIO: @unchecked Sendable {
         }
     }
 
+    /// Closes once the peer has stopped sending, reading and discarding meanwhile (at most
+    /// ``inputDrainLinger``), then as ``close()`` does: for a connection error, whose GOAWAY is already
+    /// out. Closing a socket with unread bytes makes the kernel send a reset, which discards on the peer's
+    /// side what it hasn't read yet, such as that GOAWAY.
+    func closeAfterDrainingInput() {
+        guard !closed, !discardingInput, fd >= 0, !failed else {
+            close()
+            return
+        }
+        discardingInput = true
+        // unowned(unsafe): the connection is finalized only after closing, which cancels this timer.
+        inputDrainTimer = loop.scheduleTimer(at: .now.advanced(by: inputDrainLinger)) { [unowned(unsafe) self] in
+            self.endInputDrain()
+        }
+        armReceive()
+    }
+
+    private func endInputDrain() {
+        guard discardingInput else { return }
+        stopInputDrain()
+        close()
+    }
+
+    private func stopInputDrain() {
+        discardingInput = false
+        inputDrainTimer?.cancel()
+        inputDrainTimer = nil
+    }
+
     /// Closes at once, without close_notify: the peer is gone or broken, or the connection failed.
     func abort() {
+        if discardingInput { stopInputDrain() }
         guard !closed else { return }
         closed = true
         shutDownAndFinalize()

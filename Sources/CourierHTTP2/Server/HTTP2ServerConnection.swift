@@ -169,7 +169,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             io.scheduleFlush()
         case .closeWhenFlushed:
             io.scheduleFlush()
-        case .close(let reason), .abort(let reason):
+        case .close(let reason), .closeAfterDrainingInput(let reason), .abort(let reason):
             configuration.logger.debug(
                 "Connection closed",
                 metadata: ["network.peer.address": "\(peer)", "courier.reason": "\(reason)"]
@@ -177,7 +177,11 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             for timer in timers.values { timer.cancel() }
             timers.removeAll()
             cancelStreams()
-            if case .abort = action { io.abort() } else { io.close() }
+            switch action {
+            case .abort: io.abort()
+            case .closeAfterDrainingInput: io.closeAfterDrainingInput()
+            default: io.close()
+            }
         }
     }
 

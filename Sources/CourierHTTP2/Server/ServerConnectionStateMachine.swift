@@ -93,13 +93,18 @@ struct ServerConnectionStateMachine {
         case closeWhenFlushed
         /// Close the socket now (orderly: TLS's close_notify goes first), cancelling every stream.
         case close(reason: String)
+        /// After a connection error's GOAWAY is out: read and discard until the peer stops sending (or a
+        /// short linger passes), then close as ``close(reason:)`` does. Closing a socket with unread bytes
+        /// makes the kernel reset the connection, and a reset discards on the peer's side what it hasn't
+        /// read yet, the GOAWAY that says why.
+        case closeAfterDrainingInput(reason: String)
         /// Close the socket now without close_notify (the peer is gone), cancelling every stream.
         case abort(reason: String)
 
         /// Whether the action drains or closes the connection (what the connection logs a timer for).
         var endsConnection: Bool {
             switch self {
-            case .goAway, .terminate, .close, .abort: true
+            case .goAway, .terminate, .close, .closeAfterDrainingInput, .abort: true
             case .none, .armTimer, .cancelTimer, .ping, .closeWhenFlushed: false
             }
         }
@@ -130,6 +135,9 @@ struct ServerConnectionStateMachine {
     // HEADERS or DATA (which may make a client ping) forgives them.
     private var lastPingAt: ContinuousClock.Instant?
     private(set) var pingStrikes = 0
+    /// The connection is closing because of a connection error (its GOAWAY has an error code): the close
+    /// drains the peer's input first.
+    private(set) var closingAfterError = false
     private var forgivePingStrikes = false
 
     /// Since when the connection has had no stream (for max connection idle).
@@ -248,6 +256,7 @@ struct ServerConnectionStateMachine {
         }
         guard pingStrikes > configuration.maxPingStrikes else { return .none }
         state = .closing
+        closingAfterError = true
         return .terminate(lastStreamID: highestStreamID, code: .enhanceYourCalm, debugData: "too_many_pings")
     }
 
@@ -341,6 +350,7 @@ struct ServerConnectionStateMachine {
     mutating func receivedProtocolViolation() -> Action {
         guard isServing else { return .none }
         state = .closing
+        closingAfterError = true
         return .closeWhenFlushed
     }
 
@@ -349,6 +359,7 @@ struct ServerConnectionStateMachine {
         switch state {
         case .closing:
             state = .closed
+            if closingAfterError { return .closeAfterDrainingInput(reason: "closing after a connection error") }
             return .close(reason: "closing")
         case .closed:
             return .none
@@ -368,6 +379,7 @@ struct ServerConnectionStateMachine {
 
     private mutating func terminate(_ code: HTTP2ErrorCode) -> Action {
         state = .closing
+        closingAfterError = true
         return .terminate(lastStreamID: highestStreamID, code: code, debugData: "")
     }
 }

@@ -133,6 +133,27 @@ struct ConnectionIOTests {
         }
     }
 
+    @Test("closeAfterDrainingInput reads and discards until the peer's end, then closes (no reset over a GOAWAY)")
+    func closeAfterDrainingInput() throws {
+        try withFakeLoop { fake in
+            let probe = ConnectionProbe()
+            let io = probe.connect(to: fake, fd: fd)
+            io.closeAfterDrainingInput()
+            #expect(fake.kernel.pending(.recv, fd: fd) != nil)
+            fake.kernel.receive([1, 2, 3], fd: fd)  // the peer still sending: read, dropped, read again
+            fake.turn()
+            #expect(probe.received.isEmpty)
+            #expect(fake.kernel.pending(.recv, fd: fd) != nil)
+            #expect(!fake.kernel.calls.contains(.shutdown(fd: fd)))
+            fake.kernel.complete(.recv, fd: fd, result: 0)  // the peer's end: now the socket closes
+            fake.turn()
+            #expect(fake.kernel.calls.contains(.shutdown(fd: fd)))
+            #expect(fake.kernel.calls.contains(.close(fd: fd)))
+            #expect(probe.finalized == 1)
+            #expect(probe.failures.isEmpty)
+        }
+    }
+
     @Test("A failure is reported once, however many operations fail")
     func failureOnce() throws {
         try withFakeLoop { fake in

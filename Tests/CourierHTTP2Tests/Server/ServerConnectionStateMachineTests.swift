@@ -317,7 +317,11 @@ struct ServerConnectionStateMachineTests {
         var machine = Machine.driven(to: state)
         #expect(machine.receivedProtocolViolation() == .closeWhenFlushed)
         #expect(machine.state == .closing)
-        #expect(machine.outputFlushed(sessionFinished: true) == .close(reason: "closing"))
+        #expect(machine.closingAfterError)
+        #expect(
+            machine.outputFlushed(sessionFinished: true)
+                == .closeAfterDrainingInput(reason: "closing after a connection error")
+        )
         #expect(machine.state == .closed)
     }
 
@@ -337,11 +341,31 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.state == .closed)
     }
 
-    @Test("Output flushed while closing: close", arguments: [false, true])
+    @Test(
+        "Output flushed while closing after a connection error: close once the peer's input is drained",
+        arguments: [false, true]
+    )
     func outputFlushedClosing(sessionFinished: Bool) {
-        var machine = Machine.driven(to: .closing)
-        #expect(machine.outputFlushed(sessionFinished: sessionFinished) == .close(reason: "closing"))
+        var machine = Machine.driven(to: .closing)  // by a protocol violation
+        #expect(
+            machine.outputFlushed(sessionFinished: sessionFinished)
+                == .closeAfterDrainingInput(reason: "closing after a connection error")
+        )
         #expect(machine.state == .closed)
+    }
+
+    @Test("A Rapid Reset's GOAWAY: the close drains the peer's input, so that a reset doesn't discard the GOAWAY")
+    func rapidResetClosesAfterDrain() {
+        var machine = Machine.driven(to: .active, maxStreamResetsPerSecond: 0)
+        let action = machine.receivedReset(now: t0)
+        guard case .terminate(_, .enhanceYourCalm, _) = action else {
+            Issue.record("expected a terminate, got \(action)")
+            return
+        }
+        #expect(
+            machine.outputFlushed(sessionFinished: false)
+                == .closeAfterDrainingInput(reason: "closing after a connection error")
+        )
     }
 
     @Test("Output flushed once closed is ignored", arguments: [false, true])
