@@ -83,7 +83,7 @@ def run_h2load(port, body_file, clients, streams, requests, log_file, headers=()
          "-d", body_file, "-H", "content-type: application/grpc", "-H", "te: trailers", *extra, "--log-file", log_file,
          f"http://127.0.0.1:{port}/grpc.testing.BenchmarkService/UnaryCall"],
         capture_output=True, text=True, timeout=300)
-    match = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", result.stdout)
+    match = re.search(r"finished in ([\d.]+)m?s, ([\d.]+) req/s", result.stdout)  # h2load prints ms under 1 s
     succeeded = re.search(r"(\d+) succeeded, (\d+) failed", result.stdout)
     if not match or not succeeded or succeeded.group(2) != "0":
         sys.exit(f"h2load failed:\n{result.stdout}\n{result.stderr}")
