@@ -115,9 +115,11 @@ struct RequestLoggingTests {
             let port = try await transport.listeningAddress().port ?? 0
             var clientConfiguration = HTTP2ClientTransport.Configuration()
             clientConfiguration.logger = Logger(label: "client", factory: { [clientHandler] _ in clientHandler })
-            try await withCourierClient(
-                transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)", configuration: clientConfiguration)
-            ) { client in
+            let clientTransport = try HTTP2ClientTransport(
+                target: "127.0.0.1:\(port)",
+                configuration: clientConfiguration
+            )
+            try await withCourierClient(transport: clientTransport) { client in
                 _ = try await client.unary(
                     request: ClientRequest(message: "hi"),
                     descriptor: Echo.get,
@@ -125,6 +127,9 @@ struct RequestLoggingTests {
                     deserializer: codec
                 )
                 server.beginGracefulShutdown()
+                // Leave only once the server's drain has reached the connection (its GOAWAY, which it logs
+                // first): closing the client earlier could end the connection before the server drains it.
+                _ = await clientTransport.waitForStateChange(from: .ready)
             }
         }
         let serverMessages = serverLogs.entries.map(\.message.description)
