@@ -148,6 +148,15 @@ final class EpollBackend: EventLoopBackend, @unchecked Sendable {
         }
     }
 
+    func shutdownOutput(fd: Int32) {
+        do {
+            try Posix.shutdown(fd, how: SHUT_WR)
+        } catch {
+            // Best effort: the drain's linger closes the socket anyway.
+            return
+        }
+    }
+
     /// Drops the descriptor's interest, so that a later descriptor with the same number starts from nothing.
     func willClose(fd: Int32) {
         guard let registration = registrations.removeValue(forKey: fd), registration.registeredEvents != 0 else {

@@ -282,6 +282,13 @@ final class EventLoop: @unchecked Sendable {
         io.shutdown(fd: fd)
     }
 
+    /// Shuts the socket's sending side down (best effort): the peer reads the end of the stream after
+    /// what was sent; receiving goes on.
+    func shutdownSocketOutput(fd: Int32) {
+        preconditionInEventLoop()
+        io.shutdownOutput(fd: fd)
+    }
+
     /// Receives into `buffer`; `handler` gets the byte count (0 at end of stream) or a negative errno.
     func submitRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, handler: IOCompletionHandler) {
         preconditionInEventLoop()

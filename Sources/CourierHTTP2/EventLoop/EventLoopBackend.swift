@@ -70,6 +70,9 @@ protocol EventLoopBackend: AnyObject, Sendable {
     /// Shuts a socket down in both directions: operations in flight on it complete soon after.
     func shutdown(fd: Int32)
 
+    /// Shuts a socket's sending side down: the peer reads the end of the stream; receiving goes on.
+    func shutdownOutput(fd: Int32)
+
     /// The descriptor is about to be closed: forget what is known about it, so that a later descriptor
     /// with the same number starts from nothing.
     ///

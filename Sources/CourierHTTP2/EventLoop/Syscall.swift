@@ -120,13 +120,14 @@ enum Posix {
         throw IOError(errno: error, call: "close")
     }
 
-    /// Shuts a socket down in both directions, waking the operations in flight on it.
+    /// Shuts a socket down in both directions (or the direction `how` names), waking the operations in
+    /// flight on it.
     ///
     /// `ENOTCONN` (the socket never connected, or the peer reset it) is not an error: there is nothing
     /// left to shut down.
-    static func shutdown(_ fd: Int32) throws(IOError) {
+    static func shutdown(_ fd: Int32, how: Int = Int(SHUT_RDWR)) throws(IOError) {
         do {
-            try syscall("shutdown") { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+            try syscall("shutdown") { Glibc.shutdown(fd, Int32(how)) }
         } catch  where error.errno == ENOTCONN {
             return
         }

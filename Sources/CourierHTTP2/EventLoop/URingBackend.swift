@@ -124,6 +124,15 @@ final class URingBackend: EventLoopBackend, @unchecked Sendable {
         }
     }
 
+    func shutdownOutput(fd: Int32) {
+        do {
+            try Posix.shutdown(fd, how: SHUT_WR)
+        } catch {
+            // Best effort: the drain's linger closes the socket anyway.
+            return
+        }
+    }
+
     func willClose(fd: Int32) {
         // The ring keeps no per-descriptor state.
     }

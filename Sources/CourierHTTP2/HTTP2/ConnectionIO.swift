@@ -57,6 +57,9 @@ final class ConnectionIO: @unchecked Sendable {
     /// ``closeAfterDrainingInput()`` is reading and discarding until the peer's end or the linger.
     private var discardingInput = false
     private var inputDrainTimer: LoopTimer?
+    /// The socket's sending side is shut down (the drain told the peer nothing more comes): nothing more
+    /// is sent, close_notify included (it went before).
+    private var outputShut = false
 
     /// How the peer ended the connection.
     enum PeerEnd: Equatable {
@@ -170,14 +173,14 @@ final class ConnectionIO: @unchecked Sendable {
 
     /// Flushes once the loop's current round of jobs has run (see ``EventLoop/requestFlush(_:)``).
     func scheduleFlush() {
-        guard !flushScheduled, !closed else { return }
+        guard !flushScheduled, !closed, !outputShut else { return }
         flushScheduled = true
         loop.requestFlush(self)
     }
 
     func flush() {
         flushScheduled = false
-        guard !closed else { return }
+        guard !closed, !outputShut else { return }
         if let tls {
             produceOutput(&plaintextOutput)
             do {
@@ -283,7 +286,7 @@ final class ConnectionIO: @unchecked Sendable {
         if discardingInput { stopInputDrain() }
         guard !closed else { return }
         closed = true
-        guard fd >= 0, !failed, let tls, tls.handshakeComplete else {
+        guard fd >= 0, !failed, !outputShut, let tls, tls.handshakeComplete else {
             shutDownAndFinalize()
             return
         }
@@ -302,15 +305,27 @@ final class ConnectionIO: @unchecked Sendable {
     }
 
     /// Closes once the peer has stopped sending, reading and discarding meanwhile (at most
-    /// ``inputDrainLinger``), then as ``close()`` does: for a connection error, whose GOAWAY is already
+    /// ``inputDrainLinger``), then as ``close()`` does: for a connection whose last GOAWAY is already
     /// out. Closing a socket with unread bytes makes the kernel send a reset, which discards on the peer's
     /// side what it hasn't read yet, such as that GOAWAY.
+    ///
+    /// When nothing is being sent, the sending side is shut down first (on TLS after close_notify): the
+    /// peer sees the end of the stream, and a peer that closes in turn ends the drain at once instead of
+    /// both sides waiting for the other until the linger.
     func closeAfterDrainingInput() {
         guard !closed, !discardingInput, fd >= 0, !failed else {
             close()
             return
         }
         discardingInput = true
+        if !sending {
+            if let tls, tls.handshakeComplete {
+                tls.shutdown(into: &pendingOutput)
+                sendLastBytes()
+            }
+            outputShut = true
+            loop.shutdownSocketOutput(fd: fd)
+        }
         // unowned(unsafe): the connection is finalized only after closing, which cancels this timer.
         inputDrainTimer = loop.scheduleTimer(at: .now.advanced(by: inputDrainLinger)) { [unowned(unsafe) self] in
             self.endInputDrain()

@@ -93,7 +93,7 @@ struct ServerConnectionStateMachine {
         case closeWhenFlushed
         /// Close the socket now (orderly: TLS's close_notify goes first), cancelling every stream.
         case close(reason: String)
-        /// After a connection error's GOAWAY is out: read and discard until the peer stops sending (or a
+        /// After the last GOAWAY is out (a connection error's, or a drain's final one): read and discard until the peer stops sending (or a
         /// short linger passes), then close as ``close(reason:)`` does. Closing a socket with unread bytes
         /// makes the kernel reset the connection, and a reset discards on the peer's side what it hasn't
         /// read yet, the GOAWAY that says why.
@@ -135,8 +135,7 @@ struct ServerConnectionStateMachine {
     // HEADERS or DATA (which may make a client ping) forgives them.
     private var lastPingAt: ContinuousClock.Instant?
     private(set) var pingStrikes = 0
-    /// The connection is closing because of a connection error (its GOAWAY has an error code): the close
-    /// drains the peer's input first.
+    /// The connection is closing because of a connection error (its GOAWAY has an error code).
     private(set) var closingAfterError = false
     private var forgivePingStrikes = false
 
@@ -359,8 +358,12 @@ struct ServerConnectionStateMachine {
         switch state {
         case .closing:
             state = .closed
-            if closingAfterError { return .closeAfterDrainingInput(reason: "closing after a connection error") }
-            return .close(reason: "closing")
+            // Even after a graceful drain: the peer may have sent something (a WINDOW_UPDATE, a SETTINGS
+            // ACK) since the final GOAWAY that a close would leave unread, and the reset would take the
+            // GOAWAY with it.
+            return .closeAfterDrainingInput(
+                reason: closingAfterError ? "closing after a connection error" : "closing"
+            )
         case .closed:
             return .none
         case .handshaking, .active, .draining:

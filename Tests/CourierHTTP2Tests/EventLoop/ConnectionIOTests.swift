@@ -140,9 +140,14 @@ struct ConnectionIOTests {
             let io = probe.connect(to: fake, fd: fd)
             io.closeAfterDrainingInput()
             #expect(fake.kernel.pending(.recv, fd: fd) != nil)
+            // The peer reads the end of the stream (and may close in turn, ending the drain at once).
+            #expect(fake.kernel.calls.contains(.shutdownOutput(fd: fd)))
             fake.kernel.receive([1, 2, 3], fd: fd)  // the peer still sending: read, dropped, read again
+            probe.output = [9]
+            io.scheduleFlush()  // nothing more goes out once the sending side is shut
             fake.turn()
             #expect(probe.received.isEmpty)
+            #expect(fake.kernel.pending(.send, fd: fd) == nil)
             #expect(fake.kernel.pending(.recv, fd: fd) != nil)
             #expect(!fake.kernel.calls.contains(.shutdown(fd: fd)))
             fake.kernel.complete(.recv, fd: fd, result: 0)  // the peer's end: now the socket closes

@@ -41,6 +41,7 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     enum Call: Equatable {
         case sendWithoutWaiting(fd: Int32, count: Int)
         case shutdown(fd: Int32)
+        case shutdownOutput(fd: Int32)
         case willClose(fd: Int32)
         case close(fd: Int32)
         case submit
@@ -103,6 +104,7 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     }
 
     func shutdown(fd: Int32) { calls.append(.shutdown(fd: fd)) }
+    func shutdownOutput(fd: Int32) { calls.append(.shutdownOutput(fd: fd)) }
     func willClose(fd: Int32) { calls.append(.willClose(fd: fd)) }
     func close(fd: Int32) { calls.append(.close(fd: fd)) }
 

@@ -164,7 +164,7 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.streamClosed(now: t0) == .closeWhenFlushed)
         #expect(machine.openStreams == 0)
         #expect(machine.state == .closing)
-        #expect(machine.outputFlushed(sessionFinished: false) == .close(reason: "closing"))
+        #expect(machine.outputFlushed(sessionFinished: false) == .closeAfterDrainingInput(reason: "closing"))
         #expect(machine.state == .closed)
     }
 
@@ -279,7 +279,7 @@ struct ServerConnectionStateMachineTests {
         )
         #expect(machine.state == .closing)
         #expect(!machine.isServing)
-        #expect(machine.outputFlushed(sessionFinished: false) == .close(reason: "closing"))
+        #expect(machine.outputFlushed(sessionFinished: false) == .closeAfterDrainingInput(reason: "closing"))
         #expect(machine.state == .closed)
     }
 
@@ -416,7 +416,7 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.streamClosed(now: t0) == .none)
         #expect(machine.streamClosed(now: t0) == .closeWhenFlushed)
         #expect(machine.state == .closing)
-        #expect(machine.outputFlushed(sessionFinished: true) == .close(reason: "closing"))
+        #expect(machine.outputFlushed(sessionFinished: true) == .closeAfterDrainingInput(reason: "closing"))
         #expect(machine.state == .closed)
         #expect(machine.transportFailed(reason: "peer closed") == .none)
     }

@@ -69,6 +69,7 @@ final class FuzzKernel: EventLoopBackend, @unchecked Sendable {
     }
 
     func shutdown(fd: Int32) {}
+    func shutdownOutput(fd: Int32) {}
     func willClose(fd: Int32) {}
 
     func close(fd: Int32) {
