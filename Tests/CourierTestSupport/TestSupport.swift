@@ -101,6 +101,9 @@ public final class ChildProcess: Sendable {
                 return state.waiters
             }
             for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
+            // The handler holds `self`, which holds the process, which holds the handler: break the cycle
+            // (LeakSanitizer found every ChildProcess, its Process and its pipe leaking).
+            process.terminationHandler = nil
         }
         try process.run()
         let handle = pipe.fileHandleForReading
