@@ -107,8 +107,10 @@ final class ConnectionIO: @unchecked Sendable {
         self.fd = fd
     }
 
-    /// Whether nothing is waiting to be sent.
-    var outputIdle: Bool { !sending && pendingOutput.isEmpty && plaintextOutput.isEmpty }
+    /// Whether nothing is waiting to be sent. A flush that is scheduled counts as waiting: the session may
+    /// hold frames it hasn't handed over yet (a GOAWAY submitted while a send was in flight), and a close
+    /// decided before that flush would drop them.
+    var outputIdle: Bool { !sending && !flushScheduled && pendingOutput.isEmpty && plaintextOutput.isEmpty }
 
     func armReceive() {
         guard !receiving, !closed, fd >= 0 else { return }

@@ -133,6 +133,37 @@ struct ConnectionIOTests {
         }
     }
 
+    @Test("Output isn't idle while a flush is scheduled: frames queued during a send go out before a close")
+    func outputIdleWaitsForScheduledFlush() throws {
+        try withFakeLoop { fake in
+            let probe = ConnectionProbe()
+            let io = probe.connect(to: fake, fd: fd)
+            var idleAfterOutput: [Bool] = []
+            io.afterOutput = { idleAfterOutput.append(io.outputIdle) }
+            io.onReceive = { _ in
+                probe.output = [2]  // what the received bytes made the session queue: say, a GOAWAY
+                io.scheduleFlush()
+                return true
+            }
+            io.armReceive()
+            probe.output = [1]
+            io.scheduleFlush()
+            fake.turn()  // the send is in flight
+            idleAfterOutput = []
+            // Both complete in one batch, the receive first: when the send's completion asks, the GOAWAY
+            // is still in the session (a close decided then lost it: BadInputTests' rapid reset, once).
+            fake.kernel.receive([9], fd: fd)
+            fake.kernel.complete(.send, fd: fd, result: 1)
+            fake.turn()
+            #expect(idleAfterOutput.first == false)
+            fake.turn()
+            #expect(fake.kernel.pending(.send, fd: fd)?.bytes == [2])
+            fake.kernel.complete(.send, fd: fd, result: 1)
+            fake.turn()
+            #expect(idleAfterOutput.last == true)
+        }
+    }
+
     @Test("closeAfterDrainingInput reads and discards until the peer's end, then closes (no reset over a GOAWAY)")
     func closeAfterDrainingInput() throws {
         try withFakeLoop { fake in
