@@ -94,16 +94,16 @@ public final class ChildProcess: Sendable {
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         self.process = process
-        process.terminationHandler = { [self] process in
+        // Weak: the process holds its handler, and `self` holds the process (a cycle that LeakSanitizer found
+        // leaking every ChildProcess, its Process and its pipe). The test holds `self` while it waits.
+        process.terminationHandler = { [weak self] process in
+            guard let self else { return }
             let waiters = exit.withLock { state in
                 state.status = process.terminationStatus
                 defer { state.waiters = [] }
                 return state.waiters
             }
             for waiter in waiters { waiter.resume(returning: process.terminationStatus) }
-            // The handler holds `self`, which holds the process, which holds the handler: break the cycle
-            // (LeakSanitizer found every ChildProcess, its Process and its pipe leaking).
-            process.terminationHandler = nil
         }
         try process.run()
         let handle = pipe.fileHandleForReading
