@@ -282,6 +282,7 @@ let targets: [Target] = [
         name: "ping-server",
         dependencies: [
             "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "CourierServiceLifecycle", "PingService",
+            "ConnectionStats",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -353,10 +354,18 @@ let targets: [Target] = [
         path: "Examples/Interop/Sources/InteropTestService",
         swiftSettings: defaultSwiftSettings
     ),
+    // The example servers' connection and stream counts, published to a file for dev/soak.sh.
+    .target(
+        name: "ConnectionStats",
+        dependencies: ["Courier"],
+        path: "Examples/Shared/Sources/ConnectionStats",
+        swiftSettings: defaultSwiftSettings
+    ),
     .executableTarget(
         name: "interop-server",
         dependencies: [
             "Courier", "CourierHTTP2", "CourierHealth", "CourierReflection", "GRPCTestingProtos", "InteropTestService",
+            "ConnectionStats",
         ],
         path: "Examples/Interop/Sources/interop-server",
         swiftSettings: defaultSwiftSettings
@@ -371,7 +380,8 @@ let targets: [Target] = [
     .executableTarget(
         name: "interop-soak",
         dependencies: [
-            "Courier", "CourierHTTP2", "GRPCTestingProtos", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            "Courier", "CourierHTTP2", "CourierProtobuf", "GRPCTestingProtos", "PingService",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ],
         path: "Examples/Interop/Sources/interop-soak",
         swiftSettings: defaultSwiftSettings

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A bounded soak on loopback: interop-server (grpc.testing.TestService: all four RPC kinds), once in cleartext
-# and once over TLS (a throwaway test PKI), under interop-soak's mixed load (every kind; cancellations;
-# deadlines that expire; long-lived clients beside clients that connect and disconnect), sampling each
-# server's RSS, open file descriptors, threads and its open connections and live streams (`--stats_file`).
+# A bounded soak on loopback: ping-server (ping.PingService: all four RPC kinds), once in cleartext and once
+# over TLS (a throwaway test PKI), under interop-soak's mixed load (every kind; statuses asked for;
+# cancellations; deadlines that expire; long-lived clients beside clients that connect and disconnect),
+# sampling each server's RSS, open file descriptors, threads and its open connections and live streams
+# (`PING_STATS_FILE`). `--server interop` soaks interop-server (grpc.testing.TestService) the same way.
 #
 #   ./dev/soak.sh [--minutes N | --seconds N] [--workers N] [--interval S] [--rss-growth PERCENT]
-#                 [--out DIR] [--skip-build]
+#                 [--server ping|interop] [--out DIR] [--skip-build]
 #
 # Default: 10 minutes, 8 workers, a sample every 5 s, into .build/soak-<time>/ (soak.csv, the logs).
 # Passes only if every RPC ended with the status its scenario expects (the table), and after the warm-up
@@ -24,6 +25,7 @@ interval=5
 rss_growth=25
 out=""
 build=1
+server=ping
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) seconds=$(($2 * 60)); shift 2 ;;
@@ -32,19 +34,25 @@ while [ $# -gt 0 ]; do
         --interval) interval=$2; shift 2 ;;
         --rss-growth) rss_growth=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
+        --server) server=$2; shift 2 ;;
         --skip-build) build=0; shift ;;
-        *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,18p' "$0" >&2; exit 2 ;;
     esac
 done
 [ "$seconds" -gt 0 ] || { echo "soak: the duration must be positive" >&2; exit 2; }
+case "$server" in
+    ping) server_tool=ping-server ;;
+    interop) server_tool=interop-server ;;
+    *) echo "soak: --server is ping or interop" >&2; exit 2 ;;
+esac
 
 if [ "$build" -eq 1 ]; then
-    echo "== Building interop-server and interop-soak (debug)"
-    swift build --product interop-server -Xswiftc -warnings-as-errors
+    echo "== Building $server_tool and interop-soak (debug)"
+    swift build --product "$server_tool" -Xswiftc -warnings-as-errors
     swift build --product interop-soak -Xswiftc -warnings-as-errors
 fi
 bin=$(swift build --show-bin-path)
-for tool in interop-server interop-soak; do
+for tool in "$server_tool" interop-soak; do
     [ -x "$bin/$tool" ] || { echo "soak: $bin/$tool is missing (build it, or drop --skip-build)" >&2; exit 1; }
 done
 
@@ -60,16 +68,27 @@ cleanup() {
 trap cleanup EXIT
 ./dev/make-test-certs.sh "$work/pki" >/dev/null
 
-# Starts a server on a free loopback port; sets its pid and port in ${name}_pid and ${name}_port.
+# Starts a server on a free loopback port (TLS when the second argument is "tls"); sets its pid and port in
+# ${name}_pid and ${name}_port.
 start_server() {
-    local name=$1
-    shift
-    "$bin/interop-server" --host 127.0.0.1 --port 0 --stats_file "$work/$name.stats" "$@" >"$out/$name.log" 2>&1 &
+    local name=$1 tls=${2:-}
+    if [ "$server" = ping ]; then
+        local tls_env=()
+        [ "$tls" = tls ] && tls_env=(PING_TLS_CERT="$work/pki/server.pem" PING_TLS_KEY="$work/pki/server.key")
+        env PORT=0 PING_HOST=127.0.0.1 PING_STATS_FILE="$work/$name.stats" PING_DRAIN_SECONDS=5 "${tls_env[@]}" \
+            "$bin/ping-server" >"$out/$name.log" 2>&1 &
+    else
+        local tls_flags=()
+        [ "$tls" = tls ] && tls_flags=(--use_tls --tls_cert_file "$work/pki/server.pem" --tls_key_file "$work/pki/server.key")
+        "$bin/interop-server" --host 127.0.0.1 --port 0 --stats_file "$work/$name.stats" "${tls_flags[@]}" \
+            >"$out/$name.log" 2>&1 &
+    fi
     local pid=$!
     pids+=("$pid")
     local port=""
     for _ in $(seq 300); do  # up to 30 s: the line is the readiness signal
-        port=$(sed -n 's/^interop-server listening on ipv4:127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out/$name.log")
+        port=$(sed -n -e 's/^interop-server listening on ipv4:127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+            -e 's/.*ping-server: address=ipv4:127\.0\.0\.1:\([0-9]*\) .*listening$/\1/p' "$out/$name.log")
         [ -n "$port" ] && [ -s "$work/$name.stats" ] && break
         kill -0 "$pid" 2>/dev/null || { cat "$out/$name.log" >&2; echo "soak: $name exited" >&2; exit 1; }
         sleep 0.1
@@ -79,8 +98,8 @@ start_server() {
     printf -v "${name}_port" '%s' "$port"
 }
 start_server h2c
-start_server tls --use_tls --tls_cert_file "$work/pki/server.pem" --tls_key_file "$work/pki/server.key"
-echo "== interop-server: h2c on 127.0.0.1:$h2c_port (pid $h2c_pid), TLS on 127.0.0.1:$tls_port (pid $tls_pid)"
+start_server tls tls
+echo "== $server_tool: h2c on 127.0.0.1:$h2c_port (pid $h2c_pid), TLS on 127.0.0.1:$tls_port (pid $tls_pid)"
 
 csv="$out/soak.csv"
 echo "elapsed_s,phase,server,rss_kb,fds,threads,connections,streams" >"$csv"
@@ -107,7 +126,7 @@ sample idle
 sleep 1
 sample idle
 echo "== Load: $workers workers for $seconds s (a sample every $interval s into $csv)"
-"$bin/interop-soak" --mode load --server_port "$h2c_port" --tls_port "$tls_port" --ca_file "$work/pki/ca.pem" \
+"$bin/interop-soak" --mode load --service "$server" --server_port "$h2c_port" --tls_port "$tls_port" --ca_file "$work/pki/ca.pem" \
     --server_host_override foo.test.example.com --seconds "$seconds" --workers "$workers" >"$out/load.log" 2>&1 &
 load_pid=$!
 pids+=("$load_pid")

@@ -12,6 +12,7 @@
 // dev/soak.sh, which reads it from outside the process). On SIGTERM (or SIGINT) it shuts down gracefully — the two-phase GOAWAY on
 // every connection, running RPCs finish — and exits 0.
 
+import ConnectionStats
 import Courier
 import CourierHTTP2
 import CourierHealth
@@ -19,7 +20,6 @@ import CourierReflection
 import Dispatch
 import GRPCTestingProtos
 import InteropTestService
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -100,33 +100,6 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
     return options
 }
 
-/// Counts the transport's open connections and live streams (`--stats_file`).
-final class StreamCounter: ConnectionObserver {
-    let connections = Atomic<Int>(0)
-    let streams = Atomic<Int>(0)
-
-    func connectionOpened() { connections.add(1, ordering: .relaxed) }
-    func connectionClosed() { connections.subtract(1, ordering: .relaxed) }
-    func streamOpened() { streams.add(1, ordering: .relaxed) }
-    func streamClosed() { streams.subtract(1, ordering: .relaxed) }
-
-    /// Writes `connections=N streams=M` to `path` (a temporary file, then a rename, so that a reader never
-    /// sees half a line), every 200 ms until cancelled.
-    func publish(to path: String) async {
-        let temporary = path + ".tmp"
-        while !Task.isCancelled {
-            let line =
-                "connections=\(connections.load(ordering: .relaxed)) streams=\(streams.load(ordering: .relaxed))\n"
-            if let file = fopen(temporary, "w") {
-                fputs(line, file)
-                fclose(file)
-                rename(temporary, path)
-            }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-    }
-}
-
 /// SIGTERM or SIGINT: the first one delivered.
 nonisolated func terminationSignal() async {
     let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingOldest(1))
@@ -146,7 +119,7 @@ nonisolated func serve(_ options: Options) async throws {
     if options.useTLS, let certificate = options.certificateFile, let key = options.keyFile {
         configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
     }
-    let counter = StreamCounter()
+    let counter = ConnectionStats()
     if options.statsFile != nil { configuration.connectionObserver = counter }
     let transport = HTTP2ServerTransport(
         address: .ipv4(host: options.host, port: options.port),

@@ -42,6 +42,10 @@ struct Options {
     var pauseMilliseconds = 2
     var seed: UInt64 = 1
     var megabytes = 16
+    /// The service the load drives: `interop` (interop-server's TestService) or `ping` (ping-server).
+    var service = "interop"
+
+    var scenarios: [Scenario] { service == "ping" ? pingServiceScenarios : testServiceScenarios }
 }
 
 nonisolated func parse(_ arguments: [String]) -> Options? {
@@ -63,6 +67,7 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         case "--pause_ms": options.pauseMilliseconds = value.flatMap(Int.init) ?? -1
         case "--seed": options.seed = value.flatMap { UInt64($0) } ?? 1
         case "--megabytes": options.megabytes = value.flatMap(Int.init) ?? -1
+        case "--service": options.service = value ?? ""
         default: return nil
         }
     }
@@ -70,6 +75,7 @@ nonisolated func parse(_ arguments: [String]) -> Options? {
         ["load", "transfer", "keepalive", "dead_peer", "deadline"].contains(options.mode)
         && (0...65535).contains(options.port) && options.seconds > 0 && options.workers > 0
         && options.pauseMilliseconds >= 0 && options.megabytes > 0 && (options.tlsPort ?? 0) >= 0
+        && ["interop", "ping"].contains(options.service) && (options.service == "interop" || options.mode == "load")
     return valid ? options : nil
 }
 
@@ -118,16 +124,25 @@ typealias TestClient = Grpc_Testing_TestService.Client
 struct Scenario: Sendable {
     var name: String
     var expected: String
-    var run: @Sendable (TestClient) async throws -> Void
+    var run: @Sendable (CourierClient) async throws -> Void
+
+    /// A scenario against grpc.testing.TestService (interop-server).
+    static func testService(
+        name: String,
+        expected: String,
+        _ body: @escaping @Sendable (TestClient) async throws -> Void
+    ) -> Scenario {
+        Scenario(name: name, expected: expected) { try await body(TestClient(wrapping: $0)) }
+    }
 }
 
 let okOptions = CallOptions(timeout: .seconds(20))
 
-let scenarios: [Scenario] = [
-    Scenario(name: "unary_empty", expected: "OK") { client in
+let testServiceScenarios: [Scenario] = [
+    Scenario.testService(name: "unary_empty", expected: "OK") { client in
         _ = try await client.emptyCall(Grpc_Testing_Empty(), options: okOptions)
     },
-    Scenario(name: "unary_large", expected: "OK") { client in
+    Scenario.testService(name: "unary_large", expected: "OK") { client in
         let response = try await client.unaryCall(
             .with {
                 $0.responseSize = 65_536
@@ -137,7 +152,7 @@ let scenarios: [Scenario] = [
         )
         try check(response.payload.body.count == 65_536, "\(response.payload.body.count) bytes")
     },
-    Scenario(name: "unary_status", expected: "FAILED_PRECONDITION") { client in
+    Scenario.testService(name: "unary_status", expected: "FAILED_PRECONDITION") { client in
         _ = try await client.unaryCall(
             .with {
                 $0.responseStatus = .with {
@@ -148,10 +163,10 @@ let scenarios: [Scenario] = [
             options: okOptions
         )
     },
-    Scenario(name: "unary_unimplemented", expected: "UNIMPLEMENTED") { client in
+    Scenario.testService(name: "unary_unimplemented", expected: "UNIMPLEMENTED") { client in
         _ = try await client.unimplementedCall(Grpc_Testing_Empty(), options: okOptions)
     },
-    Scenario(name: "server_stream", expected: "OK") { client in
+    Scenario.testService(name: "server_stream", expected: "OK") { client in
         let sizes = [31_415, 9, 2_653, 58_979]
         let received = try await client.streamingOutputCall(
             .with { $0.responseParameters = sizes.map { size in .with { $0.size = Int32(size) } } },
@@ -163,7 +178,7 @@ let scenarios: [Scenario] = [
         }
         try check(received == sizes, "sizes \(received)")
     },
-    Scenario(name: "server_stream_cancel", expected: "CANCELLED") { client in
+    Scenario.testService(name: "server_stream_cancel", expected: "CANCELLED") { client in
         // Cancelled by the client after the third of twenty messages.
         let call = Task {
             try await client.streamingOutputCall(
@@ -186,7 +201,7 @@ let scenarios: [Scenario] = [
         }
         try await call.value
     },
-    Scenario(name: "server_stream_deadline", expected: "DEADLINE_EXCEEDED") { client in
+    Scenario.testService(name: "server_stream_deadline", expected: "DEADLINE_EXCEEDED") { client in
         // Twenty messages 30 ms apart under a 100 ms deadline.
         try await client.streamingOutputCall(
             .with {
@@ -202,7 +217,7 @@ let scenarios: [Scenario] = [
             for try await _ in response.messages {}
         }
     },
-    Scenario(name: "client_stream", expected: "OK") { client in
+    Scenario.testService(name: "client_stream", expected: "OK") { client in
         let response = try await client.streamingInputCall(options: okOptions) { writer in
             for size in [27_182, 8, 1_828, 45_904] {
                 try await writer.write(.with { $0.payload = .with { $0.body = Data(count: size) } })
@@ -210,7 +225,7 @@ let scenarios: [Scenario] = [
         }
         try check(response.aggregatedPayloadSize == 74_922, "aggregated \(response.aggregatedPayloadSize)")
     },
-    Scenario(name: "client_stream_cancel", expected: "CANCELLED") { client in
+    Scenario.testService(name: "client_stream_cancel", expected: "CANCELLED") { client in
         let call = Task {
             try await client.streamingInputCall(options: okOptions) { _ in
                 withUnsafeCurrentTask { $0?.cancel() }
@@ -218,7 +233,7 @@ let scenarios: [Scenario] = [
         }
         _ = try await call.value
     },
-    Scenario(name: "bidi_ping_pong", expected: "OK") { client in
+    Scenario.testService(name: "bidi_ping_pong", expected: "OK") { client in
         let requestSizes = [27_182, 8, 1_828, 45_904]
         let responseSizes = [31_415, 9, 2_653, 58_979]
         let (requests, continuation) = AsyncStream<Int>.makeStream()
@@ -243,7 +258,7 @@ let scenarios: [Scenario] = [
         }
         try check(received == responseSizes, "sizes \(received)")
     },
-    Scenario(name: "bidi_cancel", expected: "CANCELLED") { client in
+    Scenario.testService(name: "bidi_cancel", expected: "CANCELLED") { client in
         let call = Task {
             try await client.fullDuplexCall(options: okOptions) { writer in
                 try await writer.write(.with { $0.responseParameters = [.with { $0.size = 31_415 }] })
@@ -257,7 +272,7 @@ let scenarios: [Scenario] = [
         }
         try await call.value
     },
-    Scenario(name: "bidi_deadline", expected: "DEADLINE_EXCEEDED") { client in
+    Scenario.testService(name: "bidi_deadline", expected: "DEADLINE_EXCEEDED") { client in
         try await client.fullDuplexCall(options: CallOptions(timeout: .milliseconds(50))) { writer in
             try await writer.write(.with { $0.payload = .with { $0.body = Data(count: 27_182) } })
             try await Task.sleep(for: .seconds(3600))
@@ -278,7 +293,7 @@ final class Tally: Sendable {
     }
 
     /// Prints the table; returns the number of RPCs that ended otherwise than expected.
-    func report() -> Int {
+    func report(_ scenarios: [Scenario]) -> Int {
         let counts = self.counts.withLock { $0 }
         var unexpected = 0
         var total = 0
@@ -323,6 +338,7 @@ nonisolated func makeTransport(
 
 /// Runs scenarios on `client` until `end` (or `limit` RPCs), recording each status.
 func runScenarios(
+    _ scenarios: [Scenario],
     on client: CourierClient,
     until end: ContinuousClock.Instant,
     limit: Int,
@@ -330,11 +346,10 @@ func runScenarios(
     pause: Duration,
     tally: Tally
 ) async {
-    let testClient = TestClient(wrapping: client)
     var made = 0
     while made < limit, ContinuousClock.now < end {
         let scenario = scenarios[Int(generator.next() % UInt64(scenarios.count))]
-        let status = await outcome { try await scenario.run(testClient) }
+        let status = await outcome { try await scenario.run(client) }
         tally.record(scenario, status)
         made += 1
         if pause > .zero { try? await Task.sleep(for: pause) }
@@ -355,6 +370,7 @@ nonisolated func runLoad(_ options: Options) async throws -> Bool {
                         switch worker % 3 {
                         case 0:
                             await runScenarios(
+                                options.scenarios,
                                 on: cleartext,
                                 until: end,
                                 limit: .max,
@@ -364,6 +380,7 @@ nonisolated func runLoad(_ options: Options) async throws -> Bool {
                             )
                         case 1 where hasTLS:
                             await runScenarios(
+                                options.scenarios,
                                 on: secure,
                                 until: end,
                                 limit: .max,
@@ -383,6 +400,7 @@ nonisolated func runLoad(_ options: Options) async throws -> Bool {
                                         client in
                                         tally.connects.add(1, ordering: .relaxed)
                                         await runScenarios(
+                                            options.scenarios,
                                             on: client,
                                             until: end,
                                             limit: limit,
@@ -403,7 +421,7 @@ nonisolated func runLoad(_ options: Options) async throws -> Bool {
         }
     }
     print("\(tally.connects.load(ordering: .relaxed)) short-lived clients connected and disconnected")
-    return tally.report() == 0
+    return tally.report(options.scenarios) == 0
 }
 
 /// The 256 KiB pattern of the transfer's messages, made once.

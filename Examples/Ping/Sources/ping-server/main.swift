@@ -9,11 +9,17 @@
 //                        Knative's 30 s termination grace period)
 //   PING_AUTH_TOKEN      when set, RPCs need `authorization: Bearer <token>` (health checks stay open)
 //   PING_LOG_LEVEL       trace, debug, info (default), notice, warning, error, critical
+//   PING_HOST            the IPv4 address to listen on (default 0.0.0.0, all interfaces)
+//   PING_TLS_CERT, PING_TLS_KEY
+//                        PEM files: serve TLS (h2 by ALPN) instead of h2c, where no proxy terminates TLS
+//   PING_STATS_FILE      keep `connections=N streams=M` (open connections, live streams) in this file,
+//                        rewritten every 200 ms: for dev/soak.sh
 //
 // Serves grpc.health.v1.Health (Check and Watch) for Kubernetes gRPC probes; NOT_SERVING once draining.
 // Runs in a swift-service-lifecycle ServiceGroup: on SIGTERM or SIGINT, health NOT_SERVING, stop
 // accepting, send GOAWAY, let in-flight RPCs finish within the grace period, exit 0.
 
+import ConnectionStats
 import Courier
 import CourierHTTP2
 import CourierHealth
@@ -69,6 +75,16 @@ struct ListeningAnnouncement: Service {
     }
 }
 
+/// Publishes the connection and stream counts (`PING_STATS_FILE`) until the shutdown begins.
+struct StatsPublisher: Service {
+    let stats: ConnectionStats
+    let path: String
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await stats.publish(to: path) }
+    }
+}
+
 func serve() async throws -> Int32 {
     let port: Int
     if let text = environment["PORT"] {
@@ -82,6 +98,20 @@ func serve() async throws -> Int32 {
         logger.info("PORT is not set; using 8080")
     }
     let drainSeconds = environment["PING_DRAIN_SECONDS"].flatMap(Double.init) ?? 20
+    let host = environment["PING_HOST"] ?? "0.0.0.0"
+    var configuration = HTTP2ServerTransport.Configuration()
+    switch (environment["PING_TLS_CERT"], environment["PING_TLS_KEY"]) {
+    case (let certificate?, let key?):
+        configuration.tls = .server(certificateChainFile: certificate, privateKeyFile: key)
+    case (nil, nil):
+        break
+    default:
+        logger.critical("PING_TLS_CERT and PING_TLS_KEY go together")
+        return 2
+    }
+    let stats = ConnectionStats()
+    let statsFile = environment["PING_STATS_FILE"]
+    if statsFile != nil { configuration.connectionObserver = stats }
     let token = environment["PING_AUTH_TOKEN"]
 
     let health = HealthService()
@@ -95,7 +125,7 @@ func serve() async throws -> Int32 {
             )
         )
     }
-    let transport = HTTP2ServerTransport(address: .ipv4(host: "0.0.0.0", port: port))
+    let transport = HTTP2ServerTransport(address: .ipv4(host: host, port: port), configuration: configuration)
     // Server reflection (`grpcurl -plaintext localhost:8080 list`); behind the token like PingService.
     let reflection = try ReflectionService(fileDescriptorProtos: [
         Ping_PingService.fileDescriptorProtos, Grpc_Health_V1_Health.fileDescriptorProtos,
@@ -115,16 +145,23 @@ func serve() async throws -> Int32 {
     let announcement = ListeningAnnouncement(
         transport: transport,
         metadata: [
-            "h2c": "true", "auth": "\(token == nil ? "off" : "bearer token")", "drain_seconds": "\(drainSeconds)",
+            "h2c": "\(configuration.tls == nil)", "auth": "\(token == nil ? "off" : "bearer token")",
+            "drain_seconds": "\(drainSeconds)",
             "io": "\(IOBackend.automatic)", "io_reason": "\(IOBackend.automaticReason)",
         ]
     )
+    var groupServices: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        .init(service: announcement, successTerminationBehavior: .ignore),
+        .init(service: service),
+    ]
+    if let statsFile {
+        groupServices.append(
+            .init(service: StatsPublisher(stats: stats, path: statsFile), successTerminationBehavior: .ignore)
+        )
+    }
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
-            services: [
-                .init(service: announcement, successTerminationBehavior: .ignore),
-                .init(service: service),
-            ],
+            services: groupServices,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "ping-server.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })
         )

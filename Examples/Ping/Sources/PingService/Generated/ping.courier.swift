@@ -17,9 +17,12 @@ public enum Ping_PingService {
     /// or not, each a serialized `google.protobuf.FileDescriptorProto`, base64-encoded.
     public static let fileDescriptorProtos: [String] = [
         """
-        CgpwaW5nLnByb3RvEgRwaW5nIhsKB1JlcXVlc3QSEAoDbXNnGAEgASgJUgNtc2ciHAoIUmVzcG9uc2USEAoDbXNnGAEgASgJUgNt\
-        c2cyZQoLUGluZ1NlcnZpY2USJQoEU2VuZBINLnBpbmcuUmVxdWVzdBoOLnBpbmcuUmVzcG9uc2USLwoKU2VuZFN0cmVhbRINLnBp\
-        bmcuUmVxdWVzdBoOLnBpbmcuUmVzcG9uc2UoATABQhVaE2V4YW1wbGUuY29tL3BpbmcvcGJiBnByb3RvMw==
+        CgpwaW5nLnByb3RvEgRwaW5nImkKB1JlcXVlc3QSEAoDbXNnGAEgASgJUgNtc2cSGwoJZmFpbF9jb2RlGAIgASgFUghmYWlsQ29k\
+        ZRIZCghkZWxheV9tcxgDIAEoBVIHZGVsYXlNcxIUCgVjb3VudBgEIAEoBVIFY291bnQiHAoIUmVzcG9uc2USEAoDbXNnGAEgASgJ\
+        UgNtc2cywwEKC1BpbmdTZXJ2aWNlEiUKBFNlbmQSDS5waW5nLlJlcXVlc3QaDi5waW5nLlJlc3BvbnNlEi8KClNlbmRTdHJlYW0S\
+        DS5waW5nLlJlcXVlc3QaDi5waW5nLlJlc3BvbnNlKAEwARIvCgxTZW5kUmVwZWF0ZWQSDS5waW5nLlJlcXVlc3QaDi5waW5nLlJl\
+        c3BvbnNlMAESKwoIU2VuZE1hbnkSDS5waW5nLlJlcXVlc3QaDi5waW5nLlJlc3BvbnNlKAFCFVoTZXhhbXBsZS5jb20vcGluZy9w\
+        YmIGcHJvdG8z
         """,
     ]
 
@@ -45,8 +48,28 @@ public enum Ping_PingService {
             public static let descriptor = MethodDescriptor(service: Ping_PingService.descriptor, method: "SendStream")
         }
 
+        /// `SendRepeated`, server streaming.
+        public enum SendRepeated {
+            /// The request message type.
+            public typealias Input = Ping_Request
+            /// The response message type.
+            public typealias Output = Ping_Response
+            /// The method's descriptor.
+            public static let descriptor = MethodDescriptor(service: Ping_PingService.descriptor, method: "SendRepeated")
+        }
+
+        /// `SendMany`, client streaming.
+        public enum SendMany {
+            /// The request message type.
+            public typealias Input = Ping_Request
+            /// The response message type.
+            public typealias Output = Ping_Response
+            /// The method's descriptor.
+            public static let descriptor = MethodDescriptor(service: Ping_PingService.descriptor, method: "SendMany")
+        }
+
         /// Every method's descriptor, in declaration order.
-        public static let descriptors: [MethodDescriptor] = [Send.descriptor, SendStream.descriptor]
+        public static let descriptors: [MethodDescriptor] = [Send.descriptor, SendStream.descriptor, SendRepeated.descriptor, SendMany.descriptor]
     }
 
     /// The server side of `ping.PingService`: implement one method per RPC, then pass
@@ -69,6 +92,22 @@ public enum Ping_PingService {
             request: StreamingServerRequest<Ping_Request>,
             context: ServerContext
         ) async throws -> StreamingServerResponse<Ping_Response>
+
+        /// Answers one request with `count` responses, `delay_ms` apart.
+        ///
+        /// `SendRepeated`, server streaming.
+        func sendRepeated(
+            request: ServerRequest<Ping_Request>,
+            context: ServerContext
+        ) async throws -> StreamingServerResponse<Ping_Response>
+
+        /// Answers a stream of requests, once the client half-closes, with their texts joined by spaces.
+        ///
+        /// `SendMany`, client streaming.
+        func sendMany(
+            request: StreamingServerRequest<Ping_Request>,
+            context: ServerContext
+        ) async throws -> ServerResponse<Ping_Response>
     }
 
     /// A typed client for `ping.PingService`.
@@ -156,6 +195,79 @@ public enum Ping_PingService {
                 onResponse: handler
             )
         }
+
+        /// Answers one request with `count` responses, `delay_ms` apart.
+        ///
+        /// Calls `SendRepeated`, server streaming.
+        ///
+        /// - Parameters:
+        ///   - message: The request.
+        ///   - metadata: Request metadata.
+        ///   - options: Timeout and limits.
+        ///   - handler: Consumes the responses; the RPC is cancelled if it returns before the end.
+        /// - Returns: What `handler` returns.
+        public func sendRepeated<Result: Sendable>(
+            _ message: Ping_Request,
+            metadata: Metadata = [:],
+            options: CallOptions = .defaults,
+            onResponse handler: @Sendable (StreamingClientResponse<Ping_Response>) async throws -> Result
+        ) async throws -> Result {
+            try await client.serverStreaming(
+                request: ClientRequest(message: message, metadata: metadata),
+                descriptor: Ping_PingService.Method.SendRepeated.descriptor,
+                serializer: ProtobufSerializer<Ping_Request>(),
+                deserializer: ProtobufDeserializer<Ping_Response>(),
+                options: options,
+                onResponse: handler
+            )
+        }
+
+        /// Answers a stream of requests, once the client half-closes, with their texts joined by spaces.
+        ///
+        /// Calls `SendMany`, client streaming.
+        ///
+        /// - Parameters:
+        ///   - metadata: Request metadata.
+        ///   - options: Timeout and limits.
+        ///   - producer: Writes the requests; the request stream ends when it returns.
+        /// - Returns: The response message.
+        public func sendMany(
+            metadata: Metadata = [:],
+            options: CallOptions = .defaults,
+            requestProducer producer: @escaping @Sendable (RPCWriter<Ping_Request>) async throws -> Void
+        ) async throws -> Ping_Response {
+            try await client.clientStreaming(
+                request: StreamingClientRequest(metadata: metadata, producer: producer),
+                descriptor: Ping_PingService.Method.SendMany.descriptor,
+                serializer: ProtobufSerializer<Ping_Request>(),
+                deserializer: ProtobufDeserializer<Ping_Response>(),
+                options: options
+            ) { try $0.message }
+        }
+
+        /// Answers a stream of requests, once the client half-closes, with their texts joined by spaces.
+        ///
+        /// Calls `SendMany`, client streaming.
+        ///
+        /// - Parameters:
+        ///   - request: The request metadata and the producer of its messages.
+        ///   - options: Timeout and limits.
+        ///   - handler: Receives the whole response: metadata, message and trailers, or the error.
+        /// - Returns: What `handler` returns.
+        public func sendMany<Result: Sendable>(
+            request: StreamingClientRequest<Ping_Request>,
+            options: CallOptions = .defaults,
+            onResponse handler: @Sendable (ClientResponse<Ping_Response>) async throws -> Result
+        ) async throws -> Result {
+            try await client.clientStreaming(
+                request: request,
+                descriptor: Ping_PingService.Method.SendMany.descriptor,
+                serializer: ProtobufSerializer<Ping_Request>(),
+                deserializer: ProtobufDeserializer<Ping_Response>(),
+                options: options,
+                onResponse: handler
+            )
+        }
     }
 }
 
@@ -175,6 +287,20 @@ extension Ping_PingService.ServiceProtocol {
             serializer: ProtobufSerializer<Ping_Response>()
         ) { request, context in
             try await self.sendStream(request: request, context: context)
+        }
+        router.registerServerStreaming(
+            forMethod: Ping_PingService.Method.SendRepeated.descriptor,
+            deserializer: ProtobufDeserializer<Ping_Request>(),
+            serializer: ProtobufSerializer<Ping_Response>()
+        ) { request, context in
+            try await self.sendRepeated(request: request, context: context)
+        }
+        router.registerClientStreaming(
+            forMethod: Ping_PingService.Method.SendMany.descriptor,
+            deserializer: ProtobufDeserializer<Ping_Request>(),
+            serializer: ProtobufSerializer<Ping_Response>()
+        ) { request, context in
+            try await self.sendMany(request: request, context: context)
         }
     }
 }

@@ -31,6 +31,16 @@ public nonisolated struct Ping_Request: Sendable {
   /// The text to send.
   public var msg: String = String()
 
+  /// Optional, for tests and soaks of a deployment (zero: off). Instead of answering, end the RPC with this
+  /// gRPC status code (1-16), after the delay.
+  public var failCode: Int32 = 0
+
+  /// Wait this long before answering (before each response of a stream); at most 10000.
+  public var delayMs: Int32 = 0
+
+  /// SendRepeated: how many responses (at most 1000; zero: one).
+  public var count: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -56,7 +66,7 @@ fileprivate nonisolated let _protobuf_package = "ping"
 
 nonisolated extension Ping_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}msg\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}msg\0\u{3}fail_code\0\u{3}delay_ms\0\u{1}count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -65,6 +75,9 @@ nonisolated extension Ping_Request: SwiftProtobuf.Message, SwiftProtobuf._Messag
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.msg) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.failCode) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.delayMs) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.count) }()
       default: break
       }
     }
@@ -74,11 +87,23 @@ nonisolated extension Ping_Request: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if !self.msg.isEmpty {
       try visitor.visitSingularStringField(value: self.msg, fieldNumber: 1)
     }
+    if self.failCode != 0 {
+      try visitor.visitSingularInt32Field(value: self.failCode, fieldNumber: 2)
+    }
+    if self.delayMs != 0 {
+      try visitor.visitSingularInt32Field(value: self.delayMs, fieldNumber: 3)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularInt32Field(value: self.count, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Ping_Request, rhs: Ping_Request) -> Bool {
     if lhs.msg != rhs.msg {return false}
+    if lhs.failCode != rhs.failCode {return false}
+    if lhs.delayMs != rhs.delayMs {return false}
+    if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
