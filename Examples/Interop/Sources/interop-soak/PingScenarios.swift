@@ -57,7 +57,10 @@ let pingServiceScenarios: [Scenario] = [
         )
     },
     .pingService(name: "unary_deadline", expected: "DEADLINE_EXCEEDED") { client in
-        _ = try await client.send(ping("x", delayMilliseconds: 2_000), options: CallOptions(timeout: .milliseconds(100)))
+        _ = try await client.send(
+            ping("x", delayMilliseconds: 2_000),
+            options: CallOptions(timeout: .milliseconds(100))
+        )
     },
     .pingService(name: "server_stream", expected: "OK") { client in
         let count = try await client.sendRepeated(ping("r", count: 20), options: okOptions) { response in
