@@ -4,8 +4,8 @@
 #   ./dev/test.sh
 #
 # The format and import checks (./dev/check-format.sh, ./dev/check-imports.sh), a debug build with
-# warnings as errors (Snippets/ included), then `swift test`, the core and transport suites under
-# ThreadSanitizer (./dev/sanitize.sh), a short soak (./dev/soak.sh), the lossy network
+# warnings as errors (Snippets/ included), then `swift test`, the whole suite again under
+# ThreadSanitizer (./dev/sanitize.sh thread), a short soak (./dev/soak.sh), the lossy network
 # (./dev/test-netem.sh), the snippets run, the DocC documentation
 # (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the repository
 # with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
@@ -75,10 +75,10 @@ echo "== The whole suite under ThreadSanitizer, on io_uring and on epoll (./dev/
 echo "== The fuzz targets, 10 s each from their seeds (every input that ever crashed one is among them)"
 ./dev/fuzz.sh --seconds 10
 
-echo "== A 30 s soak: interop-server (h2c and TLS) under mixed load; RSS, FDs, threads and live streams bounded"
+echo "== A 30 s soak: ping-server (h2c and TLS) under mixed load; RSS, FDs, threads and live streams bounded"
 ./dev/soak.sh --seconds 30 --interval 2 --skip-build
 
-echo "== Over a slow, lossy network: two namespaces, a veth pair, tc netem (skips without root or namespaces)"
+echo "== Over a slow, lossy network: two namespaces, netem (the qdisc, or in user space over TUN; skips without root or namespaces)"
 ./dev/test-netem.sh --plain-if-no-netem --skip-build
 
 echo "== The snippets the documentation quotes"
