@@ -267,8 +267,7 @@ public final class CourierClient: Sendable {
         }
     }
 
-    /// Runs a call through the retrying executor if it has a policy, else the plain one. Bidirectional
-    /// calls (the producer runs beside the response) have one attempt: their request is not replayed.
+    /// Runs a call through the retrying executor if it has a policy, else the plain one.
     private func execute<Request: Sendable, Response: Sendable, Result: Sendable>(
         request: StreamingClientRequest<Request>,
         descriptor: MethodDescriptor,
@@ -280,7 +279,7 @@ public final class CourierClient: Sendable {
         interceptors: [any ClientInterceptor],
         handler: (StreamingClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
-        if let policy, case .beforeResponse = producerMode {
+        if let policy {
             return try await ClientRPCExecutor.executeWithPolicy(
                 request: request,
                 descriptor: descriptor,

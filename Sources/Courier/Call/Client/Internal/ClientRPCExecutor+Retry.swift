@@ -36,62 +36,6 @@ final class RetryBufferBudget: Sendable {
     func release(_ bytes: Int) { remaining.withLock { $0 += bytes } }
 }
 
-/// One call's serialized request messages, kept for the attempts after the first while they fit the
-/// per-call limit and the client's budget. Once they don't, the buffer is dropped and the call is
-/// committed to the attempt that carries the messages live.
-final class ReplayBuffer: Sendable {
-    private struct State {
-        var messages: [MessageBuffer] = []
-        var bytes = 0
-        var overflowed = false
-        var complete = false
-    }
-
-    private let state = CourierMutex(State())
-    private let limit: Int
-    private let budget: RetryBufferBudget
-
-    init(limit: Int, budget: RetryBufferBudget) {
-        self.limit = limit
-        self.budget = budget
-    }
-
-    /// Keeps `message`; false once the buffer has overflowed.
-    func append(_ message: MessageBuffer) -> Bool {
-        state.withLock { state in
-            guard !state.overflowed else { return false }
-            let size = message.count
-            if state.bytes + size <= limit, budget.reserve(size) {
-                state.messages.append(message)
-                state.bytes += size
-                return true
-            }
-            state.overflowed = true
-            state.messages = []
-            budget.release(state.bytes)
-            state.bytes = 0
-            return false
-        }
-    }
-
-    /// The producer returned: every message is in the buffer (unless it overflowed).
-    func markComplete() { state.withLock { $0.complete = true } }
-
-    /// Whether later attempts can replay the whole request.
-    var isReplayable: Bool { state.withLock { !$0.overflowed && $0.complete } }
-
-    var messages: [MessageBuffer] { state.withLock { $0.messages } }
-
-    /// Gives the bytes back to the client's budget.
-    func release() {
-        state.withLock { state in
-            budget.release(state.bytes)
-            state.bytes = 0
-            state.messages = []
-        }
-    }
-}
-
 /// A value set once, awaited by any number of tasks.
 final class OneShot<Value: Sendable>: Sendable {
     private let state = CourierMutex<(value: Value?, waiters: [CheckedContinuation<Value, Never>])>((nil, []))
@@ -119,13 +63,12 @@ final class OneShot<Value: Sendable>: Sendable {
 }
 
 /// The attempts of one call: their calls, the gates between the coordinator and the tasks holding their
-/// streams open, and the reason the whole call ended early (deadline, cancellation).
+/// streams open, the request log they read, and the reason the whole call ended early (deadline,
+/// cancellation, a failing producer).
 final class AttemptRegistry: Sendable {
     final class Slot: Sendable {
         /// The attempt's call once its stream is open; `nil` if it never opened.
         let opened = OneShot<ClientCall?>()
-        /// The coordinator has written the request (the live first attempt).
-        let requestSent = OneShot<Bool>()
         /// The stream may close: the call has finished with this attempt, or dropped it.
         let release = OneShot<Bool>()
     }
@@ -137,6 +80,9 @@ final class AttemptRegistry: Sendable {
     }
 
     private let state = CourierMutex(State())
+    let log: RequestLog
+
+    init(log: RequestLog) { self.log = log }
 
     func slot(_ n: Int) -> Slot {
         state.withLock { state in
@@ -175,6 +121,7 @@ final class AttemptRegistry: Sendable {
             return (Array(state.calls.values), Array(state.slots.values), error)
         }
         guard let error else { return }
+        log.close(with: error)
         for call in calls { call.cancel(with: error) }
         for slot in slots { slot.opened.set(nil) }
     }
@@ -182,6 +129,7 @@ final class AttemptRegistry: Sendable {
     /// Cancels attempt `n` (another won, or the call failed) and lets its stream close.
     func drop(_ n: Int) {
         let call = state.withLock { $0.calls[n] }
+        log.removeReader(n)
         call?.cancelIfActive()
         slot(n).release.set(true)
     }
@@ -189,10 +137,10 @@ final class AttemptRegistry: Sendable {
     /// Cancels what is still active and lets every stream close.
     func finishAll() {
         let (calls, slots) = state.withLock { (Array($0.calls.values), Array($0.slots.values)) }
+        log.close(with: .cancelledLocally)
         for call in calls { call.cancelIfActive() }
         for slot in slots {
             slot.opened.set(nil)
-            slot.requestSent.set(false)
             slot.release.set(true)
         }
     }
@@ -203,6 +151,8 @@ extension ClientRPCExecutor {
     enum AttemptEvent: Sendable {
         case outcome(Int, Result<ResponseHead, RPCError>)
         case timer(Int)
+        /// The request outgrew the log: no new attempts.
+        case overflowed
         case ended
     }
 
@@ -221,8 +171,11 @@ extension ClientRPCExecutor {
     ) async throws -> Result {
         let clock = transport.clock
         let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
-        let registry = AttemptRegistry()
         let (events, continuation) = AsyncStream<AttemptEvent>.makeStream()
+        let log = RequestLog(limit: environment.perRPCBufferBytes, budget: environment.budget) {
+            continuation.yield(.overflowed)
+        }
+        let registry = AttemptRegistry(log: log)
         let timer = deadline.map { deadline in
             clock.scheduleTimer(at: deadline) {
                 registry.end { .deadlineExceeded(waitingForConnection: $0?.stream.connectionWaitReason) }
@@ -241,8 +194,16 @@ extension ClientRPCExecutor {
                 var context = ClientContext(descriptor: descriptor, deadline: deadline)
                 context.reportsAttempts = true
                 let response = try await intercept(interceptors[...], request, context) { request, context in
-                    let replay = ReplayBuffer(limit: environment.perRPCBufferBytes, budget: environment.budget)
-                    defer { replay.release() }
+                    let limit = streamOptions.maxRequestMessageBytes
+                    group.addTask {
+                        await produce(
+                            request,
+                            serializer: serializer,
+                            limit: limit,
+                            registry: registry,
+                            events: continuation
+                        )
+                    }
                     var attempts = Attempts(
                         request: request,
                         descriptor: descriptor,
@@ -252,7 +213,6 @@ extension ClientRPCExecutor {
                         deadline: deadline,
                         transport: transport,
                         registry: registry,
-                        replay: replay,
                         events: continuation,
                         observers: context.attemptObservers
                     )
@@ -284,7 +244,6 @@ extension ClientRPCExecutor {
         let deadline: ContinuousClock.Instant?
         let transport: any ClientTransport
         let registry: AttemptRegistry
-        let replay: ReplayBuffer
         let events: AsyncStream<AttemptEvent>.Continuation
         let observers: [any ClientAttemptObserving]
         private var timer: (any RPCTimer)?
@@ -300,7 +259,6 @@ extension ClientRPCExecutor {
             deadline: ContinuousClock.Instant?,
             transport: any ClientTransport,
             registry: AttemptRegistry,
-            replay: ReplayBuffer,
             events: AsyncStream<AttemptEvent>.Continuation,
             observers: [any ClientAttemptObserving]
         ) {
@@ -312,7 +270,6 @@ extension ClientRPCExecutor {
             self.deadline = deadline
             self.transport = transport
             self.registry = registry
-            self.replay = replay
             self.events = events
             self.observers = observers
         }
@@ -395,6 +352,7 @@ extension ClientRPCExecutor {
                         endAttempt(n, RPCError(code: .cancelled, message: "The attempt was cancelled."))
                     case .commit(let n):
                         if let ended = registry.endReason { throw ended }
+                        registry.log.commit(n)
                         throttle?.recordSuccess()
                         return try await committing(n, outcomes[n])
                     case .fail(let n):
@@ -402,9 +360,6 @@ extension ClientRPCExecutor {
                         return try await committing(n, outcomes[n])
                     }
                 }
-                pending = pendingAfterStart(&machine)
-
-                if !pending.isEmpty { continue }
                 guard let event = await iterator.next() else {
                     throw registry.endReason ?? .cancelledLocally
                 }
@@ -414,6 +369,11 @@ extension ClientRPCExecutor {
                     throw registry.endReason ?? .cancelledLocally
                 case .timer(let generation):
                     pending = machine.timerFired(generation: generation, throttleAllows: throttle?.allowsRetry ?? true)
+                case .overflowed:
+                    // Attempts started so far read the log from its start; none starts after (but the
+                    // retry a timer is waiting for, which the log keeps everything for).
+                    pending = machine.requestCommitted()
+                    registry.log.stopReplay()
                 case .outcome(let n, let outcome):
                     outcomes[n] = outcome
                     switch outcome {
@@ -435,14 +395,6 @@ extension ClientRPCExecutor {
                     }
                 }
             }
-        }
-
-        private var overflowPending = false
-
-        private mutating func pendingAfterStart(_ machine: inout RetryStateMachine) -> [RetryStateMachine.Action] {
-            guard overflowPending else { return [] }
-            overflowPending = false
-            return machine.requestCommitted()
         }
 
         private func failed(
@@ -485,8 +437,9 @@ extension ClientRPCExecutor {
             }
         }
 
-        /// Starts attempt `n`. The first writes the request live, from the producer, keeping a copy for
-        /// the others; when that copy overflows, the call is committed to attempt 1.
+        /// Starts attempt `n`: a task opens its stream, writes the request from the log and reads the
+        /// response head. Its reader is added here, in the coordinator, so that it is in the log before
+        /// the coordinator can stop replay.
         private mutating func start(
             _ n: Int,
             addTask: (@escaping @Sendable @concurrent () async -> Void) -> Void
@@ -499,71 +452,47 @@ extension ClientRPCExecutor {
             }
             var metadata = request.metadata
             if n > 1 { metadata.replaceOrAdd(.string("\(n - 1)"), forKey: "grpc-previous-rpc-attempts") }
-            let live = n == 1
             let slot = registry.slot(n)
-            let (transport, descriptor, registry, replay, events) = (
-                self.transport, self.descriptor, self.registry, self.replay, self.events
+            guard registry.log.addReader(n) else {
+                // Only if the call ended meanwhile: the machine starts no attempt once replay stopped.
+                slot.opened.set(nil)
+                let error = registry.endReason ?? RPCError(code: .internal, message: "The request can't be replayed.")
+                events.yield(.outcome(n, .failure(error)))
+                return
+            }
+            let (transport, descriptor, registry, events) = (
+                self.transport, self.descriptor, self.registry, self.events
             )
             let (attemptMetadata, attemptOptions) = (metadata, options)
             addTask { @concurrent in
                 await Self.hold(
                     n,
-                    live: live,
                     metadata: attemptMetadata,
                     options: attemptOptions,
                     transport: transport,
                     descriptor: descriptor,
                     registry: registry,
                     slot: slot,
-                    replay: replay,
                     events: events
                 )
             }
-            guard live else { return }
-
-            let call = await slot.opened.wait()
-            if let ended = registry.endReason { throw ended }
-            // Without a stream (it never opened, or its head could not be sent) the request is still
-            // produced, into the copy only: the next attempt sends it.
-            let headSent = if let call { try await sendHead(call, metadata) } else { false }
-            let writer = ReplayingWriter(
-                call: call,
-                streamUsable: headSent,
-                replay: replay,
-                serializer: serializer,
-                limit: options.maxRequestMessageBytes
-            )
-            let producer = request.producer
-            if let call, headSent {
-                try await sendRequest(call) { try await producer(RPCWriter(wrapping: writer)) }
-            } else {
-                do {
-                    try await producer(RPCWriter(wrapping: writer))
-                } catch let error as RPCError {
-                    throw error
-                } catch {
-                    throw RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
-                }
-            }
-            replay.markComplete()
-            slot.requestSent.set(true)
-            if !replay.isReplayable { overflowPending = true }
         }
 
-        /// The task that holds attempt `n`'s stream open: for a replayed attempt it writes the request;
-        /// then it reads the response head, reports it and waits until the call is done with the stream.
+        /// The task that holds attempt `n`'s stream open: it writes the request from the log (beside
+        /// reading, so a bidirectional request can wait for responses), reads the response head, reports
+        /// it and waits until the call is done with the stream.
         private static func hold(
             _ n: Int,
-            live: Bool,
             metadata: Metadata,
             options: CallOptions,
             transport: any ClientTransport,
             descriptor: MethodDescriptor,
             registry: AttemptRegistry,
             slot: AttemptRegistry.Slot,
-            replay: ReplayBuffer,
             events: AsyncStream<AttemptEvent>.Continuation
         ) async {
+            let log = registry.log
+            defer { log.removeReader(n) }
             do {
                 try await transport.withStream(descriptor: descriptor, options: options) { stream in
                     let call = ClientCall(stream: stream)
@@ -572,21 +501,23 @@ extension ClientRPCExecutor {
                         return
                     }
                     slot.opened.set(call)
-                    if live {
-                        _ = await slot.requestSent.wait()
-                    } else if try await sendHead(call, metadata) {
-                        try await sendRequest(call) {
-                            for message in replay.messages { try await call.stream.write(.message(message)) }
+                    let headSent = try await sendHead(call, metadata)
+                    await withTaskGroup(of: Void.self) { group in
+                        if headSent {
+                            group.addTask { await pump(n, call: call, log: log) }
+                        } else {
+                            log.removeReader(n)
                         }
+                        let outcome: Result<ResponseHead, RPCError>
+                        do {
+                            outcome = .success(try await readHead(call))
+                        } catch {
+                            outcome = .failure(call.map(error))
+                        }
+                        events.yield(.outcome(n, outcome))
+                        _ = await slot.release.wait()
+                        group.cancelAll()
                     }
-                    let outcome: Result<ResponseHead, RPCError>
-                    do {
-                        outcome = .success(try await readHead(call))
-                    } catch {
-                        outcome = .failure(call.map(error))
-                    }
-                    events.yield(.outcome(n, outcome))
-                    _ = await slot.release.wait()
                 }
             } catch {
                 slot.opened.set(nil)
@@ -595,18 +526,56 @@ extension ClientRPCExecutor {
                 events.yield(.outcome(n, .failure(rpcError)))
             }
         }
+
+        /// Writes the log's messages to attempt `n`'s stream as they come, then half-closes. A write
+        /// that fails means the stream is gone: the response says why.
+        private static func pump(_ n: Int, call: ClientCall, log: RequestLog) async {
+            do {
+                while let message = try await log.next(n) {
+                    do {
+                        try await call.stream.write(.message(message))
+                    } catch {
+                        log.removeReader(n, writeError: call.requestWriteFailed(error))
+                        return
+                    }
+                }
+                try await call.stream.finish()
+            } catch {
+                // The producer failed or the call ended (the registry cancels the streams), or the
+                // half-close found the stream gone.
+            }
+            log.removeReader(n)
+        }
+    }
+
+    /// Runs the request producer into the call's log, beside the attempts. A producer that throws
+    /// (other than because the log closed under it) fails the call with its error.
+    static func produce<Input: Sendable>(
+        _ request: StreamingClientRequest<Input>,
+        serializer: some MessageSerializer<Input>,
+        limit: Int?,
+        registry: AttemptRegistry,
+        events: AsyncStream<AttemptEvent>.Continuation
+    ) async {
+        let log = registry.log
+        let writer = LogWriter(log: log, serializer: serializer, limit: limit)
+        do {
+            try await request.producer(RPCWriter(wrapping: writer))
+            log.finish()
+        } catch {
+            let rpcError =
+                (error as? RPCError)
+                ?? RPCError(code: .unknown, message: "The request producer threw an error.", cause: error)
+            guard let failure = log.fail(rpcError) else { return }
+            registry.end { _ in failure }
+            events.yield(.ended)
+        }
     }
 }
 
-/// Writes request messages to the first attempt's stream and keeps a copy for later attempts.
-///
-/// A write that finds the stream closed (the server has answered) doesn't end the producer while the
-/// copy still holds every message: the next attempt replays it.
-struct ReplayingWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Serializer.Message: Sendable {
-    let call: ClientCall?
-    /// False when the attempt's stream never opened or its head could not be sent.
-    let streamUsable: Bool
-    let replay: ReplayBuffer
+/// Serializes request messages into the call's ``RequestLog``, which every attempt reads.
+struct LogWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Serializer.Message: Sendable {
+    let log: RequestLog
     let serializer: Serializer
     let limit: Int?
 
@@ -615,18 +584,8 @@ struct ReplayingWriter<Serializer: MessageSerializer>: RPCWriterProtocol where S
     }
 
     func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
-        if let local = call?.localError { throw local }
+        if let closed = log.closedError { throw closed }
         let buffer = try serializer.serializeForSending(element, options: options, limit: limit, kind: .request)
-        let kept = replay.append(buffer)
-        guard let call, streamUsable, !call.requestStreamClosed else {
-            if kept { return }
-            throw call?.localError ?? RPCError(code: .unavailable, message: "The request could not be sent.")
-        }
-        do {
-            try await call.stream.write(.message(buffer))
-        } catch {
-            let failure = call.requestWriteFailed(error)
-            if !kept { throw failure }
-        }
+        try await log.append(buffer)
     }
 }

@@ -59,6 +59,8 @@ struct RetryStateMachine {
     /// No further attempts: the server pushed back with "stop", the throttle stopped hedging, or the
     /// request overflowed its replay buffer (the call is committed to the attempt it is on).
     private(set) var stopped = false
+    /// Stopped while no attempt ran: the timer's attempt is still to start, as the last.
+    private var lastAttemptPending = false
     private var timerGeneration = 0
     private var timerArmed = false
     /// Retries since the last pushback: the backoff's exponent.
@@ -154,6 +156,10 @@ struct RetryStateMachine {
     mutating func timerFired(generation: Int, throttleAllows: Bool) -> [Action] {
         guard !finished, timerArmed, generation == timerGeneration else { return [] }
         timerArmed = false
+        if lastAttemptPending {
+            lastAttemptPending = false
+            return [startNext()]
+        }
         switch policy {
         case .retry:
             return [startNext()]  // the throttle was asked when the attempt failed
@@ -168,12 +174,18 @@ struct RetryStateMachine {
         }
     }
 
-    /// The request overflowed its replay buffer (or could not be replayed): the call is committed to the
-    /// attempt it is on, and no other starts.
+    /// The request overflowed its replay buffer: no attempt starts beyond those running, except the one a
+    /// timer is waiting for when none is running (a retry after its backoff, a hedge after a pushback),
+    /// which is then the last.
     mutating func requestCommitted() -> [Action] {
         guard !finished, !stopped else { return [] }
         stopped = true
-        return timerArmed ? [disarmTimer()] : []
+        guard timerArmed else { return [] }
+        if outstanding.isEmpty {
+            lastAttemptPending = true
+            return []
+        }
+        return [disarmTimer()]
     }
 
     private mutating func startNext() -> Action {
