@@ -20,6 +20,7 @@ public final class ManualRPCClock: RPCClock {
         var now: ContinuousClock.Instant
         var timers: [Timer] = []
         var nextID: UInt64 = 0
+        var waiters: [(id: UInt64, count: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let state: CourierMutex<State>
@@ -40,12 +41,45 @@ public final class ManualRPCClock: RPCClock {
         at deadline: ContinuousClock.Instant,
         _ action: @escaping @Sendable () -> Void
     ) -> any RPCTimer {
-        let id = state.withLock { state -> UInt64 in
+        let (id, ready) = state.withLock { state in
             state.nextID += 1
             state.timers.append(Timer(id: state.nextID, deadline: deadline, action: action))
+            let count = state.timers.count
+            let ready = state.waiters.filter { $0.count <= count }.map(\.continuation)
+            state.waiters.removeAll { $0.count <= count }
+            return (state.nextID, ready)
+        }
+        for waiter in ready { waiter.resume() }
+        return ManualTimer(clock: self, id: id)
+    }
+
+    /// Returns once at least `count` timers are pending: the explicit signal that the code under test
+    /// has armed its timers (a retry's backoff, a deadline) and waits for the clock.
+    ///
+    /// Returns early if the task is cancelled.
+    ///
+    /// - Parameter count: The number of pending timers to wait for.
+    public func waitForPendingTimers(_ count: Int = 1) async {
+        let id = state.withLock { state in
+            state.nextID += 1
             return state.nextID
         }
-        return ManualTimer(clock: self, id: id)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state -> Bool in
+                    if state.timers.count >= count || Task.isCancelled { return true }
+                    state.waiters.append((id, count, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume()
+        }
     }
 
     /// Moves time forward and runs, in deadline order and on the calling thread, every timer that is

@@ -24,6 +24,7 @@ func withRetryServer<R: Sendable>(
     _ methodConfig: [MethodConfig],
     jitter: Double = 0.999,
     observer: StreamEvents? = nil,
+    bufferBytesPerRPC: Int = 256 * 1024,
     _ body: (PeerProcess, CourierClient) async throws -> R
 ) async throws -> R {
     let peer = try PeerProcess("grpcio_retry_server.py", [])
@@ -37,7 +38,10 @@ func withRetryServer<R: Sendable>(
         let client = CourierClient(
             transport: transport,
             interceptors: [],
-            validated: CourierClient.Configuration(serviceConfig: serviceConfig),
+            validated: CourierClient.Configuration(
+                serviceConfig: serviceConfig,
+                retryBufferBytesPerRPC: bufferBytesPerRPC
+            ),
             random: { jitter }
         )
         let result = try await withThrowingTaskGroup(of: Void.self, returning: R.self) { group in
@@ -254,21 +258,73 @@ struct RetryPeerTests {
         }
     }
 
-    @Test("Bidirectional streaming is not retried: one attempt (its requests are not replayed)")
-    func bidirectionalOneAttempt() async throws {
+    /// A bidirectional ping-pong on `retry.Retry/Bidi`: the directives, then each of `pings` once the
+    /// previous reply has arrived (the producer waits for the response, as a chat does); the replies.
+    func pingPong(_ client: CourierClient, _ directives: String, _ pings: [String]) async throws -> [String] {
+        let (replies, repliesIn) = AsyncStream<Void>.makeStream()
+        return try await client.bidirectionalStreaming(
+            request: StreamingClientRequest<[UInt8]> { writer in
+                var replied = replies.makeAsyncIterator()
+                try await writer.write(Array(directives.utf8))
+                for ping in pings {
+                    guard await replied.next() != nil else { return }
+                    try await writer.write(Array(ping.utf8))
+                }
+                _ = await replied.next()
+            },
+            descriptor: retryBidi,
+            serializer: codec,
+            deserializer: codec
+        ) { response in
+            defer { repliesIn.finish() }
+            var all: [String] = []
+            for try await reply in response.messages {
+                all.append(String(decoding: reply, as: UTF8.self))
+                repliesIn.yield()
+            }
+            return all
+        }
+    }
+
+    @Test("Bidirectional streaming is retried: a ping-pong whose requests wait for replies is replayed")
+    func bidirectionalRetried() async throws {
         try await withRetryServer(retrying(3)) { server, client in
+            let replies = try await pingPong(client, "fail=2", ["a", "b"])
+            #expect(replies == ["ok 3", "a", "b"])
+            #expect(
+                await attempts(server, 3) == [
+                    "ATTEMPT 1 PREVIOUS -", "ATTEMPT 2 PREVIOUS 1", "ATTEMPT 3 PREVIOUS 2",
+                ]
+            )
+        }
+    }
+
+    @Test("Bidirectional hedging: a stalled first attempt is hedged; the hedge wins and carries the stream")
+    func bidirectionalHedged() async throws {
+        try await withRetryServer(hedging(2, delay: .milliseconds(50))) { server, client in
+            let replies = try await pingPong(client, "stall=1", ["a", "b"])
+            #expect(replies == ["ok 2", "a", "b"])
+            #expect(await server.line(startingWith: "CANCELLED 1") != nil, "\(server.output)")
+            #expect(await attempts(server, 2).sorted() == ["ATTEMPT 1 PREVIOUS -", "ATTEMPT 2 PREVIOUS 1"])
+        }
+    }
+
+    @Test("Bidirectional: a request past the per-RPC buffer is committed to its attempt: no retry after")
+    func bidirectionalOverflowCommits() async throws {
+        try await withRetryServer(retrying(3), bufferBytesPerRPC: 16) { server, client in
             let error = await failure {
                 try await client.bidirectionalStreaming(
                     request: StreamingClientRequest<[UInt8]> { writer in
-                        try await writer.write(Array("fail=1".utf8))
+                        // 27 bytes: the log overflows on this append, before the server can have seen
+                        // the message, so the overflow comes before any outcome of attempt 1.
+                        try await writer.write(Array("fail=1 padding=\(String(repeating: "x", count: 12))".utf8))
                     },
                     descriptor: retryBidi,
                     serializer: codec,
                     deserializer: codec
                 ) { response in
-                    var replies: [String] = []
-                    for try await reply in response.messages { replies.append(String(decoding: reply, as: UTF8.self)) }
-                    return replies.joined(separator: ",")
+                    for try await _ in response.messages {}
+                    return ""
                 }
             }
             #expect(error?.code == .unavailable)

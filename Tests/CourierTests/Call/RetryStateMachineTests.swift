@@ -89,6 +89,39 @@ struct RetryStateMachineTests {
         #expect(machine.failed(attempt: 1, code: .unavailable, pushback: nil, throttleAllows: true) == [.fail(1)])
     }
 
+    @Test("Retry: a request that overflows while a retry waits for its backoff: that retry is the last")
+    func bufferCommitDuringBackoff() {
+        var machine = RetryStateMachine(policy: .retry(retry), random: { 0.5 })
+        _ = machine.start()
+        #expect(
+            machine.failed(attempt: 1, code: .unavailable, pushback: nil, throttleAllows: true)
+                == [.scheduleTimer(after: .milliseconds(500), generation: 1)]
+        )
+        #expect(machine.requestCommitted() == [])  // the timer stays: its attempt reads the whole log
+        #expect(machine.timerFired(generation: 1, throttleAllows: true) == [.startAttempt(2)])
+        #expect(machine.failed(attempt: 2, code: .unavailable, pushback: nil, throttleAllows: true) == [.fail(2)])
+    }
+
+    @Test("Hedging: an overflow stops new hedges; with none running, the pushed-back one is the last")
+    func hedgingBufferCommit() {
+        let policy = HedgingPolicy(maxAttempts: 4, hedgingDelay: .seconds(1), nonFatalStatusCodes: [.unavailable])
+        var machine = RetryStateMachine(policy: .hedging(policy))
+        _ = machine.start()
+        #expect(machine.requestCommitted() == [.cancelTimer])
+        #expect(machine.timerFired(generation: 1, throttleAllows: true) == [])
+        #expect(machine.failed(attempt: 1, code: .unavailable, pushback: nil, throttleAllows: true) == [.fail(1)])
+
+        machine = RetryStateMachine(policy: .hedging(policy))
+        _ = machine.start()
+        #expect(
+            machine.failed(attempt: 1, code: .unavailable, pushback: .retryAfter(.seconds(2)), throttleAllows: true)
+                == [.scheduleTimer(after: .seconds(2), generation: 2)]
+        )
+        #expect(machine.requestCommitted() == [])
+        #expect(machine.timerFired(generation: 2, throttleAllows: true) == [.startAttempt(2)])
+        #expect(machine.receivedResponse(attempt: 2) == [.commit(2)])
+    }
+
     @Test("Hedging: a new attempt each delay; a non-fatal failure starts the next at once; first headers win")
     func hedging() {
         let policy = HedgingPolicy(maxAttempts: 3, hedgingDelay: .seconds(1), nonFatalStatusCodes: [.unavailable])

@@ -51,9 +51,10 @@ struct RetryTests {
         _ service: ClosureService,
         _ configuration: CourierClient.Configuration,
         interceptors: [ConditionalInterceptor<any ClientInterceptor>] = [],
+        clock: any RPCClock = .system,
         _ body: (CourierClient) async throws -> R
     ) async throws -> R {
-        let transport = InMemoryTransport()
+        let transport = InMemoryTransport(clock: clock)
         return try await withCourierServer(transport: transport.server, services: [service]) { _ in
             let client = CourierClient(
                 transport: transport.client,
@@ -175,6 +176,63 @@ struct RetryTests {
             )
         }
         #expect(reply == "m@1")
+        #expect(seen.all == ["none", "1"])
+    }
+
+    @Test("Bidirectional: a request that overflows while the retry waits out its backoff reaches that retry whole")
+    func bidirectionalOverflowDuringBackoff() async throws {
+        let clock = ManualRPCClock()
+        let seen = EventLog()
+        let service = ClosureService { router in
+            let codec = UTF8Codec()
+            router.registerBidirectionalStreaming(forMethod: Echo.update, deserializer: codec, serializer: codec) {
+                request,
+                _ in
+                let previous = request.metadata.firstString(forKey: "grpc-previous-rpc-attempts") ?? "none"
+                seen.append(previous)
+                if previous == "none" {
+                    // Attempt 1 fails once its first message arrives, before any response header.
+                    for try await _ in request.messages { break }
+                    throw RPCError(code: .unavailable, message: "try again")
+                }
+                return StreamingServerResponse { writer in
+                    var received: [String] = []
+                    for try await message in request.messages { received.append(message) }
+                    try await writer.write(received.joined(separator: ","))
+                    return [:]
+                }
+            }
+        }
+        var configuration = Self.config(Self.retry)
+        configuration.retryBufferBytesPerRPC = 8
+        let reply = try await run(service, configuration, clock: clock) { client in
+            // The retry starts once the clock moves past its backoff. Whether the coordinator sees the
+            // overflow before or after that retry started, the retry must get the whole request (the
+            // order in which the overflow comes first is pinned in RetryStateMachineTests).
+            async let advance: Void = {
+                await clock.waitForPendingTimers()
+                clock.advance(by: .seconds(1))
+            }()
+            let replies = try await client.bidirectionalStreaming(
+                request: StreamingClientRequest<String> { writer in
+                    try await writer.write("a")
+                    // Attempt 1 failed and its retry waits for the clock: the rest overflows the log
+                    // (1 + 4 + 4 > 8 bytes) while no attempt reads it.
+                    await clock.waitForPendingTimers()
+                    try await writer.write(contentsOf: ["bbbb", "cccc", "dddd"])
+                },
+                descriptor: Echo.update,
+                serializer: UTF8Codec(),
+                deserializer: UTF8Codec()
+            ) { response in
+                var replies: [String] = []
+                for try await reply in response.messages { replies.append(reply) }
+                return replies
+            }
+            await advance
+            return replies
+        }
+        #expect(reply == ["a,bbbb,cccc,dddd"])
         #expect(seen.all == ["none", "1"])
     }
 
