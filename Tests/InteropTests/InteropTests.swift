@@ -70,6 +70,35 @@ struct InteropTests {
         }
     }
 
+    @Test("pick_first_unary over an ipv4: list of two grpcio servers: one server; round_robin reaches both")
+    func pickFirstUnaryAgainstGRPCIO() async throws {
+        try await withPythonPeer("grpcio_test_server.py") { first in
+            try await withPythonPeer("grpcio_test_server.py") { second in
+                let target = "ipv4:127.0.0.1:\(first),127.0.0.1:\(second)"
+                try await withCourierClient(transport: try HTTP2ClientTransport(target: target)) { client in
+                    let notes = try await InteropTestCase.pickFirstUnary.run(using: client)
+                    #expect(notes.isEmpty, "\(notes)")
+                }
+                // The same target with round_robin: both servers answer, under different ids, so the
+                // case above could have seen two.
+                let configuration = CourierClient.Configuration(
+                    serviceConfig: try ServiceConfig(json: #"{"loadBalancingConfig": [{"round_robin": {}}]}"#)
+                )
+                let transport = try HTTP2ClientTransport(target: target)
+                try await withCourierClient(transport: transport, configuration: configuration) { client in
+                    let testService = Grpc_Testing_TestService.Client(wrapping: client)
+                    var servers = Set<String>()
+                    for _ in 0..<4 {
+                        let response = try await testService.unaryCall(.with { $0.fillServerID = true })
+                        servers.insert(response.serverID)
+                    }
+                    #expect(servers.count == 2, "\(servers.sorted())")
+                    #expect(servers.allSatisfy { $0.hasPrefix("grpcio-") }, "\(servers.sorted())")
+                }
+            }
+        }
+    }
+
     @Test("Courier's client passes every case against Courier's server", arguments: InteropTestCase.allCases)
     func courierAgainstCourier(_ testCase: InteropTestCase) async throws {
         let transport = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))

@@ -4,6 +4,7 @@ Usage: python3 grpcio_test_server.py [--port N] [--use_tls --tls_cert_file F --t
 (default: a free port)
 Prints 'PORT <n>' once listening; serves until stdin closes.
 """
+import os
 import sys
 import time
 from concurrent import futures
@@ -16,6 +17,11 @@ empty_pb2, messages_pb2, test_pb2_grpc = load()
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
+
+
+# What SimpleResponse.server_id says when a request sets fill_server_id: one id per server process, so that
+# a client can tell its backends apart (pick_first_unary).
+SERVER_ID = f"grpcio-{os.getpid()}"
 
 
 def echo_metadata(context):
@@ -55,7 +61,10 @@ class TestService(test_pb2_grpc.TestServiceServicer):
         maybe_abort(request, context)
         if request.HasField("response_compressed"):
             context.set_compression(grpc.Compression.Gzip if request.response_compressed.value else grpc.Compression.NoCompression)
-        return messages_pb2.SimpleResponse(payload=payload(request.response_size))
+        response = messages_pb2.SimpleResponse(payload=payload(request.response_size))
+        if request.fill_server_id:
+            response.server_id = SERVER_ID
+        return response
 
     def StreamingOutputCall(self, request, context):
         echo_metadata(context)
