@@ -315,4 +315,39 @@ struct LoadBalancingPeerTests {
             }
         }
     }
+
+    @Test("Connectivity: IDLE until an RPC, CONNECTING, READY; a killed backend: TRANSIENT_FAILURE; SHUTDOWN last")
+    func connectivity() async throws {
+        try await withLBBackends(["127.0.0.1"]) { backends in
+            let port = try #require(backends[0].address.port)
+            let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)")
+            #expect(transport.connectivityState == .idle)
+            let changes = transport.connectivityStateChanges()
+            let watcher = Task {
+                var seen: [ConnectivityState] = []
+                for await state in changes { seen.append(state) }
+                return seen
+            }
+            try await withCourierClient(transport: transport) { client in
+                _ = try await get(client)
+                #expect(transport.connectivityState == .ready)
+                await backends[0].peer.kill()
+                let left = await transport.waitForStateChange(from: .ready)
+                #expect(left != .ready && left != .shutdown, "\(left)")
+                // The only address now refuses: an RPC fails UNAVAILABLE, the transport is in transient failure.
+                let error = await #expect(throws: RPCError.self) { try await get(client) }
+                #expect(error?.code == .unavailable, "\(String(describing: error))")
+                var state = transport.connectivityState
+                while state != .transientFailure, state != .shutdown {
+                    state = await transport.waitForStateChange(from: state)
+                }
+                #expect(state == .transientFailure)
+            }
+            let seen = await watcher.value
+            #expect(Array(seen.prefix(3)) == [.idle, .connecting, .ready], "\(seen)")
+            #expect(seen.contains(.transientFailure), "\(seen)")
+            #expect(seen.last == .shutdown, "\(seen)")
+            #expect(transport.connectivityState == .shutdown)
+        }
+    }
 }
