@@ -392,10 +392,13 @@ final class InMemoryStreamLink: Sendable {
             return takeSleepers(&state)
         }
         guard let woken else { return }
-        wake(woken)
-        requests.fail(server)
+        // The order matters: the client's side fails first, so nothing the server writes from here on
+        // (a handler ending with its own status) can reach the client ahead of `client`; the handler
+        // is cancelled before its reads fail, so it sees a cancellation, not just an error.
         responses.fail(client)
         serverCancellation.cancel()
+        requests.fail(server)
+        wake(woken)
     }
 
     /// Wakes senders waiting out a delay (the stream ended another way: cancelled, terminated).

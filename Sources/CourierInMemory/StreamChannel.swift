@@ -218,6 +218,12 @@ final class StreamChannel<Element: Sendable>: Sendable {
 
     /// Fails the channel: buffered elements are dropped and every pending and later operation throws
     /// `error`. Does nothing once the channel has finished and been drained, or has failed.
+    /// Whether a consumer is suspended in ``next()`` (for tests).
+    var hasConsumerForTesting: Bool { state.withLock { $0.consumer != nil } }
+
+    /// The error the channel failed with, if it has (for tests).
+    var failureForTesting: (any Error)? { state.withLock { $0.failure } }
+
     func fail(_ error: any Error) {
         let (consumer, producers) = state.withLock { state -> (UnsafeContinuation<Element?, any Error>?, [Waiter]) in
             guard state.failure == nil, !(state.finished && state.count == 0) else { return (nil, []) }
