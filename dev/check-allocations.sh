@@ -3,7 +3,8 @@
 # counter; in memory through the core, and over HTTP/2 on loopback with client and server in one process)
 # against the ceilings committed in Benchmarks/Micro/allocation-ceilings.json. Fails when a change adds an
 # allocation to the hot path. Counts are averages over many calls, so amortised allocations (task-allocator
-# slabs, buffer growth) show up as fractions; of three runs the lowest counts.
+# slabs, buffer growth) show up as fractions; of three runs the lowest counts. Allocations of 64 KiB or more
+# on 1 MiB round trips are checked too ("large" in the ceilings): large buffers are reused, not reallocated.
 #
 #   ./dev/check-allocations.sh            debug build (what dev/test.sh has built)
 #   ./dev/check-allocations.sh release    release build (builds the micro-benchmark)
@@ -23,18 +24,22 @@ done
 python3 - "$configuration" "$results" Benchmarks/Micro/allocation-ceilings.json <<'PY'
 import glob, json, sys
 configuration, results_dir, ceilings_path = sys.argv[1:]
-ceilings = json.load(open(ceilings_path))[configuration]
-results = {}
+all_ceilings = json.load(open(ceilings_path))
+results, large = {}, {}
 for path in glob.glob(results_dir + "/*.json"):
     for r in json.load(open(path)):
         results[r["name"]] = min(results.get(r["name"], float("inf")), r["allocationsPerOperation"])
+        large[r["name"]] = min(large.get(r["name"], float("inf")), r["largeAllocationsPerOperation"])
 failed = False
-for name, ceiling in ceilings.items():
-    if name not in results:
+checks = [(name, ceiling, results, "allocs/op") for name, ceiling in all_ceilings[configuration].items()]
+checks += [(name, ceiling, large, "allocs ≥ 64 KiB/op")
+           for name, ceiling in all_ceilings["large"][configuration].items()]
+for name, ceiling, measured_by_name, unit in checks:
+    if name not in measured_by_name:
         print(f"check-allocations: no measurement named {name!r}"); failed = True; continue
-    measured = results[name]
+    measured = measured_by_name[name]
     verdict = "ok" if measured <= ceiling else "OVER THE CEILING"
-    print(f"check-allocations ({configuration}): {name}: {measured:.2f} allocs/op, ceiling {ceiling:.2f}: {verdict}")
+    print(f"check-allocations ({configuration}): {name}: {measured:.2f} {unit}, ceiling {ceiling:.2f}: {verdict}")
     failed |= measured > ceiling
 sys.exit(1 if failed else 0)
 PY

@@ -74,13 +74,8 @@ extension MessageBuffer: SwiftProtobufContiguousBytes {
             self.init(storage: [UInt8](repeating: repeating, count: headroom + count), messageOffset: headroom)
             return
         }
-        let storage = [UInt8](unsafeUninitializedCapacity: headroom + count) { buffer, initialized in
-            buffer.baseAddress!.initialize(repeating: 0, count: headroom)
-            // The message bytes: written by the encoder before anyone reads them. Zeroed only when small,
-            // where the fill costs nothing and keeps the bytes defined even if an encoder stops early.
-            if count <= 4096 { (buffer.baseAddress! + headroom).initialize(repeating: 0, count: count) }
-            initialized = headroom + count
-        }
-        self.init(storage: storage, messageOffset: headroom)
+        // The message bytes: written by the encoder before anyone reads them (a large buffer comes back
+        // from the pool of recycled ones, see `LargeBufferPool`).
+        self = MessageBuffer.forOverwriting(count: count, headroom: headroom)
     }
 }

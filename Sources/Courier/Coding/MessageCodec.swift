@@ -99,9 +99,12 @@ package enum MessageKind: String, Sendable {
 extension MessageDeserializer {
     /// Deserializes, mapping codec errors to `INTERNAL`.
     @inlinable
-    package func deserializeForRPC(_ buffer: MessageBuffer) throws(RPCError) -> Message {
+    package func deserializeForRPC(_ buffer: consuming MessageBuffer) throws(RPCError) -> Message {
         do {
-            return try deserialize(buffer)
+            let message = try deserialize(buffer)
+            // Done with the bytes: a large buffer goes back to the pool for the next message.
+            buffer.recycle()
+            return message
         } catch let error as RPCError {
             throw error
         } catch {

@@ -92,7 +92,7 @@ package struct GRPCMessageDeframer {
                 // Grow to at most 4× what has arrived, never past the declared length: a lying prefix
                 // costs at most 4× the bytes actually sent, and a large message is copied twice at most
                 // on its way in (64 KiB → 256 KiB → 1 MiB) instead of at every doubling.
-                body.reserveCapacity(min(expected, max(body.count + take, 4 * (body.count + take))))
+                grow(to: min(expected, max(body.count + take, 4 * (body.count + take))))
             }
             body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + take)]))
             index += take
@@ -125,9 +125,28 @@ package struct GRPCMessageDeframer {
             throw Failure.messageTooLarge(length: length, limit: limit)
         }
         expected = length
-        body = []
-        body.reserveCapacity(min(length, Self.maxUpfrontReservation))
+        // A recycled buffer that fits the whole message costs nothing new, whatever the prefix says.
+        if length > Self.maxUpfrontReservation, var recycled = LargeBufferPool.shared.take(capacity: length) {
+            recycled.removeAll(keepingCapacity: true)
+            body = recycled
+        } else {
+            body = []
+            body.reserveCapacity(min(length, Self.maxUpfrontReservation))
+        }
         if length == 0 { try completeMessage(emit: emit) }
+    }
+
+    /// Moves the body into storage of at least `capacity` bytes: a recycled buffer if one fits, else
+    /// a new one; the old storage, if large, goes to the pool.
+    private mutating func grow(to capacity: Int) {
+        guard var recycled = LargeBufferPool.shared.take(capacity: capacity) else {
+            body.reserveCapacity(capacity)
+            return
+        }
+        recycled.removeAll(keepingCapacity: true)
+        recycled.append(contentsOf: body)
+        swap(&body, &recycled)
+        LargeBufferPool.shared.recycle(recycled)
     }
 
     private mutating func completeMessage(emit: (Message) throws -> Void) throws {

@@ -1,3 +1,5 @@
+internal import Courier
+
 /// Framed messages waiting to go out on one stream, handed to nghttp2's data provider in pieces of any
 /// size. Loop-confined, like its stream.
 ///
@@ -103,6 +105,12 @@ struct OutboundQueue {
             }
         }
         if head == chunks.count, !retaining {
+            // Every message is on its way: large storage goes back to the pool for the next message.
+            // (By index: an iterator would hold a second reference to `chunks` in debug builds, and
+            // removeAll below would then allocate a new array.)
+            for index in chunks.indices where chunks[index].storage.capacity >= LargeBufferPool.minimumCapacity {
+                LargeBufferPool.shared.recycle(chunks[index].storage)
+            }
             chunks.removeAll(keepingCapacity: true)
             head = 0
             totalBytes = 0

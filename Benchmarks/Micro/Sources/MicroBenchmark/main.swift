@@ -21,6 +21,8 @@ struct Result: Codable {
     var name: String
     var nanosecondsPerOperation: Double
     var allocationsPerOperation: Double
+    /// Allocations of 64 KiB or more per operation.
+    var largeAllocationsPerOperation: Double
     var operations: Int
 }
 
@@ -48,11 +50,12 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-func record(_ name: String, operations: Int, elapsed: Duration, allocations: UInt64) {
+func record(_ name: String, operations: Int, elapsed: Duration, allocations: (all: UInt64, large: UInt64)) {
     let result = Result(
         name: name,
         nanosecondsPerOperation: seconds(elapsed) / Double(operations) * 1e9,
-        allocationsPerOperation: Double(allocations) / Double(operations),
+        allocationsPerOperation: Double(allocations.all) / Double(operations),
+        largeAllocationsPerOperation: Double(allocations.large) / Double(operations),
         operations: operations
     )
     results.append(result)
@@ -60,28 +63,39 @@ func record(_ name: String, operations: Int, elapsed: Duration, allocations: UIn
     print(
         "\(padded) \(String(format: "%9.0f", result.nanosecondsPerOperation)) ns/op  "
             + "\(String(format: "%6.2f", result.allocationsPerOperation)) allocs/op"
+            + (allocations.large > 0
+                ? "  \(String(format: "%5.2f", result.largeAllocationsPerOperation)) ≥ 64 KiB" : "")
     )
+}
+
+/// Every allocation so far, and those of 64 KiB or more.
+func allocationCounts() -> (all: UInt64, large: UInt64) {
+    (courier_allocation_count(), courier_large_allocation_count())
+}
+
+func - (lhs: (all: UInt64, large: UInt64), rhs: (all: UInt64, large: UInt64)) -> (all: UInt64, large: UInt64) {
+    (lhs.all - rhs.all, lhs.large - rhs.large)
 }
 
 /// Runs `body` `count` times after a warm-up of a tenth as many; records time and allocations.
 func measure(_ name: String, count: Int, _ body: () throws -> Void) rethrows {
     if let only, !name.contains(only) { return }
     for _ in 0..<max(1, count / 10) { try body() }
-    let allocationsBefore = courier_allocation_count()
+    let allocationsBefore = allocationCounts()
     let start = clock.now
     for _ in 0..<count { try body() }
     let elapsed = clock.now - start
-    record(name, operations: count, elapsed: elapsed, allocations: courier_allocation_count() - allocationsBefore)
+    record(name, operations: count, elapsed: elapsed, allocations: allocationCounts() - allocationsBefore)
 }
 
 func measureAsync(_ name: String, count: Int, _ body: () async throws -> Void) async rethrows {
     if let only, !name.contains(only) { return }
     for _ in 0..<max(1, count / 10) { try await body() }
-    let allocationsBefore = courier_allocation_count()
+    let allocationsBefore = allocationCounts()
     let start = clock.now
     for _ in 0..<count { try await body() }
     let elapsed = clock.now - start
-    record(name, operations: count, elapsed: elapsed, allocations: courier_allocation_count() - allocationsBefore)
+    record(name, operations: count, elapsed: elapsed, allocations: allocationCounts() - allocationsBefore)
 }
 
 // MARK: Codec and framing
@@ -89,6 +103,10 @@ func measureAsync(_ name: String, count: Int, _ body: () async throws -> Void) a
 let request = Grpc_Testing_SimpleRequest.with {
     $0.responseSize = 1024
     $0.payload = .with { $0.body = Data(count: 1024) }
+}
+let largeRequest = Grpc_Testing_SimpleRequest.with {
+    $0.responseSize = 1 << 20
+    $0.payload = .with { $0.body = Data(count: 1 << 20) }
 }
 let response = Grpc_Testing_SimpleResponse.with { $0.payload = .with { $0.body = Data(count: 1024) } }
 let requestSerializer = ProtobufSerializer<Grpc_Testing_SimpleRequest>()
@@ -127,6 +145,9 @@ nonisolated func roundTrips() async throws {
             try await measureAsync("in-memory: unary round trip, 1 KiB each way", count: iterations / 4) {
                 _ = try await bench.unaryCall(request)
             }
+            try await measureAsync("in-memory: unary round trip, 1 MiB each way", count: max(20, iterations / 400)) {
+                _ = try await bench.unaryCall(largeRequest)
+            }
         }
     }
 
@@ -143,6 +164,15 @@ nonisolated func roundTrips() async throws {
             let bench = Grpc_Testing_BenchmarkService.Client(wrapping: client)
             try await measureAsync("HTTP/2 loopback: unary round trip, client + server", count: iterations / 20) {
                 _ = try await bench.unaryCall(request)
+            }
+            // Large messages: what matters is that their buffers are reused (LargeBufferPool), not
+            // freed and faulted in again; only the payloads themselves (swift-protobuf's `Data` on
+            // each side, the service's response body) are new each time.
+            try await measureAsync(
+                "HTTP/2 loopback: unary round trip, 1 MiB each way",
+                count: max(20, iterations / 400)
+            ) {
+                _ = try await bench.unaryCall(largeRequest)
             }
         }
     }
