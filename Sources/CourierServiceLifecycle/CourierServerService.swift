@@ -18,7 +18,7 @@ public import ServiceLifecycle  // conforms to Service
 /// Handlers learn that draining has begun through `ServerContext.isDraining` and
 /// `ServerContext.waitForDraining()`, so that a long-lived stream can end instead of holding the drain
 /// until the grace period cancels it.
-public struct CourierServerService: Service {
+public struct CourierServerService: Service, CustomStringConvertible {
     /// The server.
     public let server: CourierServer
     /// How long running RPCs may take once the graceful shutdown began; `nil`: as long as they take.
@@ -58,6 +58,11 @@ public struct CourierServerService: Service {
             server.beginGracefulShutdown(grace: grace)
         }
     }
+
+    /// `CourierServerService`: the name `ServiceGroup` logs the service by. Without it, the group's
+    /// `"\(service)"` describes the struct by reflection, field by field, before the server listens: with
+    /// ping-server's two other services that way, ≈0.6 ms of its cold start (Benchmarks/ColdStart).
+    public var description: String { "CourierServerService" }
 }
 
 /// A `CourierClient` as a swift-service-lifecycle `Service`: it runs the client's connections until the
@@ -75,7 +80,7 @@ public struct CourierServerService: Service {
 ///
 /// Put the client before the services that use it: the group shuts services down in reverse order, so
 /// they stop calling before the client stops.
-public struct CourierClientService: Service {
+public struct CourierClientService: Service, CustomStringConvertible {
     /// The client.
     public let client: CourierClient
 
@@ -97,4 +102,7 @@ public struct CourierClientService: Service {
             client.beginGracefulShutdown()
         }
     }
+
+    /// `CourierClientService`: the name `ServiceGroup` logs the service by (cheaper than reflection).
+    public var description: String { "CourierClientService" }
 }

@@ -63,9 +63,12 @@ struct ProcessInfoEnvironment: Sendable {
 }
 
 /// Logs the address once the transport listens; then done (the group ignores its return).
-struct ListeningAnnouncement: Service {
+/// `CustomStringConvertible` (here and in `StatsPublisher`): `ServiceGroup` names each service by
+/// `"\(service)"`, which otherwise describes the struct field by field through reflection before `listen`.
+struct ListeningAnnouncement: Service, CustomStringConvertible {
     let transport: HTTP2ServerTransport
     let metadata: Logger.Metadata
+    var description: String { "ListeningAnnouncement" }
 
     func run() async throws {
         let address = try await transport.listeningAddress()
@@ -76,9 +79,10 @@ struct ListeningAnnouncement: Service {
 }
 
 /// Publishes the connection and stream counts (`PING_STATS_FILE`) until the shutdown begins.
-struct StatsPublisher: Service {
+struct StatsPublisher: Service, CustomStringConvertible {
     let stats: ConnectionStats
     let path: String
+    var description: String { "StatsPublisher" }
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await stats.publish(to: path) }
