@@ -87,7 +87,10 @@ struct LargeBufferPoolTests {
         return address(dirty)
     }
 
-    @Test("forOverwriting: the asked-for size and headroom; a reused buffer comes back zeroed", arguments: [0, 10, 4096, 100_000, 1 << 20])
+    @Test(
+        "forOverwriting: the asked-for size and headroom; a reused buffer comes back zeroed",
+        arguments: [0, 10, 4096, 100_000, 1 << 20]
+    )
     func forOverwriting(count: Int) throws {
         let pool = LargeBufferPool()
         let dirtyAddress = recycleDirty(into: pool)
