@@ -18,8 +18,15 @@ bin=$(swift build -c "$configuration" --show-bin-path)
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 # Three runs, the lowest count of each: scheduling only ever adds (a slab more, a buffer grown).
+# Each run takes 1-2 s; the time limit turns a hang (a lost wake-up, as once in the in-memory
+# transport) into a failure with a message instead of CI's own time-out.
 for run in 1 2 3; do
-    "$bin/micro-benchmark" --iterations 40000 --only "round trip" --json "$results/$run.json" >/dev/null
+    if ! timeout 120 "$bin/micro-benchmark" --iterations 40000 --only "round trip" \
+        --json "$results/$run.json" >"$results/$run.log" 2>&1; then
+        echo "check-allocations: run $run failed or hung (120 s); what it printed:" >&2
+        cat "$results/$run.log" >&2
+        exit 1
+    fi
 done
 python3 - "$configuration" "$results" Benchmarks/Micro/allocation-ceilings.json <<'PY'
 import glob, json, sys

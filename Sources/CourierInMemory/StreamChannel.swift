@@ -45,6 +45,22 @@ final class StreamChannel<Element: Sendable>: Sendable {
             return element
         }
 
+        /// Takes the first element and, when that makes room, the producers waiting for it (to be
+        /// resumed outside the lock). Every path that takes an element goes through here: a consumer
+        /// that takes one without waking them leaves a producer of an oversized element suspended
+        /// for good.
+        mutating func take(
+            size: (Element) -> Int,
+            hasRoom: (State) -> Bool
+        ) -> (element: Element, resumed: [Waiter])? {
+            guard let element = popFirst(size: size) else { return nil }
+            var resumed: [Waiter] = []
+            if !producers.isEmpty, hasRoom(self) {
+                swap(&resumed, &producers)
+            }
+            return (element, resumed)
+        }
+
         mutating func clear() {
             buffer.removeAll()
             head = 0
@@ -158,11 +174,7 @@ final class StreamChannel<Element: Sendable>: Sendable {
     func next() async throws -> Element? {
         let action = state.withLock { state -> NextAction in
             if let failure = state.failure { return .fail(failure) }
-            if let element = state.popFirst(size: size) {
-                var resumed: [Waiter] = []
-                if !state.producers.isEmpty, hasRoom(state) {
-                    swap(&resumed, &state.producers)
-                }
+            if let (element, resumed) = state.take(size: size, hasRoom: hasRoom) {
                 return .element(element, resumed)
             }
             if state.finished { return .end }
@@ -181,17 +193,24 @@ final class StreamChannel<Element: Sendable>: Sendable {
         }
     }
 
-    private func waitForElement(id: UInt64) async throws -> Element? {
+    /// The slow path of ``next()``: an element that arrived since `next` looked is taken here, and
+    /// the producers it made room for are resumed as in `next`.
+    func waitForElement(id: UInt64) async throws -> Element? {
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Element?, any Error>) in
+                var resumed: [Waiter] = []
                 let result = state.withLock { state -> Result<Element?, any Error>? in
                     if let failure = state.failure { return .failure(failure) }
-                    if let element = state.popFirst(size: size) { return .success(element) }
+                    if let taken = state.take(size: size, hasRoom: hasRoom) {
+                        resumed = taken.resumed
+                        return .success(taken.element)
+                    }
                     if state.finished { return .success(nil) }
                     if Task.isCancelled { return .failure(CancellationError()) }
                     state.consumer = (id, continuation)
                     return nil
                 }
+                for producer in resumed { producer.continuation.resume() }
                 if let result { continuation.resume(with: result) }
             }
         } onCancel: {
