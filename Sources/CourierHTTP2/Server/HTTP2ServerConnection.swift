@@ -12,6 +12,8 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     let fd: Int32
     let peer: String
     private let owner: HTTP2ServerTransport.Listener
+    /// The loop's handler tasks, which run this connection's streams.
+    private let handlers: HandlerPool
     let configuration: HTTP2ServerTransport.Configuration
     /// What the server asks of every stream.
     let options: ServerTransportOptions
@@ -33,11 +35,13 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         fd: Int32,
         loop: EventLoop,
         owner: HTTP2ServerTransport.Listener,
+        handlers: HandlerPool,
         configuration: HTTP2ServerTransport.Configuration,
         options: ServerTransportOptions
     ) {
         self.fd = fd
         self.owner = owner
+        self.handlers = handlers
         self.configuration = configuration
         self.options = options
         self.peer = Sockets.peerAddress(of: fd)?.description ?? "unknown"
@@ -260,7 +264,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             let stream = headerStream?.id == streamID ? headerStream : streams[streamID]
             headerStream = nil
             guard let stream, machine.isServing else { return }
-            if stream.receiveHeadComplete(endStream: endStream) { owner.serve(stream) }
+            if stream.receiveHeadComplete(endStream: endStream) { handlers.serve(stream) }
         } else if endStream {
             streams[streamID]?.receiveEndOfStream()  // trailers from the client end its request
         }

@@ -20,15 +20,13 @@ extension HTTP2ServerTransport {
         let tls: TLSContext?
         private let handler: @Sendable (any ServerTransportStream) async -> Void
         private var acceptHandler: AcceptHandler!
+        /// Each loop's handler tasks, in the order of `loops`.
+        private var pools: [HandlerPool] = []
         private var accepting = false
         private var nextLoop = 0
 
         private struct Shared {
             var connections: [ObjectIdentifier: HTTP2ServerConnection] = [:]
-            var tasks: [UInt64: Task<Void, Never>] = [:]
-            var finishedTasks: Set<UInt64> = []
-            var nextTaskID: UInt64 = 0
-            var activeTasks = 0
             var shuttingDown = false
             var aborted = false
             var acceptClosed = false
@@ -69,6 +67,7 @@ extension HTTP2ServerTransport {
             }
             self.loops = loops
             self.acceptHandler = AcceptHandler(listener: self)
+            self.pools = makePools()
         }
 
         /// A listener with no socket of its own, serving the connections its caller opens with
@@ -89,6 +88,16 @@ extension HTTP2ServerTransport {
             self.handler = handler
             self.loops = [loop]
             self.acceptHandler = AcceptHandler(listener: self)
+            self.pools = makePools()
+        }
+
+        /// Handler tasks started so far, on every loop (for tests).
+        var handlerTasksStarted: Int { pools.reduce(0) { $0 + $1.tasksStarted } }
+
+        private func makePools() -> [HandlerPool] {
+            loops.map { loop in
+                HandlerPool(executor: loop.taskExecutor, handler: handler) { [weak self] in self?.checkFinished() }
+            }
         }
 
         func start() {
@@ -150,10 +159,12 @@ extension HTTP2ServerTransport {
                 loop.closeSocket(fd: fd)  // nothing was submitted on it
                 return
             }
+            let pool = pools[loops.firstIndex { $0 === loop } ?? 0]
             let connection = HTTP2ServerConnection(
                 fd: fd,
                 loop: loop,
                 owner: self,
+                handlers: pool,
                 configuration: configuration,
                 options: options
             )
@@ -166,37 +177,12 @@ extension HTTP2ServerTransport {
             checkFinished()
         }
 
-        /// Starts a handler task for a stream, preferring the stream's loop.
-        func serve(_ stream: HTTP2ServerStream) {
-            let id = shared.withLock { state -> UInt64 in
-                state.nextTaskID += 1
-                state.activeTasks += 1
-                return state.nextTaskID
-            }
-            let handler = self.handler
-            let task = Task(executorPreference: stream.connection.loop.taskExecutor) {
-                await handler(stream)
-                self.taskFinished(id)
-            }
-            shared.withLock { state in
-                if state.finishedTasks.remove(id) == nil { state.tasks[id] = task }
-                if state.aborted { task.cancel() }
-            }
-        }
-
-        private func taskFinished(_ id: UInt64) {
-            shared.withLock { state in
-                if state.tasks.removeValue(forKey: id) == nil { state.finishedTasks.insert(id) }
-                state.activeTasks -= 1
-            }
-            checkFinished()
-        }
-
         func beginGracefulShutdown() {
             let connections = shared.withLock { state -> [HTTP2ServerConnection] in
                 state.shuttingDown = true
                 return Array(state.connections.values)
             }
+            for pool in pools { _ = pool.beginShutdown(abort: false) }
             loops[0].execute { self.stopAccepting() }
             for connection in connections {
                 connection.loop.execute { connection.beginGracefulShutdown() }
@@ -205,23 +191,29 @@ extension HTTP2ServerTransport {
         }
 
         func abort() {
-            let (connections, tasks) = shared.withLock { state -> ([HTTP2ServerConnection], [Task<Void, Never>]) in
+            let connections = shared.withLock { state -> [HTTP2ServerConnection] in
                 state.shuttingDown = true
                 state.aborted = true
-                return (Array(state.connections.values), Array(state.tasks.values))
+                return Array(state.connections.values)
             }
             loops[0].execute { self.stopAccepting() }
             for connection in connections {
                 connection.loop.execute { connection.close(reason: "server aborted") }
             }
-            for task in tasks { task.cancel() }
+            for pool in pools { _ = pool.beginShutdown(abort: true) }
         }
 
+        /// Finishes once accepting has stopped, every connection has closed, every handler has returned
+        /// and every pool's parked tasks have ended (each pool is closed once no handler runs anywhere).
         private func checkFinished() {
+            let ready = shared.withLock { state in
+                state.shuttingDown && !state.finished && state.acceptClosed && state.connections.isEmpty
+            }
+            guard ready, pools.allSatisfy(\.isQuiet) else { return }
+            for pool in pools { pool.close() }
+            guard pools.allSatisfy(\.isFinished) else { return }
             let waiters = shared.withLock { state -> [UnsafeContinuation<Void, Never>] in
-                guard state.shuttingDown, !state.finished, state.acceptClosed, state.connections.isEmpty,
-                    state.activeTasks == 0
-                else { return [] }
+                guard !state.finished else { return [] }
                 state.finished = true
                 defer { state.finishWaiters = [] }
                 return state.finishWaiters

@@ -214,6 +214,11 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         await listener.stopLoops()
     }
 
+    /// Handler tasks the listener has started so far (for tests; 0 before it listens).
+    var handlerTasksStartedForTesting: Int {
+        state.withLock { $0.listener }?.handlerTasksStarted ?? 0
+    }
+
     public func beginGracefulShutdown() {
         let listener = state.withLock { state -> Listener? in
             state.shutdownRequested = true

@@ -1,0 +1,97 @@
+import Courier
+import CourierTestSupport
+import Testing
+
+@testable import CourierHTTP2
+
+@Suite("Handler tasks are reused across RPCs; a cancelled one is not")
+struct HandlerReuseTests {
+    private static let probe = "reuse.Probe"
+
+    @Test("Twenty unary RPCs one after another run on one or two tasks, not twenty")
+    func sequentialUnaryReusesTask() async throws {
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: server, services: [ProbeService(gate: Gate())]) { _ in
+            let port = try #require(try await server.listeningAddress().port)
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                for _ in 0..<20 {
+                    let reply = try await client.unary(
+                        request: ClientRequest(message: []),
+                        descriptor: MethodDescriptor(fullyQualifiedService: Self.probe, method: "Cancelled"),
+                        serializer: BytesCodec(),
+                        deserializer: BytesCodec()
+                    ) { try $0.message }
+                    #expect(reply == [0])
+                }
+            }
+            // Each handler has parked before the loop reads the next request (the same loop runs both),
+            // so one task serves them all; two allows for a handler still unwinding when the next comes.
+            #expect(server.handlerTasksStartedForTesting <= 2)
+        }
+    }
+
+    /// Cancellation is sticky: a task whose RPC was cancelled must not serve another, or the next RPC
+    /// would start cancelled.
+    @Test("After a cancelled RPC, the next handler does not see a cancelled task")
+    func cancelledTaskNotReused() async throws {
+        let gate = Gate()
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: server, services: [ProbeService(gate: gate)]) { _ in
+            let port = try #require(try await server.listeningAddress().port)
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                try await client.serverStreaming(
+                    request: ClientRequest(message: []),
+                    descriptor: MethodDescriptor(fullyQualifiedService: Self.probe, method: "WaitForCancel"),
+                    serializer: BytesCodec(),
+                    deserializer: BytesCodec()
+                ) { response in
+                    for try await _ in response.messages { break }  // leaving cancels the RPC
+                }
+                await gate.wait()  // the server's handler saw the cancellation
+                for _ in 0..<5 {
+                    let reply = try await client.unary(
+                        request: ClientRequest(message: []),
+                        descriptor: MethodDescriptor(fullyQualifiedService: Self.probe, method: "Cancelled"),
+                        serializer: BytesCodec(),
+                        deserializer: BytesCodec()
+                    ) { try $0.message }
+                    #expect(reply == [0], "a handler ran on a cancelled task")
+                }
+            }
+            #expect(server.handlerTasksStartedForTesting >= 2)
+        }
+    }
+}
+
+/// `Cancelled` answers whether its task is cancelled (1) or not (0); `WaitForCancel` sends one message,
+/// then waits until it is cancelled and opens the gate.
+private struct ProbeService: RegistrableRPCService {
+    let gate: Gate
+
+    func registerMethods(with router: inout RPCRouter) {
+        router.registerUnary(
+            forMethod: MethodDescriptor(fullyQualifiedService: "reuse.Probe", method: "Cancelled"),
+            deserializer: BytesCodec(),
+            serializer: BytesCodec()
+        ) { _, _ in
+            ServerResponse(message: [Task.isCancelled ? 1 : 0])
+        }
+        router.registerServerStreaming(
+            forMethod: MethodDescriptor(fullyQualifiedService: "reuse.Probe", method: "WaitForCancel"),
+            deserializer: BytesCodec(),
+            serializer: BytesCodec()
+        ) { [gate] _, _ in
+            StreamingServerResponse { writer in
+                try await writer.write([1])
+                let never = Gate()
+                await withTaskCancellationHandler {
+                    await never.wait()
+                } onCancel: {
+                    never.open()
+                }
+                gate.open()
+                throw CancellationError()
+            }
+        }
+    }
+}
