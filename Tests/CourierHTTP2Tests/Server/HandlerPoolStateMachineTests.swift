@@ -9,7 +9,10 @@ struct HandlerPoolStateMachineTests {
     @Test("The first stream starts a task; once its handler returns the task is parked")
     func startThenPark() {
         var machine = Machine(maxIdle: 4)
-        guard case .start(cancelled: false) = machine.serve() else { Issue.record("expected start"); return }
+        guard case .start(cancelled: false) = machine.serve() else {
+            Issue.record("expected start")
+            return
+        }
         #expect(machine.workers == 1)
         #expect(machine.active == 1)
         #expect(!machine.isQuiet)
@@ -29,11 +32,20 @@ struct HandlerPoolStateMachineTests {
         _ = machine.serve()
         _ = machine.handlerFinished(cancelled: false, waiter: 1)
         _ = machine.handlerFinished(cancelled: false, waiter: 2)
-        guard case .resume(2) = machine.serve() else { Issue.record("expected resume(2)"); return }
-        guard case .resume(1) = machine.serve() else { Issue.record("expected resume(1)"); return }
+        guard case .resume(2) = machine.serve() else {
+            Issue.record("expected resume(2)")
+            return
+        }
+        guard case .resume(1) = machine.serve() else {
+            Issue.record("expected resume(1)")
+            return
+        }
         #expect(machine.workers == 2)
         #expect(machine.active == 2)
-        guard case .start(cancelled: false) = machine.serve() else { Issue.record("expected start"); return }
+        guard case .start(cancelled: false) = machine.serve() else {
+            Issue.record("expected start")
+            return
+        }
         #expect(machine.workers == 3)
     }
 
@@ -84,7 +96,10 @@ struct HandlerPoolStateMachineTests {
         _ = machine.handlerFinished(cancelled: false, waiter: 1)  // parked
         #expect(machine.beginShutdown(abort: false) == false)  // one handler still runs
         // A stream that still arrives (below the GOAWAY's last stream) gets the parked task.
-        guard case .resume(1) = machine.serve() else { Issue.record("expected resume(1)"); return }
+        guard case .resume(1) = machine.serve() else {
+            Issue.record("expected resume(1)")
+            return
+        }
         guard case .exit(notify: false) = machine.handlerFinished(cancelled: false, waiter: 2) else {
             Issue.record("expected exit without notify: one handler still runs")
             return
