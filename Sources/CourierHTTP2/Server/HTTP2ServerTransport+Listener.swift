@@ -191,6 +191,9 @@ extension HTTP2ServerTransport {
         }
 
         func abort() {
+            // The pools first: once `shuttingDown` is set, any loop may find the listener quiet and
+            // close them.
+            for pool in pools { _ = pool.beginShutdown(abort: true) }
             let connections = shared.withLock { state -> [HTTP2ServerConnection] in
                 state.shuttingDown = true
                 state.aborted = true
@@ -200,7 +203,6 @@ extension HTTP2ServerTransport {
             for connection in connections {
                 connection.loop.execute { connection.close(reason: "server aborted") }
             }
-            for pool in pools { _ = pool.beginShutdown(abort: true) }
         }
 
         /// Finishes once accepting has stopped, every connection has closed, every handler has returned

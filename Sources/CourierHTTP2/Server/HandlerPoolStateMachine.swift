@@ -71,13 +71,16 @@ struct HandlerPoolStateMachine<Waiter> {
             idle.append(waiter)
             return .parked
         }
-        return .exit(notify: shuttingDown && active == 0)
+        return .exit(notify: (shuttingDown || closed) && active == 0)
     }
 
     /// A task has ended. Returns whether the listener should check whether the shutdown can finish.
+    /// Once the pool is closed the last task to end always reports it, whether or not the pool has
+    /// been told of the shutdown yet: the listener may close a quiet pool before the abort that
+    /// prompted it reaches the pool, and then nothing else would check again.
     mutating func workerExited() -> Bool {
         workers -= 1
-        return shuttingDown && (active == 0 || workers == 0)
+        return (shuttingDown || closed) && (active == 0 || workers == 0)
     }
 
     /// The server is shutting down (`abort`: and cancelling every task, so a stream that still

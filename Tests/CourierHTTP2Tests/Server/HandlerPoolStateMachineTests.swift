@@ -132,6 +132,19 @@ struct HandlerPoolStateMachineTests {
         #expect(machine.isFinished)
     }
 
+    /// The hang `COURIER_TEST_TRANSPORT=http2` found in the core suite: an abort marks the listener
+    /// shutting down, a loop finds it quiet and closes the pool, and the parked task ends before the
+    /// abort has told the pool. The last task to end must still report it, or nothing checks again.
+    @Test("A pool closed before it hears of the shutdown: the last task to end still reports it")
+    func closedBeforeShutdown() {
+        var machine = Machine(maxIdle: 4)
+        _ = machine.serve()
+        _ = machine.handlerFinished(cancelled: false, waiter: 1)
+        #expect(machine.close() == [1])
+        #expect(machine.workerExited() == true)
+        #expect(machine.isFinished)
+    }
+
     @Test("Abort: a task started afterwards is cancelled at once")
     func abortCancelsNewTasks() {
         var machine = Machine(maxIdle: 4)
