@@ -52,7 +52,10 @@ final class HandlerPool: Sendable {
         case .resume(let waiter):
             waiter.resume(returning: stream)
         case .start(let cancelled):
-            let task = Task(executorPreference: executor) { await self.work(first: stream, id: id) }
+            // Through a slot the task empties: a closure that captured the stream would keep it, and with it
+            // its connection, for as long as the task lives.
+            let first = Slot(stream)
+            let task = Task(executorPreference: executor) { await self.work(first: first, id: id) }
             state.withLock { state in
                 if state.exitedEarly.remove(id) == nil { state.tasks[id] = task }
             }
@@ -62,10 +65,17 @@ final class HandlerPool: Sendable {
 
     private typealias Waiter = UnsafeContinuation<HTTP2ServerStream?, Never>
 
-    private func work(first: HTTP2ServerStream, id: UInt64) async {
-        var next: HTTP2ServerStream? = first
-        while let stream = next {
-            await handler(stream)
+    /// Holds the first stream until the new task takes it.
+    private final class Slot: @unchecked Sendable {
+        // @unchecked Sendable: written by the creator before the task starts, then only by the task.
+        var stream: HTTP2ServerStream?
+        init(_ stream: HTTP2ServerStream) { self.stream = stream }
+    }
+
+    private func work(first: Slot, id: UInt64) async {
+        var next = first.stream.take()
+        while next != nil {
+            await serveOne(&next)
             next = await nextStream()
         }
         let notify = state.withLock { state -> Bool in
@@ -73,6 +83,13 @@ final class HandlerPool: Sendable {
             return state.machine.workerExited()
         }
         if notify { onQuiet() }
+    }
+
+    /// Runs the handler for the stream in `slot`, emptying it: once this returns, the task holds no
+    /// reference to the stream while it is parked.
+    private func serveOne(_ slot: inout HTTP2ServerStream?) async {
+        guard let stream = slot.take() else { return }
+        await handler(stream)
     }
 
     /// Parks the task until the next stream, or returns nil for it to end.

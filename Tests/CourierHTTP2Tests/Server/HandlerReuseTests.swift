@@ -30,6 +30,32 @@ struct HandlerReuseTests {
         }
     }
 
+    /// A parked task must not keep the stream it served: the stream holds its connection, so a parked
+    /// task would keep a closed connection's buffers alive until it serves again.
+    @Test("A parked task keeps nothing of the RPC it served: the stream is released")
+    func parkedTaskReleasesStream() async throws {
+        let probe = WeakProbe()
+        let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
+        try await withCourierServer(transport: server, services: [ProbeService(gate: Gate(), probe: probe)]) { _ in
+            let port = try #require(try await server.listeningAddress().port)
+            try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
+                for _ in 0..<3 {
+                    _ = try await client.unary(
+                        request: ClientRequest(message: []),
+                        descriptor: MethodDescriptor(fullyQualifiedService: Self.probe, method: "Cancelled"),
+                        serializer: BytesCodec(),
+                        deserializer: BytesCodec()
+                    ) { try $0.message }
+                }
+                // The handler may still be unwinding when the response arrives: wait (bounded, no sleep)
+                // until its task has parked and let go.
+                let deadline = ContinuousClock.now + .seconds(5)
+                while probe.isAlive, ContinuousClock.now < deadline { await Task.yield() }
+                #expect(!probe.isAlive, "a parked handler task still holds the last stream it served")
+            }
+        }
+    }
+
     /// Cancellation is sticky: a task whose RPC was cancelled must not serve another, or the next RPC
     /// would start cancelled.
     @Test("After a cancelled RPC, the next handler does not see a cancelled task")
@@ -67,14 +93,16 @@ struct HandlerReuseTests {
 /// then waits until it is cancelled and opens the gate.
 private struct ProbeService: RegistrableRPCService {
     let gate: Gate
+    var probe: WeakProbe? = nil
 
     func registerMethods(with router: inout RPCRouter) {
         router.registerUnary(
             forMethod: MethodDescriptor(fullyQualifiedService: "reuse.Probe", method: "Cancelled"),
             deserializer: BytesCodec(),
             serializer: BytesCodec()
-        ) { _, _ in
-            ServerResponse(message: [Task.isCancelled ? 1 : 0])
+        ) { [probe] _, context in
+            if let probe, let stream = context.transportStream { probe.watch(stream as AnyObject) }
+            return ServerResponse(message: [Task.isCancelled ? 1 : 0])
         }
         router.registerServerStreaming(
             forMethod: MethodDescriptor(fullyQualifiedService: "reuse.Probe", method: "WaitForCancel"),
@@ -94,4 +122,12 @@ private struct ProbeService: RegistrableRPCService {
             }
         }
     }
+}
+
+/// A weak reference to the last object it was shown.
+private final class WeakProbe: Sendable {
+    private struct Box: @unchecked Sendable { weak var object: AnyObject? }
+    private let box = CourierMutex(Box())
+    func watch(_ object: AnyObject) { box.withLock { $0.object = object } }
+    var isAlive: Bool { box.withLock { $0.object != nil } }
 }
