@@ -45,41 +45,54 @@ fi
 
 command -v swift >/dev/null || { echo "swift is not on PATH (Swift 6.1 or later is needed)" >&2; exit 1; }
 
+# Every step runs under a bound well above its slowest run on CI (2 cores), so a hang fails that step with a
+# message instead of using up CI's 90 minutes. `timeout` signals the step's whole process group.
+bounded() {
+    local seconds=$1
+    shift
+    local rc=0
+    timeout -k 30 "$seconds" "$@" || rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "dev/test.sh: '$*' did not finish within $seconds s (a hang?); stopped it" >&2
+    fi
+    return "$rc"
+}
+
 echo "== Formatting and imports (./dev/format.sh fixes the first)"
-./dev/check-format.sh
-./dev/check-imports.sh
+bounded 300 ./dev/check-format.sh
+bounded 120 ./dev/check-imports.sh
 
 echo "== Building (debug, warnings are errors)"
-swift build --build-tests -Xswiftc -warnings-as-errors
+bounded 2400 swift build --build-tests -Xswiftc -warnings-as-errors
 
 echo "== Testing"
-swift test --skip-build
+bounded 900 swift test --skip-build
 
 echo "== Allocations per unary round trip, against the committed ceilings"
-./dev/check-allocations.sh
+bounded 1800 ./dev/check-allocations.sh
 
 echo "== The core suite again, over HTTP/2 instead of the in-memory transport"
-COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
+COURIER_TEST_TRANSPORT=http2 bounded 600 swift test --skip-build --filter CourierTests
 
 echo "== The transport tests and the core suite over HTTP/2 again, on the epoll backend"
-COURIER_IO=epoll swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
-COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 swift test --skip-build --filter CourierTests
+COURIER_IO=epoll bounded 600 swift test --skip-build --filter "CourierHTTP2Tests|InteropTests|PingTests"
+COURIER_IO=epoll COURIER_TEST_TRANSPORT=http2 bounded 600 swift test --skip-build --filter CourierTests
 
 echo "== The whole suite under ThreadSanitizer, on io_uring and on epoll (./dev/sanitize.sh)"
 # Its own build (.build-tsan): about 3 min cold on 2 cores, then 1-2 min per backend, at most 4 tests at a time
 # (see dev/sanitize.sh: with every test at once, the suites that race real deadlines against peer processes
 # missed them under the sanitizer's slowdown). AddressSanitizer runs by hand (./dev/sanitize.sh address): the
 # fuzz targets below already run the parsers under it.
-./dev/sanitize.sh thread
+bounded 2400 ./dev/sanitize.sh thread
 
 echo "== The fuzz targets, 10 s each from their seeds (every input that ever crashed one is among them)"
-./dev/fuzz.sh --seconds 10
+bounded 1200 ./dev/fuzz.sh --seconds 10
 
 echo "== A 30 s soak: ping-server (h2c and TLS) under mixed load; RSS, FDs, threads and live streams bounded"
-./dev/soak.sh --seconds 30 --interval 2 --skip-build
+bounded 600 ./dev/soak.sh --seconds 30 --interval 2 --skip-build
 
 echo "== Over a slow, lossy network: two namespaces, netem (the qdisc, or in user space over TUN; skips without root or namespaces)"
-./dev/test-netem.sh --plain-if-no-netem --skip-build
+bounded 900 ./dev/test-netem.sh --plain-if-no-netem --skip-build
 
 echo "== The snippets the documentation quotes"
 bin=$(swift build --show-bin-path)
@@ -89,7 +102,7 @@ for snippet in Snippets/*.swift; do
 done
 
 echo "== Documentation (DocC, warnings are errors)"
-./dev/docs.sh
+bounded 1200 ./dev/docs.sh
 
 echo "== A user's package with default settings, the build and command plugins"
-./dev/test-user-package.sh
+bounded 1800 ./dev/test-user-package.sh
