@@ -1,7 +1,9 @@
 """What an idle HTTP/2 connection costs a server: opens N connections that complete the HTTP/2 handshake
-(preface, SETTINGS, SETTINGS ack) and then stay idle, and reports the server's RSS growth per connection.
+(preface, SETTINGS, SETTINGS ack) and then stay idle, and reports the server's RSS growth per connection:
+1 s after the last handshake, and again after --settle seconds in all (a server may give memory back
+once a connection has been quiet a while: Courier does after 1–2 s, see `releaseIdleBuffersAfter`).
 
-Usage: python3 Benchmarks/Memory/idle_connections.py [--connections N] NAME=COMMAND...
+Usage: python3 Benchmarks/Memory/idle_connections.py [--connections N] [--settle S] NAME=COMMAND...
 COMMAND contains {PORT}; each server runs pinned to core 0. Needs `ulimit -n` above N.
 """
 import argparse
@@ -37,7 +39,7 @@ def handshake(port):
     return s
 
 
-def measure(name, command, count):
+def measure(name, command, count, settle):
     server, port = start_server(name, command)
     sockets = []
     try:
@@ -49,10 +51,16 @@ def measure(name, command, count):
             sockets.append(handshake(port))
         time.sleep(1)
         after = rss_kib(server.pid)
+        time.sleep(max(0, settle - 1))
+        settled = rss_kib(server.pid)
         for s in warm:
             s.close()
-        per = (after - before) * 1024 / count
-        print(f"| {name} | {count} | {before:,} KiB | {after:,} KiB | {per / 1024:.1f} KiB |", flush=True)
+        per = (after - before) / count
+        per_settled = (settled - before) / count
+        print(
+            f"| {name} | {count} | {before:,} KiB | {after:,} KiB | {per:.1f} KiB | {settled:,} KiB | {per_settled:.1f} KiB |",
+            flush=True,
+        )
     finally:
         for s in sockets:
             s.close()
@@ -63,15 +71,19 @@ def measure(name, command, count):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--settle", type=float, default=3, help="seconds after the last handshake (>= 1)")
     parser.add_argument("servers", nargs="+")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.connections + 256)), hard))
-    print("| server | idle connections | RSS before | RSS after | per connection |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| server | idle connections | RSS before | RSS after 1 s | per connection after 1 s "
+        f"| RSS after {args.settle:g} s | per connection after {args.settle:g} s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for spec in args.servers:
         name, command = spec.split("=", 1)
-        measure(name, command, args.connections)
+        measure(name, command, args.connections, max(1, args.settle))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,16 @@ final class EpollBackend: EventLoopBackend, @unchecked Sendable {
         register(fd, read: Pending(operation: .recv(buffer, count), handler: handler))
     }
 
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler) {
+        guard var registration = registrations[fd], let read = registration.read, read.handler === handler,
+            case .recv = read.operation
+        else { return }
+        registration.read = nil
+        completed.append((handler, -ECANCELED))
+        // The receiver re-arms as soon as the cancellation is delivered: keep the interest registered.
+        update(fd, &registration, keepReadInterest: true)
+    }
+
     func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler) {
         // Sockets are usually writable: try now, wait for EPOLLOUT only if the buffer is full.
         let result = completionSyscall("send") { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }

@@ -295,6 +295,12 @@ final class EventLoop: @unchecked Sendable {
         io.submitRecv(fd: fd, buffer: buffer, count: count, handler: handler)
     }
 
+    /// Cancels the receive `handler` has in flight on `fd` (see ``EventLoopBackend/cancelRecv(fd:handler:)``).
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler) {
+        preconditionInEventLoop()
+        io.cancelRecv(fd: fd, handler: handler)
+    }
+
     /// Sends from `buffer` (which must stay valid until the completion); `handler` gets the count sent.
     func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler) {
         preconditionInEventLoop()

@@ -53,6 +53,11 @@ protocol EventLoopBackend: AnyObject, Sendable {
     /// Receives into `buffer`: the handler gets the byte count (0 at end of stream) or a negative errno.
     func submitRecv(fd: Int32, buffer: UnsafeMutableRawPointer, count: Int, handler: IOCompletionHandler)
 
+    /// Cancels the receive `handler` has in flight on `fd`, if any: its completion comes soon after, never
+    /// re-entrantly, with `-ECANCELED`, or with what it received if the data won the race. Until that
+    /// completion the kernel may still write into the receive's buffer.
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler)
+
     /// Sends from `buffer`: the handler gets the count sent (possibly short) or a negative errno.
     func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler)
 

@@ -93,6 +93,14 @@ final class URingBackend: EventLoopBackend, @unchecked Sendable {
         setHandler(handler, on: sqe)
     }
 
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler) {
+        let sqe = makeSQE()
+        io_uring_prep_cancel64(sqe, UInt64(UInt(bitPattern: Unmanaged.passUnretained(handler).toOpaque())), 0)
+        // The cancel's own completion (0, or -ENOENT when the receive has completed already) is not needed:
+        // the receive's completion says what happened.
+        io_uring_sqe_set_data64(sqe, Self.ignoredUserData)
+    }
+
     func submitSend(fd: Int32, buffer: UnsafeRawPointer, count: Int, handler: IOCompletionHandler) {
         let sqe = makeSQE()
         io_uring_prep_send(sqe, fd, buffer, count, Int32(MSG_NOSIGNAL))

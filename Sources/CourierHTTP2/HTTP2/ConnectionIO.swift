@@ -21,6 +21,11 @@ internal import Glibc
 /// (`UNAVAILABLE` on a client) whether TLS ended with close_notify or not. A TLS EOF without close_notify is
 /// reported as ``PeerEnd/truncated`` (in the error RPCs get), so that a middlebox cutting connections is
 /// told apart from a peer closing them.
+///
+/// ## Quiet connections
+/// The receive buffer is page-aligned so that ``releaseIdleBuffers()`` can give its pages back to the
+/// kernel while the connection is quiet: an idle connection then holds no receive pages at all (a page
+/// per connection, the one the last bytes were written to, ≈4 KiB of an idle connection's ≈19 KiB).
 final class ConnectionIO: @unchecked Sendable {
     // @unchecked Sendable: touched on `loop` only; Sendable so that it can queue work on its own loop.
     let loop: EventLoop
@@ -29,6 +34,9 @@ final class ConnectionIO: @unchecked Sendable {
     private var receiveHandler: IOHandler!
     private var sendHandler: IOHandler!
     private(set) var receiving = false
+    /// The receive in flight was cancelled by ``releaseIdleBuffers()``, to drop its buffer's pages once
+    /// the kernel has let go of it.
+    private var releasingReceiveBuffer = false
     private(set) var sending = false
     private(set) var closed = false
     private var finalized = false
@@ -88,12 +96,14 @@ final class ConnectionIO: @unchecked Sendable {
     var onHandshakeComplete: () -> Void = {}
     /// Runs after each flush and send completion, when the owner may decide to close.
     var afterOutput: () -> Void = {}
+    /// The receive buffer's pages went back to the kernel (``releaseIdleBuffers()``).
+    var onIdleBuffersReleased: () -> Void = {}
     /// The socket is closed and no operation is in flight: the owner may be released.
     var onFinalized: () -> Void = {}
 
     init(loop: EventLoop) {
         self.loop = loop
-        self.receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: Self.pageSize)
         self.receiveHandler = IOHandler { [unowned self] in self.received($0) }
         self.sendHandler = IOHandler { [unowned self] in self.sent($0) }
     }
@@ -101,6 +111,10 @@ final class ConnectionIO: @unchecked Sendable {
     deinit {
         receiveBuffer.deallocate()
     }
+
+    /// The receive buffer's size: a multiple of every page size Linux uses.
+    static let receiveBufferBytes = 64 * 1024
+    private static let pageSize = max(16, Int(sysconf(Int32(_SC_PAGESIZE))))
 
     /// Adopts a connected (or connecting) socket.
     func attach(fd: Int32) {
@@ -120,6 +134,19 @@ final class ConnectionIO: @unchecked Sendable {
 
     private func received(_ result: Int32) {
         receiving = false
+        if releasingReceiveBuffer {
+            releasingReceiveBuffer = false
+            if result == -ECANCELED {
+                if closed {
+                    finalizeIfIdle()
+                    return
+                }
+                dropReceiveBufferPages()
+                armReceive()
+                return
+            }
+            // The bytes won the race with the cancellation: an ordinary receive.
+        }
         if discardingInput {
             if result > 0 || Self.madeNoProgress(result) {
                 armReceive()
@@ -171,6 +198,32 @@ final class ConnectionIO: @unchecked Sendable {
             armReceive()
         }
         scheduleFlush()
+    }
+
+    /// Gives back what a quiet connection holds without needing it (the owner calls this when nothing has
+    /// arrived for a while): the capacity of the send buffers that are empty, and the receive buffer's
+    /// pages. The receive in flight is cancelled first (the kernel may write into its buffer until it
+    /// completes); on its `-ECANCELED` completion the pages go back to the kernel (`MADV_DONTNEED`) and the
+    /// receive is armed again, so the next bytes fault in one zeroed page. Bytes that beat the cancellation
+    /// are received as usual, and the pages stay.
+    func releaseIdleBuffers() {
+        guard !closed else { return }
+        if !sending {
+            inFlight = []
+            inFlightOffset = 0
+        }
+        if pendingOutput.isEmpty { pendingOutput = [] }
+        if plaintextOutput.isEmpty { plaintextOutput = [] }
+        guard receiving, !releasingReceiveBuffer, !discardingInput else { return }
+        releasingReceiveBuffer = true
+        loop.cancelRecv(fd: fd, handler: receiveHandler)
+    }
+
+    /// Returns the receive buffer's pages to the kernel; only while no receive is in flight.
+    private func dropReceiveBufferPages() {
+        precondition(!receiving, "the kernel may be writing into the receive buffer")
+        // Best effort: a failure (none is expected for private anonymous memory) only keeps the pages.
+        if madvise(receiveBuffer.baseAddress!, receiveBuffer.count, MADV_DONTNEED) == 0 { onIdleBuffersReleased() }
     }
 
     /// Flushes once the loop's current round of jobs has run (see ``EventLoop/requestFlush(_:)``).

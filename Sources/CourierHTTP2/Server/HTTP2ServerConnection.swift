@@ -57,7 +57,8 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
                 maxConnectionIdle: configuration.maxConnectionIdle,
                 maxConnectionAge: configuration.maxConnectionAge,
                 maxConnectionAgeGrace: configuration.maxConnectionAgeGrace,
-                goAwayPingTimeout: configuration.goAwayPingTimeout
+                goAwayPingTimeout: configuration.goAwayPingTimeout,
+                releaseIdleBuffersAfter: configuration.releaseIdleBuffersAfter
             )
         )
         super.init(loop: loop)
@@ -80,6 +81,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             self.perform(self.machine.transportFailed(reason: failure.description))
         }
         io.onHandshakeComplete = { [unowned self] in self.peerIdentity = self.io.tls?.peerIdentity }
+        io.onIdleBuffersReleased = { [unowned self] in self.owner.connectionReleasedIdleBuffers() }
     }
 
     /// Sets up TLS and the session, sends SETTINGS and starts reading. On the loop.
@@ -173,6 +175,8 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
             io.scheduleFlush()
         case .closeWhenFlushed:
             io.scheduleFlush()
+        case .releaseIdleBuffers:
+            io.releaseIdleBuffers()
         case .close(let reason), .closeAfterDrainingInput(let reason), .abort(let reason):
             configuration.logger.debug(
                 "Connection closed",
@@ -203,6 +207,10 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard machine.isServing else { return false }
+        switch machine.bytesReceived(now: .now) {
+        case .none: break
+        case let action: perform(action)  // the quiet timer, armed again after a release
+        }
         guard feed(bytes) else {
             // A protocol error: nghttp2 has queued GOAWAY; send it, then close.
             perform(machine.receivedProtocolViolation())

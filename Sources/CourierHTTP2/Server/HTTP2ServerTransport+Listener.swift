@@ -34,6 +34,7 @@ extension HTTP2ServerTransport {
             var finishWaiters: [UnsafeContinuation<Void, Never>] = []
         }
         private let shared = CourierMutex(Shared())
+        private let idleBufferReleases = Atomic<Int>(0)
 
         init(
             address: SocketAddress,
@@ -93,6 +94,14 @@ extension HTTP2ServerTransport {
 
         /// Handler tasks started so far, on every loop (for tests).
         var handlerTasksStarted: Int { pools.reduce(0) { $0 + $1.tasksStarted } }
+
+        /// Times a quiet connection gave its receive buffer's pages back, so far (for tests).
+        var idleBufferReleaseCount: Int { idleBufferReleases.load(ordering: .relaxed) }
+
+        /// A connection gave its receive buffer's pages back.
+        func connectionReleasedIdleBuffers() {
+            idleBufferReleases.add(1, ordering: .relaxed)
+        }
 
         private func makePools() -> [HandlerPool] {
             loops.map { loop in

@@ -75,6 +75,11 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// How long the first GOAWAY's PING may wait for its ACK before the final GOAWAY is sent anyway.
         /// Default 1 min (grpc-go's).
         public var goAwayPingTimeout: Duration
+        /// After this long with nothing received, a connection gives back the memory it holds only for
+        /// traffic: its receive buffer's pages (≈4 KiB resident per connection) and the capacity of its
+        /// empty send buffers (which large responses grow). Its streams are untouched; the next bytes fault
+        /// in a page again. `nil`: never. Default 1 s (released 1–2 s after the last bytes arrived).
+        public var releaseIdleBuffersAfter: Duration?
         /// Where connection events are logged: accepted and closed (debug, with the reason), TLS handshake
         /// failures, GOAWAY sent (info when it closes the connection: `too_many_pings`, Rapid Reset,
         /// protocol errors), keepalive, idle and age timers that end a connection. Default: a logger that
@@ -107,6 +112,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxConnectionAge = nil
             self.maxConnectionAgeGrace = nil
             self.goAwayPingTimeout = .seconds(60)
+            self.releaseIdleBuffersAfter = .seconds(1)
             self.logger = Logger(label: "courier.http2.server", factory: { _ in SwiftLogNoOpLogHandler() })
             self.connectionObserver = nil
         }
@@ -212,6 +218,11 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             listener.abort()
         }
         await listener.stopLoops()
+    }
+
+    /// Times a quiet connection gave its receive buffer's pages back (for tests; 0 before it listens).
+    var idleBufferReleasesForTesting: Int {
+        state.withLock { $0.listener }?.idleBufferReleaseCount ?? 0
     }
 
     /// Handler tasks the listener has started so far (for tests; 0 before it listens).

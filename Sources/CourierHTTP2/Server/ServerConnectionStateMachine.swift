@@ -39,6 +39,8 @@ struct ServerConnectionStateMachine {
         var maxConnectionAgeGrace: Duration? = nil
         /// How long the first GOAWAY's PING may wait for its ACK before the final GOAWAY goes anyway.
         var goAwayPingTimeout: Duration = .seconds(60)
+        /// After this long with nothing received, the connection gives its idle buffers back; `nil`: never.
+        var releaseIdleBuffersAfter: Duration? = nil
     }
 
     enum State: Equatable {
@@ -76,6 +78,9 @@ struct ServerConnectionStateMachine {
         case ageGrace
         /// Sends the final GOAWAY when the first GOAWAY's PING isn't acknowledged in time.
         case goAwayPing
+        /// Releases the idle buffers of a connection that received nothing for
+        /// ``Configuration/releaseIdleBuffersAfter``.
+        case quiet
     }
 
     enum Action: Equatable {
@@ -100,12 +105,15 @@ struct ServerConnectionStateMachine {
         case closeAfterDrainingInput(reason: String)
         /// Close the socket now without close_notify (the peer is gone), cancelling every stream.
         case abort(reason: String)
+        /// Nothing arrived for a while: give back the buffers that a quiet connection doesn't need (the
+        /// receive buffer's pages, empty send buffers' capacity). The streams are untouched.
+        case releaseIdleBuffers
 
         /// Whether the action drains or closes the connection (what the connection logs a timer for).
         var endsConnection: Bool {
             switch self {
             case .goAway, .terminate, .close, .closeAfterDrainingInput, .abort: true
-            case .none, .armTimer, .cancelTimer, .ping, .closeWhenFlushed: false
+            case .none, .armTimer, .cancelTimer, .ping, .closeWhenFlushed, .releaseIdleBuffers: false
             }
         }
     }
@@ -142,6 +150,11 @@ struct ServerConnectionStateMachine {
     /// Since when the connection has had no stream (for max connection idle).
     private var idleSince: ContinuousClock.Instant?
 
+    // Quiet connections: bytes arrived since the quiet timer last looked (a store per receive), and
+    // whether the buffers were released (the timer is then disarmed until bytes arrive).
+    private(set) var receivedSinceQuietCheck = false
+    private(set) var idleBuffersReleased = false
+
     init(configuration: Configuration) {
         self.configuration = configuration
     }
@@ -165,6 +178,9 @@ struct ServerConnectionStateMachine {
             let (seconds, attoseconds) = age.components
             let milliseconds = (Double(seconds) * 1000 + Double(attoseconds) / 1e15) * factor
             actions.append(.armTimer(.age, at: now.advanced(by: .milliseconds(Int64(milliseconds.rounded())))))
+        }
+        if let quiet = configuration.releaseIdleBuffersAfter {
+            actions.append(.armTimer(.quiet, at: now.advanced(by: quiet)))
         }
         return actions
     }
@@ -221,10 +237,29 @@ struct ServerConnectionStateMachine {
             return [.close(reason: "max connection age: the grace period has passed")]
         case .goAwayPing:
             return finalGoAway()
+        case .quiet:
+            guard isServing, let quiet = configuration.releaseIdleBuffersAfter else { return [] }
+            if receivedSinceQuietCheck {
+                receivedSinceQuietCheck = false
+                return [.armTimer(.quiet, at: now.advanced(by: quiet))]
+            }
+            // Not armed again until bytes arrive: a quiet connection costs no timer events.
+            idleBuffersReleased = true
+            return [.releaseIdleBuffers]
         }
     }
 
     // MARK: Frames
+
+    /// Bytes arrived (one store per receive; `now` is read only when the buffers had been released, to
+    /// arm the quiet timer again).
+    mutating func bytesReceived(now: @autoclosure () -> ContinuousClock.Instant) -> Action {
+        receivedSinceQuietCheck = true
+        guard idleBuffersReleased, isServing, let quiet = configuration.releaseIdleBuffersAfter else { return .none }
+        idleBuffersReleased = false
+        receivedSinceQuietCheck = false
+        return .armTimer(.quiet, at: now().advanced(by: quiet))
+    }
 
     /// A frame arrived (anything counts as activity for keepalive).
     mutating func frameReceived() {

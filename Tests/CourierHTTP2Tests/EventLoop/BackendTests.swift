@@ -93,6 +93,35 @@ struct BackendTests {
         #expect(Array(buffer.prefix(3)) == [1, 2, 3])
     }
 
+    @Test(
+        "A cancelled receive completes with -ECANCELED; the next receive gets the bytes",
+        arguments: availableBackends
+    )
+    func cancelReceive(kind: IOBackend) throws {
+        let harness = try BackendHarness(kind)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+        defer { buffer.deallocate() }
+        let recorder = ResultRecorder()
+        harness.backend.submitRecv(fd: harness.local, buffer: buffer.baseAddress!, count: 16, handler: recorder)
+        harness.backend.waitForCompletions(timeout: .zero)  // the receive is in the kernel's hands
+        #expect(recorder.results.isEmpty)
+        harness.backend.cancelRecv(fd: harness.local, handler: recorder)
+        #expect(recorder.results.isEmpty, "never delivered from inside the call")
+        harness.wait(for: recorder)
+        #expect(recorder.results == [-ECANCELED])
+
+        // Cancelling a handler with nothing in flight does nothing.
+        harness.backend.cancelRecv(fd: harness.local, handler: recorder)
+        harness.backend.waitForCompletions(timeout: .zero)
+        #expect(recorder.results == [-ECANCELED])
+
+        harness.backend.submitRecv(fd: harness.local, buffer: buffer.baseAddress!, count: 16, handler: recorder)
+        try harness.peerWrite([4, 5])
+        harness.wait(for: recorder, count: 2)
+        #expect(recorder.results == [-ECANCELED, 2])
+        #expect(Array(buffer.prefix(2)) == [4, 5])
+    }
+
     @Test("A send completes with the count sent", arguments: availableBackends)
     func send(kind: IOBackend) throws {
         let harness = try BackendHarness(kind)

@@ -30,6 +30,12 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
         fileprivate let buffer: UnsafeRawPointer?
         fileprivate let handler: IOCompletionHandler
 
+        /// The first `count` bytes of the operation's buffer, as they are now.
+        func peek(_ count: Int) -> [UInt8] {
+            guard let buffer else { return [] }
+            return Array(UnsafeRawBufferPointer(start: buffer, count: min(count, self.count)))
+        }
+
         /// What a send's buffer holds now.
         var bytes: [UInt8] {
             guard kind == .send, let buffer else { return [] }
@@ -40,6 +46,8 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
     /// Every call the loop made that isn't a submission, in order.
     enum Call: Equatable {
         case sendWithoutWaiting(fd: Int32, count: Int)
+        /// The loop asked to cancel the receive on `fd`; the test completes it (`-ECANCELED`, or data).
+        case cancelRecv(fd: Int32)
         case shutdown(fd: Int32)
         case shutdownOutput(fd: Int32)
         case willClose(fd: Int32)
@@ -96,6 +104,10 @@ final class FakeBackend: EventLoopBackend, @unchecked Sendable {
 
     func submitAccept(fd: Int32, handler: IOCompletionHandler) {
         record(Operation(kind: .accept, fd: fd, count: 0, buffer: nil, handler: handler))
+    }
+
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler) {
+        calls.append(.cancelRecv(fd: fd))
     }
 
     func sendWithoutWaiting(fd: Int32, buffer: UnsafeRawPointer, count: Int) -> Int32 {

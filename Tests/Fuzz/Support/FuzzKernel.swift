@@ -63,6 +63,12 @@ final class FuzzKernel: EventLoopBackend, @unchecked Sendable {
         pending.append(Operation(kind: .accept, fd: fd, count: 0, buffer: nil, handler: handler))
     }
 
+    func cancelRecv(fd: Int32, handler: IOCompletionHandler) {
+        guard let index = pending.firstIndex(where: { $0.kind == .recv && $0.fd == fd && $0.handler === handler })
+        else { return }
+        completions.append((pending.remove(at: index).handler, -ECANCELED))
+    }
+
     func sendWithoutWaiting(fd: Int32, buffer: UnsafeRawPointer, count: Int) -> Int32 {
         record(fd: fd, UnsafeRawBufferPointer(start: buffer, count: count))
         return Int32(count)
