@@ -9,10 +9,15 @@
 #include <sys/eventfd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+// mallopt(3) (MallocTuning) and mallinfo2(3), not in Swift's Glibc module.
+#include <malloc.h>
 
 // socket(2)'s type argument: SOCK_STREAM and SOCK_CLOEXEC import as values of an enum type, not an int.
 static const int CCourierLinux_SOCK_STREAM_CLOEXEC = SOCK_STREAM | SOCK_CLOEXEC;
 // eventfd(2)'s flags: EFD_CLOEXEC is a macro over an anonymous enum that Swift doesn't import.
 static const int CCourierLinux_EFD_CLOEXEC = EFD_CLOEXEC;
+// mallopt(3)'s parameters, prefixed like the rest.
+static const int CCourierLinux_M_MMAP_THRESHOLD = M_MMAP_THRESHOLD;
+static const int CCourierLinux_M_TRIM_THRESHOLD = M_TRIM_THRESHOLD;
 
 #endif

@@ -80,6 +80,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// connections are lost or get GOAWAY: 30 s by default, gRPC's. Failed resolutions are retried
         /// with ``connectionBackoff`` instead.
         public var minimumResolutionInterval: Duration
+        /// Whether connecting sets glibc's malloc for large messages, as
+        /// ``HTTP2ServerTransport/Configuration/tunesMalloc`` describes (process-wide, once; skipped when
+        /// `GLIBC_TUNABLES` sets a malloc tunable). Default true.
+        public var tunesMalloc: Bool
 
         /// The defaults.
         public init() {
@@ -99,6 +103,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.loadBalancing = .pickFirst()
             self.resolvers = .defaults
             self.minimumResolutionInterval = .seconds(30)
+            self.tunesMalloc = true
         }
 
         /// The defaults.
@@ -227,6 +232,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     ///   `RuntimeError/Code/transportError` if the event loop can't start.
     public func connect() async throws {
         try lifecycle.claim()
+        if configuration.tunesMalloc { MallocTuning.applyOnce() }
         let running: Running
         // A pull-mode resolver resolves when the manager asks (one request pending at most).
         let requests: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)?

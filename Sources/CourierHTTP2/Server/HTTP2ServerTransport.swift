@@ -80,6 +80,11 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         /// empty send buffers (which large responses grow). Its streams are untouched; the next bytes fault
         /// in a page again. `nil`: never. Default 1 s (released 1–2 s after the last bytes arrived).
         public var releaseIdleBuffersAfter: Duration?
+        /// Whether starting the server sets glibc's malloc for large messages: allocations up to 8 MiB come
+        /// from malloc's arenas and are reused, instead of each being mapped and faulted in again (1 MiB
+        /// messages ran 2.4× faster that way). Process-wide, once, by the first transport that starts with it
+        /// set; skipped when `GLIBC_TUNABLES` sets a malloc tunable. Default true.
+        public var tunesMalloc: Bool
         /// Where connection events are logged: accepted and closed (debug, with the reason), TLS handshake
         /// failures, GOAWAY sent (info when it closes the connection: `too_many_pings`, Rapid Reset,
         /// protocol errors), keepalive, idle and age timers that end a connection. Default: a logger that
@@ -113,6 +118,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
             self.maxConnectionAgeGrace = nil
             self.goAwayPingTimeout = .seconds(60)
             self.releaseIdleBuffersAfter = .seconds(1)
+            self.tunesMalloc = true
             self.logger = Logger(label: "courier.http2.server", factory: { _ in SwiftLogNoOpLogHandler() })
             self.connectionObserver = nil
         }
@@ -175,6 +181,7 @@ public final class HTTP2ServerTransport: ServerTransport, Sendable {
         options: ServerTransportOptions,
         _ streamHandler: @escaping @Sendable (any ServerTransportStream) async -> Void
     ) async throws {
+        if configuration.tunesMalloc { MallocTuning.applyOnce() }
         let listener: Listener
         do {
             let tls = try configuration.tls.map { configuration throws(RuntimeError) in
