@@ -22,7 +22,7 @@ if [ "${#need[@]}" -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=nonintera
 python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
 echo "== Building what is missing"
 # Courier's binaries as they are deployed (Examples/Ping/Dockerfile): the Swift runtime linked statically.
-# Calls into it (retain, release, the concurrency runtime) are then direct, not through the PLT: (b) +6-17 %,
+# Calls into it (retain, release, the concurrency runtime) are then direct, not through the PLT: (b) +3-17 %,
 # server RSS 27 -> 23 MiB, the client +6 % (DesignNotes/Performance.md, 2026-12-07).
 swift build -c release --product bench-server --static-swift-stdlib --scratch-path .build-static >/dev/null
 swift build -c release --package-path Benchmarks/BenchClient --static-swift-stdlib \
