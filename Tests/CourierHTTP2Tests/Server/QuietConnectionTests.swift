@@ -93,12 +93,7 @@ struct QuietConnectionTests {
 
     @Test("The receive is cancelled; on -ECANCELED its buffer's pages are dropped and it is armed again")
     func releaseDropsPages() throws {
-        try withFakeLoop { fake in
-            let probe = ConnectionProbe()
-            let io = probe.connect(to: fake, fd: fd)
-            var released = 0
-            io.onIdleBuffersReleased = { released += 1 }
-            io.armReceive()
+        try withReceivingConnection { fake, probe, io, released in
             fake.kernel.receive([1, 2, 3], fd: fd)
             fake.turn()
             #expect(fake.kernel.pending(.recv, fd: fd)?.peek(3) == [1, 2, 3], "the bytes are still in the buffer")
@@ -108,7 +103,7 @@ struct QuietConnectionTests {
             #expect(fake.kernel.calls.filter { $0 == .cancelRecv(fd: fd) }.count == 1)
             fake.kernel.complete(.recv, fd: fd, result: -ECANCELED)
             fake.turn()
-            #expect(released == 1)
+            #expect(released.count == 1)
             #expect(probe.failures.isEmpty, "a cancellation is not a failure")
             let receive = try #require(fake.kernel.pending(.recv, fd: fd), "receiving again")
             #expect(receive.count == ConnectionIO.receiveBufferBytes)
@@ -122,33 +117,25 @@ struct QuietConnectionTests {
 
     @Test("Bytes that beat the cancellation are received as usual; the pages stay; a later release works")
     func bytesWinTheRace() throws {
-        try withFakeLoop { fake in
-            let probe = ConnectionProbe()
-            let io = probe.connect(to: fake, fd: fd)
-            var released = 0
-            io.onIdleBuffersReleased = { released += 1 }
-            io.armReceive()
+        try withReceivingConnection { fake, probe, io, released in
             io.releaseIdleBuffers()
             fake.kernel.receive([9, 9], fd: fd)
             fake.turn()
             #expect(probe.received == [[9, 9]])
-            #expect(released == 0)
+            #expect(released.count == 0)
             #expect(fake.kernel.pending(.recv, fd: fd)?.peek(2) == [9, 9])
             io.releaseIdleBuffers()
             #expect(fake.kernel.calls.filter { $0 == .cancelRecv(fd: fd) }.count == 2)
             fake.kernel.complete(.recv, fd: fd, result: -ECANCELED)
             fake.turn()
-            #expect(released == 1)
+            #expect(released.count == 1)
             #expect(probe.failures.isEmpty)
         }
     }
 
     @Test("Closed while the cancellation is in flight: the connection finalizes instead of receiving again")
     func closeDuringRelease() throws {
-        try withFakeLoop { fake in
-            let probe = ConnectionProbe()
-            let io = probe.connect(to: fake, fd: fd)
-            io.armReceive()
+        try withReceivingConnection { fake, probe, io, released in
             io.releaseIdleBuffers()
             io.close()
             #expect(probe.finalized == 0, "the receive is still in flight")
@@ -162,10 +149,7 @@ struct QuietConnectionTests {
 
     @Test("A send in flight keeps its bytes through a release")
     func sendSurvivesRelease() throws {
-        try withFakeLoop { fake in
-            let probe = ConnectionProbe()
-            let io = probe.connect(to: fake, fd: fd)
-            io.armReceive()
+        try withReceivingConnection { fake, probe, io, released in
             probe.output = Array(0..<10)
             io.scheduleFlush()
             fake.turn()
@@ -202,6 +186,25 @@ struct QuietConnectionTests {
                 }
             }
         }
+    }
+}
+
+/// Counts a ``ConnectionIO``'s receive-buffer releases.
+private final class ReleaseCounter {
+    var count = 0
+}
+
+/// Runs `body` with a ``ConnectionIO`` on socket 7 of a fresh fake loop, its receive armed, counting releases.
+private func withReceivingConnection(
+    _ body: (FakeLoop, ConnectionProbe, ConnectionIO, ReleaseCounter) throws -> Void
+) throws {
+    try withFakeLoop { fake in
+        let probe = ConnectionProbe()
+        let io = probe.connect(to: fake, fd: 7)
+        let released = ReleaseCounter()
+        io.onIdleBuffersReleased = { released.count += 1 }
+        io.armReceive()
+        try body(fake, probe, io, released)
     }
 }
 
