@@ -77,6 +77,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         var tooManyPings = 0
         /// Connections closed for being idle.
         var idleCloses = 0
+        /// Times a quiet connection gave its receive buffer's pages back.
+        var idleBufferReleases = 0
         /// Connect timeouts (per address).
         var connectTimeouts = 0
         /// The keepalive time the next connection uses.
@@ -221,7 +223,8 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
         let management = ClientConnectionStateMachine.Configuration(
             connectTimeout: configuration.connectTimeout.map { max($0, backoffFloor) },
             keepalive: keepalive,
-            idleTimeout: configuration.idleTimeout
+            idleTimeout: configuration.idleTimeout,
+            releaseIdleBuffersAfter: configuration.releaseIdleBuffersAfter
         )
         let connection = HTTP2ClientConnection(
             delegate: self,
@@ -354,6 +357,10 @@ final class ClientConnectionManager: HTTP2StreamRouter, HTTP2ClientConnectionDel
 
     func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection) {
         count { $0.keepalivePingsSent += 1 }
+    }
+
+    func connectionReleasedIdleBuffers(_ connection: HTTP2ClientConnection) {
+        count { $0.idleBufferReleases += 1 }
     }
 
     func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event) {

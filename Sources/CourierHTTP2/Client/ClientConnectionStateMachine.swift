@@ -45,6 +45,8 @@ struct ClientConnectionStateMachine {
         var keepalive: Keepalive?
         /// How long a connection may go without RPCs before it is closed; `nil`: never.
         var idleTimeout: Duration?
+        /// After this long with nothing received, the connection gives its idle buffers back; `nil`: never.
+        var releaseIdleBuffersAfter: Duration? = nil
 
         struct Keepalive: Equatable {
             /// The time without received bytes after which a PING is sent.
@@ -94,6 +96,9 @@ struct ClientConnectionStateMachine {
         case keepalive
         /// The idle timeout.
         case idle
+        /// Releases the idle buffers of a connection that received nothing for
+        /// ``Configuration/releaseIdleBuffersAfter``.
+        case quiet
     }
 
     /// What the connection observed, handed to ``timerFired(_:now:observed:)``.
@@ -107,17 +112,21 @@ struct ClientConnectionStateMachine {
         var streamOpenedSinceIdleArmed: Bool
         /// Streams open or waiting now.
         var streams: Int
+        /// Bytes arrived since the quiet timer was last armed.
+        var receivedSinceQuietArmed: Bool
 
         init(
             receivedSinceKeepaliveArmed: Bool = false,
             lastReceived: ContinuousClock.Instant? = nil,
             streamOpenedSinceIdleArmed: Bool = false,
-            streams: Int = 0
+            streams: Int = 0,
+            receivedSinceQuietArmed: Bool = false
         ) {
             self.receivedSinceKeepaliveArmed = receivedSinceKeepaliveArmed
             self.lastReceived = lastReceived
             self.streamOpenedSinceIdleArmed = streamOpenedSinceIdleArmed
             self.streams = streams
+            self.receivedSinceQuietArmed = receivedSinceQuietArmed
         }
     }
 
@@ -175,6 +184,9 @@ struct ClientConnectionStateMachine {
         case cancelTimer(Timer)
         /// Tell the owner.
         case notify(Event)
+        /// Nothing arrived for a while: give back the buffers a quiet connection doesn't need (the receive
+        /// buffer's pages, empty send buffers' capacity). The streams are untouched.
+        case releaseIdleBuffers
     }
 
     let addresses: [SocketAddress]
@@ -183,6 +195,9 @@ struct ClientConnectionStateMachine {
     private(set) var keepalive: KeepaliveState = .off
     /// Whether `too_many_pings` has been reported (once per connection).
     private var reportedTooManyPings = false
+    /// The quiet timer released the buffers and is disarmed until bytes arrive
+    /// (``bytesReceivedAfterRelease(now:)``).
+    private(set) var idleBuffersReleased = false
 
     init(addresses: [SocketAddress], configuration: Configuration = .none) {
         precondition(!addresses.isEmpty, "a connection needs an address")
@@ -250,6 +265,9 @@ struct ClientConnectionStateMachine {
         }
         if let idleTimeout = configuration.idleTimeout {
             actions.append(.armTimer(.idle, at: now.advanced(by: idleTimeout)))
+        }
+        if let quiet = configuration.releaseIdleBuffersAfter {
+            actions.append(.armTimer(.quiet, at: now.advanced(by: quiet)))
         }
         actions.append(.openWaitingStreams)
         return actions
@@ -349,6 +367,29 @@ struct ClientConnectionStateMachine {
             }
             close(nil)
             return [.notify(.idle), .close(failing: Self.closedError)]
+        case .quiet:
+            guard isOpen, let quiet = configuration.releaseIdleBuffersAfter else { return [] }
+            if observed.receivedSinceQuietArmed { return [.armTimer(.quiet, at: now.advanced(by: quiet))] }
+            // Not armed again until bytes arrive: a quiet connection costs no timer events.
+            idleBuffersReleased = true
+            return [.releaseIdleBuffers]
+        }
+    }
+
+    /// Bytes arrived after the quiet timer released the buffers: it is armed again. The connection calls
+    /// this only while ``idleBuffersReleased`` (a load per receive otherwise).
+    mutating func bytesReceivedAfterRelease(now: ContinuousClock.Instant) -> [Action] {
+        guard idleBuffersReleased else { return [] }
+        idleBuffersReleased = false
+        guard isOpen, let quiet = configuration.releaseIdleBuffersAfter else { return [] }
+        return [.armTimer(.quiet, at: now.advanced(by: quiet))]
+    }
+
+    /// Connected and not closed: ready, or going away with streams still on it.
+    private var isOpen: Bool {
+        switch state {
+        case .ready, .goingAway: true
+        case .idle, .connecting, .handshaking, .closed: false
         }
     }
 

@@ -27,6 +27,8 @@ protocol HTTP2ClientConnectionDelegate: AnyObject {
     func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event)
     /// A keepalive PING went out.
     func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection)
+    /// A quiet connection gave its receive buffer's pages back.
+    func connectionReleasedIdleBuffers(_ connection: HTTP2ClientConnection)
 }
 
 /// One HTTP/2 connection from a client: the socket (``ConnectionIO``), the nghttp2 session
@@ -48,6 +50,8 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private let tracksLastReceived: Bool
     /// A stream was opened since the idle timer was armed (the one store the idle timeout costs per RPC).
     private var streamOpenedSinceIdleArmed = false
+    /// Bytes arrived since the quiet timer was armed (one store per receive).
+    private var receivedSinceQuietArmed = false
     /// A connect that timed out is still in flight: once it completes, connect to this address instead.
     private var abandonedConnectNext: Int?
     private var nextPingPayload: UInt64 = 0
@@ -98,6 +102,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             self.reportedOpen = false
             self.delegate.connectionClosed(self)
         }
+        io.onIdleBuffersReleased = { [unowned self] in self.delegate.connectionReleasedIdleBuffers(self) }
         io.onTLSFailure = { [unowned self] failure in
             self.configuration.logger.info(
                 "TLS handshake failed",
@@ -191,6 +196,7 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             switch timer {
             case .keepalive: receivedSinceKeepaliveArmed = false
             case .idle: streamOpenedSinceIdleArmed = false
+            case .quiet: receivedSinceQuietArmed = false
             case .connect: break
             }
             // unowned(unsafe), not weak: a weak reference gives the connection a side table, which slows
@@ -208,6 +214,8 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
                 metadata: ["server.address": "\(authority)", "courier.event": "\(event)"]
             )
             delegate.connection(self, observed: event)
+        case .releaseIdleBuffers:
+            io.releaseIdleBuffers()
         }
     }
 
@@ -217,7 +225,8 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
             receivedSinceKeepaliveArmed: receivedSinceKeepaliveArmed,
             lastReceived: lastReceived,
             streamOpenedSinceIdleArmed: streamOpenedSinceIdleArmed,
-            streams: streams.count + waiting.count
+            streams: streams.count + waiting.count,
+            receivedSinceQuietArmed: receivedSinceQuietArmed
         )
     }
 
@@ -332,7 +341,9 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
 
     private func received(_ bytes: UnsafeRawBufferPointer) -> Bool {
         receivedSinceKeepaliveArmed = true
+        receivedSinceQuietArmed = true
         if tracksLastReceived { lastReceived = .now }
+        if machine.idleBuffersReleased { perform(machine.bytesReceivedAfterRelease(now: .now)) }
         guard feed(bytes) else {
             perform(machine.protocolViolation("the server violated HTTP/2"))
             return false

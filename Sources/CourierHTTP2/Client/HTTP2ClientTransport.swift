@@ -84,6 +84,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         /// ``HTTP2ServerTransport/Configuration/tunesMalloc`` describes (process-wide, once; skipped when
         /// `GLIBC_TUNABLES` sets a malloc tunable). Default true.
         public var tunesMalloc: Bool
+        /// After this long with nothing received, a connection gives back the memory it holds only for
+        /// traffic: its receive buffer's pages and the capacity of its empty send buffers, as the server's
+        /// ``HTTP2ServerTransport/Configuration/releaseIdleBuffersAfter`` does. `nil`: never. Default 1 s.
+        public var releaseIdleBuffersAfter: Duration?
 
         /// The defaults.
         public init() {
@@ -104,6 +108,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             self.resolvers = .defaults
             self.minimumResolutionInterval = .seconds(30)
             self.tunesMalloc = true
+            self.releaseIdleBuffersAfter = .seconds(1)
         }
 
         /// The defaults.

@@ -163,4 +163,5 @@ final class ClientHarness: HTTP2ClientConnectionDelegate, HTTP2StreamRouter, @un
     func connection(_ connection: HTTP2ClientConnection, observed event: ClientConnectionStateMachine.Event) {}
 
     func connectionSentKeepalivePing(_ connection: HTTP2ClientConnection) {}
+    func connectionReleasedIdleBuffers(_ connection: HTTP2ClientConnection) {}
 }
