@@ -33,6 +33,16 @@ func withHTTP2<R: Sendable>(
 let codec = BytesCodec()
 func method(_ name: String) -> MethodDescriptor { MethodDescriptor(fullyQualifiedService: "echo.Echo", method: name) }
 
+/// `RawEchoService`'s unary `Get`: the server's answer to `message`.
+func echoBytes(_ client: CourierClient, _ message: [UInt8]) async throws -> [UInt8] {
+    try await client.unary(
+        request: ClientRequest(message: message),
+        descriptor: method("Get"),
+        serializer: codec,
+        deserializer: codec
+    )
+}
+
 @Suite("Courier client and server over HTTP/2")
 struct HTTP2EndToEndTests {
     @Test(

@@ -62,7 +62,7 @@ struct ClientQuietConnectionTests {
     @Test("Over a real socket: a quiet client connection releases its buffers and carries the next RPC")
     func endToEnd() async throws {
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0))
-        try await withCourierServer(transport: server, services: [EchoBytes()]) { _ in
+        try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
             let port = try #require(try await server.listeningAddress().port)
             var configuration = HTTP2ClientTransport.Configuration()
             configuration.releaseIdleBuffersAfter = .milliseconds(20)
@@ -70,34 +70,13 @@ struct ClientQuietConnectionTests {
             try await withCourierClient(transport: transport) { client in
                 for round in 1...3 {
                     let message = [UInt8](repeating: UInt8(round), count: 100_000)
-                    #expect(try await echo(client, message) == message)
+                    #expect(try await echoBytes(client, message) == message)
                     let counters = try await transport.waitForCounters(within: .seconds(10)) {
                         $0.idleBufferReleases >= round
                     }
                     #expect(counters != nil, "the connection never released its buffers (round \(round))")
                 }
             }
-        }
-    }
-}
-
-private func echo(_ client: CourierClient, _ message: [UInt8]) async throws -> [UInt8] {
-    try await client.unary(
-        request: ClientRequest(message: message),
-        descriptor: MethodDescriptor(fullyQualifiedService: "quiet.ClientEcho", method: "Echo"),
-        serializer: BytesCodec(),
-        deserializer: BytesCodec()
-    ) { try $0.message }
-}
-
-private struct EchoBytes: RegistrableRPCService {
-    func registerMethods(with router: inout RPCRouter) {
-        router.registerUnary(
-            forMethod: MethodDescriptor(fullyQualifiedService: "quiet.ClientEcho", method: "Echo"),
-            deserializer: BytesCodec(),
-            serializer: BytesCodec()
-        ) { request, _ in
-            ServerResponse(message: request.message)
         }
     }
 }

@@ -170,12 +170,12 @@ struct QuietConnectionTests {
         configuration.loops = 1
         configuration.releaseIdleBuffersAfter = .milliseconds(20)
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
-        try await withCourierServer(transport: server, services: [EchoBytes()]) { _ in
+        try await withCourierServer(transport: server, services: [RawEchoService()]) { _ in
             let port = try #require(try await server.listeningAddress().port)
             try await withCourierClient(transport: try HTTP2ClientTransport(target: "127.0.0.1:\(port)")) { client in
                 for round in 1...3 {
                     let message = [UInt8](repeating: UInt8(round), count: 100_000)
-                    let reply = try await echo(client, message)
+                    let reply = try await echoBytes(client, message)
                     #expect(reply == message)
                     // Bounded wait (no sleep as synchronisation): the connection goes quiet and releases.
                     let deadline = ContinuousClock.now + .seconds(10)
@@ -205,26 +205,5 @@ private func withReceivingConnection(
         io.onIdleBuffersReleased = { released.count += 1 }
         io.armReceive()
         try body(fake, probe, io, released)
-    }
-}
-
-private func echo(_ client: CourierClient, _ message: [UInt8]) async throws -> [UInt8] {
-    try await client.unary(
-        request: ClientRequest(message: message),
-        descriptor: MethodDescriptor(fullyQualifiedService: "quiet.Echo", method: "Echo"),
-        serializer: BytesCodec(),
-        deserializer: BytesCodec()
-    ) { try $0.message }
-}
-
-private struct EchoBytes: RegistrableRPCService {
-    func registerMethods(with router: inout RPCRouter) {
-        router.registerUnary(
-            forMethod: MethodDescriptor(fullyQualifiedService: "quiet.Echo", method: "Echo"),
-            deserializer: BytesCodec(),
-            serializer: BytesCodec()
-        ) { request, _ in
-            ServerResponse(message: request.message)
-        }
     }
 }
