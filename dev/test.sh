@@ -6,7 +6,8 @@
 # The format and import checks (./dev/check-format.sh, ./dev/check-imports.sh), a debug build with
 # warnings as errors (Snippets/ included), then `swift test`, the whole suite again under
 # ThreadSanitizer (./dev/sanitize.sh thread), a short soak (./dev/soak.sh), the lossy network
-# (./dev/test-netem.sh), the snippets run, the DocC documentation
+# (./dev/test-netem.sh), the static executables the Dockerfile deploys
+# (./dev/build-static-executable.sh --check), the snippets run, the DocC documentation
 # (./dev/docs.sh, warnings are errors) and a user's package built and tested outside the repository
 # with Courier's plugins (./dev/test-user-package.sh). `.ci/run` calls this script.
 set -euo pipefail
@@ -93,6 +94,9 @@ bounded 600 ./dev/soak.sh --seconds 30 --interval 2 --skip-build
 
 echo "== Over a slow, lossy network: two namespaces, netem (the qdisc, or in user space over TUN; skips without root or namespaces)"
 bounded 900 ./dev/test-netem.sh --plain-if-no-netem --skip-build
+
+echo "== ping-server and ping-client as static executables (what Examples/Ping/Dockerfile deploys): no shared library, they serve"
+bounded 900 ./dev/build-static-executable.sh --check >/dev/null
 
 echo "== The snippets the documentation quotes"
 bin=$(swift build --show-bin-path)

@@ -5,7 +5,7 @@
 #
 #   Benchmarks/Compare/compare.sh [REPEATS]      (default 3; about 6 minutes per repeat)
 #
-# Servers: Courier's bench-server (Swift runtime linked statically, as deployed); grpc C++ 1.51 (Debian libgrpc++-dev, callback API); grpc-go 1.33
+# Servers: Courier's bench-server (one static executable, as deployed); grpc C++ 1.51 (Debian libgrpc++-dev, callback API); grpc-go 1.33
 # (Debian golang-google-grpc-dev, GOPATH build, GOMAXPROCS=1); grpc-swift 2.4.3 on
 # grpc-swift-nio-transport 2.9.2 (its own package, one NIO thread) with its defaults and tuned
 # (8 MiB window, no flush coalescing). Unary load: h2load (neutral); streaming: Courier's bench-client;
@@ -21,18 +21,17 @@ for package in nghttp2-client python3-pip; do dpkg -s "$package" >/dev/null 2>&1
 if [ "${#need[@]}" -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
 echo "== Building what is missing"
-# Courier's binaries as they are deployed (Examples/Ping/Dockerfile): the Swift runtime linked statically.
-# Calls into it (retain, release, the concurrency runtime) are then direct, not through the PLT: (b) +3-17 %,
-# server RSS 27 -> 23 MiB, the client +6 % (DesignNotes/Performance.md, 2026-12-07).
-swift build -c release --product bench-server --static-swift-stdlib --scratch-path .build-static >/dev/null
-swift build -c release --package-path Benchmarks/BenchClient --static-swift-stdlib \
-    --scratch-path Benchmarks/BenchClient/.build-static >/dev/null
-client=Benchmarks/BenchClient/.build-static/release/bench-client
+# Courier's binaries as they are deployed (Examples/Ping/Dockerfile): static executables
+# (./dev/build-static-executable.sh). Calls into the Swift runtime are then direct, not through the PLT, and no
+# shared library is mapped: (b) +3-17 % and server RSS 27 -> 23 MiB for the static Swift runtime, then +2 % and
+# 22 -> 19 MiB for the static executable (DesignNotes/Performance.md, 2026-12-07).
+bin=$(./dev/build-static-executable.sh bench-server)
+client=$(./dev/build-static-executable.sh --package-path Benchmarks/BenchClient bench-client)/bench-client
 [ -x "$out/grpc-go-bench-server" ] || Benchmarks/Peers/grpc-go/build.sh "$out" >/dev/null
 [ -x "$out/grpc-cpp-bench-client" ] || Benchmarks/Peers/grpc-cpp/build.sh "$out" >/dev/null
 [ -x "$out/grpc-swift-bench-server" ] || Benchmarks/Peers/grpc-swift/build.sh "$out" >/dev/null
 servers=(
-    "courier=.build-static/release/bench-server --loops 1 --port {PORT}"
+    "courier=$bin/bench-server --loops 1 --port {PORT}"
     "grpc-c++=$out/grpc-cpp-bench-server --port {PORT}"
     "grpc-go=env GOMAXPROCS=1 $out/grpc-go-bench-server -port {PORT}"
     "grpc-swift=$out/grpc-swift-bench-server --threads 1 --port {PORT}"
