@@ -2,6 +2,7 @@ public import Courier  // ReflectionService is a Courier service
 internal import CourierProtobuf
 internal import Foundation
 public import SwiftProtobuf  // the descriptors are Google_Protobuf_FileDescriptorProto values
+internal import Synchronization
 
 /// gRPC server reflection, `grpc.reflection.v1.ServerReflection` and its older twin
 /// `grpc.reflection.v1alpha.ServerReflection`, so that `grpcurl`, `grpcui` and other tools can list a
@@ -30,20 +31,17 @@ public import SwiftProtobuf  // the descriptors are Google_Protobuf_FileDescript
 /// - Important: Reflection shows every method of the files it is given, including ones an
 ///   authorization interceptor would hide; leave it out of servers whose API is a secret.
 public struct ReflectionService: RegistrableRPCService {
-    private let index: ReflectionIndex
+    private let index: LazyReflectionIndex
 
     /// Creates the service from descriptors.
     ///
     /// The reflection protocol's own files are added. A file given twice keeps its first descriptor.
+    /// The index is built on the first reflection request (or ``serviceNames``), not here, so that a
+    /// server's start does not pay for it (DesignNotes/Performance.md, "One static executable, as deployed").
     ///
     /// - Parameter fileDescriptors: The files to reflect, with the files they import.
     public init(fileDescriptors: [Google_Protobuf_FileDescriptorProto]) {
-        let own =
-            (try? Self.fileDescriptors(
-                decoding: Grpc_Reflection_V1_ServerReflection.fileDescriptorProtos
-                    + Grpc_Reflection_V1alpha_ServerReflection.fileDescriptorProtos
-            )) ?? []
-        self.index = ReflectionIndex(fileDescriptors + own)
+        self.index = LazyReflectionIndex(fileDescriptors)
     }
 
     /// Creates the service from the descriptors `protoc-gen-courier` embeds (`ReflectionData=true`).
@@ -56,7 +54,10 @@ public struct ReflectionService: RegistrableRPCService {
 
     /// The names of the services of the files given, and the reflection services, sorted: what
     /// `ListServices` answers outside a server.
-    public var serviceNames: [String] { index.services }
+    public var serviceNames: [String] { index.value.services }
+
+    /// Whether the index has been built yet, for tests.
+    var isIndexBuilt: Bool { index.isBuilt }
 
     /// Decodes the descriptors `protoc-gen-courier` embeds: base64-encoded, serialized
     /// `google.protobuf.FileDescriptorProto`s.
@@ -117,8 +118,9 @@ public struct ReflectionService: RegistrableRPCService {
             ) { [index] request, context in
                 let served = context.servedServiceNames
                 return StreamingServerResponse { writer in
+                    let files = index.value
                     for try await message in request.messages {
-                        try await writer.write(index.respond(to: message, servedServices: served))
+                        try await writer.write(files.respond(to: message, servedServices: served))
                     }
                     return [:]
                 }
@@ -134,5 +136,35 @@ public struct ReflectionDescriptorError: Error, CustomStringConvertible, Sendabl
 
     init(_ description: String) {
         self.description = description
+    }
+}
+
+/// The index of a ``ReflectionService``'s files, built once, on first use: the reflection protocol's own
+/// descriptors decoded and every file indexed then, not while the server starts. Built under a lock, so two
+/// first requests at once build it once.
+private final class LazyReflectionIndex: Sendable {
+    private let descriptors: [Google_Protobuf_FileDescriptorProto]
+    private let built = Mutex<ReflectionIndex?>(nil)
+
+    init(_ descriptors: [Google_Protobuf_FileDescriptorProto]) {
+        self.descriptors = descriptors
+    }
+
+    var isBuilt: Bool { built.withLock { $0 != nil } }
+
+    var value: ReflectionIndex {
+        built.withLock { index in
+            if let index { return index }
+            // The reflection protocol's own files are generated, so they decode; a failure would leave
+            // only them out.
+            let own =
+                (try? ReflectionService.fileDescriptors(
+                    decoding: Grpc_Reflection_V1_ServerReflection.fileDescriptorProtos
+                        + Grpc_Reflection_V1alpha_ServerReflection.fileDescriptorProtos
+                )) ?? []
+            let new = ReflectionIndex(descriptors + own)
+            index = new
+            return new
+        }
     }
 }

@@ -42,24 +42,16 @@ LoggingSystem.bootstrap { label in
 }
 let logger = Logger(label: "ping-server")
 
-/// The process environment, read once.
+/// The process environment, one variable at a time (`getenv`; nothing in this process sets variables). Copying
+/// the whole environment into a dictionary first was ≈2.5 % of a cold start's CPU: the first use of
+/// `Dictionary<String, String>` and a hash per variable (Benchmarks/ColdStart/README.md).
 struct ProcessInfoEnvironment: Sendable {
-    private let values: [String: String]
-
-    init() {
-        var values: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(decoding: UnsafeRawBufferPointer(start: entry, count: strlen(entry)), as: UTF8.self)
-            if let equals = text.firstIndex(of: "=") {
-                values[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            pointer += 1
-        }
-        self.values = values
+    /// The variable's value; nil when it is unset or empty.
+    subscript(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
     }
-
-    subscript(_ name: String) -> String? { values[name].flatMap { $0.isEmpty ? nil : $0 } }
 }
 
 /// Logs the address once the transport listens; then done (the group ignores its return).
