@@ -34,7 +34,7 @@ import UnixSignals
 import Glibc
 #endif
 
-let environment = ProcessInfoEnvironment()
+let environment = ProcessEnvironment()
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardOutput(label: label)
     handler.logLevel = Logger.Level(rawValue: environment["PING_LOG_LEVEL"] ?? "info") ?? .info
@@ -43,9 +43,9 @@ LoggingSystem.bootstrap { label in
 let logger = Logger(label: "ping-server")
 
 /// The process environment, one variable at a time (`getenv`; nothing in this process sets variables). Copying
-/// the whole environment into a dictionary first was ≈2.5 % of a cold start's CPU: the first use of
+/// the whole environment into a dictionary first was ≈2.6 % of a cold start's CPU: the first use of
 /// `Dictionary<String, String>` and a hash per variable (Benchmarks/ColdStart/README.md).
-struct ProcessInfoEnvironment: Sendable {
+struct ProcessEnvironment: Sendable {
     /// The variable's value; nil when it is unset or empty.
     subscript(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
