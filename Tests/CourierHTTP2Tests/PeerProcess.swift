@@ -75,7 +75,7 @@ final class PeerProcess: Sendable {
     /// The first line (printed already or later) that `predicate` accepts; `nil` if the output ends or
     /// `bound` passes first.
     func line(
-        within bound: Duration = .seconds(30),
+        within bound: Duration = .seconds(120),
         where predicate: @escaping @Sendable (String) -> Bool
     ) async -> String? {
         let id = state.withLock { state -> UInt64 in
@@ -100,7 +100,7 @@ final class PeerProcess: Sendable {
     }
 
     /// The first line starting with `prefix`.
-    func line(startingWith prefix: String, within bound: Duration = .seconds(30)) async -> String? {
+    func line(startingWith prefix: String, within bound: Duration = .seconds(120)) async -> String? {
         await line(within: bound) { $0.hasPrefix(prefix) }
     }
 

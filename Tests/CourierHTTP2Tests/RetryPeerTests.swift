@@ -132,11 +132,13 @@ func attempts(_ server: PeerProcess, _ n: Int) async -> [String] {
 }
 
 /// The backoff (and hedging delay) the tests set: long enough that an end before it can only be prompt.
-let longBackoff: Duration = .seconds(60)
-/// A wait that a prompt end must stay below: half the backoff, so that a
-/// machine busy with other work (peer start-up, builds) doesn't fail a test that only asks "not after the
-/// backoff".
-let prompt: Duration = .seconds(30)
+/// Ten minutes, not one: a CI run once stalled the whole test process for 64 s (every test in flight,
+/// pure ones too, ended in the same tenth of a second after it), which a 60 s backoff can't tell from
+/// waiting out the backoff. A broken implementation still fails, after the backoff.
+let longBackoff: Duration = .seconds(600)
+/// A wait that a prompt end must stay below: half the backoff, so that a machine busy with other work
+/// (peer start-up, builds, a stalled CI host) doesn't fail a test that only asks "not after the backoff".
+let prompt: Duration = .seconds(300)
 
 @Suite("Retries and hedging (gRFC A6) over HTTP/2 against grpcio")
 struct RetryPeerTests {
@@ -166,7 +168,7 @@ struct RetryPeerTests {
         }
     }
 
-    @Test("Server pushback: 10 ms replaces a 60 s backoff; -1 stops retrying")
+    @Test("Server pushback: 10 ms replaces a 10 min backoff; -1 stops retrying")
     func pushback() async throws {
         try await withRetryServer(retrying(3, backoff: longBackoff)) { server, client in
             let start = ContinuousClock.now
@@ -194,7 +196,7 @@ struct RetryPeerTests {
             let error = await failure { try await call(client, "fail=9", options: options) }
             #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
             #expect(ContinuousClock.now - start < prompt)
-            #expect(server.lines(startingWith: "ATTEMPT 2").isEmpty, "no retry within the 60 s backoff")
+            #expect(server.lines(startingWith: "ATTEMPT 2").isEmpty, "no retry within the 10 min backoff")
         }
     }
 
@@ -204,7 +206,7 @@ struct RetryPeerTests {
         try await withRetryServer(retrying(3, backoff: longBackoff), observer: observer) { server, client in
             let start = ContinuousClock.now
             let task = Task { await failure { try await call(client, "fail=9") } }
-            // The first attempt's stream closed: the call waits out its 60 s backoff.
+            // The first attempt's stream closed: the call waits out its 10 min backoff.
             var closed = observer.closed.makeAsyncIterator()
             await closed.next()
             #expect(await attempts(server, 1).count == 1)
@@ -228,7 +230,7 @@ struct RetryPeerTests {
         }
     }
 
-    @Test("Hedging: a non-fatal failure starts the next attempt at once, not after the 60 s delay")
+    @Test("Hedging: a non-fatal failure starts the next attempt at once, not after the 10 min delay")
     func hedgingNonFatal() async throws {
         try await withRetryServer(hedging(3, delay: longBackoff, nonFatal: [.unavailable])) { server, client in
             let start = ContinuousClock.now
