@@ -1,4 +1,4 @@
-public import Courier  // HealthService is a Courier service
+@_spi(CourierInternals) public import Courier  // HealthService is a Courier service
 internal import Synchronization
 
 /// The standard gRPC health service, `grpc.health.v1.Health`, for load balancers and Kubernetes

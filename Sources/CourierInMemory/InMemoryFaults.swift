@@ -1,4 +1,4 @@
-public import Courier  // faults name methods and errors
+@_spi(CourierInternals) public import Courier  // faults name methods and errors
 internal import Synchronization
 
 /// Faults a test injects into an ``InMemoryTransport``: delays, dropped messages, stream resets, write

@@ -1,4 +1,4 @@
-public import Courier  // InMemoryTransport's halves conform to ClientTransport and ServerTransport
+@_spi(CourierInternals) public import Courier  // InMemoryTransport's halves conform to ClientTransport and ServerTransport
 internal import Synchronization
 
 /// A connected client and server transport in one process, with the semantics of the network.

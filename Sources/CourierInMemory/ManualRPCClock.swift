@@ -1,4 +1,4 @@
-public import Courier  // ManualRPCClock conforms to RPCClock
+@_spi(CourierInternals) public import Courier  // ManualRPCClock conforms to RPCClock
 internal import Synchronization
 
 /// An `RPCClock` that moves only when told to, for deadline tests that never sleep.

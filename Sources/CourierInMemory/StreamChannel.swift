@@ -1,4 +1,4 @@
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 internal import Synchronization
 
 /// A bounded single-consumer channel with backpressure: the in-memory stand-in for one direction of

@@ -1,5 +1,5 @@
 internal import CoreMetrics
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 internal import Synchronization
 
 /// The instrument names of gRFC A66 ("OpenTelemetry Metrics") and the attribute names it labels them with.

@@ -1,4 +1,4 @@
-import Courier
+@_spi(CourierInternals) import Courier
 import CourierHTTP2
 import Foundation
 import Synchronization

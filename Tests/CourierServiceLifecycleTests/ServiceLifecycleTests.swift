@@ -1,4 +1,4 @@
-import Courier
+@_spi(CourierInternals) import Courier
 import CourierInMemory
 import CourierServiceLifecycle
 import Logging

@@ -1,4 +1,4 @@
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 // Helpers shared by the test targets that run real processes: child processes read line by line, a gate,
 // a throwaway PKI, and where the repository and the built products are.
 public import Foundation

@@ -1,4 +1,4 @@
-package import Synchronization  // the inlinable withLock wraps Synchronization.Mutex
+public import Synchronization  // the inlinable withLock wraps Synchronization.Mutex (SPI, not API)
 
 /// `Synchronization.Mutex`, made visible to ThreadSanitizer: every lock in the package is one of these.
 ///
@@ -9,19 +9,25 @@ package import Synchronization  // the inlinable withLock wraps Synchronization.
 /// acquires and releases the lock (`__tsan_acquire`/`__tsan_release` on the mutex's address, taken while
 /// it is held), so real races stay reported and the lock's own accesses are not. Without the flag it is
 /// `Mutex` and nothing else.
-package struct CourierMutex<Value: ~Copyable>: ~Copyable {
+///
+/// SPI (`@_spi(CourierInternals) import Courier`), not `package`: the optimizer specialises and inlines a
+/// generic `@inlinable` function of another module only when its type is public. As a `package` type,
+/// every `withLock` outside this module was a call to the unspecialised generic, which instantiated
+/// `Mutex<Value>`'s metadata on each call (14 such calls per unary RPC on the client, from the event loop).
+@_spi(CourierInternals)
+public struct CourierMutex<Value: ~Copyable>: ~Copyable {
     @usableFromInline
     let mutex: Mutex<Value>
 
     /// Creates a mutex holding `initialValue`.
     @inlinable
-    package init(_ initialValue: consuming sending Value) {
+    public init(_ initialValue: consuming sending Value) {
         mutex = Mutex(initialValue)
     }
 
     /// Runs `body` with the value while holding the lock, as `Mutex.withLock` does.
     @inlinable
-    package borrowing func withLock<Result: ~Copyable, E: Error>(
+    public borrowing func withLock<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {
         #if COURIER_TSAN

@@ -1,4 +1,4 @@
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 internal import Synchronization
 
 /// The transport's connectivity state, readable from any thread, and the streams that watch it. The

@@ -1,4 +1,4 @@
-public import Courier  // conforms to ClientTransport
+@_spi(CourierInternals) public import Courier  // conforms to ClientTransport
 public import Logging  // Configuration takes a Logger
 internal import Synchronization
 

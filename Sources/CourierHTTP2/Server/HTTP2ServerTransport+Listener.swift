@@ -1,4 +1,4 @@
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 internal import Synchronization
 
 #if canImport(Glibc)

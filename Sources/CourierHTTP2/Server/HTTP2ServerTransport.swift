@@ -1,4 +1,4 @@
-public import Courier  // conforms to ServerTransport
+@_spi(CourierInternals) public import Courier  // conforms to ServerTransport
 public import Logging  // Configuration takes a Logger
 internal import Synchronization
 

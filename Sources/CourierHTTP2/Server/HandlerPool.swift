@@ -1,4 +1,4 @@
-internal import Courier
+@_spi(CourierInternals) internal import Courier
 
 /// One event loop's handler tasks (``HandlerPoolStateMachine`` decides, this performs): a stream is
 /// handed to a parked task when there is one, else to a new task that prefers the loop's executor.
