@@ -178,6 +178,8 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// The policy a service config chose (``applyLoadBalancingConfig(_:)``), over the configuration's.
     private let serviceConfigPolicy = CourierMutex<LoadBalancingPolicy?>(nil)
     private let connectivity = ConnectivityBroadcaster()
+    /// What callers prefer and the loop runs task jobs on (the loop once it runs, else the global executor).
+    private let executor = ClientTaskExecutor()
     /// The clock deadlines are enforced with: timers on the transport's loop (once it runs).
     public let clock: any RPCClock
 
@@ -250,7 +252,11 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             let tls = try configuration.tls.map { try TLSContext($0) }
             let loop: EventLoop
             do {
-                loop = try EventLoop(name: "courier-client", backend: configuration.ioBackend ?? .automatic)
+                loop = try EventLoop(
+                    name: "courier-client",
+                    backend: configuration.ioBackend ?? .automatic,
+                    taskExecutor: executor
+                )
             } catch {
                 throw RuntimeError(
                     code: .transportError,
@@ -270,6 +276,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
                 connectivity: connectivity
             )
             running = Running(loop: loop, manager: manager)
+            executor.attach(loop)
         } catch {
             lifecycle.stop(failure: error as? RuntimeError)
             connectivity.publish(.shutdown)
@@ -303,6 +310,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         lifecycle.stop(failure: nil)
         running.loop.stop()
         await running.loop.waitUntilStopped()
+        executor.detach()
     }
 
     /// Reads the resolver's sequence: in pull mode one element per request the manager makes, in push
@@ -367,8 +375,10 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         lifecycle.shutDownBeforeStart()
     }
 
-    /// Runs `body`, and the child tasks it creates, preferring the transport's event-loop thread (once
-    /// ``connect()`` has started it; before that, `body` runs where it is).
+    /// Runs `body`, and the child tasks it creates, preferring the transport's event-loop thread while
+    /// ``connect()`` runs it. Before the loop starts and after it stops, the same tasks run on the global
+    /// concurrent executor, so `body` may start before ``connect()`` (around `withCourierClient`, say) and
+    /// may outlive it.
     ///
     /// Every call runs its transport work on that thread; a caller already there makes its calls
     /// without a thread hop each way (a few microseconds per call). Load generators and other
@@ -378,8 +388,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameter body: The work.
     /// - Returns: What `body` returns.
     public func withExecutorPreference<Result>(_ body: () async throws -> Result) async rethrows -> Result {
-        guard let loop = lifecycle.running?.loop else { return try await body() }
-        return try await withTaskExecutorPreference(loop.taskExecutor) { try await body() }
+        try await withTaskExecutorPreference(executor) { try await body() }
     }
 
     public func withStream<Result: Sendable>(
@@ -398,9 +407,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             configuration: configuration
         )
         defer { stream.cancel() }
-        return try await withTaskExecutorPreference(running.loop.taskExecutor) {
-            try await body(stream)
-        }
+        return try await executor.withPreference { try await body(stream) }
     }
 
     /// The parts that exist while ``connect()`` runs.
@@ -408,6 +415,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
         let loop: EventLoop
         let manager: ClientConnectionManager
     }
+
+    /// Whether the caller runs on the transport's loop thread (false when no loop runs) (tests).
+    var callerIsOnLoopThread: Bool { lifecycle.running?.loop.inEventLoop ?? false }
 
     /// Connection attempts made so far (tests).
     var connectionAttempts: Int {

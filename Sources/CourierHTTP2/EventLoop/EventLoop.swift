@@ -66,6 +66,13 @@ final class EventLoop: @unchecked Sendable {
 
     /// The facade through which tasks prefer this loop.
     let taskExecutor = EventLoopTaskExecutor()
+    /// The task executor task jobs run on: ``taskExecutor``, or the one given at init (kept, so it lives as
+    /// long as the loop that names it).
+    private let jobTaskExecutor: UnownedTaskExecutor
+    private let givenTaskExecutor: (any TaskExecutor)?
+    /// Whether task jobs the loop can no longer run go to the global concurrent executor (a given task
+    /// executor that forwards to the loop) instead of being dropped.
+    private let forwardsOrphanedJobs: Bool
 
     /// Whether the ring was created with SINGLE_ISSUER|DEFER_TASKRUN (else plain, or not io_uring).
     var usesDeferredTaskRun: Bool { io.usesDeferredTaskRun }
@@ -75,8 +82,22 @@ final class EventLoop: @unchecked Sendable {
     /// Creates a loop and starts its thread.
     ///
     /// - Throws: ``IOError`` if the ring, the epoll instance, the eventfd or the thread can't be created.
-    convenience init(name: String, entries: UInt32 = 1024, backend: IOBackend = .automatic) throws {
-        try self.init(name: name, io: try backend.makeBackend(entries: entries), thread: .own)
+    ///
+    /// - Parameter taskExecutor: The task executor the loop's task jobs run on, when it isn't the loop's own
+    ///   ``taskExecutor``: one that enqueues to this loop while it runs and to the global concurrent
+    ///   executor otherwise. Task jobs that reach the loop after it ended go to the global executor.
+    convenience init(
+        name: String,
+        entries: UInt32 = 1024,
+        backend: IOBackend = .automatic,
+        taskExecutor: (any TaskExecutor)? = nil
+    ) throws {
+        try self.init(
+            name: name,
+            io: try backend.makeBackend(entries: entries),
+            thread: .own,
+            taskExecutor: taskExecutor
+        )
     }
 
     /// Creates a loop over a backend that isn't set up yet (a test's fake, or a real one).
@@ -86,11 +107,15 @@ final class EventLoop: @unchecked Sendable {
     ///   - thread: `.own` starts a thread; `.caller` makes the calling thread the loop's, driven by
     ///     ``runTurn()``.
     /// - Throws: ``IOError`` if the backend can't be set up or the thread can't be created.
-    init(name: String, io: any EventLoopBackend, thread: Thread) throws {
+    ///   - taskExecutor: As for ``init(name:entries:backend:taskExecutor:)``.
+    init(name: String, io: any EventLoopBackend, thread: Thread, taskExecutor: (any TaskExecutor)? = nil) throws {
         self.name = name
         self.io = io
         self.backend = io.kind
-        taskExecutor.loop = self
+        self.jobTaskExecutor = (taskExecutor ?? self.taskExecutor).asUnownedTaskExecutor()
+        self.givenTaskExecutor = taskExecutor
+        self.forwardsOrphanedJobs = taskExecutor != nil
+        self.taskExecutor.loop = self
 
         if case .caller = thread {
             threadID.store(UInt64(pthread_self()), ordering: .relaxed)
@@ -155,17 +180,22 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Work from any thread
 
     /// Queues work; wakes the loop if it may be sleeping.
-    func enqueue(_ work: Work) {
+    ///
+    /// - Returns: false, and `work` is not queued, once the loop has ended.
+    @discardableResult
+    func enqueue(_ work: Work) -> Bool {
         if inEventLoop {
+            if ended { return false }
             local.append(work)
-            return
+            return true
         }
-        let wake = incoming.withLock { incoming -> Bool in
-            if incoming.ended { return false }
+        let (queued, wake) = incoming.withLock { incoming -> (Bool, Bool) in
+            if incoming.ended { return (false, false) }
             incoming.work.append(work)
-            return incoming.work.count == 1
+            return (true, incoming.work.count == 1)
         }
         if wake { io.wakeUp() }
+        return queued
     }
 
     /// Runs `body` on the loop.
@@ -373,6 +403,10 @@ final class EventLoop: @unchecked Sendable {
             defer { incoming.work = [] }
             return incoming.work
         }
+        if forwardsOrphanedJobs {
+            // A task that prefers a forwarding executor runs on, elsewhere, instead of hanging.
+            for case .taskJob(let job) in late { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+        }
         _ = late  // released here, outside the lock
         let waiters = finished.withLock { state -> [UnsafeContinuation<Void, Never>] in
             state.done = true
@@ -412,7 +446,7 @@ final class EventLoop: @unchecked Sendable {
             for work in batch {
                 switch work {
                 case .actorJob(let job): job.runSynchronously(on: asUnownedSerialExecutor())
-                case .taskJob(let job): job.runSynchronously(on: taskExecutor.asUnownedTaskExecutor())
+                case .taskJob(let job): job.runSynchronously(on: jobTaskExecutor)
                 case .closure(let body): body()
                 }
                 sinceCheck += 1
