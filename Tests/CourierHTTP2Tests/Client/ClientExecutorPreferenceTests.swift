@@ -1,7 +1,8 @@
 @_spi(CourierInternals) import Courier
-@testable import CourierHTTP2
 import CourierTestSupport
 import Testing
+
+@testable import CourierHTTP2
 
 /// `HTTP2ClientTransport.withExecutorPreference`: callers on the transport's loop while it runs, wherever
 /// they entered the preference, and never stranded on a loop that has stopped.
