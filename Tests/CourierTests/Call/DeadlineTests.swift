@@ -272,6 +272,7 @@ struct DeadlineTests {
         transport.faults.inject(.delay(.seconds(1)), at: .everyResponseMessage, method: Echo.expand)
         try await withTestRPC(transport: transport) { client in
             let received = EventLog()
+            let (arrivals, arrived) = AsyncStream<Void>.makeStream()
             let call = Task {
                 try await client.serverStreaming(
                     request: ClientRequest(message: "a b c d"),
@@ -280,13 +281,20 @@ struct DeadlineTests {
                     deserializer: codec,
                     options: CallOptions(timeout: .milliseconds(2_500))
                 ) { response in
-                    for try await word in response.messages { received.append(word) }
+                    for try await word in response.messages {
+                        received.append(word)
+                        arrived.yield()
+                    }
                 }
             }
             for second in 1...2 {
                 await transport.faults.waitUntilInjected(count: second)
                 clock.advance(by: .seconds(1))
             }
+            // "b" was released at 2 s; the handler must have it before the deadline fires (under
+            // ThreadSanitizer it once hadn't, and the deadline cut "b" off).
+            var iterator = arrivals.makeAsyncIterator()
+            for _ in 1...2 { await iterator.next() }
             await transport.faults.waitUntilInjected(count: 3)
             clock.advance(by: .milliseconds(500))
             await expectRPCError(.deadlineExceeded) { try await call.value }
