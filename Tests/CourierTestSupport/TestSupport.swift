@@ -51,11 +51,21 @@ public enum TestPKI {
         let script = repositoryRoot.appendingPathComponent("dev/make-test-certs.sh").path
         let result = try await runProcess("/bin/bash", [script, directory])
         guard result.status == 0 else { throw PKIError(output: result.output) }
-        return made.withLock { made in
-            if let existing = made { return existing }
+        let (chosen, first) = made.withLock { made -> (String, Bool) in
+            if let existing = made { return (existing, false) }
             made = directory
-            return directory
+            return (directory, true)
         }
+        if first {
+            atexit { TestPKI.removeDirectory() }  // the test process's end, so no run leaves its keys behind
+        } else {
+            try? FileManager.default.removeItem(atPath: directory)  // another caller's came first
+        }
+        return chosen
+    }
+
+    private static func removeDirectory() {
+        if let directory = made.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     struct PKIError: Error, CustomStringConvertible {

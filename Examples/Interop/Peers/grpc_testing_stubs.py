@@ -1,6 +1,8 @@
 """Generates the grpc.testing Python stubs from Debian's grpc-proto into a temporary directory and makes
-them importable as grpc.testing (the name the generated code imports itself by)."""
+them importable as grpc.testing (the name the generated code imports itself by). The directory is removed once
+the modules are imported (they stay loaded), so no run leaves one behind."""
 import os
+import shutil
 import sys
 import tempfile
 
@@ -17,6 +19,9 @@ def load():
     if protoc.main(["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", *files]) != 0:
         sys.exit("could not generate the grpc.testing stubs (is grpc-proto installed?)")
     grpc.__path__.append(os.path.join(out, "grpc"))
-    from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc  # noqa: E402
+    try:
+        from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc  # noqa: E402
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
     return empty_pb2, messages_pb2, test_pb2_grpc
