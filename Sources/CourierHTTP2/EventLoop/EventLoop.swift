@@ -81,11 +81,10 @@ final class EventLoop: @unchecked Sendable {
 
     /// Creates a loop and starts its thread.
     ///
-    /// - Throws: ``IOError`` if the ring, the epoll instance, the eventfd or the thread can't be created.
-    ///
     /// - Parameter taskExecutor: The task executor the loop's task jobs run on, when it isn't the loop's own
     ///   ``taskExecutor``: one that enqueues to this loop while it runs and to the global concurrent
     ///   executor otherwise. Task jobs that reach the loop after it ended go to the global executor.
+    /// - Throws: ``IOError`` if the ring, the epoll instance, the eventfd or the thread can't be created.
     convenience init(
         name: String,
         entries: UInt32 = 1024,
@@ -106,8 +105,8 @@ final class EventLoop: @unchecked Sendable {
     ///   - io: The backend; its ``EventLoopBackend/setUp()`` runs on the loop's thread.
     ///   - thread: `.own` starts a thread; `.caller` makes the calling thread the loop's, driven by
     ///     ``runTurn()``.
-    /// - Throws: ``IOError`` if the backend can't be set up or the thread can't be created.
     ///   - taskExecutor: As for ``init(name:entries:backend:taskExecutor:)``.
+    /// - Throws: ``IOError`` if the backend can't be set up or the thread can't be created.
     init(name: String, io: any EventLoopBackend, thread: Thread, taskExecutor: (any TaskExecutor)? = nil) throws {
         self.name = name
         self.io = io
