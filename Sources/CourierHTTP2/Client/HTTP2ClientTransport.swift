@@ -388,7 +388,7 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
     /// - Parameter body: The work.
     /// - Returns: What `body` returns.
     public func withExecutorPreference<Result>(_ body: () async throws -> Result) async rethrows -> Result {
-        try await withTaskExecutorPreference(executor) { try await body() }
+        try await executor.withPreference { try await body() }
     }
 
     public func withStream<Result: Sendable>(

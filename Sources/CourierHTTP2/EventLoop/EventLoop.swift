@@ -69,10 +69,9 @@ final class EventLoop: @unchecked Sendable {
     /// The task executor task jobs run on: ``taskExecutor``, or the one given at init (kept, so it lives as
     /// long as the loop that names it).
     private let jobTaskExecutor: UnownedTaskExecutor
+    /// Given, it forwards to this loop: task jobs the loop can no longer run then go to the global
+    /// concurrent executor instead of being dropped.
     private let givenTaskExecutor: (any TaskExecutor)?
-    /// Whether task jobs the loop can no longer run go to the global concurrent executor (a given task
-    /// executor that forwards to the loop) instead of being dropped.
-    private let forwardsOrphanedJobs: Bool
 
     /// Whether the ring was created with SINGLE_ISSUER|DEFER_TASKRUN (else plain, or not io_uring).
     var usesDeferredTaskRun: Bool { io.usesDeferredTaskRun }
@@ -113,7 +112,6 @@ final class EventLoop: @unchecked Sendable {
         self.backend = io.kind
         self.jobTaskExecutor = (taskExecutor ?? self.taskExecutor).asUnownedTaskExecutor()
         self.givenTaskExecutor = taskExecutor
-        self.forwardsOrphanedJobs = taskExecutor != nil
         self.taskExecutor.loop = self
 
         if case .caller = thread {
@@ -402,7 +400,7 @@ final class EventLoop: @unchecked Sendable {
             defer { incoming.work = [] }
             return incoming.work
         }
-        if forwardsOrphanedJobs {
+        if givenTaskExecutor != nil {
             // A task that prefers a forwarding executor runs on, elsewhere, instead of hanging.
             for case .taskJob(let job) in late { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
         }

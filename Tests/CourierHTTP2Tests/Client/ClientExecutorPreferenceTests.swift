@@ -66,6 +66,7 @@ struct ClientExecutorPreferenceTests {
             try await echo(client)  // the loop runs
             let (resumed, signal) = AsyncStream<Bool>.makeStream()
             Task {
+                defer { signal.finish() }  // a failure ends the wait at once (outcome nil)
                 try await transport.withExecutorPreference {
                     try await echo(client)
                     let onLoop = transport.callerIsOnLoopThread
