@@ -60,7 +60,7 @@ public final class CourierClient: Sendable {
         case stopped
     }
 
-    private let transport: any ClientTransport
+    @usableFromInline let transport: any ClientTransport
     /// The interceptors of every call, when none is conditional.
     private let interceptors: [any ClientInterceptor]
     /// Conditional interceptors, resolved per method on first use.
@@ -232,6 +232,7 @@ public final class CourierClient: Sendable {
     ///   - handler: Receives the response, successful or not, and returns the call's result.
     /// - Returns: What `handler` returns.
     /// - Throws: What `handler` throws, or an ``RPCError`` if the call could not be started.
+    @inlinable
     public func unary<Request: Sendable, Response: Sendable, Result: Sendable>(
         request: ClientRequest<Request>,
         descriptor: MethodDescriptor,
@@ -240,28 +241,68 @@ public final class CourierClient: Sendable {
         options: CallOptions = .defaults,
         onResponse handler: @Sendable (ClientResponse<Response>) async throws -> Result
     ) async throws -> Result {
-        try checkAcceptingRPCs()
-        let (options, policy, interceptors) = prepare(descriptor, options)
-        if policy == nil, interceptors.isEmpty {
+        // Inlinable down to the transport (DesignNotes/Performance.md, "A unary path specialised in the
+        // caller's module"): a generated client specialises the plain path for its message types, so a call
+        // instantiates no generic metadata; calls with interceptors or a retry policy go to the general path.
+        let prepared = try prepareUnary(descriptor, options)
+        if prepared.isPlain {
             return try await ClientRPCExecutor.executeUnary(
                 request: request,
                 descriptor: descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
-                options: options,
+                options: prepared.options,
                 transport: transport,
                 handler: handler
             )
         }
-        return try await execute(
+        return try await unaryThroughInterceptors(
+            request: request,
+            descriptor: descriptor,
+            serializer: serializer,
+            deserializer: deserializer,
+            prepared: prepared,
+            handler: handler
+        )
+    }
+
+    /// A unary call's options after its method config, and whether it takes the plain path (no
+    /// interceptor, no retry policy).
+    @usableFromInline
+    struct PreparedCall {
+        @usableFromInline let options: CallOptions
+        let policy: RetryStateMachine.Policy?
+        let interceptors: [any ClientInterceptor]
+        @usableFromInline var isPlain: Bool { policy == nil && interceptors.isEmpty }
+    }
+
+    /// Checks the client accepts RPCs and applies the method config.
+    @usableFromInline
+    func prepareUnary(_ descriptor: MethodDescriptor, _ options: CallOptions) throws(RPCError) -> PreparedCall {
+        try checkAcceptingRPCs()
+        let (options, policy, interceptors) = prepare(descriptor, options)
+        return PreparedCall(options: options, policy: policy, interceptors: interceptors)
+    }
+
+    /// A unary call through interceptors or a retry policy: the streaming shapes, collected.
+    @usableFromInline
+    func unaryThroughInterceptors<Request: Sendable, Response: Sendable, Result: Sendable>(
+        request: ClientRequest<Request>,
+        descriptor: MethodDescriptor,
+        serializer: some MessageSerializer<Request>,
+        deserializer: some MessageDeserializer<Response>,
+        prepared: PreparedCall,
+        handler: (ClientResponse<Response>) async throws -> Result
+    ) async throws -> Result {
+        try await execute(
             request: StreamingClientRequest(request),
             descriptor: descriptor,
             serializer: serializer,
             deserializer: deserializer,
-            options: options,
-            policy: policy,
+            options: prepared.options,
+            policy: prepared.policy,
             producerMode: .beforeResponse,
-            interceptors: interceptors
+            interceptors: prepared.interceptors
         ) { response in
             try await handler(ClientResponse(collecting: response))
         }
@@ -316,6 +357,7 @@ public final class CourierClient: Sendable {
     ///   - options: Timeout and limits.
     /// - Returns: The response message.
     /// - Throws: ``RPCError`` if the call failed.
+    @inlinable
     public func unary<Request: Sendable, Response: Sendable>(
         request: ClientRequest<Request>,
         descriptor: MethodDescriptor,

@@ -67,6 +67,7 @@ extension MessageSerializer {
 extension MessageSerializer {
     /// Serializes a message to send: marked for compression as `options` say, and within `limit`
     /// (`RESOURCE_EXHAUSTED` otherwise).
+    @inlinable
     package func serializeForSending(
         _ message: Message,
         options: RPCWriteOptions,
@@ -81,11 +82,13 @@ extension MessageSerializer {
 }
 
 /// Which way a message travels, for the limit errors that name it.
+@usableFromInline
 package enum MessageKind: String, Sendable {
     case request = "Request"
     case response = "Response"
 
     /// Throws `RESOURCE_EXHAUSTED` if `buffer` is over `limit`.
+    @usableFromInline
     package func checkSize(_ buffer: MessageBuffer, limit: Int?) throws(RPCError) {
         if let limit, buffer.count > limit {
             throw RPCError(

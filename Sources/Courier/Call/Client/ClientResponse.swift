@@ -15,6 +15,7 @@ public struct ClientResponse<Message: Sendable>: Sendable {
         ///   - metadata: Response metadata.
         ///   - message: The message.
         ///   - trailingMetadata: Trailing metadata.
+        @inlinable
         public init(metadata: Metadata = [:], message: Message, trailingMetadata: Metadata = [:]) {
             self.metadata = metadata
             self.message = message
@@ -28,6 +29,7 @@ public struct ClientResponse<Message: Sendable>: Sendable {
     /// Creates a response.
     ///
     /// - Parameter accepted: The contents or the error.
+    @inlinable
     public init(accepted: Result<Contents, RPCError>) {
         self.accepted = accepted
     }
@@ -35,6 +37,7 @@ public struct ClientResponse<Message: Sendable>: Sendable {
     /// The message.
     ///
     /// - Throws: The ``RPCError`` the call failed with.
+    @inlinable
     public var message: Message {
         get throws(RPCError) { try accepted.get().message }
     }

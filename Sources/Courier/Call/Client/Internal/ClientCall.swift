@@ -2,6 +2,7 @@ internal import Synchronization
 
 /// One RPC's stream on the client, with the reason it ended early (deadline, cancellation, a local
 /// failure) so that every later error reports that reason rather than the transport's view of it.
+@usableFromInline
 final class ClientCall: Sendable {
     private enum State {
         case active
@@ -9,15 +10,17 @@ final class ClientCall: Sendable {
         case ended(RPCError)
     }
 
-    let stream: any ClientTransportStream
+    @usableFromInline let stream: any ClientTransportStream
     private let state = CourierMutex(State.active)
     private let requestClosed = Atomic(false)
 
+    @usableFromInline
     init(stream: any ClientTransportStream) {
         self.stream = stream
     }
 
     /// Ends the RPC early with `error` and cancels the stream on both ends; no-op once it has ended.
+    @usableFromInline
     func cancel(with error: RPCError) {
         let cancelled = state.withLock { state -> Bool in
             guard case .active = state else { return false }
@@ -28,11 +31,13 @@ final class ClientCall: Sendable {
     }
 
     /// Cancels the stream if the status hasn't arrived: the caller has left the RPC's scope.
+    @usableFromInline
     func cancelIfActive() {
         cancel(with: .cancelledLocally)
     }
 
     /// The status arrived.
+    @usableFromInline
     func markFinished() {
         state.withLock { state in
             if case .active = state { state = .finished }
@@ -46,12 +51,14 @@ final class ClientCall: Sendable {
 
     /// Records that a request write found the stream closed and returns the error the writer throws:
     /// the local reason if the RPC ended early, else the transport's (an ``RPCError``).
+    @usableFromInline
     func requestWriteFailed(_ error: any Error) -> RPCError {
         requestClosed.store(true, ordering: .relaxed)
         return map(error)
     }
 
     /// The error the RPC ended with locally, if any.
+    @usableFromInline
     var localError: RPCError? {
         state.withLock { if case .ended(let error) = $0 { error } else { nil } }
     }
@@ -64,6 +71,7 @@ final class ClientCall: Sendable {
         return RPCError(code: .unknown, message: "The transport failed.", cause: error)
     }
 
+    @usableFromInline
     func next() async throws(RPCError) -> RPCResponsePart? {
         do {
             let part = try await stream.next()
@@ -77,15 +85,25 @@ final class ClientCall: Sendable {
 }
 
 /// Serializes request messages and writes them to the stream.
+@usableFromInline
 struct RequestWriter<Serializer: MessageSerializer>: RPCWriterProtocol where Serializer.Message: Sendable {
-    let call: ClientCall
-    let serializer: Serializer
-    let limit: Int?
+    @usableFromInline let call: ClientCall
+    @usableFromInline let serializer: Serializer
+    @usableFromInline let limit: Int?
 
+    @usableFromInline
+    init(call: ClientCall, serializer: Serializer, limit: Int?) {
+        self.call = call
+        self.serializer = serializer
+        self.limit = limit
+    }
+
+    @inlinable
     func write(_ element: Serializer.Message) async throws {
         try await write(element, options: .default)
     }
 
+    @inlinable
     func write(_ element: Serializer.Message, options: RPCWriteOptions) async throws {
         if let local = call.localError { throw local }
         let buffer = try serializer.serializeForSending(element, options: options, limit: limit, kind: .request)

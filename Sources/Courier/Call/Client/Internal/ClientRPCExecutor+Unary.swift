@@ -8,6 +8,7 @@ extension ClientRPCExecutor {
     /// the streaming shapes (request producer, response sequence) that interceptors need. Same wire
     /// behaviour and errors as ``execute(request:descriptor:serializer:deserializer:options:producerMode:transport:interceptors:handler:)``
     /// followed by collecting the one response.
+    @inlinable
     static func executeUnary<Input: Sendable, Output: Sendable, Result: Sendable>(
         request: ClientRequest<Input>,
         descriptor: MethodDescriptor,
@@ -24,7 +25,8 @@ extension ClientRPCExecutor {
         }
     }
 
-    private static func unaryResponse<Input: Sendable, Output: Sendable>(
+    @inlinable
+    static func unaryResponse<Input: Sendable, Output: Sendable>(
         _ call: ClientCall,
         _ request: ClientRequest<Input>,
         _ serializer: some MessageSerializer<Input>,

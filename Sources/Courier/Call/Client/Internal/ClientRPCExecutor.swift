@@ -1,5 +1,6 @@
 /// Runs one RPC on the client: deadline, cancellation, interceptors, the request producer, and the
 /// response handler.
+@usableFromInline
 enum ClientRPCExecutor {
     /// How the request producer runs relative to the response handler.
     enum ProducerMode {
@@ -12,6 +13,7 @@ enum ClientRPCExecutor {
 
     /// The deadline of a call (its own timeout, or an inherited deadline if sooner) and the options to
     /// open its stream with.
+    @usableFromInline
     static func deadline(
         for options: CallOptions,
         clock: any RPCClock
@@ -34,6 +36,7 @@ enum ClientRPCExecutor {
 
     /// What every call gets around its work: the stream, the deadline's timer, and cancellation of the
     /// calling task turned into cancelling the call.
+    @inlinable
     static func withCall<Result: Sendable>(
         transport: any ClientTransport,
         descriptor: MethodDescriptor,
@@ -60,6 +63,7 @@ enum ClientRPCExecutor {
 
     /// Sends the request metadata, opening the stream; false if the stream could not start (the reason
     /// then comes from the response side).
+    @usableFromInline
     static func sendHead(_ call: ClientCall, _ metadata: Metadata) async throws -> Bool {
         try metadata.validate()
         if let local = call.localError { throw local }
@@ -72,11 +76,13 @@ enum ClientRPCExecutor {
     }
 
     /// The response head: metadata, or the status of a Trailers-Only response (the call is then finished).
-    enum ResponseHead {
+    @usableFromInline
+    enum ResponseHead: Sendable {
         case metadata(Metadata)
         case status(Status, Metadata)
     }
 
+    @usableFromInline
     static func readHead(_ call: ClientCall) async throws -> ResponseHead {
         switch try await call.next() {
         case .metadata(let metadata):
@@ -96,6 +102,7 @@ enum ClientRPCExecutor {
     /// Sends the request (`send` writes its messages), then half-closes. A write that failed because the
     /// stream is gone is not an error here: the response says what happened. Any other error cancels the
     /// RPC.
+    @usableFromInline
     static func sendRequest(_ call: ClientCall, _ send: () async throws -> Void) async throws {
         do {
             try await send()
