@@ -47,6 +47,12 @@ public struct CallOptions: Sendable, Hashable {
     /// (`grpc-timeout`), after a reconnect or a retry too, from the same instant the call's timer fires at.
     package var deadline: ContinuousClock.Instant?
 
+    /// Set by Courier on the options a stream is opened with when every read of the stream happens in the
+    /// task that opened it and Courier cancels the stream (``ClientTransportStream/cancel()``) when that
+    /// task is cancelled (the unary path): a transport in this package may then park a read without a
+    /// cancellation handler of its own, which saves one per read.
+    package var streamCancelledByCaller = false
+
     /// Creates options.
     ///
     /// - Parameters:

@@ -156,7 +156,7 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
     }
 
     func next() async throws -> RPCResponsePart? {
-        try await read()
+        try await read(watchingCancellation: !options.streamCancelledByCaller)
     }
 
     func cancel() {

@@ -129,19 +129,27 @@ extension HTTP2StreamAdapter {
 
     /// The reader's next element: at once on the loop when one is there (no continuation, no
     /// cancellation handler), else once ``wakeReader()`` finds one. Cancelling the task fails the read with
-    /// `CANCELLED`.
-    func read() async throws -> Inbound? {
+    /// `CANCELLED` — unless `watchingCancellation` is false: the caller cancels the stream itself when the
+    /// task is cancelled (``CallOptions/streamCancelledByCaller``), which wakes the reader as well.
+    func read(watchingCancellation: Bool = true) async throws -> Inbound? {
         if loop.inEventLoop, !waiters.hasReader, let result = pollReader() { return try result.get() }
+        guard watchingCancellation else { return try await parkReader() }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Inbound?, any Error>) in
-                onLoop {
-                    self.waiters.parkReader(continuation)
-                    self.wakeReader()
-                }
-            }
+            try await parkReader()
         } onCancel: {
             self.loop.execute {
                 self.waiters.resumeReader(with: .failure(RPCError(code: .cancelled, message: "The RPC was cancelled.")))
+            }
+        }
+    }
+
+    /// Parks the reader until ``wakeReader()`` finds it something.
+    @inline(__always)
+    private func parkReader() async throws -> Inbound? {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Inbound?, any Error>) in
+            onLoop {
+                self.waiters.parkReader(continuation)
+                self.wakeReader()
             }
         }
     }

@@ -18,7 +18,10 @@ extension ClientRPCExecutor {
         transport: any ClientTransport,
         handler: (ClientResponse<Output>) async throws -> Result
     ) async throws -> Result {
-        try await withCall(transport: transport, descriptor: descriptor, options: options) { call, _ in
+        // Every read is in this task, under withCall's cancellation handler.
+        try await withCall(transport: transport, descriptor: descriptor, options: options, readsInCallingTask: true) {
+            call,
+            _ in
             let response = try await unaryResponse(call, request, serializer, deserializer, options)
             defer { call.cancelIfActive() }
             return try await handler(response)

@@ -16,13 +16,16 @@ enum ClientRPCExecutor {
     @usableFromInline
     static func deadline(
         for options: CallOptions,
-        clock: any RPCClock
+        clock: any RPCClock,
+        readsInCallingTask: Bool = false
     ) throws(RPCError) -> (ContinuousClock.Instant?, CallOptions) {
         var deadline = options.timeout.map { clock.now.advanced(by: $0) }
         if let inherited = RPCTaskLocals.deadline {
             deadline = min(deadline ?? inherited, inherited)
         }
         var streamOptions = options
+        // `withCall`'s cancellation handler cancels the stream, so reads in its task need none of their own.
+        streamOptions.streamCancelledByCaller = readsInCallingTask
         if let deadline {
             let remaining = clock.now.duration(to: deadline)
             guard remaining > .zero else {
@@ -36,15 +39,24 @@ enum ClientRPCExecutor {
 
     /// What every call gets around its work: the stream, the deadline's timer, and cancellation of the
     /// calling task turned into cancelling the call.
+    ///
+    /// `readsInCallingTask`: every read of the stream happens in `body`'s task (the unary path, not a
+    /// response sequence a handler may hand to another task), so the transport may park reads without a
+    /// cancellation handler of their own (``CallOptions/streamCancelledByCaller``).
     @inlinable
     static func withCall<Result: Sendable>(
         transport: any ClientTransport,
         descriptor: MethodDescriptor,
         options: CallOptions,
+        readsInCallingTask: Bool = false,
         _ body: (ClientCall, ContinuousClock.Instant?) async throws -> Result
     ) async throws -> Result {
         let clock = transport.clock
-        let (deadline, streamOptions) = try Self.deadline(for: options, clock: clock)
+        let (deadline, streamOptions) = try Self.deadline(
+            for: options,
+            clock: clock,
+            readsInCallingTask: readsInCallingTask
+        )
         return try await transport.withStream(descriptor: descriptor, options: streamOptions) { stream in
             let call = ClientCall(stream: stream)
             let timer = deadline.map { deadline in
