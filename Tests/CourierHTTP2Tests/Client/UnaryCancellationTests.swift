@@ -38,7 +38,8 @@ struct UnaryCancellationTests {
         var configuration = HTTP2ServerTransport.Configuration()
         configuration.loops = 1
         let server = HTTP2ServerTransport(address: .ipv4(host: "127.0.0.1", port: 0), configuration: configuration)
-        try await withCourierServer(transport: server, services: [HoldService(started: started, cancelled: cancelled)]) {
+        try await withCourierServer(transport: server, services: [HoldService(started: started, cancelled: cancelled)])
+        {
             _ in
             let port = try #require(try await server.listeningAddress().port)
             let transport = try HTTP2ClientTransport(target: "127.0.0.1:\(port)")

@@ -4,6 +4,7 @@
 /// hand-written services use the `register…` methods. A path with no handler is answered with
 /// `UNIMPLEMENTED`.
 public struct RPCRouter: Sendable {
+    @usableFromInline
     typealias StreamHandler =
         @Sendable (
             _ stream: any ServerTransportStream,
@@ -12,12 +13,19 @@ public struct RPCRouter: Sendable {
         ) async -> Void
 
     /// A method's handler with its descriptor, looked up by path once per RPC.
+    @usableFromInline
     struct Route: Sendable {
         let descriptor: MethodDescriptor
         let handler: StreamHandler
+
+        @usableFromInline
+        init(descriptor: MethodDescriptor, handler: @escaping StreamHandler) {
+            self.descriptor = descriptor
+            self.handler = handler
+        }
     }
 
-    private(set) var handlers: [String: Route] = [:]
+    @usableFromInline var handlers: [String: Route] = [:]
 
     /// Creates an empty router.
     public init() {}
@@ -76,6 +84,7 @@ public struct RPCRouter: Sendable {
     ///   - deserializer: Deserializes the request.
     ///   - serializer: Serializes the response.
     ///   - handler: Serves the RPC.
+    @inlinable
     public mutating func registerUnary<Input: Sendable, Output: Sendable>(
         forMethod descriptor: MethodDescriptor,
         deserializer: some MessageDeserializer<Input>,
@@ -83,15 +92,11 @@ public struct RPCRouter: Sendable {
         handler: @escaping @Sendable (ServerRequest<Input>, ServerContext) async throws -> ServerResponse<Output>
     ) {
         // Interceptors need the streaming shapes; without them, a shorter path: fewer allocations and
-        // generic instantiations per call.
-        let streaming:
-            @Sendable (StreamingServerRequest<Input>, ServerContext) async throws
-                -> StreamingServerResponse<Output> = { request, context in
-                    let single = try await ServerRequest(collecting: request)
-                    return try await StreamingServerResponse(handler(single, context))
-                }
+        // generic instantiations per call. Inlinable, so that a generated service specialises the
+        // plain path for its message types (DesignNotes/Performance.md).
+        let streaming = Self.streamingShape(of: handler)
         handlers[descriptor.path] = Route(descriptor: descriptor) { stream, context, environment in
-            if environment.interceptors.isEmpty {
+            if environment.hasNoInterceptors {
                 await ServerRPCExecutor.executeUnary(
                     stream: stream,
                     context: context,
@@ -110,6 +115,17 @@ public struct RPCRouter: Sendable {
                     handler: streaming
                 )
             }
+        }
+    }
+
+    /// A unary handler in the streaming shape, for interceptors.
+    @usableFromInline
+    static func streamingShape<Input: Sendable, Output: Sendable>(
+        of handler: @escaping @Sendable (ServerRequest<Input>, ServerContext) async throws -> ServerResponse<Output>
+    ) -> @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output> {
+        { request, context in
+            let single = try await ServerRequest(collecting: request)
+            return try await StreamingServerResponse(handler(single, context))
         }
     }
 

@@ -10,6 +10,7 @@ public struct ServerRequest<Message: Sendable>: Sendable {
     /// - Parameters:
     ///   - metadata: Request metadata.
     ///   - message: The message.
+    @inlinable
     public init(metadata: Metadata, message: Message) {
         self.metadata = metadata
         self.message = message

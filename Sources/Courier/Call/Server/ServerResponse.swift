@@ -23,6 +23,7 @@ public struct ServerResponse<Message: Sendable>: Sendable {
         ///   - message: The message.
         ///   - trailingMetadata: Trailing metadata.
         ///   - compression: How to compress the message.
+        @inlinable
         public init(
             metadata: Metadata = [:],
             message: Message,
@@ -46,6 +47,7 @@ public struct ServerResponse<Message: Sendable>: Sendable {
     ///   - metadata: Response metadata.
     ///   - trailingMetadata: Trailing metadata.
     ///   - compression: How to compress the message; `nil` uses the request's compression.
+    @inlinable
     public init(
         message: Message,
         metadata: Metadata = [:],
@@ -65,6 +67,7 @@ public struct ServerResponse<Message: Sendable>: Sendable {
     /// Creates a failed response; the same as throwing `error`.
     ///
     /// - Parameter error: The error.
+    @inlinable
     public init(error: RPCError) {
         self.accepted = .failure(error)
     }

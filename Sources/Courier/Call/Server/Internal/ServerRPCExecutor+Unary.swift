@@ -7,6 +7,7 @@ extension ServerRPCExecutor {
     /// A unary RPC without interceptors: the request read and the response written directly, without
     /// the streaming shapes (request sequence, response producer) that interceptors need. Same wire
     /// behaviour and errors as ``execute(stream:context:environment:deserializer:serializer:handler:)``.
+    @inlinable
     static func executeUnary<Input: Sendable, Output: Sendable>(
         stream: any ServerTransportStream,
         context: ServerContext,
@@ -43,7 +44,7 @@ extension ServerRPCExecutor {
                 try contents.trailingMetadata.validate()
                 await call.finish(status: .ok, trailers: contents.trailingMetadata)
             } catch {
-                await call.finish(error: error, logger: environment.logger, context: context)
+                await call.finish(error: error, environment: environment, context: context)
             }
         }
     }

@@ -2,15 +2,21 @@ internal import Logging
 internal import Synchronization
 
 /// What every RPC of a server shares: interceptors, limits, the logger.
+@usableFromInline
 struct ServerRPCEnvironment: Sendable {
     var interceptors: [any ServerInterceptor]
-    var maxRequestMessageBytes: Int?
-    var maxResponseMessageBytes: Int?
+    @usableFromInline var maxRequestMessageBytes: Int?
+    @usableFromInline var maxResponseMessageBytes: Int?
     var logger: Logger
+
+    /// No interceptors: unary RPCs take the plain path.
+    @usableFromInline var hasNoInterceptors: Bool { interceptors.isEmpty }
 }
 
 /// Runs one RPC on the server: deadline, cancellation, interceptors, handler, status.
+@usableFromInline
 enum ServerRPCExecutor {
+    @usableFromInline
     static func execute<Input: Sendable, Output: Sendable>(
         stream: any ServerTransportStream,
         context: ServerContext,
@@ -27,6 +33,7 @@ enum ServerRPCExecutor {
 
     /// What every RPC gets around its handler: the deadline's timer and task-local value, and the task
     /// registered for cancellation.
+    @usableFromInline
     static func withScope(
         stream: any ServerTransportStream,
         context: ServerContext,
@@ -54,10 +61,12 @@ enum ServerRPCExecutor {
         timer?.cancel()
     }
 
+    @usableFromInline
     static func checkRequestSize(_ buffer: MessageBuffer, limit: Int?) throws(RPCError) {
         try MessageKind.request.checkSize(buffer, limit: limit)
     }
 
+    @inlinable
     static func serializeResponse<Serializer: MessageSerializer>(
         _ message: Serializer.Message,
         _ serializer: Serializer,
@@ -133,8 +142,9 @@ enum ServerRPCExecutor {
 }
 
 /// One RPC's stream, with the guarantee that exactly one status is sent.
+@usableFromInline
 final class ServerCall: Sendable {
-    let stream: any ServerTransportStream
+    @usableFromInline let stream: any ServerTransportStream
     private let ended = CourierMutex(false)
 
     init(stream: any ServerTransportStream) {
@@ -156,6 +166,7 @@ final class ServerCall: Sendable {
         stream.cancellation.cancel()
     }
 
+    @usableFromInline
     func write(_ part: RPCResponsePart) async throws {
         if ended.withLock({ $0 }) {
             throw RPCError(code: .cancelled, message: "The RPC has already ended.")
@@ -163,9 +174,16 @@ final class ServerCall: Sendable {
         try await stream.write(part)
     }
 
+    @usableFromInline
     func finish(status: Status, trailers: Metadata) async {
         guard claimEnd() else { return }
         try? await stream.write(.status(status, trailers))
+    }
+
+    /// Ends the RPC with the status for `error`, logged as `environment` says.
+    @usableFromInline
+    func finish(error: any Error, environment: ServerRPCEnvironment, context: ServerContext) async {
+        await finish(error: error, logger: environment.logger, context: context)
     }
 
     func finish(error: any Error, logger: Logger, context: ServerContext) async {
