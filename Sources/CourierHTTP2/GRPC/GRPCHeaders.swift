@@ -13,12 +13,10 @@ enum GRPCHeaders {
     static let acceptEncoding = CompressionAlgorithm.all.map(\.name).joined(separator: ",")
 
     /// Whether a `content-type` is gRPC's: `application/grpc`, optionally followed by `+format` or `;params`.
+    /// The same check as the transports make on received bytes (``HeaderBytes/isGRPCContentType``).
     static func isGRPCContentType(_ value: some StringProtocol) -> Bool {
-        let prefix = "application/grpc"
-        let lowered = value.lowercased()
-        guard lowered.hasPrefix(prefix) else { return false }
-        let rest = lowered.dropFirst(prefix.count)
-        return rest.isEmpty || rest.hasPrefix("+") || rest.hasPrefix(";")
+        var value = String(value)
+        return value.withUTF8 { HeaderBytes(base: $0.baseAddress, count: $0.count).isGRPCContentType }
     }
 
     /// Adds a received header to metadata, unless the transport owns it. `-bin` values are base64

@@ -6,7 +6,8 @@ internal import Courier
 /// Pure: no C, no I/O.
 struct GRPCResponseHead {
     var status: Int?
-    var contentType: String?
+    /// Whether the block had a gRPC `content-type` (checked on the bytes: no string is made).
+    var hasGRPCContentType = false
     var grpcStatus: String?
     var grpcMessage: String?
     var grpcEncoding: String?
@@ -28,7 +29,7 @@ struct GRPCResponseHead {
         case 11 where name.equals("grpc-status"):
             grpcStatus = value.string
         case 12 where name.equals("content-type"):
-            contentType = value.string
+            hasGRPCContentType = value.isGRPCContentType
         case 12 where name.equals("grpc-message"):
             grpcMessage = value.string
         case 13 where name.equals("grpc-encoding"):

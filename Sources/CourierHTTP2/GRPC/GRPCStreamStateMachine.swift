@@ -625,8 +625,7 @@ struct GRPCStreamStateMachine {
         if let status = head.status, (100..<200).contains(status) { return .ignore }  // the real head follows
         responseStarted = true
         outbound.stopRetaining()  // the server is processing the stream: it can't be sent again now
-        guard head.status == 200, let contentType = head.contentType, GRPCHeaders.isGRPCContentType(contentType)
-        else {
+        guard head.status == 200, head.hasGRPCContentType else {
             // Not a gRPC response: the status comes from the HTTP status, unless grpc-status is present.
             if head.status == 200, let value = head.grpcStatus, let code = GRPCHeaders.parseStatusCode(value) {
                 return deliverStatus(

@@ -1391,6 +1391,19 @@ struct GRPCStreamStateMachineTests {
             #expect(machine.readAll() == [.status(expected, [:]), .end])
         }
 
+        @Test(
+            "A response's gRPC content-type is accepted with a format, parameters, in any case",
+            arguments: [
+                "application/grpc", "application/grpc+proto", "application/grpc;charset=utf-8", "Application/GRPC",
+            ]
+        )
+        func responseContentTypes(contentType: String) {
+            var machine = Machine.opened()
+            let head = responseHead([(":status", "200"), ("content-type", contentType)])
+            #expect(machine.receiveResponseHead(head, endStream: false) == .delivered)
+            #expect(machine.states == StreamStates(.open, .open))
+        }
+
         @Test("200 with a content-type that isn't gRPC's but a valid grpc-status: that status")
         func wrongContentTypeWithStatus() {
             var machine = Machine.opened()
