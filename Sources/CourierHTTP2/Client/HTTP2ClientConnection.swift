@@ -379,16 +379,20 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
         streamOpenedSinceIdleArmed = true
         // The PING goes out before the stream's HEADERS (gRFC A8).
         if machine.keepaliveIsDormant { perform(machine.streamOpened(now: .now)) }
-        var headers = HeaderList([
-            (":method", "POST"), (":scheme", scheme), (":path", stream.descriptor.path), (":authority", authority),
-        ])
+        // Room for every field at once: the pseudo-headers, up to six more, and the metadata.
+        let metadata = stream.requestMetadata
+        var headers = HeaderList(capacity: 10 + metadata.count)
+        headers.add(":method", "POST")
+        headers.add(":scheme", scheme)
+        headers.add(":path", stream.descriptor.path)
+        headers.add(":authority", authority)
         if let timeout = stream.timeRemaining { headers.add("grpc-timeout", GRPCTimeout.encode(timeout)) }
         headers.add("content-type", "application/grpc")
         headers.add("te", "trailers")
         if let compression = stream.requestCompression { headers.add("grpc-encoding", compression.name) }
         headers.add("grpc-accept-encoding", GRPCHeaders.acceptEncoding)
         headers.add("user-agent", HTTP2ClientTransport.userAgent)
-        headers.add(contentsOf: GRPCHeaders.fields(for: stream.requestMetadata))
+        headers.add(contentsOf: GRPCHeaders.fields(for: metadata))
         let id = submitRequest(headers)
         guard id > 0 else {
             stream.connectionLost(

@@ -14,6 +14,11 @@ struct HeaderList {
         self.fields = fields
     }
 
+    /// An empty list with room for `capacity` fields, so that adding them allocates once.
+    init(capacity: Int) {
+        fields.reserveCapacity(capacity)
+    }
+
     mutating func add(_ name: String, _ value: String) {
         fields.append((name, value))
     }

@@ -3,6 +3,8 @@
 //   bench-client --target 127.0.0.1:50051 --scenario pingpong --connections 1 --streams 64 \
 //       --size 1024 --warmup 2 --duration 10 --json result.json
 //
+// --timeout SECONDS gives each unary call that timeout (so it sends grpc-timeout, as clients with deadlines do).
+//
 // Scenarios: unary (calls in flight per connection = --streams), pingpong (StreamingCall: --streams streams
 // per connection, one request and one response at a time), fromserver (StreamingFromServer: the server sends
 // until the client cancels). Reports requests (or messages) per second, MB/s and latency percentiles from an
@@ -25,6 +27,7 @@ struct Options: Sendable {
     var warmup = 2.0
     var duration = 10.0
     var json: String?
+    var timeout: Double?
 }
 
 func parse() -> Options {
@@ -41,6 +44,7 @@ func parse() -> Options {
         case "--warmup": options.warmup = Double(value) ?? 2
         case "--duration": options.duration = Double(value) ?? 10
         case "--json": options.json = value
+        case "--timeout": options.timeout = Double(value)
         default:
             print("unknown flag \(flag)")
             exit(2)
@@ -89,9 +93,10 @@ func work(_ client: Grpc_Testing_BenchmarkService.Client, _ options: Options, _ 
     }
     switch options.scenario {
     case "unary":
+        let callOptions = CallOptions(timeout: options.timeout.map { .milliseconds(Int64($0 * 1000)) })
         while !Task.isCancelled {
             let start = ContinuousClock.now
-            _ = try await client.unaryCall(request)
+            _ = try await client.unaryCall(request, options: callOptions)
             recorder.record(microseconds: microseconds(since: start))
         }
     case "pingpong":
