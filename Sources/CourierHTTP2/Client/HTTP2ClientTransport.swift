@@ -407,6 +407,9 @@ public final class HTTP2ClientTransport: ClientTransport, Sendable {
             configuration: configuration
         )
         defer { stream.cancel() }
+        // A caller on the loop's thread already prefers the loop (only its preferring tasks run there): no
+        // preference to take, nor to look up (the lookup takes the task's status-record lock).
+        if running.loop.inEventLoop { return try await body(stream) }
         return try await executor.withPreference { try await body(stream) }
     }
 
