@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Counts calls into the Swift runtime per RPC with uprobes: how many generic-metadata lookups, executor
-# switches, task allocations, objects, cancellation handlers and continuations one unary RPC costs the
-# client. Counts, not times, so they are stable on a noisy machine (DesignNotes/Performance.md uses them).
+# switches, task allocations, objects, cancellation handlers, continuations and dynamic exclusivity checks
+# one unary RPC costs the client. Counts, not times, so they are stable on a noisy machine
+# (DesignNotes/Performance.md uses them).
 #
 #   ./dev/count-runtime-calls.sh BENCH_CLIENT TARGET [BENCH_CLIENT_ARGS...]
 #
@@ -16,7 +17,7 @@ target=$2
 shift 2
 group=courier_count
 symbols=(swift_getGenericMetadata swift_task_switch swift_task_alloc swift_allocObject
-    swift_task_addCancellationHandler swift_continuation_init)
+    swift_task_addCancellationHandler swift_continuation_init swift_beginAccess)
 out=$(mktemp -d)
 trap 'perf probe -q -d "$group:*" 2>/dev/null || true; rm -rf "$out"' EXIT
 perf probe -q -d "$group:*" 2>/dev/null || true

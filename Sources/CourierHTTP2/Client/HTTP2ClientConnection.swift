@@ -40,31 +40,33 @@ final class HTTP2ClientConnection: HTTP2Connection, @unchecked Sendable {
     private let authority: String
     private let tls: TLSContext?
     private unowned let delegate: any HTTP2ClientConnectionDelegate
-    private var machine: ClientConnectionStateMachine
-    private var timers: [ClientConnectionStateMachine.Timer: LoopTimer] = [:]
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private var machine: ClientConnectionStateMachine
+    @exclusivity(unchecked) private var timers: [ClientConnectionStateMachine.Timer: LoopTimer] = [:]
     /// Bytes arrived since the keepalive timer was armed: the one store keepalive costs per receive
     /// (grpc-go's `activity` flag); the machine reads it when the timer fires.
-    private var receivedSinceKeepaliveArmed = false
+    @exclusivity(unchecked) private var receivedSinceKeepaliveArmed = false
     /// When bytes last arrived; read from the clock per receive only while keepalive is on.
-    private var lastReceived: ContinuousClock.Instant?
+    @exclusivity(unchecked) private var lastReceived: ContinuousClock.Instant?
     private let tracksLastReceived: Bool
     /// A stream was opened since the idle timer was armed (the one store the idle timeout costs per RPC).
-    private var streamOpenedSinceIdleArmed = false
+    @exclusivity(unchecked) private var streamOpenedSinceIdleArmed = false
     /// Bytes arrived since the quiet timer was armed (one store per receive).
-    private var receivedSinceQuietArmed = false
+    @exclusivity(unchecked) private var receivedSinceQuietArmed = false
     /// A connect that timed out is still in flight: once it completes, connect to this address instead.
-    private var abandonedConnectNext: Int?
-    private var nextPingPayload: UInt64 = 0
-    private var fd: Int32 = -1
-    private var streams: [Int32: HTTP2ClientStream] = [:]
+    @exclusivity(unchecked) private var abandonedConnectNext: Int?
+    @exclusivity(unchecked) private var nextPingPayload: UInt64 = 0
+    @exclusivity(unchecked) private var fd: Int32 = -1
+    @exclusivity(unchecked) private var streams: [Int32: HTTP2ClientStream] = [:]
     /// Streams waiting for the connection to be ready.
-    private var waiting: [HTTP2ClientStream] = []
-    private var connectHandler: IOHandler!
-    private var connectAddress: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) private var waiting: [HTTP2ClientStream] = []
+    @exclusivity(unchecked) private var connectHandler: IOHandler!
+    @exclusivity(unchecked) private var connectAddress: UnsafeMutableRawPointer?
     /// The request's `:scheme`.
     private let scheme: String
     /// The connection was reported to the observer as open (its close is reported once finalized).
-    private var reportedOpen = false
+    @exclusivity(unchecked) private var reportedOpen = false
 
     init(
         delegate: any HTTP2ClientConnectionDelegate,

@@ -22,11 +22,13 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
     let options: CallOptions
     private let clock: LoopClock
     private let maxHeaderListBytes: Int
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
     /// The HTTP/2 stream ID; -1 until opened (and again while a retry waits for a new stream).
-    private(set) var id: Int32 = -1
+    @exclusivity(unchecked) private(set) var id: Int32 = -1
     /// The connection the stream is open on.
-    private var connection: HTTP2ClientConnection?
-    private var machine: GRPCStreamStateMachine
+    @exclusivity(unchecked) private var connection: HTTP2ClientConnection?
+    @exclusivity(unchecked) private var machine: GRPCStreamStateMachine
     /// The machine's message byte counts, published for the RPC's task (relaxed stores on the loop).
     private let sentMessageBytes = Atomic<Int>(0)
     private let receivedMessageBytes = Atomic<Int>(0)
@@ -36,13 +38,13 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
             received: receivedMessageBytes.load(ordering: .relaxed)
         )
     }
-    var waiters = StreamWaiters<RPCResponsePart>()
+    @exclusivity(unchecked) var waiters = StreamWaiters<RPCResponsePart>()
     /// The writer of the request metadata, parked until the stream is opened.
-    private var startWaiter: UnsafeContinuation<Void, any Error>?
+    @exclusivity(unchecked) private var startWaiter: UnsafeContinuation<Void, any Error>?
     /// The response HEADERS block arriving.
-    private var responseHead = GRPCResponseHead()
+    @exclusivity(unchecked) private var responseHead = GRPCResponseHead()
     /// Why the last connection attempt failed, while the call waits for a connection (wait-for-ready).
-    private var waitReason: String?
+    @exclusivity(unchecked) private var waitReason: String?
     /// When the call's deadline passes, on the transport's clock: the `grpc-timeout` of every attempt.
     let deadline: ContinuousClock.Instant?
 

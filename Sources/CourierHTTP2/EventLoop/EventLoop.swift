@@ -48,20 +48,22 @@ final class EventLoop: @unchecked Sendable {
 
     let name: String
     private let incoming = CourierMutex(Incoming())
-    private var local: [Work] = []
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private var local: [Work] = []
     /// The kernel interface. A `let`, so that calls through it need no exclusivity check.
     private let io: any EventLoopBackend
-    private var timers = TimerHeap()
-    private var flushQueue: [ConnectionIO] = []
-    private var flushing: [ConnectionIO] = []
+    @exclusivity(unchecked) private var timers = TimerHeap()
+    @exclusivity(unchecked) private var flushQueue: [ConnectionIO] = []
+    @exclusivity(unchecked) private var flushing: [ConnectionIO] = []
     /// Work that waits for the next kernel entry: writers that have used their share of a turn.
-    private var afterPoll: [() -> Void] = []
-    private var runningAfterPoll: [() -> Void] = []
+    @exclusivity(unchecked) private var afterPoll: [() -> Void] = []
+    @exclusivity(unchecked) private var runningAfterPoll: [() -> Void] = []
     /// The loop's own thread until it is joined (``join()``) or detached (once ``waitUntilStopped()`` has seen
     /// it stop, or at deinit): one or the other exactly once, so no thread is left unjoined.
     private let thread = CourierMutex<pthread_t?>(nil)
     private let threadID = Atomic<UInt64>(0)
-    private var ended = false
+    @exclusivity(unchecked) private var ended = false
     private let finished = CourierMutex<(done: Bool, waiters: [UnsafeContinuation<Void, Never>])>((false, []))
 
     /// The facade through which tasks prefer this loop.
@@ -272,7 +274,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// How many times the loop has polled for I/O (entered the kernel). Work done between two polls shares
     /// one turn: a stream's writer gets a bounded share of it (see ``runAfterNextPoll(_:)``).
-    private(set) var ioTurn: UInt64 = 0
+    @exclusivity(unchecked) private(set) var ioTurn: UInt64 = 0
 
     /// Runs `body` once the loop has next polled for I/O and delivered the completions it found (on the
     /// loop's thread). A writer that has used its share of the turn waits here, so that what arrived

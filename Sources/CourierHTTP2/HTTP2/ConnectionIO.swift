@@ -29,45 +29,47 @@ internal import Glibc
 final class ConnectionIO: @unchecked Sendable {
     // @unchecked Sendable: touched on `loop` only; Sendable so that it can queue work on its own loop.
     let loop: EventLoop
-    private(set) var fd: Int32 = -1
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private(set) var fd: Int32 = -1
     private let receiveBuffer: UnsafeMutableRawBufferPointer
-    private var receiveHandler: IOHandler!
-    private var sendHandler: IOHandler!
-    private(set) var receiving = false
+    @exclusivity(unchecked) private var receiveHandler: IOHandler!
+    @exclusivity(unchecked) private var sendHandler: IOHandler!
+    @exclusivity(unchecked) private(set) var receiving = false
     /// The receive in flight was cancelled by ``releaseIdleBuffers()``, to drop its buffer's pages once
     /// the kernel has let go of it.
-    private var releasingReceiveBuffer = false
-    private(set) var sending = false
-    private(set) var closed = false
-    private var finalized = false
+    @exclusivity(unchecked) private var releasingReceiveBuffer = false
+    @exclusivity(unchecked) private(set) var sending = false
+    @exclusivity(unchecked) private(set) var closed = false
+    @exclusivity(unchecked) private var finalized = false
     /// A failure was reported (``onFailure`` or ``onTLSFailure``): later ones are not.
-    private var failed = false
-    private var flushScheduled = false
-    private var pendingOutput: [UInt8] = []
-    private var inFlight: [UInt8] = []
-    private var inFlightOffset = 0
+    @exclusivity(unchecked) private var failed = false
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var pendingOutput: [UInt8] = []
+    @exclusivity(unchecked) private var inFlight: [UInt8] = []
+    @exclusivity(unchecked) private var inFlightOffset = 0
     /// Operations other than recv/send in flight (a connect), which also delay the final close.
-    var otherOperationsInFlight = 0
+    @exclusivity(unchecked) var otherOperationsInFlight = 0
     /// TLS between the socket and the session, if the connection is secure.
-    var tls: TLSSession?
+    @exclusivity(unchecked) var tls: TLSSession?
     /// Plaintext the session produced, waiting for TLS (for the handshake to complete, or to be encrypted).
-    private var plaintextOutput: [UInt8] = []
+    @exclusivity(unchecked) private var plaintextOutput: [UInt8] = []
     /// An orderly TLS close is sending its last bytes (close_notify); the socket is shut down after.
-    private var lingering = false
-    private var lingerTimer: LoopTimer?
+    @exclusivity(unchecked) private var lingering = false
+    @exclusivity(unchecked) private var lingerTimer: LoopTimer?
 
     /// How long an orderly close waits for a send in flight before close_notify is given up. 1 s
     /// (tests shorten it).
-    var closeNotifyLinger: Duration = .seconds(1)
+    @exclusivity(unchecked) var closeNotifyLinger: Duration = .seconds(1)
     /// How long ``closeAfterDrainingInput()`` reads and discards before it closes anyway. 1 s, as grpc-go's
     /// HTTP/2 server waits after a GOAWAY before closing.
-    var inputDrainLinger: Duration = .seconds(1)
+    @exclusivity(unchecked) var inputDrainLinger: Duration = .seconds(1)
     /// ``closeAfterDrainingInput()`` is reading and discarding until the peer's end or the linger.
-    private var discardingInput = false
-    private var inputDrainTimer: LoopTimer?
+    @exclusivity(unchecked) private var discardingInput = false
+    @exclusivity(unchecked) private var inputDrainTimer: LoopTimer?
     /// The socket's sending side is shut down (the drain told the peer nothing more comes): nothing more
     /// is sent, close_notify included (it went before).
-    private var outputShut = false
+    @exclusivity(unchecked) private var outputShut = false
 
     /// How the peer ended the connection.
     enum PeerEnd: Equatable {
@@ -80,7 +82,7 @@ final class ConnectionIO: @unchecked Sendable {
     }
 
     /// How the peer ended the connection, once ``onFailure`` has reported `0`.
-    private(set) var peerEnd: PeerEnd?
+    @exclusivity(unchecked) private(set) var peerEnd: PeerEnd?
 
     /// Received bytes. Return false to stop reading (the owner is closing).
     var onReceive: (UnsafeRawBufferPointer) -> Bool = { _ in true }

@@ -14,7 +14,9 @@ class HTTP2Connection: @unchecked Sendable {
     let loop: EventLoop
     /// The socket half.
     let io: ConnectionIO
-    private var session: OpaquePointer?
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private var session: OpaquePointer?
 
     init(loop: EventLoop) {
         self.loop = loop

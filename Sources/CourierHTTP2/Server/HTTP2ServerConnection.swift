@@ -17,17 +17,19 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     let configuration: HTTP2ServerTransport.Configuration
     /// What the server asks of every stream.
     let options: ServerTransportOptions
-    private var machine: ServerConnectionStateMachine
-    private var timers: [ServerConnectionStateMachine.Timer: LoopTimer] = [:]
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private var machine: ServerConnectionStateMachine
+    @exclusivity(unchecked) private var timers: [ServerConnectionStateMachine.Timer: LoopTimer] = [:]
     /// PINGs to submit once the output queued before them has been drained from the session.
-    private var pingsAfterOutput: [UInt64] = []
-    private var streams: [Int32: HTTP2ServerStream] = [:]
+    @exclusivity(unchecked) private var pingsAfterOutput: [UInt64] = []
+    @exclusivity(unchecked) private var streams: [Int32: HTTP2ServerStream] = [:]
     /// The stream whose request head is arriving: its header callbacks skip the table lookup.
-    private var headerStream: HTTP2ServerStream?
+    @exclusivity(unchecked) private var headerStream: HTTP2ServerStream?
     /// Request paths, interned.
     let paths = PathInterner()
     /// The client's verified certificate (mutual TLS), set when the handshake completes, before any stream.
-    private(set) var peerIdentity: PeerIdentity?
+    @exclusivity(unchecked) private(set) var peerIdentity: PeerIdentity?
 
     var closed: Bool { io.closed }
 

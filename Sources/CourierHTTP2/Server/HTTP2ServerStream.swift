@@ -14,9 +14,11 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
     let id: Int32
     let connection: HTTP2ServerConnection
     let cancellation = RPCCancellationHandle()
-    private(set) var path = ""
-    private(set) var metadata = Metadata()
-    private(set) var timeout: Duration?
+    // `@exclusivity(unchecked)`: loop-confined state, whose dynamic exclusivity checks cost 3-5 % of the
+    // CPU (DesignNotes/Performance.md, "Exclusivity checks on loop-confined state").
+    @exclusivity(unchecked) private(set) var path = ""
+    @exclusivity(unchecked) private(set) var metadata = Metadata()
+    @exclusivity(unchecked) private(set) var timeout: Duration?
     var peer: String { connection.peer }
     var peerIdentity: PeerIdentity? { connection.peerIdentity }
     /// Timers on the loop that serves the stream.
@@ -26,8 +28,8 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
     /// The loop, whose jobs run on its thread: an actor on it serves this stream's handler without a hop.
     var executor: (any SerialExecutor)? { connection.loop }
 
-    private var head: GRPCRequestHead
-    private var machine: GRPCStreamStateMachine
+    @exclusivity(unchecked) private var head: GRPCRequestHead
+    @exclusivity(unchecked) private var machine: GRPCStreamStateMachine
     /// The machine's message byte counts, published for the RPC's task (relaxed stores on the loop).
     private let sentMessageBytes = Atomic<Int>(0)
     private let receivedMessageBytes = Atomic<Int>(0)
@@ -37,7 +39,7 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
             received: receivedMessageBytes.load(ordering: .relaxed)
         )
     }
-    var waiters = StreamWaiters<MessageBuffer>()
+    @exclusivity(unchecked) var waiters = StreamWaiters<MessageBuffer>()
 
     init(id: Int32, connection: HTTP2ServerConnection) {
         self.id = id
