@@ -290,16 +290,18 @@ public final class CourierServer: Sendable {
         }
         // The stream's own clock: over HTTP/2, the deadline is a timer on the loop serving the stream.
         let clock = stream.clock
-        var context = ServerContext(
+        // A `let`, made whole: passed on without a copy (a `var` set after init was copied, a retain of
+        // each of its references per RPC).
+        let context = ServerContext(
             descriptor: route.descriptor,
             peer: stream.peer,
             deadline: stream.timeout.map { clock.now.advanced(by: $0) },
             clock: clock,
             requestCompression: stream.requestCompression,
-            peerIdentity: stream.peerIdentity
+            peerIdentity: stream.peerIdentity,
+            transportStream: stream,
+            server: shared
         )
-        context.transportStream = stream
-        context.server = shared
         await route.handler(stream, context, environments?[path] ?? environment)
     }
 }

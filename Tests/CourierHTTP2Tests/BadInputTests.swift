@@ -19,6 +19,7 @@ struct BadInputTests {
     static let cases: [(mode: String, expected: [String])] = [
         ("garbage-preface", ["closed", "GOAWAY PROTOCOL_ERROR"]),
         ("unknown-frame", ["grpc-status 0"]),  // unknown frame types are ignored (RFC 9113 §4.1)
+        ("request-trailers", ["grpc-status 0"]),  // a request ended by a trailers block is served
         ("data-on-stream-0", ["GOAWAY PROTOCOL_ERROR"]),
         ("settings-on-stream", ["GOAWAY PROTOCOL_ERROR"]),
         ("bad-frame-size", ["GOAWAY FRAME_SIZE_ERROR"]),

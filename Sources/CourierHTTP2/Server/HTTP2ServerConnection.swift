@@ -26,6 +26,10 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
     @exclusivity(unchecked) private var streams: [Int32: HTTP2ServerStream] = [:]
     /// The stream whose request head is arriving: its header callbacks skip the table lookup.
     @exclusivity(unchecked) private var headerStream: HTTP2ServerStream?
+    /// `headerStream`'s ID (-1 without one), and its request head as it arrives: kept here, so that each
+    /// header callback adds to it in place, without taking a reference to the stream.
+    @exclusivity(unchecked) private var headerStreamID: Int32 = -1
+    @exclusivity(unchecked) private var headerBlock: GRPCRequestHead
     /// Request paths, interned.
     let paths = PathInterner()
     /// The client's verified certificate (mutual TLS), set when the handshake completes, before any stream.
@@ -46,6 +50,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         self.handlers = handlers
         self.configuration = configuration
         self.options = options
+        self.headerBlock = GRPCRequestHead(maxListBytes: configuration.maxHeaderListBytes)
         self.peer = Sockets.peerAddress(of: fd)?.description ?? "unknown"
         self.machine = ServerConnectionStateMachine(
             configuration: .init(
@@ -199,6 +204,7 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         let open = streams
         streams.removeAll()
         headerStream = nil
+        headerStreamID = -1
         for stream in open.values {
             configuration.connectionObserver?.streamClosed()
             stream.connectionClosed()
@@ -256,25 +262,32 @@ final class HTTP2ServerConnection: HTTP2Connection, @unchecked Sendable {
         guard category == .request else { return }
         guard machine.streamOpened() else {  // e.g. after a Rapid Reset GOAWAY: serve nothing more
             headerStream = nil
+            headerStreamID = -1
             return
         }
         let stream = HTTP2ServerStream(id: streamID, connection: self)
         configuration.connectionObserver?.streamOpened()
         streams[streamID] = stream
         headerStream = stream
+        headerStreamID = streamID
+        headerBlock = GRPCRequestHead(maxListBytes: configuration.maxHeaderListBytes)
     }
 
     override func header(streamID: Int32, name: HeaderBytes, value: HeaderBytes) -> Bool {
-        if let stream = headerStream, stream.id == streamID { return stream.receiveHeader(name: name, value: value) }
+        if streamID == headerStreamID { return headerBlock.add(name: name, value: value, paths: paths) }
         return streams[streamID]?.receiveHeader(name: name, value: value) ?? true
     }
 
     override func headersComplete(streamID: Int32, category: HTTP2HeadersCategory, endStream: Bool) {
         if category == .request {
-            let stream = headerStream?.id == streamID ? headerStream : streams[streamID]
+            guard streamID == headerStreamID, let stream = headerStream else { return }
             headerStream = nil
-            guard let stream, machine.isServing else { return }
-            if stream.receiveHeadComplete(endStream: endStream) { handlers.serve(stream) }
+            headerStreamID = -1
+            // Moved to the stream, not copied.
+            var head = GRPCRequestHead(maxListBytes: configuration.maxHeaderListBytes)
+            swap(&head, &headerBlock)
+            guard machine.isServing else { return }
+            if stream.receiveHeadComplete(consume head, endStream: endStream) { handlers.serve(stream) }
         } else if endStream {
             streams[streamID]?.receiveEndOfStream()  // trailers from the client end its request
         }

@@ -57,14 +57,16 @@ final class HTTP2ServerStream: ServerTransportStream, HTTP2StreamAdapter, @unche
 
     // MARK: The request head (loop)
 
-    /// A request header; false when the list exceeds the limit (the stream is reset).
+    /// A header of a trailers block the client sends after its messages; false when the list exceeds the
+    /// limit (the stream is reset). (The request head's headers go to the connection, which hands the
+    /// complete head to ``receiveHeadComplete(_:endStream:)``.)
     func receiveHeader(name: HeaderBytes, value: HeaderBytes) -> Bool {
         head.add(name: name, value: value, paths: connection.paths)
     }
 
     /// The request head is complete. True when a handler should serve the stream; otherwise it has been
     /// answered already (405, 415, or a Trailers-Only status).
-    func receiveHeadComplete(endStream: Bool) -> Bool {
+    func receiveHeadComplete(_ head: consuming GRPCRequestHead, endStream: Bool) -> Bool {
         guard machine.termination == nil else { return false }
         path = head.path
         metadata = head.metadata

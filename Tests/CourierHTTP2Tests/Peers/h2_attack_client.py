@@ -68,6 +68,12 @@ elif MODE == "unknown-frame":
     opening()
     send(frame(0x42, 0xFF, 0, b"whatever") + frame(0x43, 0, 1, b"x" * 10))
     send(frame(HEADERS, END_HEADERS, 1, request_headers()) + frame(DATA, END_STREAM, 1, grpc_message()))
+elif MODE == "request-trailers":
+    # Not an attack: a client may end its request with a trailers block (HEADERS with END_STREAM after
+    # DATA). The server ends the request there and answers as usual; the trailers are not a second head.
+    opening()
+    send(frame(HEADERS, END_HEADERS, 1, request_headers()) + frame(DATA, 0, 1, grpc_message()))
+    send(frame(HEADERS, END_HEADERS | END_STREAM, 1, encoder.encode([("x-request-trailer", "1")])))
 elif MODE == "data-on-stream-0":
     opening()
     send(frame(DATA, 0, 0, b"hello"))

@@ -50,6 +50,29 @@ public struct ServerContext: Sendable {
         self.clock = clock
     }
 
+    /// A context with the transport's stream and the server's shared state.
+    package init(
+        descriptor: MethodDescriptor,
+        peer: String,
+        deadline: ContinuousClock.Instant?,
+        clock: any RPCClock,
+        requestCompression: CompressionAlgorithm?,
+        peerIdentity: PeerIdentity?,
+        transportStream: any ServerTransportStream,
+        server: ServerShared
+    ) {
+        self.init(
+            descriptor: descriptor,
+            peer: peer,
+            deadline: deadline,
+            clock: clock,
+            requestCompression: requestCompression,
+            peerIdentity: peerIdentity
+        )
+        self.transportStream = transportStream
+        self.server = server
+    }
+
     /// The time left until the deadline (negative once it has passed), or `nil` without a deadline.
     public var timeRemaining: Duration? {
         deadline.map { clock.now.duration(to: $0) }

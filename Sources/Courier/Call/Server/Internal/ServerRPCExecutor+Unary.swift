@@ -30,7 +30,7 @@ extension ServerRPCExecutor {
                     ServerRequest(metadata: call.stream.metadata, message: message),
                     context
                 )
-                let contents = try response.accepted.get()
+                let contents = try (consume response).accepted.get()
                 try contents.metadata.validate()
                 if let compression = contents.compression { call.stream.setResponseCompression(compression) }
                 try await call.write(.metadata(contents.metadata))
