@@ -254,8 +254,9 @@ final class HTTP2ClientStream: ClientTransportStream, HTTP2StreamAdapter, @unche
 
     /// A HEADERS block is complete: the response head, its trailers, or a Trailers-Only response.
     func receiveHeadersComplete(endStream: Bool) {
-        let head = responseHead
-        responseHead = GRPCResponseHead()
+        // Moved out, not copied (a copy retained each of its references).
+        var head = GRPCResponseHead()
+        swap(&head, &responseHead)
         handle(machine.receiveResponseHead(head, endStream: endStream))
     }
 

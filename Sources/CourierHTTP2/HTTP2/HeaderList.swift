@@ -29,13 +29,15 @@ struct HeaderList {
 
     func withNV<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
         var byteCount = 0
-        for field in fields { byteCount += field.name.utf8.count + field.value.utf8.count }
+        for index in fields.indices { byteCount += fields[index].name.utf8.count + fields[index].value.utf8.count }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(1, byteCount)) { bytes in
             withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(1, fields.count)) { nvs in
                 var offset = 0
-                for (index, field) in fields.enumerated() {
-                    let name = HeaderList.copy(field.name, into: bytes, at: &offset)
-                    let value = HeaderList.copy(field.value, into: bytes, at: &offset)
+                // By index, the strings borrowed in place: a `for field in fields` copy, and the `var` that
+                // `withUTF8` needs, retained each string twice (32 retains per request head).
+                for index in fields.indices {
+                    let name = HeaderList.copy(fields[index].name, into: bytes, at: &offset)
+                    let value = HeaderList.copy(fields[index].value, into: bytes, at: &offset)
                     nvs.initializeElement(
                         at: index,
                         to: nghttp2_nv(
@@ -53,15 +55,23 @@ struct HeaderList {
     }
 
     private static func copy(
-        _ string: String,
+        _ string: borrowing String,
         into bytes: UnsafeMutableBufferPointer<UInt8>,
         at offset: inout Int
     ) -> UnsafeMutableBufferPointer<UInt8> {
-        var string = string
         let start = offset
-        string.withUTF8 { utf8 in
+        let copied = string.utf8.withContiguousStorageIfAvailable { utf8 in
             if let source = utf8.baseAddress { (bytes.baseAddress! + start).update(from: source, count: utf8.count) }
-            offset += utf8.count
+            return utf8.count
+        }
+        if let copied {
+            offset += copied
+        } else {  // not contiguous UTF-8 (a bridged string): copied byte by byte
+            let owned = copy string
+            for byte in owned.utf8 {
+                bytes[offset] = byte
+                offset += 1
+            }
         }
         return UnsafeMutableBufferPointer(rebasing: bytes[start..<offset])
     }
