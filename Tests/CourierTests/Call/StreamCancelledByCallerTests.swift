@@ -23,16 +23,6 @@ struct StreamCancelledByCallerTests {
         }
     }
 
-    struct PassThrough: ClientInterceptor {
-        func intercept<Input: Sendable, Output: Sendable>(
-            request: StreamingClientRequest<Input>,
-            context: ClientContext,
-            next: ClientInterceptorNext<Input, Output>
-        ) async throws -> StreamingClientResponse<Output> {
-            try await next(request, context)
-        }
-    }
-
     let codec = UTF8Codec()
 
     @Test("A plain unary call: set")
@@ -53,7 +43,7 @@ struct StreamCancelledByCallerTests {
     @Test("A unary call through an interceptor, and the streaming kinds: not set")
     func otherShapes() async throws {
         let transport = RecordingTransport()
-        let intercepted = CourierClient(transport: transport, interceptors: [PassThrough()])
+        let intercepted = CourierClient(transport: transport, interceptors: [PassThroughClientInterceptor()])
         await #expect(throws: RPCError.self) {
             _ = try await intercepted.unary(
                 request: ClientRequest(message: "m"),
